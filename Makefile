@@ -1,0 +1,36 @@
+# BrowserCloud. `make run` serves the rendezvous server on :9000; `make test` runs every test.
+SWIFT      ?= swift
+HOST       ?= 0.0.0.0
+PORT       ?= 9000
+SERVE_ARGS ?=
+PYTHON     ?= python3
+
+.PHONY: deps test-deps build release run test test-swift test-integration bench clean
+
+deps:
+	@scripts/install-deps.sh
+
+test-deps:
+	@scripts/install-deps.sh --test
+
+build: deps
+	$(SWIFT) build --product browsercloud
+
+release: deps
+	$(SWIFT) build -c release --product browsercloud
+
+run: release
+	.build/release/browsercloud serve --host $(HOST) --port $(PORT) --public Public $(SERVE_ARGS)
+
+test: test-deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+	BROWSERCLOUD_BIN=$$($(SWIFT) build --show-bin-path)/browsercloud $(PYTHON) -m pytest -q tests
+
+bench: test-deps
+	$(SWIFT) build -c release --product browsercloud
+	$(SWIFT) build -c release --product bc-loadgen
+	$(PYTHON) bench/run.py --out docs/benchmarks.md
+
+clean:
+	rm -rf .build

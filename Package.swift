@@ -1,0 +1,60 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "BrowserCloud",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "browsercloud", targets: ["browsercloud"]),
+        .library(name: "Ring", targets: ["Ring"]),
+        .library(name: "WireProtocol", targets: ["WireProtocol"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+    ],
+    targets: [
+        // Thin C shim over the system libwebsockets (Debian: libwebsockets-dev).
+        .systemLibrary(
+            name: "CLibWebSockets",
+            pkgConfig: "libwebsockets",
+            providers: [.apt(["libwebsockets-dev"])]
+        ),
+        // Pure Chord ring logic: identifiers, intervals, fingers, ID allocation, change sets. No I/O.
+        .target(
+            name: "Ring",
+            dependencies: [.product(name: "HeapModule", package: "swift-collections")]
+        ),
+        // Wire protocol v1: message types, JSON encoding/decoding and validation. No I/O.
+        .target(name: "WireProtocol", dependencies: ["Ring"]),
+        // libwebsockets wrapper: one service thread owns every lws object.
+        .target(
+            name: "Transport",
+            dependencies: [
+                "CLibWebSockets",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "DequeModule", package: "swift-collections"),
+            ]
+        ),
+        // The rendezvous server: membership, signal relay, analytics and HTTP routes.
+        .target(
+            name: "Rendezvous",
+            dependencies: [
+                "Ring", "WireProtocol", "Transport",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "browsercloud",
+            dependencies: [
+                "Rendezvous",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "RingTests", dependencies: ["Ring"]),
+        .testTarget(name: "WireProtocolTests", dependencies: ["WireProtocol"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,56 @@
+import HeapModule
+
+/// The arcs between consecutive ring members, ordered by length, for least-occupied ID assignment.
+///
+/// A min-max heap of `(length, random tie-break, start)` entries with lazy invalidation:
+/// joins and leaves push the arcs they create and never search for the ones they destroy;
+/// an entry is checked against the ring when it reaches the top and dropped when stale.
+/// The heap is rebuilt from the ring when stale entries outnumber live arcs, so memory stays O(N)
+/// and the amortized cost per join or leave is O(log N).
+struct GapIndex: Sendable {
+    struct Entry: Comparable, Sendable {
+        var length: UInt64
+        var tieBreak: UInt64
+        var start: PeerID
+
+        static func < (a: Entry, b: Entry) -> Bool {
+            (a.length, a.tieBreak, a.start.rawValue) < (b.length, b.tieBreak, b.start.rawValue)
+        }
+    }
+
+    private var heap = Heap<Entry>()
+
+    var entryCount: Int { heap.count }
+
+    mutating func push(start: PeerID, length: UInt64, rng: inout SplitMix64) {
+        heap.insert(Entry(length: length, tieBreak: rng.next(), start: start))
+    }
+
+    mutating func rebuild(members: [PeerID], rng: inout SplitMix64) {
+        var entries: [Entry] = []
+        entries.reserveCapacity(members.count)
+        for (i, start) in members.enumerated() {
+            let next = members[(i + 1) % members.count]
+            entries.append(Entry(length: Ring.arcLength(from: start, to: next), tieBreak: rng.next(), start: start))
+        }
+        heap = Heap(entries)
+    }
+
+    /// The largest live arc; `isLive` tells whether an entry still describes the ring.
+    mutating func largest(isLive: (Entry) -> Bool) -> Entry? {
+        while let top = heap.max {
+            if isLive(top) { return top }
+            heap.removeMax()
+        }
+        return nil
+    }
+
+    /// The smallest live arc.
+    mutating func smallest(isLive: (Entry) -> Bool) -> Entry? {
+        while let bottom = heap.min {
+            if isLive(bottom) { return bottom }
+            heap.removeMin()
+        }
+        return nil
+    }
+}

@@ -1,0 +1,116 @@
+import Foundation
+import Ring
+
+/// Stable error codes of protocol v1 (see docs/protocol.md).
+public enum ErrorCode: String, Sendable, CaseIterable, Codable {
+    case badJSON = "bad-json"
+    case unknownType = "unknown-type"
+    case badField = "bad-field"
+    case notRegistered = "not-registered"
+    case alreadyRegistered = "already-registered"
+    case unknownPeer = "unknown-peer"
+    case tooLarge = "too-large"
+    case rateLimited = "rate-limited"
+    case serverFull = "server-full"
+    case badToken = "bad-token"
+    case binaryFrame = "binary-frame"
+    case replaced = "replaced"
+    case evicted = "evicted"
+}
+
+/// A protocol violation: what the server answers with an `error` message.
+public struct ProtocolError: Error, Equatable, Sendable {
+    public var code: ErrorCode
+    public var message: String
+    public init(_ code: ErrorCode, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+}
+
+/// Messages a peer sends to the rendezvous server.
+public enum ClientMessage: Equatable, Sendable {
+    /// Join the ring; with `peerId` and `token`, come back with a previous ID.
+    case register(peerId: PeerID?, token: String?, capabilities: [String: JSONValue]?)
+    /// Relay an opaque WebRTC signal (offer, answer, ICE candidate) to another peer.
+    case signal(to: PeerID, intentId: String, signal: [String: JSONValue])
+    /// Leave the ring cleanly.
+    case leave
+    /// Numbers the peer reports for analytics.
+    case report(stats: [String: Double])
+}
+
+/// The configuration a peer gets in `registered` and `config`.
+public struct RingConfig: Equatable, Sendable {
+    public var fingerRows: [Int]
+    public var successors: Int
+    public var maxMessageBytes: Int
+    public var idleTimeoutSeconds: Int
+
+    public init(fingerRows: [Int], successors: Int, maxMessageBytes: Int, idleTimeoutSeconds: Int) {
+        self.fingerRows = fingerRows
+        self.successors = successors
+        self.maxMessageBytes = maxMessageBytes
+        self.idleTimeoutSeconds = idleTimeoutSeconds
+    }
+
+    var json: JSONValue {
+        .object([
+            "idBits": .number(Double(PeerID.bits)),
+            "fingerRows": .array(fingerRows.map { .number(Double($0)) }),
+            "successors": .number(Double(successors)),
+            "maxMessageBytes": .number(Double(maxMessageBytes)),
+            "idleTimeoutSeconds": .number(Double(idleTimeoutSeconds)),
+        ])
+    }
+}
+
+/// Messages the rendezvous server sends to a peer.
+public enum ServerMessage: Equatable, Sendable {
+    case registered(peerId: PeerID, token: String, config: RingConfig)
+    case config(RingConfig)
+    case predecessor(PeerID?)
+    case successors([PeerID])
+    case fingerUpdate(row: Int, start: PeerID, peer: PeerID?)
+    case signal(from: PeerID, intentId: String, signal: [String: JSONValue])
+    case error(ErrorCode, String)
+
+    public var json: JSONValue {
+        func id(_ p: PeerID?) -> JSONValue { p.map { .string($0.hex) } ?? .null }
+        switch self {
+        case .registered(let peerId, let token, let config):
+            return .object(["type": "registered", "peerId": id(peerId), "token": .string(token), "config": config.json])
+        case .config(let config):
+            var object = config.json.objectValue!
+            object["type"] = "config"
+            return .object(object)
+        case .predecessor(let p):
+            return .object(["type": "predecessor", "peerId": id(p)])
+        case .successors(let list):
+            return .object(["type": "successors", "peerIds": .array(list.map { id($0) })])
+        case .fingerUpdate(let row, let start, let peer):
+            return .object(["type": "finger-update", "row": .number(Double(row)), "start": id(start), "peerId": id(peer)])
+        case .signal(let from, let intentId, let signal):
+            return .object(["type": "signal", "from": id(from), "intentId": .string(intentId), "signal": .object(signal)])
+        case .error(let code, let message):
+            return .object(["type": "error", "code": .string(code.rawValue), "message": .string(message)])
+        }
+    }
+
+    /// The JSON text frame.
+    public func encoded() -> [UInt8] { json.encoded() }
+
+    /// The message that tells a peer about one ring update.
+    public init(_ update: RingUpdate, config: (([Int]) -> RingConfig)) {
+        switch update {
+        case .config(let rows): self = .config(config(rows))
+        case .predecessor(let p): self = .predecessor(p)
+        case .successors(let list): self = .successors(list)
+        case .finger(let row, let start, let peer): self = .fingerUpdate(row: row, start: start, peer: peer)
+        }
+    }
+}
+
+extension JSONValue: ExpressibleByStringLiteral {
+    public init(stringLiteral value: String) { self = .string(value) }
+}
