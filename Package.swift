@@ -21,6 +21,12 @@ let package = Package(
             pkgConfig: "libwebsockets",
             providers: [.apt(["libwebsockets-dev"])]
         ),
+        // Thin C shim over OpenSSL's libcrypto (HMAC-SHA256 for re-registration tokens).
+        .systemLibrary(
+            name: "CCrypto",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
         // Pure Chord ring logic: identifiers, intervals, fingers, ID allocation, change sets. No I/O.
         .target(
             name: "Ring",
@@ -41,7 +47,7 @@ let package = Package(
         .target(
             name: "Rendezvous",
             dependencies: [
-                "Ring", "WireProtocol", "Transport",
+                "Ring", "WireProtocol", "Transport", "CCrypto",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

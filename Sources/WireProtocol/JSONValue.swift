@@ -62,3 +62,12 @@ enum JSONCoding {
         return e
     }
 }
+
+extension JSONValue {
+    /// Indented JSON text with sorted keys and a final newline (for curl-friendly REST answers).
+    public func prettyEncoded() -> [UInt8] {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes, .prettyPrinted]
+        return ((try? e.encode(self)).map { Array($0) } ?? Array("null".utf8)) + [UInt8(ascii: "\n")]
+    }
+}

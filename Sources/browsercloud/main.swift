@@ -1,1 +1,175 @@
-print("x")
+import ArgumentParser
+import Foundation
+import Logging
+import Rendezvous
+import Ring
+
+@main
+struct BrowserCloud: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "browsercloud",
+        abstract: "BrowserCloud: a community cloud on a peer-to-peer overlay of browsers and machines.",
+        subcommands: [Serve.self]
+    )
+}
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the rendezvous (signalling) server: ring meta-state, SDP relay, REST analytics, static bundle.")
+
+    @Option(help: "Address to bind (IPv4/IPv6 literal, localhost, or 0.0.0.0 for all interfaces).")
+    var host = "127.0.0.1"
+
+    @Option(help: "TCP port (0 picks a free port and prints it).")
+    var port = 9000
+
+    @Option(help: "Directory served over HTTP (index.html at /).")
+    var `public`: String?
+
+    @Option(help: "Finger rows: auto, all, or a comma list such as 0,10,12,20,30,47.",
+            transform: { text in
+                guard let p = FingerPolicy(parsing: text) else { throw ValidationError("--fingers takes auto, all or rows in 0...47") }
+                return p
+            })
+    var fingers = FingerPolicy.auto
+
+    @Option(help: "Successor list length r pushed to each peer.")
+    var successors = 3
+
+    @Option(help: "File holding the token secret (created with a random secret if missing).")
+    var secretFile = "browsercloud.secret"
+
+    @Option(help: "Bearer token enabling admin routes (DELETE /api/peers/<id>). Prefer --admin-token-file.")
+    var adminToken: String?
+
+    @Option(help: "File holding the admin bearer token.")
+    var adminTokenFile: String?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level = .info
+
+    @Option(help: "Largest WebSocket message accepted, in bytes.")
+    var maxMessageBytes = 64 * 1024
+
+    @Option(help: "Most peers registered at once.")
+    var maxPeers = 10_000
+
+    @Option(help: "Most simultaneous connections (WebSocket and HTTP).")
+    var maxConnections = 20_000
+
+    @Option(help: "Sustained messages per second per connection.")
+    var rateLimit = 50.0
+
+    @Option(help: "Messages a connection may send in a burst.")
+    var rateBurst = 200.0
+
+    @Option(help: "Messages dropped in a row for rate limiting before the connection is closed.")
+    var abusiveAfter = 1000
+
+    @Option(help: "Most messages queued for one receiver before it is disconnected as a slow consumer.")
+    var sendQueueMessages = 1024
+
+    @Option(help: "Most bytes queued for one receiver before it is disconnected as a slow consumer.")
+    var sendQueueBytes = 4 * 1024 * 1024
+
+    @Option(help: "Seconds without traffic before the server pings a peer.")
+    var pingAfter = 10
+
+    @Option(help: "Seconds without a pong or message before a peer counts as gone (a leave).")
+    var idleTimeout = 30
+
+    @Option(help: "Comma list of allowed Origin values for WebSockets (default: allow all).")
+    var allowedOrigins: String?
+
+    @Option(help: "Largest 'capabilities' object, in bytes.")
+    var maxCapabilitiesBytes = 4096
+
+    @Flag(help: "Offer permessage-deflate (about 100 KB of memory per connection).")
+    var permessageDeflate = false
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
+        guard successors >= 1 && successors <= 32 else { throw ValidationError("--successors must be 1...32") }
+        guard maxMessageBytes >= 1024 else { throw ValidationError("--max-message-bytes must be at least 1024") }
+        guard maxPeers >= 1, maxConnections >= 1 else { throw ValidationError("--max-peers and --max-connections must be positive") }
+        guard rateLimit > 0, rateBurst >= 1, abusiveAfter >= 1 else { throw ValidationError("rate limits must be positive") }
+        guard sendQueueMessages >= 1, sendQueueBytes >= 1024 else { throw ValidationError("send queue limits too small") }
+        guard pingAfter >= 1, idleTimeout > pingAfter, idleTimeout <= 65535 else {
+            throw ValidationError("--idle-timeout must exceed --ping-after (both in seconds)")
+        }
+        if adminToken != nil && adminTokenFile != nil { throw ValidationError("give --admin-token or --admin-token-file, not both") }
+    }
+
+    func run() throws {
+        let level = logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "browsercloud")
+        raiseFileLimit()
+
+        var config = ServerConfiguration()
+        config.transport.host = host
+        config.transport.port = port
+        config.transport.maxMessageBytes = maxMessageBytes
+        config.transport.maxConnections = maxConnections
+        config.transport.maxSendQueueMessages = sendQueueMessages
+        config.transport.maxSendQueueBytes = sendQueueBytes
+        config.transport.pingAfterSeconds = pingAfter
+        config.transport.hangupAfterSeconds = idleTimeout
+        config.transport.permessageDeflate = permessageDeflate
+        config.transport.allowedOrigins = allowedOrigins.map { Set($0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }) }
+        config.fingerPolicy = fingers
+        config.successorListLength = successors
+        config.maxPeers = maxPeers
+        config.rateLimitPerSecond = rateLimit
+        config.rateLimitBurst = rateBurst
+        config.abusiveAfterDropped = abusiveAfter
+        config.publicDirectory = `public`
+        config.decoding.maxCapabilitiesBytes = maxCapabilitiesBytes
+        if let adminTokenFile {
+            config.adminToken = try String(contentsOfFile: adminTokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        } else {
+            config.adminToken = adminToken
+        }
+        if let token = config.adminToken, token.count < 16 { throw ValidationError("the admin token must be at least 16 characters") }
+
+        let secret = try TokenAuthority.loadOrCreateSecret(at: secretFile)
+        let server = try RendezvousServer(configuration: config, secret: secret, logger: logger)
+        try server.start()
+        // Machine-readable line for scripts and tests (the port matters with --port 0).
+        FileHandle.standardOutput.write(Data("browsercloud: listening on \(host):\(server.port)\n".utf8))
+
+        let done = DispatchSemaphore(value: 0)
+        let queue = DispatchQueue(label: "signals")
+        var sources: [any DispatchSourceSignal] = []
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
+            source.setEventHandler { @Sendable in
+                logger.info("signal received, shutting down", metadata: ["signal": "\(sig)"])
+                done.signal()
+            }
+            source.resume()
+            sources.append(source)
+        }
+        done.wait()
+        server.stop()
+        _ = sources
+    }
+
+    /// Lets the server hold as many sockets as `--max-connections` asks for.
+    private func raiseFileLimit() {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
+        let wanted = rlim_t(maxConnections + 256)
+        if limit.rlim_cur < wanted {
+            limit.rlim_cur = min(wanted, limit.rlim_max)
+            setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}

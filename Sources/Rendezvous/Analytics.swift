@@ -1,0 +1,93 @@
+import Foundation
+import Ring
+import Transport
+import WireProtocol
+
+/// One snapshot of every counter, taken on the service thread; rendered as JSON and as Prometheus text.
+struct StatsSnapshot {
+    var peersOnline: Int
+    var connectionsOpen: Int
+    var membership: MembershipCounters
+    var transport: TransportCounters
+    var uptimeSeconds: Double
+    var arcRatioMaxMin: Double
+    var arcRatioMaxMean: Double
+    var fingerRows: [Int]
+    var eventSubscribers: Int
+
+    var json: JSONValue {
+        var errors: [String: JSONValue] = [:]
+        for code in ErrorCode.allCases { errors[code.rawValue] = .number(Double(membership.errors[code] ?? 0)) }
+        func n(_ v: Int) -> JSONValue { .number(Double(v)) }
+        return .object([
+            "peersOnline": n(peersOnline),
+            "connectionsOpen": n(connectionsOpen),
+            "joins": n(membership.joins),
+            "leaves": n(membership.leaves),
+            "reRegistrations": n(membership.reRegistrations),
+            "replacements": n(membership.replacements),
+            "evictions": n(membership.evictions),
+            "signalsRelayed": n(membership.signalsRelayed),
+            "reports": n(membership.reports),
+            "messagesIn": n(transport.messagesIn),
+            "messagesOut": n(transport.messagesOut),
+            "bytesIn": n(transport.bytesIn),
+            "bytesOut": n(transport.bytesOut),
+            "httpRequests": n(transport.httpRequests),
+            "slowConsumerDisconnects": n(transport.slowConsumerDisconnects),
+            "abusiveDisconnects": n(membership.abusiveDisconnects),
+            "originRejections": n(transport.originRejections),
+            "connectionLimitRejections": n(transport.connectionLimitRejections),
+            "eventSubscribers": n(eventSubscribers),
+            "errors": .object(errors),
+            "uptimeSeconds": .number((uptimeSeconds * 1000).rounded() / 1000),
+            "arcRatioMaxMin": .number(arcRatioMaxMin),
+            "arcRatioMaxMean": .number(arcRatioMaxMean),
+            "fingerRows": .array(fingerRows.map { n($0) }),
+        ])
+    }
+
+    /// Prometheus text exposition format 0.0.4.
+    var prometheus: String {
+        var out = ""
+        func metric(_ name: String, _ type: String, _ help: String, _ value: Double, labels: String = "") {
+            out += "# HELP browsercloud_\(name) \(help)\n# TYPE browsercloud_\(name) \(type)\n"
+            out += "browsercloud_\(name)\(labels) \(format(value))\n"
+        }
+        metric("peers_online", "gauge", "Peers registered in the ring.", Double(peersOnline))
+        metric("connections_open", "gauge", "Open signalling WebSocket connections.", Double(connectionsOpen))
+        metric("joins_total", "counter", "Peers that joined the ring.", Double(membership.joins))
+        metric("leaves_total", "counter", "Peers that left the ring (any reason).", Double(membership.leaves))
+        metric("reregistrations_total", "counter", "Registrations with a previous ID and token.", Double(membership.reRegistrations))
+        metric("replacements_total", "counter", "Sessions replaced by a new session for the same ID.", Double(membership.replacements))
+        metric("evictions_total", "counter", "Peers evicted by the operator.", Double(membership.evictions))
+        metric("signals_relayed_total", "counter", "WebRTC signals relayed between peers.", Double(membership.signalsRelayed))
+        metric("reports_total", "counter", "Peer stats reports received.", Double(membership.reports))
+        metric("messages_in_total", "counter", "WebSocket messages received.", Double(transport.messagesIn))
+        metric("messages_out_total", "counter", "WebSocket messages sent.", Double(transport.messagesOut))
+        metric("bytes_in_total", "counter", "WebSocket payload bytes received.", Double(transport.bytesIn))
+        metric("bytes_out_total", "counter", "Payload bytes sent (WebSocket and HTTP bodies).", Double(transport.bytesOut))
+        metric("http_requests_total", "counter", "HTTP requests served.", Double(transport.httpRequests))
+        metric("slow_consumer_disconnects_total", "counter", "Connections closed because their send queue overflowed.",
+               Double(transport.slowConsumerDisconnects))
+        metric("abusive_disconnects_total", "counter", "Connections closed for sustained rate-limit violations.",
+               Double(membership.abusiveDisconnects))
+        metric("origin_rejections_total", "counter", "WebSocket upgrades refused by the Origin allow-list.",
+               Double(transport.originRejections))
+        metric("connection_limit_rejections_total", "counter", "WebSocket upgrades refused by the connection limit.",
+               Double(transport.connectionLimitRejections))
+        out += "# HELP browsercloud_errors_total Protocol errors sent to peers, by code.\n# TYPE browsercloud_errors_total counter\n"
+        for code in ErrorCode.allCases {
+            out += "browsercloud_errors_total{code=\"\(code.rawValue)\"} \(membership.errors[code] ?? 0)\n"
+        }
+        metric("uptime_seconds", "gauge", "Seconds since the server started.", uptimeSeconds)
+        metric("arc_ratio_max_min", "gauge", "Largest arc between consecutive peers over the smallest (0 when empty).", arcRatioMaxMin)
+        metric("arc_ratio_max_mean", "gauge", "Largest arc between consecutive peers over the mean arc (0 when empty).", arcRatioMaxMean)
+        metric("finger_rows", "gauge", "Finger rows currently pushed to peers.", Double(fingerRows.count))
+        return out
+    }
+
+    private func format(_ v: Double) -> String {
+        v.rounded() == v && abs(v) < 1e15 ? String(Int64(v)) : String(v)
+    }
+}

@@ -1,0 +1,31 @@
+import Ring
+import Transport
+import WireProtocol
+
+/// Everything the rendezvous server can be told. Each limit has a command-line flag of the same name.
+public struct ServerConfiguration: Sendable {
+    /// Socket-level settings and limits (bind address, message size, send queues, idle policy, origins).
+    public var transport = TransportConfiguration()
+    /// Which finger rows peers are told about.
+    public var fingerPolicy = FingerPolicy.auto
+    /// Successor list length r.
+    public var successorListLength = 3
+    /// Most peers registered at once; further registrations get `server-full`.
+    public var maxPeers = 10_000
+    /// Sustained messages per second per connection (token bucket refill rate).
+    public var rateLimitPerSecond = 50.0
+    /// Token bucket size: messages a connection may send in a burst.
+    public var rateLimitBurst = 200.0
+    /// Messages dropped for rate limiting in a row before the connection is closed as abusive.
+    public var abusiveAfterDropped = 1000
+    /// Directory served over HTTP; nil serves no files.
+    public var publicDirectory: String?
+    /// Bearer token for admin routes (DELETE /api/peers/<id>); nil turns admin routes off.
+    public var adminToken: String?
+    /// Limits applied while decoding client messages.
+    public var decoding = DecodingLimits()
+    /// Seed for ID allocation (tests); nil seeds from the system generator.
+    public var seed: UInt64?
+
+    public init() {}
+}

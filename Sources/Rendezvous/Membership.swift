@@ -1,0 +1,266 @@
+import Foundation
+import Ring
+import Transport
+import WireProtocol
+
+/// What the I/O layer must do after the core handled an event.
+enum Action: Equatable, Sendable {
+    case send(ConnectionID, ServerMessage)
+    /// Close after queued messages are sent, with a WebSocket close status.
+    case close(ConnectionID, status: UInt16, reason: String)
+    /// Publish on the Server-Sent Events stream.
+    case publish(RingEvent)
+}
+
+/// A change to the ring, published on `/api/events`.
+enum RingEvent: Equatable, Sendable {
+    case join(PeerID)
+    case leave(PeerID, reason: LeaveReason)
+    case updated(PeerID, [RingUpdate])
+}
+
+enum LeaveReason: String, Sendable {
+    case leave, closed, evicted
+}
+
+/// What the server keeps about a registered peer.
+struct PeerRecord: Sendable {
+    var connection: ConnectionID
+    var connectedAt: Date
+    var remoteAddress: String
+    var capabilities: [String: JSONValue]?
+    var stats: [String: Double] = [:]
+}
+
+/// The rendezvous server's logic without any I/O: sessions, ring membership, registration with tokens,
+/// signal relay and rate limits. Events go in, `Action`s come out (tested without sockets).
+struct Membership {
+    let configuration: ServerConfiguration
+    let tokens: TokenAuthority
+    private(set) var ring: Ring
+    private(set) var peers: [PeerID: PeerRecord] = [:]
+    private var sessions: [ConnectionID: Session] = [:]
+    private(set) var counters = MembershipCounters()
+
+    struct Session {
+        var machine = SessionStateMachine()
+        var bucket: TokenBucket
+        var remoteAddress: String
+        var droppedInARow = 0
+        var lastRateLimitNotice = -Double.infinity
+    }
+
+    init(configuration: ServerConfiguration, tokens: TokenAuthority) {
+        self.configuration = configuration
+        self.tokens = tokens
+        self.ring = Ring(policy: configuration.fingerPolicy, successorListLength: configuration.successorListLength,
+                         seed: configuration.seed)
+    }
+
+    var ringConfig: RingConfig { config(rows: ring.fingerRows) }
+
+    func config(rows: [Int]) -> RingConfig {
+        RingConfig(fingerRows: rows, successors: configuration.successorListLength,
+                   maxMessageBytes: configuration.transport.maxMessageBytes,
+                   idleTimeoutSeconds: configuration.transport.hangupAfterSeconds)
+    }
+
+    var connectionCount: Int { sessions.count }
+
+    mutating func arcRatios() -> (maxMin: Double, maxMean: Double)? { ring.arcRatios() }
+
+    // MARK: Events
+
+    mutating func opened(_ connection: ConnectionID, remoteAddress: String, now: Double) {
+        sessions[connection] = Session(
+            bucket: TokenBucket(rate: configuration.rateLimitPerSecond, burst: configuration.rateLimitBurst, now: now),
+            remoteAddress: remoteAddress)
+    }
+
+    mutating func closed(_ connection: ConnectionID) -> [Action] {
+        guard var session = sessions.removeValue(forKey: connection) else { return [] }
+        guard let peer = session.machine.closed(), peers[peer]?.connection == connection else { return [] }
+        return removeFromRing(peer, reason: .closed)
+    }
+
+    /// A frame the transport refused (binary or too large): answered like any protocol error.
+    mutating func rejected(_ connection: ConnectionID, problem: FrameProblem, now: Double) -> [Action] {
+        guard admit(connection, now: now) else { return rateLimitActions(connection, now: now) }
+        switch problem {
+        case .binary:
+            return fail(connection, ProtocolError(.binaryFrame, "binary frames are not accepted; send JSON text frames"))
+        case .tooLarge(let bytes):
+            return fail(connection, ProtocolError(.tooLarge,
+                "message of \(bytes) bytes exceeds the limit of \(configuration.transport.maxMessageBytes) bytes"))
+        }
+    }
+
+    mutating func received(_ connection: ConnectionID, text: [UInt8], now: Double) -> [Action] {
+        guard let session = sessions[connection], session.machine.acceptsMessages else { return [] }
+        guard admit(connection, now: now) else { return rateLimitActions(connection, now: now) }
+        let message: ClientMessage
+        do throws(ProtocolError) {
+            message = try ClientMessage.decode(text, limits: configuration.decoding)
+        } catch {
+            return fail(connection, error)
+        }
+        switch message {
+        case .register(let peerId, let token, let capabilities):
+            return register(connection, peerId: peerId, token: token, capabilities: capabilities)
+        case .signal(let to, let intentId, let signal):
+            guard let from = session.machine.peer else { return fail(connection, notRegistered) }
+            guard let target = peers[to] else {
+                return fail(connection, ProtocolError(.unknownPeer, "peer \(to.hex) is not in the ring"))
+            }
+            counters.signalsRelayed += 1
+            return [.send(target.connection, .signal(from: from, intentId: intentId, signal: signal))]
+        case .leave:
+            guard let peer = sessions[connection]?.machine.left() else { return fail(connection, notRegistered) }
+            return removeFromRing(peer, reason: .leave)
+        case .report(let stats):
+            guard let peer = session.machine.peer else { return fail(connection, notRegistered) }
+            peers[peer]?.stats = stats
+            counters.reports += 1
+            return []
+        }
+    }
+
+    /// Admin eviction; nil when the peer is unknown.
+    mutating func evict(_ peer: PeerID) -> [Action]? {
+        guard let record = peers[peer] else { return nil }
+        sessions[record.connection]?.machine.evicted()
+        counters.evictions += 1
+        counters.count(.evicted)
+        return [.send(record.connection, .error(.evicted, "evicted by the operator")),
+                .close(record.connection, status: 1008, reason: "evicted")] + removeFromRing(peer, reason: .evicted)
+    }
+
+    // MARK: Registration
+
+    private var notRegistered: ProtocolError { ProtocolError(.notRegistered, "send 'register' first") }
+
+    private mutating func register(_ connection: ConnectionID, peerId: PeerID?, token: String?,
+                                   capabilities: [String: JSONValue]?) -> [Action] {
+        guard let session = sessions[connection] else { return [] }
+        if let current = session.machine.peer {
+            return fail(connection, ProtocolError(.alreadyRegistered, "this connection is already registered as \(current.hex)"))
+        }
+        let record = PeerRecord(connection: connection, connectedAt: Date(), remoteAddress: session.remoteAddress,
+                                capabilities: capabilities)
+        if let peerId, let token {
+            guard tokens.verify(token, for: peerId) else {
+                return fail(connection, ProtocolError(.badToken, "token does not match peer \(peerId.hex)"))
+            }
+            counters.reRegistrations += 1
+            if let old = peers[peerId] {
+                // A live (possibly half-open) session holds this ID: the new session replaces it.
+                sessions[old.connection]?.machine.replaced()
+                counters.replacements += 1
+                counters.count(.replaced)
+                peers[peerId] = record
+                sessions[connection]?.machine.registered(as: peerId)
+                return [.send(old.connection, .error(.replaced, "peer \(peerId.hex) registered on another connection")),
+                        .close(old.connection, status: 4000, reason: "replaced")]
+                    + welcome(connection, peerId)
+            }
+            return addToRing(connection, peerId, record: record)
+        }
+        guard ring.count < configuration.maxPeers, let id = ring.allocateID() else {
+            return fail(connection, ProtocolError(.serverFull, "the ring is full (\(configuration.maxPeers) peers)"))
+        }
+        return addToRing(connection, id, record: record)
+    }
+
+    private mutating func addToRing(_ connection: ConnectionID, _ id: PeerID, record: PeerRecord) -> [Action] {
+        guard ring.count < configuration.maxPeers else {
+            return fail(connection, ProtocolError(.serverFull, "the ring is full (\(configuration.maxPeers) peers)"))
+        }
+        let changes: RingChanges
+        do throws(RingError) { changes = try ring.join(id) } catch {
+            return fail(connection, ProtocolError(.alreadyRegistered, "peer \(id.hex) is already in the ring"))
+        }
+        peers[id] = record
+        sessions[connection]?.machine.registered(as: id)
+        counters.joins += 1
+        return welcome(connection, id) + [.publish(.join(id))] + push(changes)
+    }
+
+    /// `registered` followed by the peer's whole state.
+    private func welcome(_ connection: ConnectionID, _ id: PeerID) -> [Action] {
+        let state = ring.state(of: id)
+        var actions: [Action] = [
+            .send(connection, .registered(peerId: id, token: tokens.token(for: id), config: ringConfig)),
+            .send(connection, .predecessor(state.predecessor)),
+            .send(connection, .successors(state.successors)),
+        ]
+        for row in ring.fingerRows {
+            actions.append(.send(connection, .fingerUpdate(row: row, start: id.fingerStart(row: row), peer: state.fingers[row] ?? nil)))
+        }
+        return actions
+    }
+
+    private mutating func removeFromRing(_ peer: PeerID, reason: LeaveReason) -> [Action] {
+        guard peers.removeValue(forKey: peer) != nil else { return [] }
+        counters.leaves += 1
+        let changes = (try? ring.leave(peer)) ?? [:]
+        return [.publish(.leave(peer, reason: reason))] + push(changes)
+    }
+
+    private func push(_ changes: RingChanges) -> [Action] {
+        var actions: [Action] = []
+        for (peer, updates) in changes {
+            guard let connection = peers[peer]?.connection else { continue }
+            for update in updates { actions.append(.send(connection, ServerMessage(update, config: config(rows:)))) }
+            actions.append(.publish(.updated(peer, updates)))
+        }
+        return actions
+    }
+
+    // MARK: Errors and rate limits
+
+    private mutating func fail(_ connection: ConnectionID, _ error: ProtocolError) -> [Action] {
+        counters.count(error.code)
+        return [.send(connection, .error(error.code, error.message))]
+    }
+
+    private mutating func admit(_ connection: ConnectionID, now: Double) -> Bool {
+        guard sessions[connection]?.bucket.take(now: now) ?? false else { return false }
+        sessions[connection]?.droppedInARow = 0
+        return true
+    }
+
+    /// A dropped message: at most one `rate-limited` error per second; close when abusive.
+    private mutating func rateLimitActions(_ connection: ConnectionID, now: Double) -> [Action] {
+        guard var session = sessions[connection] else { return [] }
+        counters.count(.rateLimited)
+        session.droppedInARow += 1
+        var actions: [Action] = []
+        if session.droppedInARow >= configuration.abusiveAfterDropped {
+            counters.abusiveDisconnects += 1
+            actions = [.send(connection, .error(.rateLimited, "too many messages; closing")),
+                       .close(connection, status: 1008, reason: "rate limit")]
+            session.droppedInARow = 0
+        } else if now - session.lastRateLimitNotice >= 1 {
+            session.lastRateLimitNotice = now
+            actions = [.send(connection, .error(.rateLimited,
+                "more than \(configuration.rateLimitPerSecond) messages/s (burst \(Int(configuration.rateLimitBurst))); message dropped"))]
+        }
+        sessions[connection] = session
+        return actions
+    }
+}
+
+/// Counters of the membership logic, reported by `/api/stats` and `/metrics`.
+struct MembershipCounters: Sendable {
+    var joins = 0
+    var leaves = 0
+    var reRegistrations = 0
+    var replacements = 0
+    var evictions = 0
+    var signalsRelayed = 0
+    var reports = 0
+    var abusiveDisconnects = 0
+    var errors: [ErrorCode: Int] = [:]
+
+    mutating func count(_ code: ErrorCode) { errors[code, default: 0] += 1 }
+}

@@ -1,0 +1,145 @@
+import Foundation
+import Logging
+import Ring
+import Transport
+import WireProtocol
+
+/// The rendezvous (signalling) server: glues the pure `Membership` logic and the HTTP routes to the
+/// libwebsockets `Transport`.
+///
+/// `@unchecked Sendable` is safe because every mutable stored property (`membership`, `subscribers`)
+/// is touched only on the transport's service thread (from `TransportHandler` callbacks or jobs posted
+/// with `transport.sync`/`post`); `start()`/`stop()`/`port` only call thread-safe `Transport` methods.
+public final class RendezvousServer: TransportHandler, @unchecked Sendable {
+    public let configuration: ServerConfiguration
+    let transport: Transport
+    let logger: Logger
+    var membership: Membership
+    let files: StaticFiles?
+    var subscribers = Set<ConnectionID>()
+    private let started = DispatchTime.now()
+
+    public init(configuration: ServerConfiguration, secret: [UInt8], logger: Logger = Logger(label: "browsercloud.server")) throws {
+        self.configuration = configuration
+        self.logger = logger
+        if let directory = configuration.publicDirectory {
+            guard let files = StaticFiles(directory: directory) else { throw ServerError.noSuchDirectory(directory) }
+            self.files = files
+        } else {
+            files = nil
+        }
+        membership = Membership(configuration: configuration, tokens: TokenAuthority(secret: secret))
+        transport = Transport(configuration: configuration.transport, logger: logger)
+        transport.handler = self
+    }
+
+    /// Binds and starts serving on the transport's service thread.
+    public func start() throws {
+        try transport.start()
+        logger.info("listening", metadata: ["host": "\(configuration.transport.host)", "port": "\(transport.port)",
+                                            "fingers": "\(configuration.fingerPolicy)"])
+    }
+
+    /// The bound port.
+    public var port: Int { transport.port }
+
+    /// Closes every connection and stops the service thread.
+    public func stop() {
+        transport.stop()
+        logger.info("stopped")
+    }
+
+    var now: Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+    var uptime: Double { Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9 }
+
+    // MARK: TransportHandler (service thread)
+
+    public func webSocketOpened(_ connection: ConnectionID, remoteAddress: String, origin: String?) {
+        membership.opened(connection, remoteAddress: remoteAddress, now: now)
+        logger.debug("connection opened", metadata: ["connection": "\(connection)", "remote": "\(remoteAddress)"])
+    }
+
+    public func webSocketReceived(_ connection: ConnectionID, text: [UInt8]) {
+        perform(membership.received(connection, text: text, now: now))
+    }
+
+    public func webSocketRejected(_ connection: ConnectionID, problem: FrameProblem) {
+        perform(membership.rejected(connection, problem: problem, now: now))
+    }
+
+    public func webSocketClosed(_ connection: ConnectionID, cause: CloseCause) {
+        logger.debug("connection closed", metadata: ["connection": "\(connection)", "cause": "\(cause.rawValue)"])
+        if cause == .shutdown { return }
+        perform(membership.closed(connection))
+    }
+
+    public func originRejected(_ origin: String) {
+        logger.notice("origin rejected", metadata: ["origin": "\(origin)"])
+    }
+
+    public func eventStreamClosed(_ connection: ConnectionID) {
+        subscribers.remove(connection)
+    }
+
+    public func httpRequest(_ request: HTTPRequest) -> HTTPResponse {
+        route(request)
+    }
+
+    // MARK: Actions
+
+    func perform(_ actions: [Action]) {
+        for action in actions {
+            switch action {
+            case .send(let connection, let message):
+                transport.send(message.encoded(), to: connection)
+            case .close(let connection, let status, let reason):
+                transport.close(connection, status: status, reason: reason)
+            case .publish(let event):
+                publish(event)
+            }
+        }
+    }
+
+    private func publish(_ event: RingEvent) {
+        switch event {
+        case .join(let p):
+            logger.info("join", metadata: ["peer": "\(p.hex)", "peers": "\(membership.ring.count)"])
+        case .leave(let p, let reason):
+            logger.info("leave", metadata: ["peer": "\(p.hex)", "reason": "\(reason.rawValue)", "peers": "\(membership.ring.count)"])
+        case .updated:
+            break
+        }
+        guard !subscribers.isEmpty else { return }
+        let name: String, data: JSONValue
+        switch event {
+        case .join(let p):
+            name = "join"; data = .object(["peerId": .string(p.hex)])
+        case .leave(let p, let reason):
+            name = "leave"; data = .object(["peerId": .string(p.hex), "reason": .string(reason.rawValue)])
+        case .updated(let p, let updates):
+            name = "update"
+            data = .object(["peerId": .string(p.hex),
+                            "changes": .array(updates.map { ServerMessage($0, config: membership.config(rows:)).json })])
+        }
+        let bytes = Array("event: \(name)\ndata: ".utf8) + data.encoded() + Array("\n\n".utf8)
+        for s in subscribers { transport.sendEvent(bytes, to: s) }
+    }
+
+    func statsSnapshot() -> StatsSnapshot {
+        let ratios = membership.arcRatios()
+        return StatsSnapshot(peersOnline: membership.ring.count, connectionsOpen: transport.counters.webSocketsOpen,
+                             membership: membership.counters, transport: transport.counters, uptimeSeconds: uptime,
+                             arcRatioMaxMin: ratios?.maxMin ?? 0, arcRatioMaxMean: ratios?.maxMean ?? 0,
+                             fingerRows: membership.ring.fingerRows, eventSubscribers: subscribers.count)
+    }
+}
+
+public enum ServerError: Error, CustomStringConvertible {
+    case noSuchDirectory(String)
+
+    public var description: String {
+        switch self {
+        case .noSuchDirectory(let d): return "public directory \(d) does not exist"
+        }
+    }
+}

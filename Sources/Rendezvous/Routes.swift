@@ -1,0 +1,121 @@
+import CCrypto
+import Foundation
+import Ring
+import Transport
+import WireProtocol
+
+/// HTTP routes (docs/api.md). Called on the service thread.
+extension RendezvousServer {
+    func route(_ request: HTTPRequest) -> HTTPResponse {
+        let path = request.path
+        if path == "/healthz" {
+            return only(.get, request) { json(200, ["status": "ok", "peersOnline": .number(Double(membership.ring.count))]) }
+        }
+        if path == "/metrics" {
+            return only(.get, request) {
+                .body(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8",
+                      body: Array(statsSnapshot().prometheus.utf8))
+            }
+        }
+        if path == "/api" || path.hasPrefix("/api/") {
+            return apiRoute(request)
+        }
+        guard request.method == .get else {
+            return .body(status: 405, contentType: "text/plain; charset=utf-8", body: Array("method not allowed\n".utf8),
+                         headers: [("allow", "GET")])
+        }
+        if let files, let file = files.resolve(path) {
+            return .file(path: file, contentType: StaticFiles.mimeType(for: file))
+        }
+        return .body(status: 404, contentType: "text/plain; charset=utf-8", body: Array("not found\n".utf8))
+    }
+
+    private func apiRoute(_ request: HTTPRequest) -> HTTPResponse {
+        let path = request.path.hasSuffix("/") && request.path.count > 1 ? String(request.path.dropLast()) : request.path
+        switch path {
+        case "/api/stats":
+            return only(.get, request) { .body(status: 200, contentType: "application/json", body: statsSnapshot().json.prettyEncoded()) }
+        case "/api/network":
+            return only(.get, request) {
+                json(200, [
+                    "idBits": .number(Double(PeerID.bits)),
+                    "fingerRows": .array(membership.ring.fingerRows.map { .number(Double($0)) }),
+                    "successors": .number(Double(configuration.successorListLength)),
+                    "peers": .array(membership.ring.members.map(peerJSON)),
+                ])
+            }
+        case "/api/events":
+            return only(.get, request) {
+                subscribers.insert(request.connection)
+                return .eventStream
+            }
+        default:
+            break
+        }
+        if path.hasPrefix("/api/peers/") {
+            let text = String(path.dropFirst("/api/peers/".count))
+            guard let id = PeerID(hex: text) else {
+                return error(400, "bad-field", "peer ID must be 12 lowercase hex characters")
+            }
+            switch request.method {
+            case .get:
+                guard membership.peers[id] != nil else { return error(404, "unknown-peer", "peer \(id.hex) is not in the ring") }
+                return .body(status: 200, contentType: "application/json", body: peerJSON(id).prettyEncoded())
+            case .delete:
+                if let denied = authorize(request) { return denied }
+                guard let actions = membership.evict(id) else { return error(404, "unknown-peer", "peer \(id.hex) is not in the ring") }
+                perform(actions)
+                return json(200, ["evicted": .string(id.hex)])
+            default:
+                return methodNotAllowed("GET, DELETE")
+            }
+        }
+        return error(404, "not-found", "no API route \(path)")
+    }
+
+    private func peerJSON(_ id: PeerID) -> JSONValue {
+        let state = membership.ring.state(of: id)
+        let record = membership.peers[id]
+        var fingers: [String: JSONValue] = [:]
+        for (row, peer) in state.fingers { fingers[String(row)] = peer.map { .string($0.hex) } ?? .null }
+        var stats: [String: JSONValue] = [:]
+        for (k, v) in record?.stats ?? [:] { stats[k] = .number(v) }
+        return .object([
+            "peerId": .string(id.hex),
+            "predecessor": state.predecessor.map { .string($0.hex) } ?? .null,
+            "successors": .array(state.successors.map { .string($0.hex) }),
+            "fingers": .object(fingers),
+            "connectedAt": .string(record.map { $0.connectedAt.formatted(.iso8601) } ?? ""),
+            "capabilities": record?.capabilities.map { .object($0) } ?? .null,
+            "stats": .object(stats),
+        ])
+    }
+
+    /// Nil when the request carries the admin bearer token; otherwise the refusal.
+    private func authorize(_ request: HTTPRequest) -> HTTPResponse? {
+        guard let adminToken = configuration.adminToken else {
+            return error(403, "admin-disabled", "admin routes are off; start the server with --admin-token or --admin-token-file")
+        }
+        let expected = Array("Bearer \(adminToken)".utf8)
+        let given = Array((request.authorization ?? "").utf8)
+        if given.count == expected.count && bc_const_time_compare(given, expected, given.count) == 0 { return nil }
+        return error(401, "unauthorized", "missing or wrong 'Authorization: Bearer <admin token>'",
+                     headers: [("www-authenticate", "Bearer")])
+    }
+
+    private func only(_ method: HTTPMethod, _ request: HTTPRequest, _ handler: () -> HTTPResponse) -> HTTPResponse {
+        request.method == method ? handler() : methodNotAllowed(method.rawValue)
+    }
+
+    private func methodNotAllowed(_ allow: String) -> HTTPResponse {
+        error(405, "method-not-allowed", "allowed: \(allow)", headers: [("allow", allow)])
+    }
+
+    private func json(_ status: Int, _ object: [String: JSONValue], headers: [(String, String)] = []) -> HTTPResponse {
+        .body(status: status, contentType: "application/json", body: JSONValue.object(object).prettyEncoded(), headers: headers)
+    }
+
+    private func error(_ status: Int, _ code: String, _ message: String, headers: [(String, String)] = []) -> HTTPResponse {
+        json(status, ["error": .string(code), "message": .string(message)], headers: headers)
+    }
+}

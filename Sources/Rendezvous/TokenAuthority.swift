@@ -1,0 +1,100 @@
+import CCrypto
+import Foundation
+import Ring
+
+/// Issues and checks re-registration tokens: `token = hex(HMAC-SHA256(secret, peerId as 12 hex chars))`
+/// (RFC 2104 HMAC with SHA-256), so a restarted server with the same secret accepts old tokens.
+public struct TokenAuthority: Sendable {
+    private let secret: [UInt8]
+
+    public init(secret: [UInt8]) {
+        precondition(secret.count >= 16, "secret too short")
+        self.secret = secret
+    }
+
+    /// A fresh random 32-byte secret from the system's cryptographic generator.
+    public static func randomSecret() -> [UInt8] {
+        var g = SystemRandomNumberGenerator()
+        return (0..<32).map { _ in UInt8.random(in: 0...255, using: &g) }
+    }
+
+    /// Reads the secret from `path` (64 hex characters), or creates the file (mode 0600) with a new one.
+    public static func loadOrCreateSecret(at path: String) throws -> [UInt8] {
+        if FileManager.default.fileExists(atPath: path) {
+            let text = try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            guard let bytes = Hex.decode(text), bytes.count >= 16 else {
+                throw SecretFileError.malformed(path)
+            }
+            return bytes
+        }
+        let secret = randomSecret()
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
+        guard FileManager.default.createFile(atPath: path, contents: Data((Hex.encode(secret) + "\n").utf8),
+                                             attributes: [.posixPermissions: 0o600]) else {
+            throw SecretFileError.cannotWrite(path)
+        }
+        return secret
+    }
+
+    public func token(for peer: PeerID) -> String {
+        var mac = [UInt8](repeating: 0, count: 32)
+        let message = Array(peer.hex.utf8)
+        let ok = secret.withUnsafeBytes { key in
+            bc_hmac_sha256(key.baseAddress, Int32(key.count), message, message.count, &mac)
+        }
+        precondition(ok == 1, "HMAC-SHA256 failed")
+        return Hex.encode(mac)
+    }
+
+    /// Constant-time check of a presented token.
+    public func verify(_ token: String, for peer: PeerID) -> Bool {
+        let expected = Array(self.token(for: peer).utf8), given = Array(token.utf8)
+        guard expected.count == given.count else { return false }
+        return bc_const_time_compare(expected, given, expected.count) == 0
+    }
+}
+
+public enum SecretFileError: Error, CustomStringConvertible {
+    case malformed(String)
+    case cannotWrite(String)
+
+    public var description: String {
+        switch self {
+        case .malformed(let p): return "secret file \(p) must hold at least 32 hex characters"
+        case .cannotWrite(let p): return "cannot write secret file \(p)"
+        }
+    }
+}
+
+enum Hex {
+    static func encode(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count * 2)
+        for b in bytes {
+            out.append(digits[Int(b >> 4)])
+            out.append(digits[Int(b & 0xf)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func decode(_ text: String) -> [UInt8]? {
+        let chars = Array(text.utf8)
+        guard chars.count % 2 == 0 else { return nil }
+        func nibble(_ c: UInt8) -> UInt8? {
+            switch c {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
+            default: return nil
+            }
+        }
+        var out: [UInt8] = []
+        for i in stride(from: 0, to: chars.count, by: 2) {
+            guard let hi = nibble(chars[i]), let lo = nibble(chars[i + 1]) else { return nil }
+            out.append(hi << 4 | lo)
+        }
+        return out
+    }
+}

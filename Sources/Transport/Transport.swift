@@ -1,0 +1,600 @@
+import CLibWebSockets
+import DequeModule
+import Foundation
+import Logging
+
+/// An HTTP + WebSocket server on libwebsockets (RFC 6455).
+///
+/// Threading: one dedicated service thread creates the lws context, runs `lws_service`, calls every
+/// `TransportHandler` method and owns all connection state. Other threads talk to it only through
+/// `post(_:)` (a locked inbox followed by `lws_cancel_service`, the one thread-safe lws call) and `stop()`.
+/// Every other method must be called on the service thread, i.e. from a handler callback or a posted job.
+///
+/// `@unchecked Sendable` is safe because: the inbox and the stop flag are guarded by `lock`; every other
+/// stored property is read and written only on the service thread (the thread is started after `init`,
+/// and `stop()` joins it before the object can be released).
+public final class Transport: @unchecked Sendable {
+    public let configuration: TransportConfiguration
+    public weak var handler: (any TransportHandler)?
+    public private(set) var counters = TransportCounters()
+    let logger: Logger
+
+    // Cross-thread state, guarded by `lock`.
+    private let lock = NSLock()
+    private var inbox: [@Sendable () -> Void] = []
+    private var stopping = false
+    private var thread: Thread?
+    private let finished = DispatchSemaphore(value: 0)
+
+    // Service-thread state.
+    private var context: OpaquePointer?
+    private var boundPort = 0
+    private var nextID: ConnectionID = 1
+    private var sockets: [ConnectionID: WebSocketSession] = [:]
+    private var https: [ConnectionID: HTTPSession] = [:]
+    private var scratch: [UInt8] = []
+    private let pre = Int(bc_lws_pre())
+    private let storage: CStorage
+
+    public init(configuration: TransportConfiguration, logger: Logger = Logger(label: "browsercloud.transport")) {
+        self.configuration = configuration
+        self.logger = logger
+        self.storage = CStorage(configuration: configuration)
+    }
+
+    deinit { storage.free() }
+
+    /// The bound TCP port (valid after `start()` returns).
+    public var port: Int { lock.withLock { boundPort } }
+
+    /// Creates the lws context on a new service thread and starts serving.
+    /// Throws when the address cannot be bound.
+    public func start() throws {
+        let ready = DispatchSemaphore(value: 0)
+        let ok = LockedBox(false)
+        try lock.withLock {
+            guard thread == nil else { throw TransportError.alreadyStarted }
+            let t = Thread { [self] in
+                self.serviceThreadMain(ready: ready, ok: ok)
+            }
+            t.name = "lws-service"
+            t.stackSize = 8 << 20
+            thread = t
+            t.start()
+        }
+        ready.wait()
+        if !ok.value {
+            finished.wait()
+            throw TransportError.cannotListen(host: configuration.host, port: configuration.port)
+        }
+    }
+
+    /// Runs `work` on the service thread soon. Safe from any thread.
+    public func post(_ work: @escaping @Sendable () -> Void) {
+        lock.withLock {
+            inbox.append(work)
+            if let context { lws_cancel_service(context) }
+        }
+    }
+
+    /// Runs `work` on the service thread and waits for its result. Never call it from the service thread.
+    public func sync<T: Sendable>(_ work: @escaping @Sendable () -> T) -> T {
+        let box = LockedBox<T?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        post {
+            box.value = work()
+            done.signal()
+        }
+        done.wait()
+        return box.value!
+    }
+
+    /// Closes every connection, destroys the context and joins the service thread. Safe from any
+    /// thread except the service thread; idempotent.
+    public func stop() {
+        let wasRunning: Bool = lock.withLock {
+            guard thread != nil, !stopping else { return false }
+            stopping = true
+            if let context { lws_cancel_service(context) }
+            return true
+        }
+        if wasRunning { finished.wait() }
+    }
+
+    // MARK: Service thread
+
+    private func serviceThreadMain(ready: DispatchSemaphore, ok: LockedBox<Bool>) {
+        lws_set_log_level(logger.logLevel <= .debug ? LLL_ERR | LLL_WARN | LLL_NOTICE : LLL_ERR | LLL_WARN, nil)
+        var info = lws_context_creation_info()
+        storage.fill(&info)
+        info.user = Unmanaged.passUnretained(self).toOpaque()
+        let ctx = lws_create_context(&info)
+        if let ctx {
+            let vhost = lws_get_vhost_by_name(ctx, "default")
+            lock.withLock {
+                context = ctx
+                boundPort = Int(lws_get_vhost_listen_port(vhost))
+            }
+            ok.value = true
+        }
+        ready.signal()
+        guard let ctx else {
+            finished.signal()
+            return
+        }
+        while true {
+            if lock.withLock({ stopping }) { break }
+            if lws_service(ctx, 0) < 0 { break }
+        }
+        // Drain posted work so that waiters in `sync` do not hang, then tear down.
+        drainInbox()
+        lws_context_destroy(ctx)
+        lock.withLock { context = nil }
+        drainInbox()
+        finished.signal()
+    }
+
+    private func drainInbox() {
+        let jobs: [@Sendable () -> Void] = lock.withLock {
+            let jobs = inbox
+            inbox.removeAll()
+            return jobs
+        }
+        for job in jobs { job() }
+    }
+
+    private func newID() -> ConnectionID {
+        defer { nextID += 1 }
+        return nextID
+    }
+
+    // MARK: Sending (service thread)
+
+    /// Queues a text message. A receiver whose queue exceeds its bounds is disconnected with cause
+    /// `.slowConsumer` and `false` is returned.
+    @discardableResult
+    public func send(_ text: [UInt8], to connection: ConnectionID) -> Bool {
+        guard let s = sockets[connection], !s.closing else { return false }
+        s.queue.append(text)
+        s.queuedBytes += text.count
+        if s.queue.count > configuration.maxSendQueueMessages || s.queuedBytes > configuration.maxSendQueueBytes {
+            disconnectSlowConsumer(s)
+            return false
+        }
+        lws_callback_on_writable(s.wsi)
+        return true
+    }
+
+    /// Closes a WebSocket after its queued messages are sent, with a close status (RFC 6455 §7.4).
+    public func close(_ connection: ConnectionID, status: UInt16 = 1000, reason: String = "") {
+        guard let s = sockets[connection], !s.closing else { return }
+        s.closing = true
+        s.closeStatus = status
+        s.closeReason = Array(reason.utf8.prefix(120))
+        s.closeCause = .closedByServer
+        lws_callback_on_writable(s.wsi)
+        // Do not wait forever for a client that stopped reading.
+        lws_set_timeout(s.wsi, PENDING_TIMEOUT_CLOSE_SEND, 5)
+    }
+
+    /// Queues one Server-Sent Event block (already formatted, ending in a blank line).
+    public func sendEvent(_ bytes: [UInt8], to connection: ConnectionID) {
+        guard let h = https[connection], h.isEventStream else { return }
+        h.pending.append(bytes)
+        h.pendingBytes += bytes.count
+        if h.pending.count > configuration.maxSendQueueMessages || h.pendingBytes > configuration.maxSendQueueBytes {
+            counters.slowConsumerDisconnects += 1
+            h.pending.removeAll()
+            lws_set_timeout(h.wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC)
+            return
+        }
+        lws_callback_on_writable(h.wsi)
+    }
+
+    private func disconnectSlowConsumer(_ s: WebSocketSession) {
+        counters.slowConsumerDisconnects += 1
+        s.closing = true
+        s.closeCause = .slowConsumer
+        s.queue.removeAll()
+        s.queuedBytes = 0
+        lws_set_timeout(s.wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC)
+    }
+
+    /// Writes `bytes` with LWS_PRE headroom through the shared scratch buffer (or a kept copy under deflate).
+    private func write(_ wsi: OpaquePointer, _ bytes: some Collection<UInt8>, _ mode: lws_write_protocol,
+                       keep: WebSocketSession? = nil) -> Bool {
+        let needed = pre + bytes.count
+        var buffer = keep != nil ? [UInt8](repeating: 0, count: needed) : scratch
+        if buffer.count < needed { buffer = [UInt8](repeating: 0, count: max(needed, 2 * buffer.count)) }
+        buffer.replaceSubrange(pre..<(pre + bytes.count), with: bytes)
+        let written = buffer.withUnsafeMutableBufferPointer { p in
+            lws_write(wsi, p.baseAddress! + pre, bytes.count, mode)
+        }
+        if let keep { keep.lastWritten = buffer } else { scratch = buffer }
+        return Int(written) >= bytes.count
+    }
+
+    // MARK: Callback dispatch (service thread)
+
+    fileprivate func callback(_ wsi: OpaquePointer?, _ reason: lws_callback_reasons, _ user: UnsafeMutableRawPointer?,
+                              _ input: UnsafeMutableRawPointer?, _ len: Int) -> Int32 {
+        let idSlot = user?.assumingMemoryBound(to: ConnectionID.self)
+        switch reason {
+        case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+            drainInbox()
+            return 0
+
+        case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+            guard let wsi else { return 1 }
+            if counters.webSocketsOpen >= configuration.maxConnections {
+                counters.connectionLimitRejections += 1
+                return 1
+            }
+            if let allowed = configuration.allowedOrigins {
+                let origin = header(wsi, WSI_TOKEN_ORIGIN) ?? ""
+                if !allowed.contains(origin) {
+                    counters.originRejections += 1
+                    handler?.originRejected(origin)
+                    return 1
+                }
+            }
+            return 0
+
+        case LWS_CALLBACK_ESTABLISHED:
+            guard let wsi, let idSlot else { return -1 }
+            let id = newID()
+            idSlot.pointee = id
+            let s = WebSocketSession(wsi: wsi)
+            sockets[id] = s
+            counters.webSocketsOpen += 1
+            handler?.webSocketOpened(id, remoteAddress: peerAddress(wsi), origin: header(wsi, WSI_TOKEN_ORIGIN))
+            return 0
+
+        case LWS_CALLBACK_RECEIVE:
+            guard let wsi, let id = idSlot?.pointee, let s = sockets[id] else { return -1 }
+            receive(s, id: id, wsi: wsi, input: input, len: len)
+            return 0
+
+        case LWS_CALLBACK_SERVER_WRITEABLE:
+            guard let wsi, let id = idSlot?.pointee, let s = sockets[id] else { return 0 }
+            return writeQueued(s, wsi: wsi)
+
+        case LWS_CALLBACK_CLOSED:
+            guard let id = idSlot?.pointee, let s = sockets.removeValue(forKey: id) else { return 0 }
+            counters.webSocketsOpen -= 1
+            let stopping = lock.withLock { self.stopping }
+            handler?.webSocketClosed(id, cause: stopping ? .shutdown : s.closeCause)
+            return 0
+
+        case LWS_CALLBACK_HTTP:
+            guard let wsi, let idSlot else { return -1 }
+            return handleHTTP(wsi, idSlot: idSlot, input: input, len: len)
+
+        case LWS_CALLBACK_HTTP_WRITEABLE:
+            guard let wsi, let id = idSlot?.pointee, let h = https[id] else { break }
+            return writeHTTP(h, wsi: wsi)
+
+        case LWS_CALLBACK_HTTP_FILE_COMPLETION:
+            guard let wsi else { break }
+            return lws_http_transaction_completed(wsi) != 0 ? -1 : 0
+
+        case LWS_CALLBACK_CLOSED_HTTP, LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+            if let id = idSlot?.pointee, let h = https.removeValue(forKey: id), h.isEventStream {
+                handler?.eventStreamClosed(id)
+            }
+
+        default:
+            break
+        }
+        return lws_callback_http_dummy(wsi, reason, user, input, len)
+    }
+
+    private func receive(_ s: WebSocketSession, id: ConnectionID, wsi: OpaquePointer,
+                         input: UnsafeMutableRawPointer?, len: Int) {
+        if s.rxFresh {
+            s.rxFresh = false
+            s.rxBinary = lws_frame_is_binary(wsi) != 0
+        }
+        counters.bytesIn += len
+        s.rxTotal += len
+        if !s.rxBinary && s.rxTotal <= configuration.maxMessageBytes, let input, len > 0 {
+            s.rx.append(contentsOf: UnsafeRawBufferPointer(start: input, count: len))
+        }
+        lws_validity_confirmed(wsi)
+        guard lws_is_final_fragment(wsi) != 0 && lws_remaining_packet_payload(wsi) == 0 else { return }
+        let message = s.rx, total = s.rxTotal, binary = s.rxBinary
+        s.rx = []
+        s.rxTotal = 0
+        s.rxFresh = true
+        guard !s.closing else { return }
+        counters.messagesIn += 1
+        if binary {
+            handler?.webSocketRejected(id, problem: .binary)
+        } else if total > configuration.maxMessageBytes {
+            handler?.webSocketRejected(id, problem: .tooLarge(bytes: total))
+        } else {
+            handler?.webSocketReceived(id, text: message)
+        }
+    }
+
+    private func writeQueued(_ s: WebSocketSession, wsi: OpaquePointer) -> Int32 {
+        if configuration.permessageDeflate == false { s.lastWritten = nil }
+        var sent = 0
+        while let message = s.queue.first {
+            if sent > 0 && lws_send_pipe_choked(wsi) != 0 { break }
+            s.queue.removeFirst()
+            s.queuedBytes -= message.count
+            guard write(wsi, message, LWS_WRITE_TEXT, keep: configuration.permessageDeflate ? s : nil) else { return -1 }
+            counters.bytesOut += message.count
+            counters.messagesOut += 1
+            sent += 1
+            // Under deflate the buffer must stay alive until the next writeable callback: one write per callback.
+            if configuration.permessageDeflate || sent >= 32 { break }
+        }
+        if !s.queue.isEmpty {
+            lws_callback_on_writable(wsi)
+        } else if s.closing {
+            var reason = s.closeReason
+            lws_close_reason(wsi, lws_close_status(rawValue: UInt32(s.closeStatus)), &reason, reason.count)
+            return -1
+        }
+        return 0
+    }
+
+    // MARK: HTTP (service thread)
+
+    private func handleHTTP(_ wsi: OpaquePointer, idSlot: UnsafeMutablePointer<ConnectionID>,
+                            input: UnsafeMutableRawPointer?, len: Int) -> Int32 {
+        counters.httpRequests += 1
+        if idSlot.pointee == 0 { idSlot.pointee = newID() }
+        let id = idSlot.pointee
+        var uriPointer: UnsafeMutablePointer<CChar>?
+        var uriLength: Int32 = 0
+        let methodIndex = lws_http_get_uri_and_method(wsi, &uriPointer, &uriLength)
+        let path = input.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: len), as: UTF8.self) } ?? "/"
+        let request = HTTPRequest(connection: id, method: Self.method(methodIndex), path: path.isEmpty ? "/" : path,
+                                  authorization: header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION))
+        let response = handler?.httpRequest(request)
+            ?? .body(status: 503, contentType: "text/plain", body: Array("unavailable\n".utf8))
+
+        switch response {
+        case .file(let file, let contentType):
+            let n = lws_serve_http_file(wsi, file, contentType, nil, 0)
+            if n < 0 || (n > 0 && lws_http_transaction_completed(wsi) != 0) { return -1 }
+            return 0
+
+        case .body(let status, let contentType, let body, let headers):
+            guard writeHeaders(wsi, status: status, contentType: contentType, length: UInt64(body.count),
+                               headers: headers) else { return -1 }
+            let h = HTTPSession(wsi: wsi)
+            h.pending.append(body)
+            https[id] = h
+            lws_callback_on_writable(wsi)
+            return 0
+
+        case .eventStream:
+            guard writeHeaders(wsi, status: 200, contentType: "text/event-stream", length: bc_lws_illegal_content_len(),
+                               headers: [("cache-control", "no-cache"), ("x-accel-buffering", "no")]) else { return -1 }
+            let h = HTTPSession(wsi: wsi)
+            h.isEventStream = true
+            https[id] = h
+            _ = lws_http_mark_sse(wsi)
+            return 0
+        }
+    }
+
+    private func writeHeaders(_ wsi: OpaquePointer, status: Int, contentType: String, length: UInt64,
+                              headers: [(String, String)]) -> Bool {
+        var buffer = [UInt8](repeating: 0, count: pre + 2048)
+        return buffer.withUnsafeMutableBufferPointer { b -> Bool in
+            let start = b.baseAddress! + pre
+            var p: UnsafeMutablePointer<UInt8>? = start
+            let end = b.baseAddress! + b.count - 1
+            if lws_add_http_common_headers(wsi, UInt32(status), contentType, length, &p, end) != 0 { return false }
+            for (name, value) in headers {
+                let n = Array((name + ":").utf8) + [0]
+                let v = Array(value.utf8)
+                if lws_add_http_header_by_name(wsi, n, v, Int32(v.count), &p, end) != 0 { return false }
+            }
+            return lws_finalize_write_http_header(wsi, start, &p, end) == 0
+        }
+    }
+
+    private func writeHTTP(_ h: HTTPSession, wsi: OpaquePointer) -> Int32 {
+        let chunkSize = 16 * 1024
+        guard let current = h.pending.first else { return 0 }
+        let remaining = current.count - h.offset
+        let n = min(chunkSize, remaining)
+        let last = !h.isEventStream && n == remaining && h.pending.count == 1
+        guard write(wsi, current[h.offset..<(h.offset + n)], last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) else {
+            return -1
+        }
+        counters.bytesOut += n
+        h.offset += n
+        if h.offset == current.count {
+            h.pending.removeFirst()
+            h.pendingBytes -= current.count
+            h.offset = 0
+        }
+        if last {
+            https[lws_wsi_user(wsi).assumingMemoryBound(to: ConnectionID.self).pointee] = nil
+            return lws_http_transaction_completed(wsi) != 0 ? -1 : 0
+        }
+        if !h.pending.isEmpty { lws_callback_on_writable(wsi) }
+        return 0
+    }
+
+    private static func method(_ index: Int32) -> HTTPMethod {
+        switch index {
+        case Int32(LWSHUMETH_GET): return .get
+        case Int32(LWSHUMETH_POST): return .post
+        case Int32(LWSHUMETH_PUT): return .put
+        case Int32(LWSHUMETH_PATCH): return .patch
+        case Int32(LWSHUMETH_DELETE): return .delete
+        case Int32(LWSHUMETH_OPTIONS): return .options
+        case Int32(LWSHUMETH_HEAD): return .head
+        default: return .other
+        }
+    }
+
+    private func header(_ wsi: OpaquePointer, _ token: lws_token_indexes) -> String? {
+        let length = Int(lws_hdr_total_length(wsi, token))
+        guard length > 0, length < 8192 else { return nil }
+        var buffer = [CChar](repeating: 0, count: length + 1)
+        guard lws_hdr_copy(wsi, &buffer, Int32(buffer.count), token) >= 0 else { return nil }
+        return String(decoding: buffer.prefix(length).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    private func peerAddress(_ wsi: OpaquePointer) -> String {
+        var buffer = [CChar](repeating: 0, count: 128)
+        lws_get_peer_simple(wsi, &buffer, buffer.count)
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+/// The protocol callback: a plain function (C function pointer) that finds its `Transport` through the
+/// context user pointer.
+private func transportCallback(_ wsi: OpaquePointer?, _ reason: lws_callback_reasons, _ user: UnsafeMutableRawPointer?,
+                               _ input: UnsafeMutableRawPointer?, _ len: Int) -> Int32 {
+    guard let wsi, let raw = lws_context_user(lws_get_context(wsi)) else {
+        return lws_callback_http_dummy(wsi, reason, user, input, len)
+    }
+    return Unmanaged<Transport>.fromOpaque(raw).takeUnretainedValue().callback(wsi, reason, user, input, len)
+}
+
+/// Per-WebSocket state (service thread only).
+final class WebSocketSession {
+    let wsi: OpaquePointer
+    var queue = Deque<[UInt8]>()
+    var queuedBytes = 0
+    var rx: [UInt8] = []
+    var rxTotal = 0
+    var rxBinary = false
+    var rxFresh = true
+    var closing = false
+    var closeStatus: UInt16 = 1000
+    var closeReason: [UInt8] = []
+    var closeCause = CloseCause.closed
+    /// The last buffer handed to lws_write, kept alive under permessage-deflate.
+    var lastWritten: [UInt8]?
+
+    init(wsi: OpaquePointer) { self.wsi = wsi }
+}
+
+/// Per-HTTP-response state (service thread only).
+final class HTTPSession {
+    let wsi: OpaquePointer
+    var pending = Deque<[UInt8]>()
+    var pendingBytes = 0
+    var offset = 0
+    var isEventStream = false
+
+    init(wsi: OpaquePointer) { self.wsi = wsi }
+}
+
+/// A value shared between two threads under a lock.
+final class LockedBox<T>: @unchecked Sendable {
+    // Safe: every access to `storedValue` goes through `lock`.
+    private let lock = NSLock()
+    private var storedValue: T
+    init(_ value: T) { storedValue = value }
+    var value: T {
+        get { lock.withLock { storedValue } }
+        set { lock.withLock { storedValue = newValue } }
+    }
+}
+
+/// C memory that libwebsockets keeps pointers to for the life of the context: protocols, names,
+/// the retry/idle policy, the default-protocol option and the extensions list.
+final class CStorage {
+    private var strings: [UnsafeMutablePointer<CChar>] = []
+    private let protocols: UnsafeMutablePointer<lws_protocols>
+    private let retry: UnsafeMutablePointer<lws_retry_bo_t>
+    private let pvoDefault: UnsafeMutablePointer<lws_protocol_vhost_options>
+    private let pvo: UnsafeMutablePointer<lws_protocol_vhost_options>
+    private let extensions: UnsafeMutablePointer<lws_extension>?
+    private let iface: UnsafeMutablePointer<CChar>?
+    private let port: Int32
+    private let options: UInt64
+    private let fdLimit: UInt32
+
+    init(configuration c: TransportConfiguration) {
+        func keep(_ s: String) -> UnsafeMutablePointer<CChar> { strdup(s)! }
+        let name = strdup(c.subprotocol)!
+        strings.append(name)
+
+        protocols = .allocate(capacity: 2)
+        protocols.initialize(repeating: lws_protocols(), count: 2)
+        protocols[0].name = UnsafePointer(name)
+        protocols[0].callback = transportCallback
+        protocols[0].per_session_data_size = MemoryLayout<ConnectionID>.size
+        protocols[0].rx_buffer_size = 0
+
+        retry = .allocate(capacity: 1)
+        retry.initialize(to: lws_retry_bo_t())
+        retry.pointee.secs_since_valid_ping = UInt16(clamping: c.pingAfterSeconds)
+        retry.pointee.secs_since_valid_hangup = UInt16(clamping: c.hangupAfterSeconds)
+
+        // Mark the protocol as the vhost default so clients offering no subprotocol land on it.
+        let defaultName = strdup("default")!, one = strdup("1")!, empty = strdup("")!
+        strings += [defaultName, one, empty]
+        pvoDefault = .allocate(capacity: 1)
+        pvoDefault.initialize(to: lws_protocol_vhost_options(next: nil, options: nil, name: defaultName, value: one))
+        pvo = .allocate(capacity: 1)
+        pvo.initialize(to: lws_protocol_vhost_options(next: nil, options: pvoDefault, name: name, value: empty))
+
+        if c.permessageDeflate {
+            let extName = strdup("permessage-deflate")!, extOpts = strdup("permessage-deflate; client_no_context_takeover; client_max_window_bits")!
+            strings += [extName, extOpts]
+            let e = UnsafeMutablePointer<lws_extension>.allocate(capacity: 2)
+            e.initialize(repeating: lws_extension(), count: 2)
+            e[0].name = UnsafePointer(extName)
+            e[0].callback = lws_extension_callback_pm_deflate
+            e[0].client_offer = UnsafePointer(extOpts)
+            extensions = e
+        } else {
+            extensions = nil
+        }
+
+        var host = c.host
+        var opts = UInt64(LWS_SERVER_OPTION_VALIDATE_UTF8)
+        if host == "localhost" { host = "127.0.0.1" }
+        let isIPv4Literal = host.split(separator: ".").count == 4 && host.allSatisfy { $0.isNumber || $0 == "." }
+        if isIPv4Literal {
+            // lws with IPv6 enabled would listen on every interface for an IPv4 literal: force IPv4.
+            opts |= UInt64(LWS_SERVER_OPTION_DISABLE_IPV6)
+        }
+        if host == "0.0.0.0" || host == "::" || host.isEmpty {
+            iface = nil
+        } else {
+            let s = strdup(host)!
+            strings.append(s)
+            iface = s
+        }
+        options = opts
+        port = Int32(c.port)
+        fdLimit = UInt32(clamping: c.maxConnections + 64)
+    }
+
+    func fill(_ info: inout lws_context_creation_info) {
+        info.port = port
+        info.iface = UnsafePointer(iface)
+        info.protocols = UnsafePointer(protocols)
+        info.pvo = UnsafePointer(pvo)
+        info.extensions = extensions.map { UnsafePointer($0) }
+        info.retry_and_idle_policy = UnsafePointer(retry)
+        info.options = options
+        info.fd_limit_per_thread = fdLimit
+        info.keepalive_timeout = 5
+        info.timeout_secs = 10
+    }
+
+    func free() {
+        for s in strings { Foundation.free(s) }
+        protocols.deallocate()
+        retry.deallocate()
+        pvoDefault.deallocate()
+        pvo.deallocate()
+        extensions?.deallocate()
+    }
+}

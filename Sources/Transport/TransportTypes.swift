@@ -1,0 +1,109 @@
+/// Identifies one WebSocket connection or one HTTP connection for the life of a `Transport`.
+public typealias ConnectionID = UInt64
+
+/// Settings of the libwebsockets server. Every limit here is enforced by `Transport`.
+public struct TransportConfiguration: Sendable {
+    /// Address to bind: an IPv4 or IPv6 literal, "localhost", or "0.0.0.0" / "::" for all interfaces.
+    public var host = "127.0.0.1"
+    /// TCP port; 0 asks the kernel for an ephemeral port (see `Transport.port`).
+    public var port = 0
+    /// WebSocket subprotocol name; also the protocol used when a client offers none.
+    public var subprotocol = "webrtc-explorer.v1"
+    /// Largest WebSocket message accepted, in bytes (fragments are reassembled first).
+    public var maxMessageBytes = 64 * 1024
+    /// Most messages queued for one slow receiver before it is disconnected.
+    public var maxSendQueueMessages = 1024
+    /// Most bytes queued for one slow receiver before it is disconnected.
+    public var maxSendQueueBytes = 4 * 1024 * 1024
+    /// Seconds without traffic before the server pings a WebSocket.
+    public var pingAfterSeconds = 10
+    /// Seconds without a valid pong or message before a WebSocket is closed as dead.
+    public var hangupAfterSeconds = 30
+    /// Origins allowed to open WebSockets (exact `Origin` header values); nil allows every origin.
+    public var allowedOrigins: Set<String>? = nil
+    /// Offer permessage-deflate (RFC 7692). Costs about 100 KB of zlib state per connection.
+    public var permessageDeflate = false
+    /// Most simultaneous connections (WebSocket and HTTP) the server accepts.
+    public var maxConnections = 20_000
+
+    public init() {}
+}
+
+/// HTTP request methods the transport recognises.
+public enum HTTPMethod: String, Sendable {
+    case get = "GET", post = "POST", put = "PUT", patch = "PATCH", delete = "DELETE"
+    case options = "OPTIONS", head = "HEAD", other = "OTHER"
+}
+
+/// One HTTP request, as far as the routes need it.
+public struct HTTPRequest: Sendable {
+    public var connection: ConnectionID
+    public var method: HTTPMethod
+    /// The decoded path, without the query string.
+    public var path: String
+    public var authorization: String?
+}
+
+/// What a route answers.
+public enum HTTPResponse: Sendable {
+    /// A complete response with a body.
+    case body(status: Int, contentType: String, body: [UInt8], headers: [(String, String)] = [])
+    /// A file sent by libwebsockets (the path must exist and be readable).
+    case file(path: String, contentType: String)
+    /// A Server-Sent Events stream; push events with `Transport.sendEvent(_:to:)`.
+    case eventStream
+}
+
+/// Why a WebSocket connection ended.
+public enum CloseCause: String, Sendable {
+    /// The peer closed, the network failed, or the idle policy hung up.
+    case closed
+    /// The server closed it (`Transport.close`).
+    case closedByServer = "closed-by-server"
+    /// Its send queue exceeded `maxSendQueueMessages` or `maxSendQueueBytes`.
+    case slowConsumer = "slow-consumer"
+    /// The transport is stopping.
+    case shutdown
+}
+
+/// A message the transport refused before it reached the handler.
+public enum FrameProblem: Sendable, Equatable {
+    case binary
+    case tooLarge(bytes: Int)
+}
+
+/// Receives transport events. Every method is called on the transport's service thread.
+public protocol TransportHandler: AnyObject {
+    func webSocketOpened(_ connection: ConnectionID, remoteAddress: String, origin: String?)
+    func webSocketReceived(_ connection: ConnectionID, text: [UInt8])
+    func webSocketRejected(_ connection: ConnectionID, problem: FrameProblem)
+    func webSocketClosed(_ connection: ConnectionID, cause: CloseCause)
+    func originRejected(_ origin: String)
+    func httpRequest(_ request: HTTPRequest) -> HTTPResponse
+    func eventStreamClosed(_ connection: ConnectionID)
+}
+
+/// Counters the transport keeps (read them on the service thread).
+public struct TransportCounters: Sendable {
+    public var bytesIn = 0
+    public var bytesOut = 0
+    public var messagesIn = 0
+    public var messagesOut = 0
+    public var webSocketsOpen = 0
+    public var httpRequests = 0
+    public var slowConsumerDisconnects = 0
+    public var originRejections = 0
+    public var connectionLimitRejections = 0
+}
+
+public enum TransportError: Error, CustomStringConvertible {
+    case cannotListen(host: String, port: Int)
+    case alreadyStarted
+
+    public var description: String {
+        switch self {
+        case .cannotListen(let host, let port): return "cannot listen on \(host):\(port) (address in use or not available)"
+        case .alreadyStarted: return "transport already started"
+        }
+    }
+}
