@@ -22,7 +22,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 if [ "${1:-}" = "--test" ]; then
-    if ! python3 -c 'import pytest, websockets, requests' 2>/dev/null; then
+    if ! python3 -c 'import pytest, pytest_timeout, websockets, requests' 2>/dev/null; then
         echo "installing Python test packages"
         python3 -m pip install -q -r tests/requirements.txt
     fi

@@ -1,0 +1,142 @@
+"""Registration, least-occupied IDs, pushed ring state versus a brute-force oracle, tokens."""
+import random
+import re
+
+from harness import Peer, SPACE, auto_rows, oracle_state, wait_until
+
+HEX12 = re.compile(r"^[0-9a-f]{12}$")
+
+
+def test_register_assigns_ids_and_tokens(server, peers):
+    a = Peer(server); peers.append(a)
+    a_id = a.register(capabilities={"runtimes": ["js"], "workers": 4})
+    assert HEX12.match(a_id)
+    assert re.match(r"^[0-9a-f]{64}$", a.token)
+    assert a.config["idBits"] == 48 and a.config["successors"] == 3
+    assert a.config["fingerRows"] == auto_rows(1)
+    a.pump(0.2)
+    assert a.predecessor is None and a.successors == [] and all(v is None for v in a.fingers.values())
+
+    b = Peer(server); peers.append(b)
+    b_id = b.register()
+    # The second peer gets the midpoint of the only arc: exactly opposite the first.
+    assert (int(b_id, 16) - int(a_id, 16)) % SPACE == SPACE // 2
+    entry = server.get(f"/api/peers/{a_id}").json()
+    assert entry["capabilities"] == {"runtimes": ["js"], "workers": 4}
+
+
+def test_client_without_subprotocol_is_accepted(server, peers):
+    p = Peer(server, subprotocol=False); peers.append(p)
+    assert HEX12.match(p.register())
+
+
+def test_arc_ratio_stays_within_two_under_joins(server, peers):
+    for _ in range(40):
+        p = Peer(server); peers.append(p)
+        p.register()
+        assert server.stats()["arcRatioMaxMin"] <= 2.0
+    stats = server.stats()
+    assert stats["peersOnline"] == 40 and stats["arcRatioMaxMean"] <= 2.0
+
+
+def _check_all_against_oracle(server, live):
+    net = server.network()
+    members = [p["peerId"] for p in net["peers"]]
+    assert sorted(members) == sorted(p.peer_id for p in live)
+    rows = net["fingerRows"]
+    for p in live:
+        expected = oracle_state(p.peer_id, members, rows, 3)
+        wait_until(lambda: (p.pump(0.0), p.state() == expected)[1], timeout=5,
+                   message=f"state of {p.peer_id}: {p.state()} != {expected}")
+        assert sorted(p.config["fingerRows"]) == rows
+
+
+def test_pushed_state_matches_oracle_on_joins_and_leaves(server, peers):
+    rng = random.Random(7)
+    live = []
+    for step in range(60):
+        if len(live) < 3 or rng.random() < 0.6:
+            p = Peer(server); peers.append(p)
+            p.register()
+            live.append(p)
+        else:
+            victim = live.pop(rng.randrange(len(live)))
+            if rng.random() < 0.5:
+                victim.send({"type": "leave"})
+            else:
+                victim.close()
+            wait_until(lambda: server.stats()["peersOnline"] == len(live), message="leave processed")
+        if step % 5 == 4:
+            _check_all_against_oracle(server, live)
+    _check_all_against_oracle(server, live)
+
+
+def test_explicit_finger_rows(start_server, peers):
+    server = start_server("--fingers", "0,10,12,20,30,47", "--successors", "2")
+    live = []
+    for _ in range(6):
+        p = Peer(server); peers.append(p)
+        p.register()
+        live.append(p)
+    net = server.network()
+    assert net["fingerRows"] == [0, 10, 12, 20, 30, 47]
+    members = [p["peerId"] for p in net["peers"]]
+    for p in live:
+        expected = oracle_state(p.peer_id, members, [0, 10, 12, 20, 30, 47], 2)
+        wait_until(lambda: (p.pump(0.0), p.state() == expected)[1], message="state")
+
+
+def test_restart_with_same_secret_gives_same_ids(start_server, tmp_path, peers):
+    secret = tmp_path / "restart-secret"
+    first = start_server(secret_file=secret)
+    old = []
+    for _ in range(5):
+        p = Peer(first); peers.append(p)
+        old.append((p.register(), p.token))
+    first.stop()
+    second = start_server(secret_file=secret)
+    for peer_id, token in reversed(old):
+        p = Peer(second); peers.append(p)
+        assert p.register(peer_id, token) == peer_id
+    stats = second.stats()
+    assert stats["reRegistrations"] == 5 and stats["peersOnline"] == 5
+    assert sorted(x["peerId"] for x in second.network()["peers"]) == sorted(i for i, _ in old)
+
+
+def test_bad_token_is_refused(server, peers):
+    a = Peer(server); peers.append(a)
+    a_id = a.register()
+    b = Peer(server); peers.append(b)
+    b.send({"type": "register", "peerId": a_id, "token": "0" * 64})
+    b.expect_error("bad-token")
+    # A token for another ID does not work either.
+    b.send({"type": "register", "peerId": f"{(int(a_id, 16) + 1) % SPACE:012x}", "token": a.token})
+    b.expect_error("bad-token")
+    assert server.stats()["peersOnline"] == 1
+
+
+def test_zombie_session_is_replaced(server, peers):
+    zombie = Peer(server); peers.append(zombie)
+    z_id = zombie.register()
+    other = Peer(server); peers.append(other)
+    other.register()
+    fresh = Peer(server); peers.append(fresh)
+    assert fresh.register(z_id, zombie.token) == z_id
+    zombie.expect_error("replaced")
+    wait_until(lambda: server.stats()["connectionsOpen"] == 2, message="zombie closed")
+    stats = server.stats()
+    assert stats["peersOnline"] == 2 and stats["replacements"] == 1 and stats["leaves"] == 0
+    # The new session holds the ID: signals reach it.
+    other.send({"type": "signal", "to": z_id, "intentId": "x", "signal": {"type": "offer", "sdp": "v=0"}})
+    got = fresh.expect(lambda m: m["type"] == "signal")
+    assert got["from"] == other.peer_id
+
+
+def test_leave_then_register_again(server, peers):
+    p = Peer(server); peers.append(p)
+    first = p.register()
+    p.send({"type": "leave"})
+    wait_until(lambda: server.stats()["peersOnline"] == 0, message="left")
+    p.peer_id = None
+    assert HEX12.match(p.register())
+    assert server.stats()["leaves"] == 1 and first
