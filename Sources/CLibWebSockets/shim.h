@@ -14,4 +14,11 @@ static inline lws_filepos_t bc_lws_illegal_content_len(void) { return LWS_ILLEGA
 /// Non-variadic entry into lws logging.
 static inline void bc_lws_log(int level, const char *message) { _lws_log(level, "%s\n", message); }
 
+/// A libwebsockets timer that can find its Swift owner: lws hands the callback the `sul` member,
+/// which is the first member, so the callback casts it back to this struct.
+typedef struct bc_timer {
+    lws_sorted_usec_list_t sul;
+    void *owner;
+} bc_timer_t;
+
 #endif

@@ -35,14 +35,20 @@ public final class Transport: @unchecked Sendable {
     private var scratch: [UInt8] = []
     private let pre = Int(bc_lws_pre())
     private let storage: CStorage
+    private let keepaliveTimer: UnsafeMutablePointer<bc_timer_t>
 
     public init(configuration: TransportConfiguration, logger: Logger = Logger(label: "browsercloud.transport")) {
         self.configuration = configuration
         self.logger = logger
         self.storage = CStorage(configuration: configuration)
+        keepaliveTimer = .allocate(capacity: 1)
+        keepaliveTimer.initialize(to: bc_timer_t())
     }
 
-    deinit { storage.free() }
+    deinit {
+        storage.free()
+        keepaliveTimer.deallocate()
+    }
 
     /// The bound TCP port (valid after `start()` returns).
     public var port: Int { lock.withLock { boundPort } }
@@ -122,6 +128,8 @@ public final class Transport: @unchecked Sendable {
             finished.signal()
             return
         }
+        keepaliveTimer.pointee.owner = Unmanaged.passUnretained(self).toOpaque()
+        scheduleKeepalive(ctx)
         while true {
             if lock.withLock({ stopping }) { break }
             if lws_service(ctx, 0) < 0 { break }
@@ -132,6 +140,20 @@ public final class Transport: @unchecked Sendable {
         lock.withLock { context = nil }
         drainInbox()
         finished.signal()
+    }
+
+    private func scheduleKeepalive(_ ctx: OpaquePointer) {
+        let micros = Int64(max(1, configuration.eventStreamKeepaliveSeconds)) * 1_000_000
+        keepaliveTimer.withMemoryRebound(to: lws_sorted_usec_list_t.self, capacity: 1) { sul in
+            lws_sul_schedule(ctx, 0, sul, transportKeepalive, micros)
+        }
+    }
+
+    /// Sends an SSE comment on every event stream; a stream whose client went away fails the write and closes.
+    fileprivate func keepalive() {
+        let comment = Array(":\n\n".utf8)
+        for (id, h) in https where h.isEventStream { sendEvent(comment, to: id) }
+        if let ctx = lock.withLock({ context }) { scheduleKeepalive(ctx) }
     }
 
     private func drainInbox() {
@@ -270,6 +292,18 @@ public final class Transport: @unchecked Sendable {
             guard let wsi, let idSlot else { return -1 }
             return handleHTTP(wsi, idSlot: idSlot, input: input, len: len)
 
+        case LWS_CALLBACK_HTTP_BODY:
+            // No route takes a request body: it is read and discarded.
+            counters.bytesIn += len
+            return 0
+
+        case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+            // The answer was prepared in LWS_CALLBACK_HTTP; lws sends nothing until the body is consumed.
+            guard let wsi, let id = idSlot?.pointee, let h = https[id] else { break }
+            h.awaitingBody = false
+            lws_callback_on_writable(wsi)
+            return 0
+
         case LWS_CALLBACK_HTTP_WRITEABLE:
             guard let wsi, let id = idSlot?.pointee, let h = https[id] else { break }
             return writeHTTP(h, wsi: wsi)
@@ -354,6 +388,15 @@ public final class Transport: @unchecked Sendable {
         let path = input.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: len), as: UTF8.self) } ?? "/"
         let request = HTTPRequest(connection: id, method: Self.method(methodIndex), path: path.isEmpty ? "/" : path,
                                   authorization: header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION))
+        if lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0 {
+            // lws 4.1 never completes chunked request bodies, and no route takes a body: answer and close.
+            let body = Array("chunked request bodies are not accepted\n".utf8)
+            if writeHeaders(wsi, status: 411, contentType: "text/plain; charset=utf-8", length: UInt64(body.count),
+                            headers: [("connection", "close")]) {
+                _ = write(wsi, body, LWS_WRITE_HTTP_FINAL)
+            }
+            return -1
+        }
         let response = handler?.httpRequest(request)
             ?? .body(status: 503, contentType: "text/plain", body: Array("unavailable\n".utf8))
 
@@ -369,7 +412,11 @@ public final class Transport: @unchecked Sendable {
             let h = HTTPSession(wsi: wsi)
             h.pending.append(body)
             https[id] = h
-            lws_callback_on_writable(wsi)
+            if Self.hasRequestBody(wsi) {
+                h.awaitingBody = true
+            } else {
+                lws_callback_on_writable(wsi)
+            }
             return 0
 
         case .eventStream:
@@ -400,9 +447,17 @@ public final class Transport: @unchecked Sendable {
         }
     }
 
+    /// Whether the request announced a body (Content-Length above zero).
+    private static func hasRequestBody(_ wsi: OpaquePointer) -> Bool {
+        var buffer = [CChar](repeating: 0, count: 32)
+        guard lws_hdr_copy(wsi, &buffer, Int32(buffer.count), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 else { return false }
+        let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return (Int(text) ?? 1) > 0
+    }
+
     private func writeHTTP(_ h: HTTPSession, wsi: OpaquePointer) -> Int32 {
         let chunkSize = 16 * 1024
-        guard let current = h.pending.first else { return 0 }
+        guard !h.awaitingBody, let current = h.pending.first else { return 0 }
         let remaining = current.count - h.offset
         let n = min(chunkSize, remaining)
         let last = !h.isEventStream && n == remaining && h.pending.count == 1
@@ -462,6 +517,14 @@ private func transportCallback(_ wsi: OpaquePointer?, _ reason: lws_callback_rea
     return Unmanaged<Transport>.fromOpaque(raw).takeUnretainedValue().callback(wsi, reason, user, input, len)
 }
 
+/// The keep-alive timer callback (lws service thread).
+private func transportKeepalive(_ sul: UnsafeMutablePointer<lws_sorted_usec_list_t>?) {
+    guard let sul else { return }
+    let timer = UnsafeMutableRawPointer(sul).assumingMemoryBound(to: bc_timer_t.self)
+    guard let owner = timer.pointee.owner else { return }
+    Unmanaged<Transport>.fromOpaque(owner).takeUnretainedValue().keepalive()
+}
+
 /// Per-WebSocket state (service thread only).
 final class WebSocketSession {
     let wsi: OpaquePointer
@@ -488,6 +551,8 @@ final class HTTPSession {
     var pendingBytes = 0
     var offset = 0
     var isEventStream = false
+    /// The response waits until lws has consumed the request body.
+    var awaitingBody = false
 
     init(wsi: OpaquePointer) { self.wsi = wsi }
 }

@@ -23,6 +23,8 @@ public struct TransportConfiguration: Sendable {
     public var allowedOrigins: Set<String>? = nil
     /// Offer permessage-deflate (RFC 7692). Costs about 100 KB of zlib state per connection.
     public var permessageDeflate = false
+    /// Seconds between keep-alive comments on Server-Sent Event streams; they also reveal closed streams.
+    public var eventStreamKeepaliveSeconds = 15
     /// Most simultaneous connections (WebSocket and HTTP) the server accepts.
     public var maxConnections = 20_000
 

@@ -78,6 +78,9 @@ struct Serve: ParsableCommand {
     @Option(help: "Seconds without a pong or message before a peer counts as gone (a leave).")
     var idleTimeout = 30
 
+    @Option(help: "Seconds between keep-alive comments on /api/events streams.")
+    var eventKeepalive = 15
+
     @Option(help: "Comma list of allowed Origin values for WebSockets (default: allow all).")
     var allowedOrigins: String?
 
@@ -93,6 +96,7 @@ struct Serve: ParsableCommand {
         guard maxMessageBytes >= 1024 else { throw ValidationError("--max-message-bytes must be at least 1024") }
         guard maxPeers >= 1, maxConnections >= 1 else { throw ValidationError("--max-peers and --max-connections must be positive") }
         guard rateLimit > 0, rateBurst >= 1, abusiveAfter >= 1 else { throw ValidationError("rate limits must be positive") }
+        guard eventKeepalive >= 1 else { throw ValidationError("--event-keepalive must be at least 1 second") }
         guard sendQueueMessages >= 1, sendQueueBytes >= 1024 else { throw ValidationError("send queue limits too small") }
         guard pingAfter >= 1, idleTimeout > pingAfter, idleTimeout <= 65535 else {
             throw ValidationError("--idle-timeout must exceed --ping-after (both in seconds)")
@@ -120,6 +124,7 @@ struct Serve: ParsableCommand {
         config.transport.pingAfterSeconds = pingAfter
         config.transport.hangupAfterSeconds = idleTimeout
         config.transport.permessageDeflate = permessageDeflate
+        config.transport.eventStreamKeepaliveSeconds = eventKeepalive
         config.transport.allowedOrigins = allowedOrigins.map { Set($0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }) }
         config.fingerPolicy = fingers
         config.successorListLength = successors

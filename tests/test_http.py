@@ -1,0 +1,183 @@
+"""REST analytics, Prometheus metrics, Server-Sent Events, admin eviction, static files, bound address."""
+import json
+import socket
+import subprocess
+import threading
+
+import pytest
+import requests
+
+from harness import Peer, wait_until
+
+ADMIN = "admin-token-for-tests-0123456789"
+
+
+def test_healthz(server):
+    r = server.get("/healthz")
+    assert r.status_code == 200 and r.json()["status"] == "ok"
+
+
+def test_stats_shape(server, peers):
+    p = Peer(server); peers.append(p)
+    p.register()
+    s = server.stats()
+    for key in ["peersOnline", "joins", "leaves", "reRegistrations", "signalsRelayed", "bytesIn", "bytesOut",
+                "errors", "uptimeSeconds", "arcRatioMaxMin", "arcRatioMaxMean", "connectionsOpen",
+                "slowConsumerDisconnects", "originRejections"]:
+        assert key in s, key
+    assert s["peersOnline"] == 1 and s["joins"] == 1 and s["bytesIn"] > 0 and s["bytesOut"] > 0
+    assert set(s["errors"]) >= {"bad-json", "unknown-type", "bad-field", "not-registered", "already-registered",
+                                "unknown-peer", "too-large", "rate-limited", "server-full", "bad-token"}
+    assert s["arcRatioMaxMin"] == 1.0
+
+
+def test_network_and_peer_shapes(server, peers):
+    ps = [Peer(server) for _ in range(4)]
+    peers.extend(ps)
+    for p in ps:
+        p.register(capabilities={"workers": 2})
+    net = server.network()
+    assert net["idBits"] == 48 and net["successors"] == 3 and net["fingerRows"]
+    assert [e["peerId"] for e in net["peers"]] == sorted(p.peer_id for p in ps)
+    entry = net["peers"][0]
+    assert set(entry) == {"peerId", "predecessor", "successors", "fingers", "connectedAt", "capabilities", "stats"}
+    assert set(entry["fingers"]) == {str(r) for r in net["fingerRows"]}
+    one = server.get(f"/api/peers/{ps[0].peer_id}")
+    assert one.status_code == 200 and one.headers["content-type"] == "application/json"
+    assert one.json()["capabilities"] == {"workers": 2}
+    missing = server.get("/api/peers/000000000000")
+    assert missing.status_code == 404 and missing.json()["error"] == "unknown-peer"
+    bad = server.get("/api/peers/zzz")
+    assert bad.status_code == 400 and bad.json()["error"] == "bad-field"
+
+
+def test_metrics(server, peers):
+    p = Peer(server); peers.append(p)
+    p.register()
+    r = server.get("/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    lines = r.text.splitlines()
+    assert "browsercloud_peers_online 1" in lines
+    assert "browsercloud_joins_total 1" in lines
+    assert 'browsercloud_errors_total{code="bad-json"} 0' in lines
+    for line in lines:
+        if not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            float(value)
+
+
+def test_unknown_routes_and_methods(server):
+    r = server.get("/api/nothing")
+    assert r.status_code == 404 and r.json()["error"] == "not-found"
+    r = requests.post(server.http + "/api/stats", timeout=5)
+    assert r.status_code == 405 and r.json()["error"] == "method-not-allowed" and r.headers["allow"] == "GET"
+    r = requests.put(server.http + "/api/peers/000000000001", timeout=5)
+    assert r.status_code == 405
+    r = requests.post(server.http + "/index.html", timeout=5)
+    assert r.status_code == 405
+    r = server.get("/no/such/file.js")
+    assert r.status_code == 404 and r.headers["content-type"].startswith("text/plain")
+
+
+def test_admin_eviction(start_server, peers):
+    server = start_server("--admin-token", ADMIN)
+    a = Peer(server); peers.append(a)
+    b = Peer(server); peers.append(b)
+    a.register(); b.register()
+    url = f"{server.http}/api/peers/{a.peer_id}"
+    assert requests.delete(url, timeout=5).status_code == 401
+    assert requests.delete(url, headers={"Authorization": "Bearer wrong-token-000000000"}, timeout=5).status_code == 401
+    r = requests.delete(url, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=5)
+    assert r.status_code == 200 and r.json()["evicted"] == a.peer_id
+    a.expect_error("evicted")
+    wait_until(lambda: server.stats()["peersOnline"] == 1, message="evicted")
+    wait_until(lambda: (b.pump(0), b.predecessor is None)[1], message="b told")
+    assert server.stats()["evictions"] == 1
+    assert requests.delete(url, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=5).status_code == 404
+
+
+def test_admin_routes_off_without_token(server, peers):
+    p = Peer(server); peers.append(p)
+    p.register()
+    r = requests.delete(f"{server.http}/api/peers/{p.peer_id}", headers={"Authorization": "Bearer x"}, timeout=5)
+    assert r.status_code == 403 and r.json()["error"] == "admin-disabled"
+
+
+def test_event_stream(start_server, peers):
+    server = start_server("--event-keepalive", "1")
+    events = []
+    ready = threading.Event()
+
+    def listen():
+        with requests.get(server.http + "/api/events", stream=True, timeout=10) as r:
+            assert r.headers["content-type"] == "text/event-stream"
+            ready.set()
+            for line in r.iter_lines(decode_unicode=True):
+                if line.startswith("event: "):
+                    events.append(line[7:])
+                if len([e for e in events if e == "leave"]) >= 1:
+                    return
+
+    t = threading.Thread(target=listen, daemon=True)
+    t.start()
+    assert ready.wait(5)
+    wait_until(lambda: server.stats()["eventSubscribers"] == 1, message="subscribed")
+    a = Peer(server); peers.append(a)
+    b = Peer(server); peers.append(b)
+    a.register(); b.register()
+    b.close()
+    t.join(10)
+    assert events.count("join") == 2 and "update" in events and events[-1] == "leave"
+    wait_until(lambda: server.stats()["eventSubscribers"] == 0, message="unsubscribed")
+
+
+@pytest.fixture
+def public_dir(tmp_path):
+    d = tmp_path / "public"
+    (d / "sub").mkdir(parents=True)
+    files = {"index.html": "<h1>hi</h1>", "app.js": "export {}", "mod.mjs": "export {}", "style.css": "a{}",
+             "data.json": "{}", "pic.svg": "<svg/>", "pic.png": "\x89PNG", "code.wasm": "\0asm",
+             "sub/index.html": "<p>sub</p>"}
+    for name, content in files.items():
+        (d / name).write_text(content)
+    (tmp_path / "secret.txt").write_text("do not serve")
+    (d / "escape.txt").symlink_to(tmp_path / "secret.txt")
+    return d
+
+
+def test_static_files_and_mime_types(start_server, public_dir):
+    server = start_server(public=public_dir)
+    expected = {"/": "text/html", "/index.html": "text/html", "/app.js": "text/javascript",
+                "/mod.mjs": "text/javascript", "/style.css": "text/css", "/data.json": "application/json",
+                "/pic.svg": "image/svg+xml", "/pic.png": "image/png", "/code.wasm": "application/wasm",
+                "/sub/": "text/html"}
+    for path, mime in expected.items():
+        r = server.get(path)
+        assert r.status_code == 200, path
+        assert r.headers["content-type"].split(";")[0] == mime, path
+    assert server.get("/").text == "<h1>hi</h1>"
+
+
+def test_static_files_never_escape_the_root(start_server, public_dir):
+    server = start_server(public=public_dir)
+    for path in ["/../secret.txt", "/sub/../../secret.txt", "/%2e%2e/secret.txt", "/escape.txt", "/sub/../index.html/x"]:
+        s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        s.close()
+        assert b"do not serve" not in data, path
+    assert server.alive()
+
+
+def test_loopback_bind_does_not_listen_elsewhere(server):
+    # 127.0.0.2 is also loopback: a wildcard listener would accept there, a 127.0.0.1 bind must not.
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.2", server.port), timeout=2)
+    out = subprocess.run(["ss", "-Hltn", f"sport = :{server.port}"], capture_output=True, text=True).stdout
+    listeners = [line.split()[3] for line in out.splitlines() if line.strip()]
+    assert listeners == [f"127.0.0.1:{server.port}"], listeners

@@ -1,0 +1,178 @@
+"""Every error code and every limit, against the real server. Errors never take the connection down
+unless the client is abusive, and never affect other peers."""
+import json
+import socket
+
+import pytest
+import websockets
+from websockets.sync.client import connect
+
+from harness import Peer, SUBPROTOCOL, wait_until
+
+
+def still_works(p):
+    """The connection survived: a request that needs an answer gets one."""
+    p.send({"type": "signal", "to": "000000000001", "intentId": "probe", "signal": {}})
+    err = p.expect(lambda m: m.get("type") == "error" and m["code"] in ("unknown-peer", "not-registered"))
+    return err is not None
+
+
+@pytest.mark.parametrize("frame,code", [
+    ("not json", "bad-json"),
+    ("[1,2,3]", "bad-json"),
+    ('{"type":"teleport"}', "unknown-type"),
+    ('{"no":"type"}', "bad-field"),
+    ('{"type":7}', "bad-field"),
+    ('{"type":"signal","to":"XYZ","intentId":"a","signal":{}}', "bad-field"),
+    ('{"type":"signal","to":"00000000000","intentId":"a","signal":{}}', "bad-field"),
+    ('{"type":"signal","to":"000000000001","intentId":"' + "x" * 65 + '","signal":{}}', "bad-field"),
+    ('{"type":"report","stats":{"cpu":-3}}', "bad-field"),
+    ('{"type":"report","stats":{"cpu":1e400}}', "bad-json"),
+    ('{"type":"report","stats":{"cpu":1e20}}', "bad-field"),
+    ('{"type":"register","peerId":"000000000001"}', "bad-field"),
+    ('{"type":"register","peerId":"000000000001","token":"abc"}', "bad-token"),
+])
+def test_malformed_messages_get_clear_errors(server, peers, frame, code):
+    p = Peer(server); peers.append(p)
+    if code != "bad-token":
+        p.register()
+    p.send(frame)
+    err = p.expect_error(code)
+    assert err["message"]
+    assert still_works(p)
+    assert server.stats()["errors"][code] >= 1
+
+
+def test_not_registered_and_already_registered(server, peers):
+    p = Peer(server); peers.append(p)
+    p.send({"type": "signal", "to": "000000000001", "intentId": "a", "signal": {}})
+    p.expect_error("not-registered")
+    p.send({"type": "report", "stats": {"x": 1}})
+    p.expect_error("not-registered")
+    p.send({"type": "leave"})
+    p.expect_error("not-registered")
+    p.register()
+    p.send({"type": "register"})
+    p.expect_error("already-registered")
+    p.send({"type": "report", "stats": {"tasksDone": 3}})
+    wait_until(lambda: server.get(f"/api/peers/{p.peer_id}").json()["stats"] == {"tasksDone": 3}, message="report")
+
+
+def test_message_size_limit(start_server, peers):
+    server = start_server("--max-message-bytes", "2048")
+    p = Peer(server); peers.append(p)
+    p.register()
+    other = Peer(server); peers.append(other)
+    other.register()
+    p.send(json.dumps({"type": "signal", "to": other.peer_id, "intentId": "a", "signal": {"sdp": "x" * 4000}}))
+    err = p.expect_error("too-large")
+    assert "2048" in err["message"]
+    # Just under the limit still goes through.
+    p.send(json.dumps({"type": "signal", "to": other.peer_id, "intentId": "a", "signal": {"sdp": "y" * 1900}}))
+    assert other.expect(lambda m: m["type"] == "signal")["signal"]["sdp"] == "y" * 1900
+    assert server.stats()["errors"]["too-large"] == 1
+
+
+def test_binary_frames_are_rejected(server, peers):
+    p = Peer(server); peers.append(p)
+    p.register()
+    p.send(b"\x00\x01binary")
+    p.expect_error("binary-frame")
+    assert still_works(p)
+
+
+def test_rate_limit_and_abusive_disconnect(start_server, peers):
+    server = start_server("--rate-limit", "5", "--rate-burst", "10", "--abusive-after", "200")
+    p = Peer(server); peers.append(p)
+    p.register()
+    for _ in range(30):
+        p.send({"type": "report", "stats": {"x": 1}})
+    p.expect_error("rate-limited")
+    assert server.stats()["errors"]["rate-limited"] >= 19
+    # Keep flooding: after 200 dropped messages in a row the server closes the connection.
+    for _ in range(400):
+        try:
+            p.send({"type": "report", "stats": {"x": 1}})
+        except websockets.ConnectionClosed:
+            break
+    wait_until(lambda: server.stats()["abusiveDisconnects"] == 1, message="abusive disconnect")
+    wait_until(lambda: server.stats()["connectionsOpen"] == 0, message="closed")
+    assert server.stats()["peersOnline"] == 0
+
+
+def test_max_peers(start_server, peers):
+    server = start_server("--max-peers", "3")
+    for _ in range(3):
+        p = Peer(server); peers.append(p)
+        p.register()
+    extra = Peer(server); peers.append(extra)
+    extra.send({"type": "register"})
+    extra.expect_error("server-full")
+    assert still_works(extra)
+    peers[0].close()
+    wait_until(lambda: server.stats()["peersOnline"] == 2, message="leave")
+    assert extra.register()
+
+
+def test_origin_allow_list(start_server, peers):
+    server = start_server("--allowed-origins", "https://good.example,http://localhost:9000")
+    ok = Peer(server, origin="https://good.example"); peers.append(ok)
+    assert ok.register()
+    with pytest.raises(Exception):
+        connect(server.ws, subprotocols=[SUBPROTOCOL], origin="https://evil.example", open_timeout=5)
+    with pytest.raises(Exception):
+        connect(server.ws, subprotocols=[SUBPROTOCOL], open_timeout=5)  # no Origin header
+    assert server.stats()["originRejections"] == 2
+
+
+def test_slow_consumer_is_disconnected(start_server, peers):
+    server = start_server("--send-queue-bytes", "65536", "--rate-limit", "100000", "--rate-burst", "100000")
+    # The slow peer reads one message and then nothing: its client stops reading the socket.
+    slow = Peer(server, max_queue=1); peers.append(slow)
+    slow.register()
+    fast = Peer(server); peers.append(fast)
+    fast.register()
+    blob = "z" * 60000
+    sent = 0
+    while server.stats()["slowConsumerDisconnects"] == 0 and sent < 2000:
+        fast.send({"type": "signal", "to": slow.peer_id, "intentId": "flood", "signal": {"sdp": blob}})
+        sent += 1
+    wait_until(lambda: server.stats()["slowConsumerDisconnects"] == 1, message="slow consumer counted")
+    wait_until(lambda: server.stats()["peersOnline"] == 1, message="slow peer left")
+    assert still_works(fast)
+
+
+def test_connection_stays_usable_after_many_errors(server, peers):
+    p = Peer(server); peers.append(p)
+    other = Peer(server); peers.append(other)
+    p.register(); other.register()
+    for i in range(50):
+        p.send("{broken" + str(i))
+    for _ in range(50):
+        p.expect_error("bad-json")
+    p.send({"type": "signal", "to": other.peer_id, "intentId": "ok", "signal": {"a": 1}})
+    assert other.expect(lambda m: m["type"] == "signal")["signal"] == {"a": 1}
+
+
+def test_unknown_subprotocol_is_refused(server):
+    with pytest.raises(Exception):
+        connect(server.ws, subprotocols=["something-else"], open_timeout=5)
+    assert server.alive()
+
+
+def test_dead_connection_counts_as_leave(start_server):
+    """A client that stops answering pings (half-open) is removed within the idle timeout."""
+    server = start_server("--ping-after", "1", "--idle-timeout", "3")
+    s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+              b"Sec-WebSocket-Protocol: webrtc-explorer.v1\r\n\r\n")
+    assert b"101" in s.recv(4096).split(b"\r\n")[0]
+    payload = b'{"type":"register"}'
+    mask = b"\x01\x02\x03\x04"
+    s.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+    wait_until(lambda: server.stats()["peersOnline"] == 1, message="registered")
+    # Never read again, never pong.
+    wait_until(lambda: server.stats()["peersOnline"] == 0, timeout=8, message="idle hangup")
+    assert server.stats()["leaves"] == 1
+    s.close()
