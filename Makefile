@@ -27,9 +27,10 @@ test: test-deps
 	$(SWIFT) test --skip-build
 	BROWSERCLOUD_BIN=$$($(SWIFT) build --show-bin-path)/browsercloud $(PYTHON) -m pytest -q tests
 
-bench: test-deps
+bench: deps
 	$(SWIFT) build -c release --product browsercloud
 	$(SWIFT) build -c release --product bc-loadgen
+	mkdir -p .build && $(CC) -O2 -Wall bench/echo-server.c $$(pkg-config --cflags --libs libwebsockets) -o .build/echo-server
 	$(PYTHON) bench/run.py --out docs/benchmarks.md
 
 clean:

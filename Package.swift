@@ -59,6 +59,14 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Native WebSocket load generator for `make bench`.
+        .executableTarget(
+            name: "bc-loadgen",
+            dependencies: [
+                "Transport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         .testTarget(name: "RingTests", dependencies: ["Ring"]),
         .testTarget(name: "WireProtocolTests", dependencies: ["WireProtocol"]),
     ],

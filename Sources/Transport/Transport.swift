@@ -36,6 +36,8 @@ public final class Transport: @unchecked Sendable {
     private let pre = Int(bc_lws_pre())
     private let storage: CStorage
     private let keepaliveTimer: UnsafeMutablePointer<bc_timer_t>
+    /// Session slots of dialled connections (lws uses them as their user space; freed at WSI_DESTROY).
+    private var clientSlots = Set<UnsafeMutablePointer<ConnectionID>>()
 
     public init(configuration: TransportConfiguration, logger: Logger = Logger(label: "browsercloud.transport")) {
         self.configuration = configuration
@@ -119,7 +121,7 @@ public final class Transport: @unchecked Sendable {
             let vhost = lws_get_vhost_by_name(ctx, "default")
             lock.withLock {
                 context = ctx
-                boundPort = Int(lws_get_vhost_listen_port(vhost))
+                boundPort = configuration.port == nil ? 0 : Int(lws_get_vhost_listen_port(vhost))
             }
             ok.value = true
         }
@@ -140,6 +142,42 @@ public final class Transport: @unchecked Sendable {
         lock.withLock { context = nil }
         drainInbox()
         finished.signal()
+    }
+
+    /// Dials a WebSocket (service thread). Events arrive as for accepted connections; a failure before the
+    /// WebSocket opens is reported by `webSocketConnectFailed`. Returns nil when lws refuses at once.
+    public func connect(host: String, port: Int, path: String = "/", subprotocol: String? = nil) -> ConnectionID? {
+        guard let ctx = lock.withLock({ context }) else { return nil }
+        let id = newID()
+        let slot = UnsafeMutablePointer<ConnectionID>.allocate(capacity: 1)
+        slot.initialize(to: id)
+        clientSlots.insert(slot)
+        var info = lws_client_connect_info()
+        let wsi: OpaquePointer? = host.withCString { hostC in
+            path.withCString { pathC in
+                configuration.subprotocol.withCString { localName in
+                    withOptionalCString(subprotocol) { protoC in
+                        info.context = ctx
+                        info.address = hostC
+                        info.host = hostC
+                        info.origin = hostC
+                        info.port = Int32(port)
+                        info.path = pathC
+                        info.protocol = protoC
+                        info.local_protocol_name = localName
+                        info.ietf_version_or_minus_one = -1
+                        info.userdata = UnsafeMutableRawPointer(slot)
+                        return lws_client_connect_via_info(&info)
+                    }
+                }
+            }
+        }
+        if wsi == nil {
+            // lws may already have destroyed the wsi (and run WSI_DESTROY) or never made one.
+            if clientSlots.remove(slot) != nil { slot.deallocate() }
+            return nil
+        }
+        return id
     }
 
     private func scheduleKeepalive(_ ctx: OpaquePointer) {
@@ -262,26 +300,36 @@ public final class Transport: @unchecked Sendable {
             }
             return 0
 
-        case LWS_CALLBACK_ESTABLISHED:
+        case LWS_CALLBACK_ESTABLISHED, LWS_CALLBACK_CLIENT_ESTABLISHED:
             guard let wsi, let idSlot else { return -1 }
-            let id = newID()
-            idSlot.pointee = id
+            if idSlot.pointee == 0 { idSlot.pointee = newID() }
+            let id = idSlot.pointee
             let s = WebSocketSession(wsi: wsi)
             sockets[id] = s
             counters.webSocketsOpen += 1
             handler?.webSocketOpened(id, remoteAddress: peerAddress(wsi), origin: header(wsi, WSI_TOKEN_ORIGIN))
             return 0
 
-        case LWS_CALLBACK_RECEIVE:
+        case LWS_CALLBACK_RECEIVE, LWS_CALLBACK_CLIENT_RECEIVE:
             guard let wsi, let id = idSlot?.pointee, let s = sockets[id] else { return -1 }
             receive(s, id: id, wsi: wsi, input: input, len: len)
             return 0
 
-        case LWS_CALLBACK_SERVER_WRITEABLE:
+        case LWS_CALLBACK_SERVER_WRITEABLE, LWS_CALLBACK_CLIENT_WRITEABLE:
             guard let wsi, let id = idSlot?.pointee, let s = sockets[id] else { return 0 }
             return writeQueued(s, wsi: wsi)
 
-        case LWS_CALLBACK_CLOSED:
+        case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+            if let id = idSlot?.pointee, sockets[id] == nil {
+                let reason = input.map { String(cString: $0.assumingMemoryBound(to: CChar.self)) } ?? "connection failed"
+                handler?.webSocketConnectFailed(id, reason: reason)
+            }
+            return 0
+
+        case LWS_CALLBACK_WSI_DESTROY:
+            if let idSlot, clientSlots.remove(idSlot) != nil { idSlot.deallocate() }
+
+        case LWS_CALLBACK_CLOSED, LWS_CALLBACK_CLIENT_CLOSED:
             guard let id = idSlot?.pointee, let s = sockets.removeValue(forKey: id) else { return 0 }
             counters.webSocketsOpen -= 1
             let stopping = lock.withLock { self.stopping }
@@ -517,6 +565,11 @@ private func transportCallback(_ wsi: OpaquePointer?, _ reason: lws_callback_rea
     return Unmanaged<Transport>.fromOpaque(raw).takeUnretainedValue().callback(wsi, reason, user, input, len)
 }
 
+private func withOptionalCString<R>(_ s: String?, _ body: (UnsafePointer<CChar>?) -> R) -> R {
+    guard let s else { return body(nil) }
+    return s.withCString { body($0) }
+}
+
 /// The keep-alive timer callback (lws service thread).
 private func transportKeepalive(_ sul: UnsafeMutablePointer<lws_sorted_usec_list_t>?) {
     guard let sul else { return }
@@ -579,7 +632,7 @@ final class CStorage {
     private let pvo: UnsafeMutablePointer<lws_protocol_vhost_options>
     private let extensions: UnsafeMutablePointer<lws_extension>?
     private let iface: UnsafeMutablePointer<CChar>?
-    private let port: Int32
+    private let port: Int32?
     private let options: UInt64
     private let fdLimit: UInt32
 
@@ -637,12 +690,12 @@ final class CStorage {
             iface = s
         }
         options = opts
-        port = Int32(c.port)
+        port = c.port.map { Int32($0) }
         fdLimit = UInt32(clamping: c.maxConnections + 64)
     }
 
     func fill(_ info: inout lws_context_creation_info) {
-        info.port = port
+        info.port = port ?? -1  // CONTEXT_PORT_NO_LISTEN
         info.iface = UnsafePointer(iface)
         info.protocols = UnsafePointer(protocols)
         info.pvo = UnsafePointer(pvo)

@@ -5,8 +5,9 @@ public typealias ConnectionID = UInt64
 public struct TransportConfiguration: Sendable {
     /// Address to bind: an IPv4 or IPv6 literal, "localhost", or "0.0.0.0" / "::" for all interfaces.
     public var host = "127.0.0.1"
-    /// TCP port; 0 asks the kernel for an ephemeral port (see `Transport.port`).
-    public var port = 0
+    /// TCP port; 0 asks the kernel for an ephemeral port (see `Transport.port`); nil listens on nothing
+    /// (a client-only transport that only makes outgoing connections with `connect`).
+    public var port: Int? = 0
     /// WebSocket subprotocol name; also the protocol used when a client offers none.
     public var subprotocol = "webrtc-explorer.v1"
     /// Largest WebSocket message accepted, in bytes (fragments are reassembled first).
@@ -75,14 +76,26 @@ public enum FrameProblem: Sendable, Equatable {
 }
 
 /// Receives transport events. Every method is called on the transport's service thread.
+/// Accepted (server) and dialled (client) WebSockets share the same events.
 public protocol TransportHandler: AnyObject {
     func webSocketOpened(_ connection: ConnectionID, remoteAddress: String, origin: String?)
     func webSocketReceived(_ connection: ConnectionID, text: [UInt8])
     func webSocketRejected(_ connection: ConnectionID, problem: FrameProblem)
     func webSocketClosed(_ connection: ConnectionID, cause: CloseCause)
+    /// A connection started with `Transport.connect` failed before the WebSocket opened.
+    func webSocketConnectFailed(_ connection: ConnectionID, reason: String)
     func originRejected(_ origin: String)
     func httpRequest(_ request: HTTPRequest) -> HTTPResponse
     func eventStreamClosed(_ connection: ConnectionID)
+}
+
+extension TransportHandler {
+    public func webSocketConnectFailed(_ connection: ConnectionID, reason: String) {}
+    public func originRejected(_ origin: String) {}
+    public func httpRequest(_ request: HTTPRequest) -> HTTPResponse {
+        .body(status: 404, contentType: "text/plain; charset=utf-8", body: Array("not found\n".utf8))
+    }
+    public func eventStreamClosed(_ connection: ConnectionID) {}
 }
 
 /// Counters the transport keeps (read them on the service thread).
@@ -99,12 +112,12 @@ public struct TransportCounters: Sendable {
 }
 
 public enum TransportError: Error, CustomStringConvertible {
-    case cannotListen(host: String, port: Int)
+    case cannotListen(host: String, port: Int?)
     case alreadyStarted
 
     public var description: String {
         switch self {
-        case .cannotListen(let host, let port): return "cannot listen on \(host):\(port) (address in use or not available)"
+        case .cannotListen(let host, let port): return "cannot listen on \(host):\(port.map(String.init) ?? "-") (address in use or not available)"
         case .alreadyStarted: return "transport already started"
         }
     }

@@ -1,0 +1,276 @@
+// bc-loadgen: a native WebSocket load generator for the rendezvous server benchmarks (make bench).
+// It runs on the same libwebsockets Transport as the server, so the client is not the bottleneck.
+// Output: one JSON object per line on stdout.
+import ArgumentParser
+import Foundation
+import Transport
+
+@main
+struct LoadGen: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bc-loadgen", abstract: "Load generator for the BrowserCloud rendezvous server.",
+        subcommands: [Hold.self, Relay.self])
+}
+
+func nowNanos() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+func emit(_ object: [String: Any]) {
+    let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+    FileHandle.standardOutput.write(data + Data("\n".utf8))
+}
+
+func raiseFileLimit(_ wanted: Int) {
+    var limit = rlimit()
+    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
+    limit.rlim_cur = min(rlim_t(wanted), limit.rlim_max)
+    setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+}
+
+func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
+    haystack.firstRange(of: needle) != nil
+}
+
+func peerID(inRegistered text: [UInt8]) -> String? {
+    guard let object = try? JSONSerialization.jsonObject(with: Data(text)) as? [String: Any] else { return nil }
+    return object["peerId"] as? String
+}
+
+let registeredMarker = Array(#""type":"registered""#.utf8)
+let signalMarker = Array(#""type":"signal""#.utf8)
+let registerFrame = Array(#"{"type":"register"}"#.utf8)
+
+func clientTransport() -> Transport {
+    var config = TransportConfiguration()
+    config.port = nil
+    config.maxConnections = 30_000
+    config.maxSendQueueMessages = 100_000
+    config.maxSendQueueBytes = 1 << 30
+    config.hangupAfterSeconds = 600
+    config.pingAfterSeconds = 300
+    return Transport(configuration: config)
+}
+
+/// Waits on the calling (main) thread until `done` returns true on the service thread, or a deadline.
+func wait(_ transport: Transport, timeout: Double, _ done: @escaping @Sendable () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if transport.sync(done) { return true }
+        usleep(20_000)
+    }
+    return false
+}
+
+// MARK: hold
+
+/// Holds N registered peers, then measures the latency of joins at that size, one at a time.
+struct Hold: ParsableCommand {
+    @Option var host = "127.0.0.1"
+    @Option var port: Int
+    @Option(help: "Peers to register and hold.") var peers = 10_000
+    @Option(help: "Connections being set up at once.") var concurrency = 64
+    @Option(help: "Joins measured one at a time once all peers are held.") var samples = 500
+    @Option(help: "Seconds to wait for all peers.") var timeout = 300.0
+
+    func run() throws {
+        raiseFileLimit(peers + 1024)
+        let transport = clientTransport()
+        let state = HoldState(transport: transport, host: host, port: port, target: peers, concurrency: concurrency)
+        transport.handler = state
+        try transport.start()
+        let t0 = nowNanos()
+        transport.post { state.fill() }
+        guard wait(transport, timeout: timeout, { state.registered >= state.target }) else {
+            let (r, f) = transport.sync { (state.registered, state.failures) }
+            emit(["phase": "hold", "error": "timed out", "registered": r, "failures": f])
+            throw ExitCode.failure
+        }
+        let seconds = Double(nowNanos() - t0) / 1e9
+        emit(["phase": "hold", "peers": peers, "seconds": seconds, "joinsPerSecond": Double(peers) / seconds,
+              "failures": transport.sync { state.failures }])
+        // The orchestrator reads the server's memory now; it tells us to go on with a line on stdin.
+        _ = readLine()
+        transport.post { state.startSampling(samples) }
+        guard wait(transport, timeout: timeout, { state.latencies.count >= samples }) else {
+            emit(["phase": "join-latency", "error": "timed out"])
+            throw ExitCode.failure
+        }
+        var latencies = transport.sync { state.latencies }.sorted()
+        latencies = latencies.map { $0 / 1000 }  // microseconds
+        func pct(_ p: Double) -> Double { latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
+        emit(["phase": "join-latency", "samples": latencies.count, "peersHeld": peers,
+              "p50us": pct(0.50), "p90us": pct(0.90), "p99us": pct(0.99), "maxus": latencies.last ?? 0])
+        transport.stop()
+    }
+}
+
+/// Service-thread state of `hold`. `@unchecked Sendable`: only touched on the transport's service thread.
+final class HoldState: TransportHandler, @unchecked Sendable {
+    let transport: Transport
+    let host: String, port: Int, target: Int, concurrency: Int
+    var pending = 0, registered = 0, failures = 0
+    var sampling = false, samplesLeft = 0
+    var sampleConnection: ConnectionID = 0
+    var sampleStart: UInt64 = 0
+    var latencies: [Double] = []
+
+    init(transport: Transport, host: String, port: Int, target: Int, concurrency: Int) {
+        self.transport = transport
+        self.host = host; self.port = port; self.target = target; self.concurrency = concurrency
+    }
+
+    func fill() {
+        while pending < concurrency && registered + pending < target {
+            guard transport.connect(host: host, port: port, subprotocol: "webrtc-explorer.v1") != nil else {
+                failures += 1
+                return
+            }
+            pending += 1
+        }
+    }
+
+    func startSampling(_ n: Int) {
+        sampling = true
+        samplesLeft = n
+        nextSample()
+    }
+
+    func nextSample() {
+        guard samplesLeft > 0 else { return }
+        samplesLeft -= 1
+        sampleConnection = transport.connect(host: host, port: port, subprotocol: "webrtc-explorer.v1") ?? 0
+    }
+
+    func webSocketOpened(_ c: ConnectionID, remoteAddress: String, origin: String?) {
+        if sampling && c == sampleConnection { sampleStart = nowNanos() }
+        transport.send(registerFrame, to: c)
+    }
+
+    func webSocketReceived(_ c: ConnectionID, text: [UInt8]) {
+        guard contains(text, registeredMarker) else { return }
+        if sampling && c == sampleConnection {
+            latencies.append(Double(nowNanos() - sampleStart))
+            transport.close(c)
+            return
+        }
+        pending -= 1
+        registered += 1
+        fill()
+    }
+
+    func webSocketClosed(_ c: ConnectionID, cause: CloseCause) {
+        if sampling && c == sampleConnection { nextSample() }
+    }
+
+    func webSocketConnectFailed(_ c: ConnectionID, reason: String) {
+        failures += 1
+        if sampling && c == sampleConnection { nextSample(); return }
+        pending -= 1
+        fill()
+    }
+
+    func webSocketRejected(_ c: ConnectionID, problem: FrameProblem) {}
+}
+
+// MARK: relay
+
+/// Closed-loop throughput: pairs of connections keep `window` messages in flight each way.
+/// `signal` mode sends protocol v1 signals through the rendezvous server's relay; `echo` mode sends the
+/// same frames to an echo server, which sends each back to its sender.
+struct Relay: ParsableCommand {
+    enum Mode: String, ExpressibleByArgument { case signal, echo }
+
+    @Option var host = "127.0.0.1"
+    @Option var port: Int
+    @Option var mode: Mode = .signal
+    @Option(help: "Connection pairs.") var pairs = 50
+    @Option(help: "Messages in flight per connection.") var window = 16
+    @Option(help: "Bytes of SDP-like payload per message.") var payload = 200
+    @Option(help: "Seconds of measurement (after one second of warm-up).") var seconds = 5.0
+
+    func run() throws {
+        raiseFileLimit(2 * pairs + 1024)
+        let transport = clientTransport()
+        let state = RelayState(transport: transport, mode: mode, pairs: pairs, window: window, payload: payload)
+        transport.handler = state
+        try transport.start()
+        transport.post {
+            for _ in 0..<(2 * pairs) {
+                _ = transport.connect(host: host, port: port, subprotocol: mode == .signal ? "webrtc-explorer.v1" : "echo")
+            }
+        }
+        guard wait(transport, timeout: 60, { state.ready == 2 * pairs }) else {
+            emit(["phase": "relay", "error": "connections not ready", "ready": transport.sync { state.ready }])
+            throw ExitCode.failure
+        }
+        transport.post { state.start() }
+        usleep(1_000_000)
+        let (c0, t0) = transport.sync { (state.received, nowNanos()) }
+        usleep(UInt32(seconds * 1_000_000))
+        let (c1, t1, errors) = transport.sync { (state.received, nowNanos(), state.errors) }
+        let rate = Double(c1 - c0) / (Double(t1 - t0) / 1e9)
+        emit(["phase": "relay", "mode": mode.rawValue, "pairs": pairs, "window": window, "payloadBytes": payload,
+              "messagesPerSecond": rate, "errors": errors])
+        transport.stop()
+    }
+}
+
+/// Service-thread state of `relay`. `@unchecked Sendable`: only touched on the transport's service thread.
+final class RelayState: TransportHandler, @unchecked Sendable {
+    let transport: Transport
+    let mode: Relay.Mode
+    let pairs: Int, window: Int, payload: Int
+    var connections: [ConnectionID] = []
+    var peerIDs: [ConnectionID: String] = [:]
+    var partner: [ConnectionID: ConnectionID] = [:]
+    var frames: [ConnectionID: [UInt8]] = [:]
+    var ready = 0, received = 0, errors = 0
+
+    init(transport: Transport, mode: Relay.Mode, pairs: Int, window: Int, payload: Int) {
+        self.transport = transport
+        self.mode = mode; self.pairs = pairs; self.window = window; self.payload = payload
+    }
+
+    func webSocketOpened(_ c: ConnectionID, remoteAddress: String, origin: String?) {
+        connections.append(c)
+        if mode == .signal { transport.send(registerFrame, to: c) } else { ready += 1 }
+    }
+
+    func start() {
+        let sdp = String(repeating: "a", count: payload)
+        for i in 0..<pairs {
+            let a = connections[2 * i], b = connections[2 * i + 1]
+            partner[a] = b
+            partner[b] = a
+        }
+        for c in connections {
+            let to = peerIDs[partner[c]!] ?? "000000000000"
+            frames[c] = Array(#"{"type":"signal","to":"\#(to)","intentId":"bench","signal":{"type":"offer","sdp":"\#(sdp)"}}"#.utf8)
+        }
+        for c in connections {
+            for _ in 0..<window { transport.send(frames[c]!, to: c) }
+        }
+    }
+
+    func webSocketReceived(_ c: ConnectionID, text: [UInt8]) {
+        switch mode {
+        case .signal:
+            if contains(text, signalMarker) {
+                received += 1
+                // Answer the partner that sent it: keeps `window` messages in flight each way.
+                transport.send(frames[c]!, to: c)
+            } else if contains(text, registeredMarker) {
+                peerIDs[c] = peerID(inRegistered: text)
+                ready += 1
+            } else if contains(text, Array(#""type":"error""#.utf8)) {
+                errors += 1
+            }
+        case .echo:
+            received += 1
+            transport.send(frames[c]!, to: c)
+        }
+    }
+
+    func webSocketClosed(_ c: ConnectionID, cause: CloseCause) { errors += 1 }
+    func webSocketConnectFailed(_ c: ConnectionID, reason: String) { errors += 1 }
+    func webSocketRejected(_ c: ConnectionID, problem: FrameProblem) {}
+}
