@@ -36,21 +36,32 @@ struct GapIndex: Sendable {
         heap = Heap(entries)
     }
 
-    /// The largest live arc; `isLive` tells whether an entry still describes the ring.
-    mutating func largest(isLive: (Entry) -> Bool) -> Entry? {
+    /// The largest live arc of the ring whose sorted members are `members`.
+    mutating func largest(members: [PeerID]) -> Entry? {
         while let top = heap.max {
-            if isLive(top) { return top }
+            if GapIndex.isLive(top, members: members) { return top }
             heap.removeMax()
         }
         return nil
     }
 
     /// The smallest live arc.
-    mutating func smallest(isLive: (Entry) -> Bool) -> Entry? {
+    mutating func smallest(members: [PeerID]) -> Entry? {
         while let bottom = heap.min {
-            if isLive(bottom) { return bottom }
+            if GapIndex.isLive(bottom, members: members) { return bottom }
             heap.removeMin()
         }
         return nil
+    }
+
+    /// Whether an entry still describes an arc between consecutive members.
+    private static func isLive(_ entry: Entry, members: [PeerID]) -> Bool {
+        var lo = 0, hi = members.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if members[mid] < entry.start { lo = mid + 1 } else { hi = mid }
+        }
+        guard lo < members.count, members[lo] == entry.start else { return false }
+        return Ring.arcLength(from: entry.start, to: members[(lo + 1) % members.count]) == entry.length
     }
 }

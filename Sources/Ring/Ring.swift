@@ -133,27 +133,21 @@ public struct Ring: Sendable {
 
     // MARK: Least-occupied ID assignment
 
-    private func isLive(_ entry: GapIndex.Entry) -> Bool {
-        let i = lowerBound(entry.start)
-        guard i < members.count, members[i] == entry.start else { return false }
-        return Ring.arcLength(from: entry.start, to: members[(i + 1) % members.count]) == entry.length
-    }
-
     /// The ID the next joiner should get: a random ID for the first peer, otherwise the
     /// midpoint of the largest arc between consecutive members (ties broken at random).
     /// Nil when no arc can be split (the circle is full). Does not insert the ID.
     public mutating func allocateID() -> PeerID? {
         if members.isEmpty { return PeerID(rng.next()) }
-        let live = { [self] (e: GapIndex.Entry) in self.isLive(e) }
-        guard let largest = gaps.largest(isLive: live), largest.length >= 2 else { return nil }
+        let current = members
+        guard let largest = gaps.largest(members: current), largest.length >= 2 else { return nil }
         return largest.start.adding(largest.length / 2)
     }
 
     /// Largest arc / smallest arc and largest arc / mean arc; nil with fewer than one member.
     public mutating func arcRatios() -> (maxMin: Double, maxMean: Double)? {
         guard !members.isEmpty else { return nil }
-        let live = { [self] (e: GapIndex.Entry) in self.isLive(e) }
-        guard let largest = gaps.largest(isLive: live), let smallest = gaps.smallest(isLive: live) else { return nil }
+        let current = members
+        guard let largest = gaps.largest(members: current), let smallest = gaps.smallest(members: current) else { return nil }
         let mean = Double(PeerID.spaceSize) / Double(members.count)
         return (Double(largest.length) / Double(smallest.length), Double(largest.length) / mean)
     }

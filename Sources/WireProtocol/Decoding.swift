@@ -19,20 +19,44 @@ public struct DecodingLimits: Sendable {
 
 extension ClientMessage {
     /// Decodes and validates one text frame. Unknown extra fields are ignored (forward compatible).
-    public static func decode(_ bytes: some Collection<UInt8>, limits: DecodingLimits = DecodingLimits())
-        throws(ProtocolError) -> ClientMessage
+    ///
+    /// Every frame is validated once by `JSONScanner`; a `signal` (the relay hot path) is read straight
+    /// from the scan and its `signal` object kept as raw bytes. The rarer messages are decoded into a
+    /// `JSONValue` tree with Foundation's `JSONDecoder`.
+    public static func decode(_ bytes: [UInt8], limits: DecodingLimits = DecodingLimits()) throws(ProtocolError)
+        -> ClientMessage
     {
+        let scanned: Result<ClientMessage?, ProtocolError> = bytes.withUnsafeBufferPointer { buffer in
+            guard let members = JSONScanner.topLevelMembers(buffer) else {
+                return .failure(JSONScanner.isValid(buffer)
+                    ? ProtocolError(.badJSON, "message must be a JSON object")
+                    : ProtocolError(.badJSON, "message is not valid JSON"))
+            }
+            let fields = ScannedObject(buffer: buffer, members: members)
+            guard let typeMember = fields["type"] else { return .failure(ProtocolError(.badField, "missing field 'type'")) }
+            guard typeMember.kind == .string else { return .failure(ProtocolError(.badField, "'type' must be a string")) }
+            guard fields.string(typeMember) == "signal" else { return .success(nil) }
+            do throws(ProtocolError) {
+                return .success(try decodeSignal(fields, limits: limits))
+            } catch {
+                return .failure(error)
+            }
+        }
+        switch scanned {
+        case .failure(let error): throw error
+        case .success(let message?): return message
+        case .success(nil): break
+        }
+
         let value: JSONValue
         do {
-            value = try JSONDecoder().decode(JSONValue.self, from: Data(bytes))
+            value = try JSONCoding.decoder.decode(JSONValue.self, from: Data(bytes))
         } catch {
             throw ProtocolError(.badJSON, "message is not valid JSON")
         }
-        guard case .object(let object) = value else {
+        guard case .object(let object) = value, case .string(let type)? = object["type"] else {
             throw ProtocolError(.badJSON, "message must be a JSON object")
         }
-        guard let typeValue = object["type"] else { throw ProtocolError(.badField, "missing field 'type'") }
-        guard case .string(let type) = typeValue else { throw ProtocolError(.badField, "'type' must be a string") }
 
         switch type {
         case "register":
@@ -56,18 +80,6 @@ extension ClientMessage {
                 capabilities = caps
             }
             return .register(peerId: peerId, token: token, capabilities: capabilities)
-
-        case "signal":
-            guard let to = try optionalPeerID(object, "to") else { throw ProtocolError(.badField, "missing field 'to'") }
-            guard let intentId = try optionalString(object, "intentId") else {
-                throw ProtocolError(.badField, "missing field 'intentId'")
-            }
-            guard !intentId.isEmpty, intentId.count <= limits.maxIntentIdLength else {
-                throw ProtocolError(.badField, "'intentId' must be 1 to \(limits.maxIntentIdLength) characters")
-            }
-            guard let signalValue = object["signal"] else { throw ProtocolError(.badField, "missing field 'signal'") }
-            guard case .object(let signal) = signalValue else { throw ProtocolError(.badField, "'signal' must be an object") }
-            return .signal(to: to, intentId: intentId, signal: signal)
 
         case "leave":
             return .leave
@@ -94,6 +106,22 @@ extension ClientMessage {
         }
     }
 
+    private static func decodeSignal(_ fields: ScannedObject, limits: DecodingLimits) throws(ProtocolError) -> ClientMessage {
+        guard let toText = try fields.optionalString("to") else { throw ProtocolError(.badField, "missing field 'to'") }
+        guard let to = PeerID(hex: toText) else {
+            throw ProtocolError(.badField, "'to' must be a peer ID of 12 lowercase hex characters")
+        }
+        guard let intentId = try fields.optionalString("intentId") else {
+            throw ProtocolError(.badField, "missing field 'intentId'")
+        }
+        guard !intentId.isEmpty, intentId.count <= limits.maxIntentIdLength else {
+            throw ProtocolError(.badField, "'intentId' must be 1 to \(limits.maxIntentIdLength) characters")
+        }
+        guard let signal = fields["signal"] else { throw ProtocolError(.badField, "missing field 'signal'") }
+        guard signal.kind == .object else { throw ProtocolError(.badField, "'signal' must be an object") }
+        return .signal(to: to, intentId: intentId, signal: RawJSON(validated: fields.bytes(signal)))
+    }
+
     private static func isLowerHex(_ b: UInt8) -> Bool {
         (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(b) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(b)
     }
@@ -112,5 +140,36 @@ extension ClientMessage {
             throw ProtocolError(.badField, "'\(key)' must be a peer ID of 12 lowercase hex characters")
         }
         return id
+    }
+}
+
+/// Field access on a scanned top-level object (the last of duplicate keys wins, as in JSONDecoder).
+private struct ScannedObject {
+    let buffer: UnsafeBufferPointer<UInt8>
+    let members: [JSONScanner.Member]
+
+    subscript(name: String) -> JSONScanner.Member? {
+        let wanted = Array(name.utf8)
+        return members.last { member in
+            let inner = buffer[(member.key.lowerBound + 1)..<(member.key.upperBound - 1)]
+            if !inner.contains(UInt8(ascii: "\\")) { return inner.elementsEqual(wanted) }
+            return string(member.key) == name
+        }
+    }
+
+    func string(_ member: JSONScanner.Member) -> String { string(member.value) }
+
+    func string(_ range: Range<Int>) -> String {
+        JSONScanner.decodeString(UnsafeBufferPointer(rebasing: buffer[range]))
+    }
+
+    func bytes(_ member: JSONScanner.Member) -> [UInt8] { Array(buffer[member.value]) }
+
+    /// A string field; nil when absent or null.
+    func optionalString(_ name: String) throws(ProtocolError) -> String? {
+        guard let m = self[name] else { return nil }
+        if m.kind == .literal && buffer[m.value.lowerBound] == UInt8(ascii: "n") { return nil }
+        guard m.kind == .string else { throw ProtocolError(.badField, "'\(name)' must be a string") }
+        return string(m)
     }
 }

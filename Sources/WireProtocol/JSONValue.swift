@@ -56,6 +56,8 @@ public enum JSONValue: Codable, Equatable, Sendable {
 }
 
 enum JSONCoding {
+    static var decoder: JSONDecoder { JSONDecoder() }
+
     static var encoder: JSONEncoder {
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

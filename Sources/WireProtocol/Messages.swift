@@ -33,7 +33,7 @@ public enum ClientMessage: Equatable, Sendable {
     /// Join the ring; with `peerId` and `token`, come back with a previous ID.
     case register(peerId: PeerID?, token: String?, capabilities: [String: JSONValue]?)
     /// Relay an opaque WebRTC signal (offer, answer, ICE candidate) to another peer.
-    case signal(to: PeerID, intentId: String, signal: [String: JSONValue])
+    case signal(to: PeerID, intentId: String, signal: RawJSON)
     /// Leave the ring cleanly.
     case leave
     /// Numbers the peer reports for analytics.
@@ -72,7 +72,7 @@ public enum ServerMessage: Equatable, Sendable {
     case predecessor(PeerID?)
     case successors([PeerID])
     case fingerUpdate(row: Int, start: PeerID, peer: PeerID?)
-    case signal(from: PeerID, intentId: String, signal: [String: JSONValue])
+    case signal(from: PeerID, intentId: String, signal: RawJSON)
     case error(ErrorCode, String)
 
     public var json: JSONValue {
@@ -91,14 +91,26 @@ public enum ServerMessage: Equatable, Sendable {
         case .fingerUpdate(let row, let start, let peer):
             return .object(["type": "finger-update", "row": .number(Double(row)), "start": id(start), "peerId": id(peer)])
         case .signal(let from, let intentId, let signal):
-            return .object(["type": "signal", "from": id(from), "intentId": .string(intentId), "signal": .object(signal)])
+            return .object(["type": "signal", "from": id(from), "intentId": .string(intentId), "signal": signal.value ?? .null])
         case .error(let code, let message):
             return .object(["type": "error", "code": .string(code.rawValue), "message": .string(message)])
         }
     }
 
-    /// The JSON text frame.
-    public func encoded() -> [UInt8] { json.encoded() }
+    /// The JSON text frame. A relayed signal is assembled around the sender's bytes (hot path).
+    public func encoded() -> [UInt8] {
+        guard case .signal(let from, let intentId, let signal) = self else { return json.encoded() }
+        var out: [UInt8] = []
+        out.reserveCapacity(signal.bytes.count + intentId.utf8.count + 72)
+        out += Array(#"{"type":"signal","from":""#.utf8)
+        out += Array(from.hex.utf8)
+        out += Array(#"","intentId":"#.utf8)
+        appendJSONString(intentId, to: &out)
+        out += Array(#","signal":"#.utf8)
+        out += signal.bytes
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
 
     /// The message that tells a peer about one ring update.
     public init(_ update: RingUpdate, config: (([Int]) -> RingConfig)) {

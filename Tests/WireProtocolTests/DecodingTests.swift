@@ -18,8 +18,12 @@ private func code(_ text: String) -> ErrorCode? {
         let token = String(repeating: "ab", count: 32)
         #expect(try decode(#"{"type":"register","peerId":"00000000000a","token":"\#(token)","capabilities":{"workers":4}}"#).get()
             == .register(peerId: PeerID(10), token: token, capabilities: ["workers": .number(4)]))
-        #expect(try decode(#"{"type":"signal","to":"0000000000ff","intentId":"i1","signal":{"type":"offer","sdp":"v=0"}}"#).get()
-            == .signal(to: PeerID(255), intentId: "i1", signal: ["type": "offer", "sdp": "v=0"]))
+        let raw = #"{ "type" : "offer", "sdp":"v=0\r\n", "n": [1, 2.5e3, null, true] }"#
+        let signal = try decode(#"{"type":"signal","to":"0000000000ff","intentId":"i1","signal":\#(raw)}"#).get()
+        #expect(signal == .signal(to: PeerID(255), intentId: "i1", signal: RawJSON(parsing: Array(raw.utf8))!))
+        // Escaped keys and values are understood; the last duplicate key wins.
+        let escaped = try decode(#"{"typ\u0065":"signal","to":"0000000000ff","to":"0000000000fe","intentId":"\u00e9\ud83d\ude00","signal":{}}"#).get()
+        #expect(escaped == .signal(to: PeerID(254), intentId: "é😀", signal: RawJSON([:])))
         #expect(try decode(#"{"type":"leave","extra":1}"#).get() == .leave)
         #expect(try decode(#"{"type":"report","stats":{"tasks":3}}"#).get() == .report(stats: ["tasks": 3]))
     }
@@ -52,8 +56,10 @@ private func code(_ text: String) -> ErrorCode? {
     @Test func serverMessagesEncode() throws {
         let text = String(decoding: ServerMessage.fingerUpdate(row: 3, start: PeerID(8), peer: nil).encoded(), as: UTF8.self)
         #expect(text == #"{"peerId":null,"row":3,"start":"000000000008","type":"finger-update"}"#)
-        let signal = ServerMessage.signal(from: PeerID(1), intentId: "a/b", signal: ["candidate": "x y"]).encoded()
-        #expect(String(decoding: signal, as: UTF8.self) == #"{"from":"000000000001","intentId":"a/b","signal":{"candidate":"x y"},"type":"signal"}"#)
+        let signal = ServerMessage.signal(from: PeerID(1), intentId: "a/\"b\n", signal: RawJSON(["candidate": "x y"])).encoded()
+        #expect(String(decoding: signal, as: UTF8.self) == #"{"type":"signal","from":"000000000001","intentId":"a/\"b\n","signal":{"candidate":"x y"}}"#)
+        let parsed = try JSONDecoder().decode(JSONValue.self, from: Data(signal))
+        #expect(parsed["intentId"] == .string("a/\"b\n"))
     }
 
     @Test func randomBytesNeverCrash() {
@@ -63,5 +69,46 @@ private func code(_ text: String) -> ErrorCode? {
             let bytes = (0..<n).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
             _ = try? ClientMessage.decode(bytes)
         }
+    }
+
+    /// The scanner accepts exactly what Foundation's JSON parser accepts, on valid and mutated texts.
+    @Test func scannerAgreesWithFoundation() {
+        let seeds = [
+            #"{"type":"signal","to":"0000000000ff","intentId":"i","signal":{"sdp":"v=0\r\n","c":[1,-2.5e-3,true,false,null]}}"#,
+            #"{"a":"\u00e9\"\\\/\b\f\n\r\t","b":{"c":[[],{}]},"d":0,"e":-0.0,"f":1E+2}"#,
+            #"{"ü":"€𝄞","x":"\ud83d\ude00"}"#,
+        ]
+        let alphabet = Array(#"{}[]":,.-+eE0123456789 abcdefnrtu\/"#.utf8) + [0x09, 0x80, 0xC3, 0xA9, 0xF0, 0x00, 0x1F]
+        var rng = SplitMix64(seed: 3)
+        var checked = 0
+        for _ in 0..<20000 {
+            var text = Array(seeds[Int(rng.next() % UInt64(seeds.count))].utf8)
+            for _ in 0..<(1 + rng.next() % 3) {
+                let at = Int(rng.next() % UInt64(text.count + 1))
+                switch rng.next() % 3 {
+                case 0: text.insert(alphabet[Int(rng.next() % UInt64(alphabet.count))], at: at)
+                case 1: if at < text.count { text.remove(at: at) }
+                default: if at < text.count { text[at] = alphabet[Int(rng.next() % UInt64(alphabet.count))] }
+                }
+            }
+            let ours = text.withUnsafeBufferPointer { JSONScanner.isValid($0) }
+            let foundation = (try? JSONSerialization.jsonObject(with: Data(text), options: [.fragmentsAllowed])) != nil
+            // Known, intended differences: Foundation refuses numbers beyond Double's range, which RFC 8259
+            // syntax allows; Foundation accepts trailing commas, which RFC 8259 (and JSON.parse) refuse.
+            let string = String(decoding: text, as: UTF8.self)
+            let trailingComma = string.range(of: #",\s*[}\]]"#, options: .regularExpression) != nil
+            let hugeExponent = string.range(of: #"[0-9][eE][+-]?[0-9]{3,}"#, options: .regularExpression) != nil
+            if ours != foundation && !(ours && hugeExponent) && !(!ours && trailingComma) {
+                Issue.record("disagree on \(String(decoding: text, as: UTF8.self)): scanner \(ours), Foundation \(foundation)")
+            }
+            checked += 1
+        }
+        #expect(checked == 20000)
+    }
+
+    @Test func deepNestingIsRefusedWithoutCrashing() {
+        let deep = Array(String(repeating: "[", count: 100_000).utf8)
+        #expect(deep.withUnsafeBufferPointer { JSONScanner.isValid($0) } == false)
+        #expect(code(#"{"type":"signal","to":"0000000000ff","intentId":"i","signal":"# + String(repeating: "[", count: 70) + String(repeating: "]", count: 70) + "}") == .badJSON)
     }
 }
