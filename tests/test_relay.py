@@ -38,3 +38,14 @@ def test_signal_to_unknown_or_departed_peer(server, peers):
     a.send({"type": "signal", "to": b_id, "intentId": "i", "signal": {"type": "offer", "sdp": ""}})
     a.expect_error("unknown-peer")
     assert server.alive()
+
+
+def test_relay_on_poll_event_loop(start_server, peers):
+    """The poll() fallback (used when the lws libev plugin is missing) serves the same protocol."""
+    server = start_server("--event-loop", "poll")
+    a = Peer(server); peers.append(a)
+    b = Peer(server); peers.append(b)
+    a.register(); b.register()
+    a.send({"type": "signal", "to": b.peer_id, "intentId": "p", "signal": {"type": "offer", "sdp": "v=0"}})
+    assert b.expect(lambda m: m["type"] == "signal")["from"] == a.peer_id
+    assert server.get("/healthz").status_code == 200

@@ -4,6 +4,29 @@
 #define BROWSERCLOUD_CLIBWEBSOCKETS_SHIM_H
 
 #include <libwebsockets.h>
+#include <ev.h>
+
+/// A libev loop on epoll (where available) that lws runs on as a foreign loop
+/// (LWS_SERVER_OPTION_LIBEV), instead of its default poll(), whose cost grows with every open socket.
+static inline struct ev_loop *bc_ev_loop_new(void) { return ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK); }
+
+/// Runs the loop until at least one event was handled.
+static inline int bc_ev_run_once(struct ev_loop *loop) { return ev_run(loop, EVRUN_ONCE); }
+
+/// Runs pending events without blocking.
+static inline int bc_ev_run_nowait(struct ev_loop *loop) { return ev_run(loop, EVRUN_NOWAIT); }
+
+static inline void bc_ev_loop_destroy(struct ev_loop *loop) { ev_loop_destroy(loop); }
+
+/// Name of the kernel interface libev chose ("epoll", "poll", "select", ...).
+static inline const char *bc_ev_backend_name(struct ev_loop *loop) {
+    switch (ev_backend(loop)) {
+    case EVBACKEND_EPOLL: return "epoll";
+    case EVBACKEND_POLL: return "poll";
+    case EVBACKEND_SELECT: return "select";
+    default: return "other";
+    }
+}
 
 /// Bytes lws needs in front of every buffer passed to lws_write (the LWS_PRE macro).
 static inline size_t bc_lws_pre(void) { return LWS_PRE; }

@@ -113,10 +113,14 @@ public final class Transport: @unchecked Sendable {
 
     private func serviceThreadMain(ready: DispatchSemaphore, ok: LockedBox<Bool>) {
         lws_set_log_level(logger.logLevel <= .debug ? LLL_ERR | LLL_WARN | LLL_NOTICE : LLL_ERR | LLL_WARN, nil)
-        var info = lws_context_creation_info()
-        storage.fill(&info)
-        info.user = Unmanaged.passUnretained(self).toOpaque()
-        let ctx = lws_create_context(&info)
+        var loop: OpaquePointer? = configuration.useLibev ? bc_ev_loop_new() : nil
+        var ctx = createContext(loop: loop)
+        if ctx == nil, let failed = loop {
+            // The lws libev plugin may be missing: fall back to poll().
+            bc_ev_loop_destroy(failed)
+            loop = nil
+            ctx = createContext(loop: nil)
+        }
         if let ctx {
             let vhost = lws_get_vhost_by_name(ctx, "default")
             lock.withLock {
@@ -124,6 +128,7 @@ public final class Transport: @unchecked Sendable {
                 boundPort = configuration.port == nil ? 0 : Int(lws_get_vhost_listen_port(vhost))
             }
             ok.value = true
+            logger.debug("event loop", metadata: ["backend": "\(loop.map { String(cString: bc_ev_backend_name($0)) } ?? "lws poll")"])
         }
         ready.signal()
         guard let ctx else {
@@ -132,16 +137,36 @@ public final class Transport: @unchecked Sendable {
         }
         keepaliveTimer.pointee.owner = Unmanaged.passUnretained(self).toOpaque()
         scheduleKeepalive(ctx)
-        while true {
-            if lock.withLock({ stopping }) { break }
-            if lws_service(ctx, 0) < 0 { break }
+        while !lock.withLock({ stopping }) {
+            if let loop {
+                _ = bc_ev_run_once(loop)
+            } else if lws_service(ctx, 0) < 0 {
+                break
+            }
         }
         // Drain posted work so that waiters in `sync` do not hang, then tear down.
         drainInbox()
         lws_context_destroy(ctx)
+        if let loop {
+            _ = bc_ev_run_nowait(loop)
+            bc_ev_loop_destroy(loop)
+        }
         lock.withLock { context = nil }
         drainInbox()
         finished.signal()
+    }
+
+    private func createContext(loop: OpaquePointer?) -> OpaquePointer? {
+        var info = lws_context_creation_info()
+        storage.fill(&info)
+        info.user = Unmanaged.passUnretained(self).toOpaque()
+        guard let loop else { return lws_create_context(&info) }
+        info.options |= UInt64(LWS_SERVER_OPTION_LIBEV)
+        var loops: [UnsafeMutableRawPointer?] = [UnsafeMutableRawPointer(loop)]
+        return loops.withUnsafeMutableBufferPointer { buffer in
+            info.foreign_loops = buffer.baseAddress
+            return lws_create_context(&info)
+        }
     }
 
     /// Dials a WebSocket (service thread). Events arrive as for accepted connections; a failure before the
@@ -382,7 +407,13 @@ public final class Transport: @unchecked Sendable {
         if !s.rxBinary && s.rxTotal <= configuration.maxMessageBytes, let input, len > 0 {
             s.rx.append(contentsOf: UnsafeRawBufferPointer(start: input, count: len))
         }
-        lws_validity_confirmed(wsi)
+        // Traffic proves the connection alive, so no ping is needed. lws 4.1 keeps its timers in a sorted
+        // list (O(connections) per reschedule), so confirm at most once per half ping interval.
+        let now = DispatchTime.now().uptimeNanoseconds
+        if now &- s.lastValidityConfirmation > UInt64(configuration.pingAfterSeconds) * 500_000_000 {
+            s.lastValidityConfirmation = now
+            lws_validity_confirmed(wsi)
+        }
         guard lws_is_final_fragment(wsi) != 0 && lws_remaining_packet_payload(wsi) == 0 else { return }
         let message = s.rx, total = s.rxTotal, binary = s.rxBinary
         s.rx = []
@@ -591,6 +622,8 @@ final class WebSocketSession {
     var closeStatus: UInt16 = 1000
     var closeReason: [UInt8] = []
     var closeCause = CloseCause.closed
+    /// Monotonic nanoseconds of the last `lws_validity_confirmed`.
+    var lastValidityConfirmation: UInt64 = DispatchTime.now().uptimeNanoseconds
     /// The last buffer handed to lws_write, kept alive under permessage-deflate.
     var lastWritten: [UInt8]?
 

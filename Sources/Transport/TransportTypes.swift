@@ -26,6 +26,9 @@ public struct TransportConfiguration: Sendable {
     public var permessageDeflate = false
     /// Seconds between keep-alive comments on Server-Sent Event streams; they also reveal closed streams.
     public var eventStreamKeepaliveSeconds = 15
+    /// Run lws on a libev (epoll) loop; when false, or when the lws libev plugin is missing, lws uses
+    /// poll(), which costs time proportional to the number of open sockets on every wake-up.
+    public var useLibev = true
     /// Most simultaneous connections (WebSocket and HTTP) the server accepts.
     public var maxConnections = 20_000
 

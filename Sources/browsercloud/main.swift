@@ -87,6 +87,11 @@ struct Serve: ParsableCommand {
     @Option(help: "Largest 'capabilities' object, in bytes.")
     var maxCapabilitiesBytes = 4096
 
+    @Option(help: "Event loop: epoll (libev; falls back to poll if the lws libev plugin is missing) or poll.")
+    var eventLoop: EventLoop = .epoll
+
+    enum EventLoop: String, ExpressibleByArgument { case epoll, poll }
+
     @Flag(help: "Offer permessage-deflate (about 100 KB of memory per connection).")
     var permessageDeflate = false
 
@@ -124,6 +129,7 @@ struct Serve: ParsableCommand {
         config.transport.pingAfterSeconds = pingAfter
         config.transport.hangupAfterSeconds = idleTimeout
         config.transport.permessageDeflate = permessageDeflate
+        config.transport.useLibev = eventLoop == .epoll
         config.transport.eventStreamKeepaliveSeconds = eventKeepalive
         config.transport.allowedOrigins = allowedOrigins.map { Set($0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }) }
         config.fingerPolicy = fingers
