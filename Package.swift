@@ -63,7 +63,7 @@ let package = Package(
         .executableTarget(
             name: "bc-loadgen",
             dependencies: [
-                "Transport",
+                "Transport", "Ring",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -2,6 +2,7 @@
 unless the client is abusive, and never affect other peers."""
 import json
 import socket
+import time
 
 import pytest
 import websockets
@@ -176,3 +177,15 @@ def test_dead_connection_counts_as_leave(start_server):
     wait_until(lambda: server.stats()["peersOnline"] == 0, timeout=8, message="idle hangup")
     assert server.stats()["leaves"] == 1
     s.close()
+
+
+def test_idle_but_alive_connection_is_kept(start_server, peers):
+    """A quiet client that answers pings (as browsers do) stays registered past the idle timeout."""
+    server = start_server("--ping-after", "1", "--idle-timeout", "3")
+    a = Peer(server); peers.append(a)
+    a.register()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        a.pump(0.5)  # reading lets the client library answer the server's pings
+    assert server.stats()["peersOnline"] == 1 and server.stats()["leaves"] == 0
+    assert still_works(a)

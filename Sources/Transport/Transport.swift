@@ -35,21 +35,22 @@ public final class Transport: @unchecked Sendable {
     private var scratch: [UInt8] = []
     private let pre = Int(bc_lws_pre())
     private let storage: CStorage
-    private let keepaliveTimer: UnsafeMutablePointer<bc_timer_t>
+    private let housekeepingTimer: UnsafeMutablePointer<bc_timer_t>
     /// Session slots of dialled connections (lws uses them as their user space; freed at WSI_DESTROY).
     private var clientSlots = Set<UnsafeMutablePointer<ConnectionID>>()
+    private var housekeepingTicks = 0
 
     public init(configuration: TransportConfiguration, logger: Logger = Logger(label: "browsercloud.transport")) {
         self.configuration = configuration
         self.logger = logger
         self.storage = CStorage(configuration: configuration)
-        keepaliveTimer = .allocate(capacity: 1)
-        keepaliveTimer.initialize(to: bc_timer_t())
+        housekeepingTimer = .allocate(capacity: 1)
+        housekeepingTimer.initialize(to: bc_timer_t())
     }
 
     deinit {
         storage.free()
-        keepaliveTimer.deallocate()
+        housekeepingTimer.deallocate()
     }
 
     /// The bound TCP port (valid after `start()` returns).
@@ -135,8 +136,8 @@ public final class Transport: @unchecked Sendable {
             finished.signal()
             return
         }
-        keepaliveTimer.pointee.owner = Unmanaged.passUnretained(self).toOpaque()
-        scheduleKeepalive(ctx)
+        housekeepingTimer.pointee.owner = Unmanaged.passUnretained(self).toOpaque()
+        scheduleHousekeeping(ctx)
         while !lock.withLock({ stopping }) {
             if let loop {
                 _ = bc_ev_run_once(loop)
@@ -205,18 +206,40 @@ public final class Transport: @unchecked Sendable {
         return id
     }
 
-    private func scheduleKeepalive(_ ctx: OpaquePointer) {
-        let micros = Int64(max(1, configuration.eventStreamKeepaliveSeconds)) * 1_000_000
-        keepaliveTimer.withMemoryRebound(to: lws_sorted_usec_list_t.self, capacity: 1) { sul in
-            lws_sul_schedule(ctx, 0, sul, transportKeepalive, micros)
+    private func scheduleHousekeeping(_ ctx: OpaquePointer) {
+        housekeepingTimer.withMemoryRebound(to: lws_sorted_usec_list_t.self, capacity: 1) { sul in
+            lws_sul_schedule(ctx, 0, sul, transportHousekeeping, 1_000_000)
         }
     }
 
-    /// Sends an SSE comment on every event stream; a stream whose client went away fails the write and closes.
-    fileprivate func keepalive() {
-        let comment = Array(":\n\n".utf8)
-        for (id, h) in https where h.isEventStream { sendEvent(comment, to: id) }
-        if let ctx = lock.withLock({ context }) { scheduleKeepalive(ctx) }
+    /// Once a second: WebSocket liveness and Server-Sent Event keep-alives.
+    ///
+    /// Liveness is done here rather than with lws's idle policy because lws 4.1 keeps its timers in one
+    /// sorted list and reschedules a connection's timer on every PONG, which costs O(connections) each:
+    /// with 10,000 peers that made pings the main source of latency. Here a sweep of all WebSockets
+    /// costs O(connections) once a second, and each connection is pinged on its own schedule.
+    fileprivate func housekeeping() {
+        let now = DispatchTime.now().uptimeNanoseconds
+        let pingAfter = UInt64(configuration.pingAfterSeconds) * 1_000_000_000
+        let hangupAfter = UInt64(configuration.hangupAfterSeconds) * 1_000_000_000
+        for s in sockets.values where !s.closing {
+            let quiet = now &- s.lastHeard
+            if quiet >= hangupAfter {
+                s.closing = true
+                s.closeCause = .closed
+                lws_set_timeout(s.wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC)
+            } else if quiet >= pingAfter && now &- s.lastPingSent >= pingAfter {
+                s.pingDue = true
+                s.lastPingSent = now
+                lws_callback_on_writable(s.wsi)
+            }
+        }
+        housekeepingTicks += 1
+        if housekeepingTicks % max(1, configuration.eventStreamKeepaliveSeconds) == 0 {
+            let comment = Array(":\n\n".utf8)
+            for (id, h) in https where h.isEventStream { sendEvent(comment, to: id) }
+        }
+        if let ctx = lock.withLock({ context }) { scheduleHousekeeping(ctx) }
     }
 
     private func drainInbox() {
@@ -340,6 +363,10 @@ public final class Transport: @unchecked Sendable {
             receive(s, id: id, wsi: wsi, input: input, len: len)
             return 0
 
+        case LWS_CALLBACK_RECEIVE_PONG, LWS_CALLBACK_CLIENT_RECEIVE_PONG:
+            if let id = idSlot?.pointee, let s = sockets[id] { s.lastHeard = DispatchTime.now().uptimeNanoseconds }
+            return 0
+
         case LWS_CALLBACK_SERVER_WRITEABLE, LWS_CALLBACK_CLIENT_WRITEABLE:
             guard let wsi, let id = idSlot?.pointee, let s = sockets[id] else { return 0 }
             return writeQueued(s, wsi: wsi)
@@ -407,13 +434,7 @@ public final class Transport: @unchecked Sendable {
         if !s.rxBinary && s.rxTotal <= configuration.maxMessageBytes, let input, len > 0 {
             s.rx.append(contentsOf: UnsafeRawBufferPointer(start: input, count: len))
         }
-        // Traffic proves the connection alive, so no ping is needed. lws 4.1 keeps its timers in a sorted
-        // list (O(connections) per reschedule), so confirm at most once per half ping interval.
-        let now = DispatchTime.now().uptimeNanoseconds
-        if now &- s.lastValidityConfirmation > UInt64(configuration.pingAfterSeconds) * 500_000_000 {
-            s.lastValidityConfirmation = now
-            lws_validity_confirmed(wsi)
-        }
+        s.lastHeard = DispatchTime.now().uptimeNanoseconds
         guard lws_is_final_fragment(wsi) != 0 && lws_remaining_packet_payload(wsi) == 0 else { return }
         let message = s.rx, total = s.rxTotal, binary = s.rxBinary
         s.rx = []
@@ -432,6 +453,14 @@ public final class Transport: @unchecked Sendable {
 
     private func writeQueued(_ s: WebSocketSession, wsi: OpaquePointer) -> Int32 {
         if configuration.permessageDeflate == false { s.lastWritten = nil }
+        if s.pingDue && !s.closing {
+            s.pingDue = false
+            guard write(wsi, [UInt8](), LWS_WRITE_PING) else { return -1 }
+            if configuration.permessageDeflate || !s.queue.isEmpty {
+                lws_callback_on_writable(wsi)
+                return 0
+            }
+        }
         var sent = 0
         while let message = s.queue.first {
             if sent > 0 && lws_send_pipe_choked(wsi) != 0 { break }
@@ -601,12 +630,12 @@ private func withOptionalCString<R>(_ s: String?, _ body: (UnsafePointer<CChar>?
     return s.withCString { body($0) }
 }
 
-/// The keep-alive timer callback (lws service thread).
-private func transportKeepalive(_ sul: UnsafeMutablePointer<lws_sorted_usec_list_t>?) {
+/// The housekeeping timer callback (lws service thread).
+private func transportHousekeeping(_ sul: UnsafeMutablePointer<lws_sorted_usec_list_t>?) {
     guard let sul else { return }
     let timer = UnsafeMutableRawPointer(sul).assumingMemoryBound(to: bc_timer_t.self)
     guard let owner = timer.pointee.owner else { return }
-    Unmanaged<Transport>.fromOpaque(owner).takeUnretainedValue().keepalive()
+    Unmanaged<Transport>.fromOpaque(owner).takeUnretainedValue().housekeeping()
 }
 
 /// Per-WebSocket state (service thread only).
@@ -622,8 +651,12 @@ final class WebSocketSession {
     var closeStatus: UInt16 = 1000
     var closeReason: [UInt8] = []
     var closeCause = CloseCause.closed
-    /// Monotonic nanoseconds of the last `lws_validity_confirmed`.
-    var lastValidityConfirmation: UInt64 = DispatchTime.now().uptimeNanoseconds
+    /// Monotonic nanoseconds when the peer last sent anything (message or PONG).
+    var lastHeard: UInt64 = DispatchTime.now().uptimeNanoseconds
+    /// Monotonic nanoseconds of the last PING sent.
+    var lastPingSent: UInt64 = 0
+    /// A PING is to be written at the next writeable callback.
+    var pingDue = false
     /// The last buffer handed to lws_write, kept alive under permessage-deflate.
     var lastWritten: [UInt8]?
 
@@ -683,8 +716,9 @@ final class CStorage {
 
         retry = .allocate(capacity: 1)
         retry.initialize(to: lws_retry_bo_t())
-        retry.pointee.secs_since_valid_ping = UInt16(clamping: c.pingAfterSeconds)
-        retry.pointee.secs_since_valid_hangup = UInt16(clamping: c.hangupAfterSeconds)
+        // lws's own idle policy stays off (zero): `Transport.housekeeping` pings and hangs up instead.
+        retry.pointee.secs_since_valid_ping = 0
+        retry.pointee.secs_since_valid_hangup = 0
 
         // Mark the protocol as the vhost default so clients offering no subprotocol land on it.
         let defaultName = strdup("default")!, one = strdup("1")!, empty = strdup("")!

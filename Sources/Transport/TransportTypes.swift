@@ -25,6 +25,7 @@ public struct TransportConfiguration: Sendable {
     /// Offer permessage-deflate (RFC 7692). Costs about 100 KB of zlib state per connection.
     public var permessageDeflate = false
     /// Seconds between keep-alive comments on Server-Sent Event streams; they also reveal closed streams.
+    /// Liveness checks run once a second, so every timeout here has one second of granularity.
     public var eventStreamKeepaliveSeconds = 15
     /// Run lws on a libev (epoll) loop; when false, or when the lws libev plugin is missing, lws uses
     /// poll(), which costs time proportional to the number of open sockets on every wake-up.

@@ -3,13 +3,14 @@
 // Output: one JSON object per line on stdout.
 import ArgumentParser
 import Foundation
+import Ring
 import Transport
 
 @main
 struct LoadGen: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bc-loadgen", abstract: "Load generator for the BrowserCloud rendezvous server.",
-        subcommands: [Hold.self, Relay.self])
+        subcommands: [Hold.self, Relay.self, RingCost.self])
 }
 
 func nowNanos() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
@@ -273,4 +274,34 @@ final class RelayState: TransportHandler, @unchecked Sendable {
     func webSocketClosed(_ c: ConnectionID, cause: CloseCause) { errors += 1 }
     func webSocketConnectFailed(_ c: ConnectionID, reason: String) { errors += 1 }
     func webSocketRejected(_ c: ConnectionID, problem: FrameProblem) {}
+}
+
+// MARK: ring
+
+/// Cost of one join + one leave on the pure `Ring` (ID allocation, insertion, change sets) at several
+/// ring sizes: it should grow like F log N, not like N.
+struct RingCost: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "ring")
+
+    @Option(help: "Comma list of ring sizes.") var sizes = "1000,10000,100000"
+    @Option(help: "Join/leave pairs timed per size.") var operations = 20_000
+
+    func run() throws {
+        for size in sizes.split(separator: ",").compactMap({ Int($0) }) {
+            var ring = Ring(policy: .auto, successorListLength: 3, seed: 1)
+            for _ in 0..<size { _ = try ring.join(ring.allocateID()!) }
+            var rng = SplitMix64(seed: 2)
+            var changes = 0
+            let t0 = nowNanos()
+            for _ in 0..<operations {
+                let id = ring.allocateID()!
+                changes += try ring.join(id).values.reduce(0) { $0 + $1.count }
+                let victim = ring.members[Int(rng.next() % UInt64(ring.count))]
+                changes += try ring.leave(victim).values.reduce(0) { $0 + $1.count }
+            }
+            let ns = Double(nowNanos() - t0) / Double(operations)
+            emit(["phase": "ring", "peers": size, "nsPerJoinAndLeave": ns, "updatesPerJoinAndLeave": Double(changes) / Double(operations),
+                  "fingerRows": ring.fingerRows.count])
+        }
+    }
 }
