@@ -455,7 +455,8 @@ public final class Transport: @unchecked Sendable {
         if configuration.permessageDeflate == false { s.lastWritten = nil }
         if s.pingDue && !s.closing {
             s.pingDue = false
-            guard write(wsi, [UInt8](), LWS_WRITE_PING) else { return -1 }
+            // A payload: lws 4.1 does not report an empty PONG to the protocol callback.
+            guard write(wsi, Array("liveness".utf8), LWS_WRITE_PING) else { return -1 }
             if configuration.permessageDeflate || !s.queue.isEmpty {
                 lws_callback_on_writable(wsi)
                 return 0
