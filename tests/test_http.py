@@ -70,7 +70,7 @@ def test_unknown_routes_and_methods(server):
     r = server.get("/api/nothing")
     assert r.status_code == 404 and r.json()["error"] == "not-found"
     r = requests.post(server.http + "/api/stats", timeout=5)
-    assert r.status_code == 405 and r.json()["error"] == "method-not-allowed" and r.headers["allow"] == "GET"
+    assert r.status_code == 405 and r.json()["error"] == "method-not-allowed" and r.headers["allow"] == "GET, HEAD"
     r = requests.put(server.http + "/api/peers/000000000001", timeout=5)
     assert r.status_code == 405
     r = requests.post(server.http + "/index.html", timeout=5)
@@ -181,3 +181,16 @@ def test_loopback_bind_does_not_listen_elsewhere(server):
     out = subprocess.run(["ss", "-Hltn", f"sport = :{server.port}"], capture_output=True, text=True).stdout
     listeners = [line.split()[3] for line in out.splitlines() if line.strip()]
     assert listeners == [f"127.0.0.1:{server.port}"], listeners
+
+
+def test_head_requests(start_server, public_dir):
+    server = start_server(public=public_dir)
+    for path, mime in [("/app.js", "text/javascript"), ("/api/stats", "application/json"), ("/healthz", "application/json")]:
+        r = requests.head(server.http + path, timeout=5)
+        assert r.status_code == 200 and r.headers["content-type"].startswith(mime) and r.content == b"", path
+        assert int(r.headers["content-length"]) > 0
+    assert requests.head(server.http + "/nope.js", timeout=5).status_code == 404
+    # The connection stays usable after HEAD (keep-alive): a GET on the same session works.
+    with requests.Session() as s:
+        assert s.head(server.http + "/app.js", timeout=5).status_code == 200
+        assert s.get(server.http + "/app.js", timeout=5).text == "export {}"

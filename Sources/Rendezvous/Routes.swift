@@ -22,7 +22,7 @@ extension RendezvousServer {
         }
         guard request.method == .get else {
             return .body(status: 405, contentType: "text/plain; charset=utf-8", body: Array("method not allowed\n".utf8),
-                         headers: [("allow", "GET")])
+                         headers: [("allow", "GET, HEAD")])
         }
         if let files, let file = files.resolve(path) {
             return .file(path: file, contentType: StaticFiles.mimeType(for: file))
@@ -67,7 +67,7 @@ extension RendezvousServer {
                 perform(actions)
                 return json(200, ["evicted": .string(id.hex)])
             default:
-                return methodNotAllowed("GET, DELETE")
+                return methodNotAllowed("GET, HEAD, DELETE")
             }
         }
         return error(404, "not-found", "no API route \(path)")
@@ -104,7 +104,7 @@ extension RendezvousServer {
     }
 
     private func only(_ method: HTTPMethod, _ request: HTTPRequest, _ handler: () -> HTTPResponse) -> HTTPResponse {
-        request.method == method ? handler() : methodNotAllowed(method.rawValue)
+        request.method == method ? handler() : methodNotAllowed(method == .get ? "GET, HEAD" : method.rawValue)
     }
 
     private func methodNotAllowed(_ allow: String) -> HTTPResponse {

@@ -495,7 +495,9 @@ public final class Transport: @unchecked Sendable {
         var uriLength: Int32 = 0
         let methodIndex = lws_http_get_uri_and_method(wsi, &uriPointer, &uriLength)
         let path = input.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: len), as: UTF8.self) } ?? "/"
-        let request = HTTPRequest(connection: id, method: Self.method(methodIndex), path: path.isEmpty ? "/" : path,
+        let method = Self.method(methodIndex)
+        // HEAD is answered like GET without the body (RFC 9110 §9.3.2).
+        let request = HTTPRequest(connection: id, method: method == .head ? .get : method, path: path.isEmpty ? "/" : path,
                                   authorization: header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION))
         if lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0 {
             // lws 4.1 never completes chunked request bodies, and no route takes a body: answer and close.
@@ -508,6 +510,8 @@ public final class Transport: @unchecked Sendable {
         }
         let response = handler?.httpRequest(request)
             ?? .body(status: 503, contentType: "text/plain", body: Array("unavailable\n".utf8))
+
+        if method == .head { return answerHead(wsi, id: id, response) }
 
         switch response {
         case .file(let file, let contentType):
@@ -537,6 +541,22 @@ public final class Transport: @unchecked Sendable {
             _ = lws_http_mark_sse(wsi)
             return 0
         }
+    }
+
+    private func answerHead(_ wsi: OpaquePointer, id: ConnectionID, _ response: HTTPResponse) -> Int32 {
+        let written: Bool
+        switch response {
+        case .body(let status, let contentType, let body, let headers):
+            written = writeHeaders(wsi, status: status, contentType: contentType, length: UInt64(body.count), headers: headers)
+        case .file(let file, let contentType):
+            let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? NSNumber)?.uint64Value ?? 0
+            written = writeHeaders(wsi, status: 200, contentType: contentType, length: size, headers: [])
+        case .eventStream:
+            handler?.eventStreamClosed(id)
+            written = writeHeaders(wsi, status: 200, contentType: "text/event-stream", length: 0, headers: [])
+        }
+        guard written else { return -1 }
+        return lws_http_transaction_completed(wsi) != 0 ? -1 : 0
     }
 
     private func writeHeaders(_ wsi: OpaquePointer, status: Int, contentType: String, length: UInt64,
