@@ -189,3 +189,42 @@ def test_idle_but_alive_connection_is_kept(start_server, peers):
         a.pump(0.5)  # reading lets the client library answer the server's pings
     assert server.stats()["peersOnline"] == 1 and server.stats()["leaves"] == 0
     assert still_works(a)
+
+
+def test_connection_limit(start_server, peers):
+    server = start_server("--max-connections", "2")
+    for _ in range(2):
+        p = Peer(server); peers.append(p)
+        p.register()
+    with pytest.raises(Exception):
+        connect(server.ws, subprotocols=[SUBPROTOCOL], open_timeout=5)
+    assert server.stats()["connectionLimitRejections"] == 1
+    peers[0].close()
+    wait_until(lambda: server.stats()["connectionsOpen"] == 1, message="slot freed")
+    again = Peer(server); peers.append(again)
+    assert again.register()
+
+
+def test_capabilities_size_limit(start_server, peers):
+    server = start_server("--max-capabilities-bytes", "100")
+    p = Peer(server); peers.append(p)
+    p.send({"type": "register", "capabilities": {"blob": "x" * 200}})
+    assert "100" in p.expect_error("too-large")["message"]
+    assert p.register(capabilities={"workers": 2}) and server.stats()["peersOnline"] == 1
+
+
+def test_permessage_deflate(start_server, peers):
+    """With --permessage-deflate the server negotiates RFC 7692 compression; large relayed messages survive."""
+    server = start_server("--permessage-deflate")
+    a = Peer(server, compression="deflate"); peers.append(a)
+    b = Peer(server, compression="deflate"); peers.append(b)
+    assert "permessage-deflate" in (a.ws.response.headers.get("Sec-WebSocket-Extensions") or "")
+    a.register(); b.register()
+    sdp = "".join(f"a=candidate:{i} 1 udp {i * 7919 % 100000} 10.0.0.{i % 250} {40000 + i} typ host\r\n" for i in range(600))
+    for i in range(20):
+        a.send({"type": "signal", "to": b.peer_id, "intentId": f"d{i}", "signal": {"type": "offer", "sdp": sdp}})
+    for i in range(20):
+        got = b.expect(lambda m: m["type"] == "signal")
+        assert got["intentId"] == f"d{i}" and got["signal"]["sdp"] == sdp
+    plain = Peer(server, compression=None); peers.append(plain)
+    assert plain.register()

@@ -354,6 +354,10 @@ public final class Transport: @unchecked Sendable {
             let id = idSlot.pointee
             let s = WebSocketSession(wsi: wsi)
             sockets[id] = s
+            if configuration.permessageDeflate {
+                // Send compressed messages in 16 KiB fragments instead of lws's default 1 KiB ones.
+                _ = lws_set_extension_option(wsi, "permessage-deflate", "tx_buf_size", "14")
+            }
             counters.webSocketsOpen += 1
             handler?.webSocketOpened(id, remoteAddress: peerAddress(wsi), origin: header(wsi, WSI_TOKEN_ORIGIN))
             return 0
