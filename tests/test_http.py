@@ -51,6 +51,28 @@ def test_network_and_peer_shapes(server, peers):
     assert bad.status_code == 400 and bad.json()["error"] == "bad-field"
 
 
+def test_network_pages(server, peers):
+    ps = [Peer(server) for _ in range(7)]
+    peers.extend(ps)
+    for p in ps:
+        p.register()
+    seen, after, pages = [], None, 0
+    while True:
+        q = "?limit=3" + (f"&after={after}" if after else "")
+        page = server.get("/api/network" + q).json()
+        assert page["total"] == 7 and len(page["peers"]) <= 3
+        seen += [e["peerId"] for e in page["peers"]]
+        pages += 1
+        after = page["next"]
+        if after is None:
+            break
+    assert pages == 3 and seen == sorted(p.peer_id for p in ps)
+    assert server.network()["next"] is None and len(server.network()["peers"]) == 7
+    for bad in ["?limit=0", "?limit=x", "?limit=10001", "?after=XYZ"]:
+        r = server.get("/api/network" + bad)
+        assert r.status_code == 400 and r.json()["error"] == "bad-field", bad
+
+
 def test_metrics(server, peers):
     p = Peer(server); peers.append(p)
     p.register()

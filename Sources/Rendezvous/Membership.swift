@@ -26,7 +26,8 @@ enum LeaveReason: String, Sendable {
 /// What the server keeps about a registered peer.
 struct PeerRecord: Sendable {
     var connection: ConnectionID
-    var connectedAt: Date
+    /// ISO 8601 time of registration (formatted once: /api/network lists every peer).
+    var connectedAt: String
     var remoteAddress: String
     var capabilities: [String: JSONValue]?
     var stats: [String: Double] = [:]
@@ -145,7 +146,7 @@ struct Membership {
         if let current = session.machine.peer {
             return fail(connection, ProtocolError(.alreadyRegistered, "this connection is already registered as \(current.hex)"))
         }
-        let record = PeerRecord(connection: connection, connectedAt: Date(), remoteAddress: session.remoteAddress,
+        let record = PeerRecord(connection: connection, connectedAt: Date().formatted(.iso8601), remoteAddress: session.remoteAddress,
                                 capabilities: capabilities)
         if let peerId, let token {
             guard tokens.verify(token, for: peerId) else {

@@ -36,14 +36,7 @@ extension RendezvousServer {
         case "/api/stats":
             return only(.get, request) { .body(status: 200, contentType: "application/json", body: statsSnapshot().json.prettyEncoded()) }
         case "/api/network":
-            return only(.get, request) {
-                json(200, [
-                    "idBits": .number(Double(PeerID.bits)),
-                    "fingerRows": .array(membership.ring.fingerRows.map { .number(Double($0)) }),
-                    "successors": .number(Double(configuration.successorListLength)),
-                    "peers": .array(membership.ring.members.map(peerJSON)),
-                ])
-            }
+            return only(.get, request) { networkPage(request.query) }
         case "/api/events":
             return only(.get, request) {
                 subscribers.insert(request.connection)
@@ -73,6 +66,37 @@ extension RendezvousServer {
         return error(404, "not-found", "no API route \(path)")
     }
 
+    /// Default and largest page of `/api/network`: bounds the time one request holds the service thread.
+    static let networkPageDefault = 1000
+    static let networkPageMax = 10_000
+
+    /// `GET /api/network[?after=<peerId>][&limit=N]`: peers in ID order after `after`, at most `limit`.
+    private func networkPage(_ query: [String: String]) -> HTTPResponse {
+        var limit = Self.networkPageDefault
+        if let text = query["limit"] {
+            guard let n = Int(text), n >= 1, n <= Self.networkPageMax else {
+                return error(400, "bad-field", "limit must be 1...\(Self.networkPageMax)")
+            }
+            limit = n
+        }
+        let members = membership.ring.members
+        var start = 0
+        if let text = query["after"] {
+            guard let after = PeerID(hex: text) else { return error(400, "bad-field", "after must be a peer ID") }
+            start = members.partitioningIndex { $0 > after }
+        }
+        let page = members[start..<min(members.count, start + limit)]
+        let next: JSONValue = page.endIndex < members.count ? page.last.map { .string($0.hex) } ?? .null : .null
+        return json(200, [
+            "idBits": .number(Double(PeerID.bits)),
+            "fingerRows": .array(membership.ring.fingerRows.map { .number(Double($0)) }),
+            "successors": .number(Double(configuration.successorListLength)),
+            "total": .number(Double(members.count)),
+            "next": next,
+            "peers": .array(page.map(peerJSON)),
+        ])
+    }
+
     private func peerJSON(_ id: PeerID) -> JSONValue {
         let state = membership.ring.state(of: id)
         let record = membership.peers[id]
@@ -85,7 +109,7 @@ extension RendezvousServer {
             "predecessor": state.predecessor.map { .string($0.hex) } ?? .null,
             "successors": .array(state.successors.map { .string($0.hex) }),
             "fingers": .object(fingers),
-            "connectedAt": .string(record.map { $0.connectedAt.formatted(.iso8601) } ?? ""),
+            "connectedAt": .string(record?.connectedAt ?? ""),
             "capabilities": record?.capabilities.map { .object($0) } ?? .null,
             "stats": .object(stats),
         ])
@@ -117,5 +141,18 @@ extension RendezvousServer {
 
     private func error(_ status: Int, _ code: String, _ message: String, headers: [(String, String)] = []) -> HTTPResponse {
         json(status, ["error": .string(code), "message": .string(message)], headers: headers)
+    }
+}
+
+extension Collection {
+    /// The first index whose element satisfies `predicate`, for a predicate that is false then true (binary search).
+    func partitioningIndex(where predicate: (Element) -> Bool) -> Index {
+        var low = startIndex, count = self.count
+        while count > 0 {
+            let half = count / 2
+            let mid = index(low, offsetBy: half)
+            if predicate(self[mid]) { count = half } else { low = index(after: mid); count -= half + 1 }
+        }
+        return low
     }
 }

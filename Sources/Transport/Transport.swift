@@ -502,7 +502,7 @@ public final class Transport: @unchecked Sendable {
         let method = Self.method(methodIndex)
         // HEAD is answered like GET without the body (RFC 9110 §9.3.2).
         let request = HTTPRequest(connection: id, method: method == .head ? .get : method, path: path.isEmpty ? "/" : path,
-                                  authorization: header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION))
+                                  query: queryArguments(wsi), authorization: header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION))
         if lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0 {
             // lws 4.1 never completes chunked request bodies, and no route takes a body: answer and close.
             let body = Array("chunked request bodies are not accepted\n".utf8)
@@ -589,7 +589,7 @@ public final class Transport: @unchecked Sendable {
     }
 
     private func writeHTTP(_ h: HTTPSession, wsi: OpaquePointer) -> Int32 {
-        let chunkSize = 16 * 1024
+        let chunkSize = 64 * 1024
         guard !h.awaitingBody, let current = h.pending.first else { return 0 }
         let remaining = current.count - h.offset
         let n = min(chunkSize, remaining)
@@ -631,6 +631,20 @@ public final class Transport: @unchecked Sendable {
         var buffer = [CChar](repeating: 0, count: length + 1)
         guard lws_hdr_copy(wsi, &buffer, Int32(buffer.count), token) >= 0 else { return nil }
         return String(decoding: buffer.prefix(length).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// The URI arguments, which lws has already split at '&' and URL-decoded. At most 32 are read.
+    private func queryArguments(_ wsi: OpaquePointer) -> [String: String] {
+        var query: [String: String] = [:]
+        var buffer = [CChar](repeating: 0, count: 512)
+        for n in 0..<32 {
+            let length = lws_hdr_copy_fragment(wsi, &buffer, Int32(buffer.count), WSI_TOKEN_HTTP_URI_ARGS, Int32(n))
+            guard length >= 0 else { break }
+            let text = String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let parts = text.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            query[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
+        }
+        return query
     }
 
     private func peerAddress(_ wsi: OpaquePointer) -> String {

@@ -48,6 +48,8 @@ public struct HTTPRequest: Sendable {
     public var method: HTTPMethod
     /// The decoded path, without the query string.
     public var path: String
+    /// Decoded query arguments (`?a=1&b=2`); a repeated name keeps its last value.
+    public var query: [String: String] = [:]
     public var authorization: String?
 }
 

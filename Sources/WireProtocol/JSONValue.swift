@@ -47,29 +47,67 @@ public enum JSONValue: Codable, Equatable, Sendable {
         return nil
     }
 
-    /// Compact JSON text of this value.
+    /// Compact JSON text (RFC 8259) with object keys sorted, so equal values give equal bytes.
     public func encoded() -> [UInt8] {
-        // Encoding a JSONValue cannot fail: every case maps to valid JSON (non-finite numbers
-        // are rejected at decode time and never constructed by the server).
-        (try? JSONCoding.encoder.encode(self)).map { Array($0) } ?? Array("null".utf8)
+        var out: [UInt8] = []
+        write(to: &out, indent: nil)
+        return out
+    }
+
+    /// Writes JSON text; with `indent`, one member or element per line, two spaces per level.
+    /// Non-finite numbers (never produced by the decoder) are written as null.
+    func write(to out: inout [UInt8], indent: Int?) {
+        switch self {
+        case .null: out += Array("null".utf8)
+        case .bool(let b): out += Array((b ? "true" : "false").utf8)
+        case .number(let n):
+            if !n.isFinite {
+                out += Array("null".utf8)
+            } else if n.rounded() == n, abs(n) < 9.0e15 {
+                out += Array(String(Int64(n)).utf8)
+            } else {
+                out += Array(n.description.utf8)
+            }
+        case .string(let s): appendJSONString(s, to: &out)
+        case .array(let a):
+            writeContainer(a, open: UInt8(ascii: "["), close: UInt8(ascii: "]"), to: &out, indent: indent) { v, out, i in
+                v.write(to: &out, indent: i)
+            }
+        case .object(let o):
+            let members = o.sorted { $0.key < $1.key }
+            writeContainer(members, open: UInt8(ascii: "{"), close: UInt8(ascii: "}"), to: &out, indent: indent) { m, out, i in
+                appendJSONString(m.key, to: &out)
+                out += indent == nil ? [UInt8(ascii: ":")] : Array(" : ".utf8)
+                m.value.write(to: &out, indent: i)
+            }
+        }
+    }
+
+    private func writeContainer<C: Collection>(_ items: C, open: UInt8, close: UInt8, to out: inout [UInt8], indent: Int?,
+                                               _ element: (C.Element, inout [UInt8], Int?) -> Void) {
+        out.append(open)
+        guard !items.isEmpty else { out.append(close); return }
+        let inner = indent.map { $0 + 2 }
+        for (k, item) in items.enumerated() {
+            if k > 0 { out.append(UInt8(ascii: ",")) }
+            if let inner { out.append(0x0A); out += [UInt8](repeating: 0x20, count: inner) }
+            element(item, &out, inner)
+        }
+        if let indent { out.append(0x0A); out += [UInt8](repeating: 0x20, count: indent) }
+        out.append(close)
     }
 }
 
 enum JSONCoding {
     static var decoder: JSONDecoder { JSONDecoder() }
-
-    static var encoder: JSONEncoder {
-        let e = JSONEncoder()
-        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return e
-    }
 }
 
 extension JSONValue {
     /// Indented JSON text with sorted keys and a final newline (for curl-friendly REST answers).
     public func prettyEncoded() -> [UInt8] {
-        let e = JSONEncoder()
-        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes, .prettyPrinted]
-        return ((try? e.encode(self)).map { Array($0) } ?? Array("null".utf8)) + [UInt8(ascii: "\n")]
+        var out: [UInt8] = []
+        write(to: &out, indent: 0)
+        out.append(0x0A)
+        return out
     }
 }

@@ -106,6 +106,32 @@ private func code(_ text: String) -> ErrorCode? {
         #expect(checked == 20000)
     }
 
+    /// The writer's output (compact and indented) parses back to the same value.
+    @Test func writerRoundTrips() throws {
+        var rng = SplitMix64(seed: 8)
+        func random(_ depth: Int) -> JSONValue {
+            switch rng.next() % (depth > 3 ? 4 : 6) {
+            case 0: return .null
+            case 1: return .bool(rng.next() % 2 == 0)
+            case 2: return .number([0, -1, 1.5, 1e-7, 123456789012, -2.25e300][Int(rng.next() % 6)])
+            case 3: return .string(["", "a\"b\\c", "\u{1}\n\t\r", "é😀/", "x y"][Int(rng.next() % 5)])
+            case 4: return .array((0..<(rng.next() % 4)).map { _ in random(depth + 1) })
+            default:
+                var o: [String: JSONValue] = [:]
+                for k in 0..<(rng.next() % 4) { o["k\(k)\u{7}"] = random(depth + 1) }
+                return .object(o)
+            }
+        }
+        for _ in 0..<2000 {
+            let v = random(0)
+            for bytes in [v.encoded(), v.prettyEncoded()] {
+                #expect(try JSONDecoder().decode(JSONValue.self, from: Data(bytes)) == v)
+                #expect(bytes.withUnsafeBufferPointer { JSONScanner.isValid($0) })
+            }
+        }
+        #expect(String(decoding: JSONValue.object(["b": .array([]), "a": .number(2)]).encoded(), as: UTF8.self) == #"{"a":2,"b":[]}"#)
+    }
+
     @Test func deepNestingIsRefusedWithoutCrashing() {
         let deep = Array(String(repeating: "[", count: 100_000).utf8)
         #expect(deep.withUnsafeBufferPointer { JSONScanner.isValid($0) } == false)
