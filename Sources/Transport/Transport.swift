@@ -5,7 +5,8 @@ import Logging
 
 /// An HTTP + WebSocket server on libwebsockets (RFC 6455).
 ///
-/// Threading: one dedicated service thread creates the lws context, runs `lws_service`, calls every
+/// Threading: one dedicated service thread creates the lws context, runs the event loop (libev on epoll,
+/// or lws's poll loop), calls every
 /// `TransportHandler` method and owns all connection state. Other threads talk to it only through
 /// `post(_:)` (a locked inbox followed by `lws_cancel_service`, the one thread-safe lws call) and `stop()`.
 /// Every other method must be called on the service thread, i.e. from a handler callback or a posted job.
@@ -74,6 +75,7 @@ public final class Transport: @unchecked Sendable {
         ready.wait()
         if !ok.value {
             finished.wait()
+            lock.withLock { thread = nil }
             throw TransportError.cannotListen(host: configuration.host, port: configuration.port)
         }
     }
@@ -312,7 +314,12 @@ public final class Transport: @unchecked Sendable {
     private func write(_ wsi: OpaquePointer, _ bytes: some Collection<UInt8>, _ mode: lws_write_protocol,
                        keep: WebSocketSession? = nil) -> Bool {
         let needed = pre + bytes.count
-        var buffer = keep != nil ? [UInt8](repeating: 0, count: needed) : scratch
+        var buffer: [UInt8] = []
+        if keep != nil {
+            buffer = [UInt8](repeating: 0, count: needed)
+        } else {
+            swap(&buffer, &scratch)  // take the scratch buffer uniquely, so writing into it does not copy it
+        }
         if buffer.count < needed { buffer = [UInt8](repeating: 0, count: max(needed, 2 * buffer.count)) }
         buffer.replaceSubrange(pre..<(pre + bytes.count), with: bytes)
         let written = buffer.withUnsafeMutableBufferPointer { p in
