@@ -69,6 +69,7 @@ let package = Package(
         ),
         .testTarget(name: "RingTests", dependencies: ["Ring"]),
         .testTarget(name: "WireProtocolTests", dependencies: ["WireProtocol"]),
+        .testTarget(name: "RendezvousTests", dependencies: ["Rendezvous", "Ring", "WireProtocol", "Transport"]),
     ],
     swiftLanguageModes: [.v6]
 )

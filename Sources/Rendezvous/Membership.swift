@@ -166,14 +166,12 @@ struct Membership {
             }
             return addToRing(connection, peerId, record: record)
         }
-        guard ring.count < configuration.maxPeers, let id = ring.allocateID() else {
-            return fail(connection, ProtocolError(.serverFull, "the ring is full (\(configuration.maxPeers) peers)"))
-        }
-        return addToRing(connection, id, record: record)
+        return addToRing(connection, nil, record: record)
     }
 
-    private mutating func addToRing(_ connection: ConnectionID, _ id: PeerID, record: PeerRecord) -> [Action] {
-        guard ring.count < configuration.maxPeers else {
+    /// Inserts the peer with `id`, or with a least-occupied ID when nil.
+    private mutating func addToRing(_ connection: ConnectionID, _ requested: PeerID?, record: PeerRecord) -> [Action] {
+        guard ring.count < configuration.maxPeers, let id = requested ?? ring.allocateID() else {
             return fail(connection, ProtocolError(.serverFull, "the ring is full (\(configuration.maxPeers) peers)"))
         }
         let changes: RingChanges

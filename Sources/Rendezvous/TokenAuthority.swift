@@ -38,13 +38,17 @@ public struct TokenAuthority: Sendable {
     }
 
     public func token(for peer: PeerID) -> String {
+        Hex.encode(TokenAuthority.hmacSHA256(key: secret, message: Array(peer.hex.utf8)))
+    }
+
+    /// HMAC-SHA256 (RFC 2104, FIPS 180-4) through OpenSSL's libcrypto.
+    static func hmacSHA256(key: [UInt8], message: [UInt8]) -> [UInt8] {
         var mac = [UInt8](repeating: 0, count: 32)
-        let message = Array(peer.hex.utf8)
-        let ok = secret.withUnsafeBytes { key in
-            bc_hmac_sha256(key.baseAddress, Int32(key.count), message, message.count, &mac)
+        let ok = key.withUnsafeBytes { k in
+            bc_hmac_sha256(k.baseAddress, Int32(k.count), message, message.count, &mac)
         }
         precondition(ok == 1, "HMAC-SHA256 failed")
-        return Hex.encode(mac)
+        return mac
     }
 
     /// Constant-time check of a presented token.

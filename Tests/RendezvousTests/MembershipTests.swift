@@ -1,0 +1,111 @@
+import Foundation
+import Ring
+import Testing
+import Transport
+import WireProtocol
+@testable import Rendezvous
+
+private let secret = [UInt8](repeating: 7, count: 32)
+
+private func makeMembership(_ edit: (inout ServerConfiguration) -> Void = { _ in }) -> Membership {
+    var config = ServerConfiguration()
+    config.seed = 1
+    edit(&config)
+    return Membership(configuration: config, tokens: TokenAuthority(secret: secret))
+}
+
+private func frame(_ text: String) -> [UInt8] { Array(text.utf8) }
+
+private func sent(_ actions: [Action], to c: ConnectionID) -> [ServerMessage] {
+    actions.compactMap { if case .send(c, let m) = $0 { return m } else { return nil } }
+}
+
+private func registeredID(_ actions: [Action], _ c: ConnectionID) -> (PeerID, String)? {
+    for m in sent(actions, to: c) { if case .registered(let id, let token, _) = m { return (id, token) } }
+    return nil
+}
+
+@Suite struct MembershipTests {
+    @Test func hmacMatchesRFC4231() {
+        // RFC 4231, test case 2.
+        let mac = TokenAuthority.hmacSHA256(key: Array("Jefe".utf8), message: Array("what do ya want for nothing?".utf8))
+        #expect(Hex.encode(mac) == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
+    }
+
+    @Test func registerWelcomesWithWholeState() throws {
+        var m = makeMembership()
+        m.opened(1, remoteAddress: "a", now: 0)
+        let actions = m.received(1, text: frame(#"{"type":"register"}"#), now: 0)
+        let messages = sent(actions, to: 1)
+        guard case .registered(let id, let token, let config) = messages.first else { Issue.record("no registered"); return }
+        #expect(TokenAuthority(secret: secret).verify(token, for: id))
+        #expect(messages.count == 3 + config.fingerRows.count)
+        #expect(actions.contains(.publish(.join(id))))
+    }
+
+    @Test func replacementKeepsTheRingAndClosesTheOldSession() throws {
+        var m = makeMembership()
+        m.opened(1, remoteAddress: "a", now: 0)
+        let (id, token) = registeredID(m.received(1, text: frame(#"{"type":"register"}"#), now: 0), 1)!
+        m.opened(2, remoteAddress: "b", now: 0)
+        let actions = m.received(2, text: frame(#"{"type":"register","peerId":"\#(id.hex)","token":"\#(token)"}"#), now: 0)
+        #expect(sent(actions, to: 1) == [.error(.replaced, "peer \(id.hex) registered on another connection")])
+        #expect(actions.contains(.close(1, status: 4000, reason: "replaced")))
+        #expect(registeredID(actions, 2)?.0 == id)
+        #expect(m.closed(1).isEmpty)            // the old socket's close is not a leave
+        #expect(m.ring.members == [id] && m.counters.leaves == 0)
+        #expect(m.received(1, text: frame(#"{"type":"leave"}"#), now: 0).isEmpty)
+    }
+
+    @Test func closingARegisteredSessionIsALeave() throws {
+        var m = makeMembership()
+        for c: ConnectionID in 1...3 {
+            m.opened(c, remoteAddress: "x", now: 0)
+            _ = m.received(c, text: frame(#"{"type":"register"}"#), now: 0)
+        }
+        let actions = m.closed(2)
+        #expect(m.ring.count == 2 && m.counters.leaves == 1)
+        #expect(actions.contains { if case .publish(.leave(_, .closed)) = $0 { return true } else { return false } })
+        #expect(!sent(actions, to: 1).isEmpty && !sent(actions, to: 3).isEmpty)
+    }
+
+    @Test func rateLimitDropsAndNotifiesOncePerSecond() throws {
+        var m = makeMembership { $0.rateLimitPerSecond = 1; $0.rateLimitBurst = 2; $0.abusiveAfterDropped = 5 }
+        m.opened(1, remoteAddress: "a", now: 0)
+        let report = frame(#"{"type":"report","stats":{"x":1}}"#)
+        #expect(sent(m.received(1, text: report, now: 0), to: 1).first?.isError(.notRegistered) == true)
+        _ = m.received(1, text: report, now: 0)
+        #expect(sent(m.received(1, text: report, now: 0), to: 1).first?.isError(.rateLimited) == true)
+        #expect(m.received(1, text: report, now: 0.1).isEmpty)   // dropped silently within the second
+        #expect(m.received(1, text: report, now: 0.2).isEmpty)
+        #expect(m.received(1, text: report, now: 0.3).isEmpty)
+        let abusive = m.received(1, text: report, now: 0.4)   // the fifth drop in a row
+        #expect(abusive.contains(.close(1, status: 1008, reason: "rate limit")))
+        #expect(m.counters.errors[.rateLimited] == 5)
+    }
+
+    @Test func stateMachineTransitions() {
+        var s = SessionStateMachine()
+        #expect(s.acceptsMessages && s.peer == nil)
+        s.registered(as: PeerID(1))
+        #expect(s.peer == PeerID(1))
+        #expect(s.left() == PeerID(1) && s.state == .connected)
+        s.registered(as: PeerID(2))
+        s.evicted()
+        #expect(!s.acceptsMessages && s.closed() == nil)
+    }
+
+    @Test func tokenBucketRefills() {
+        var b = TokenBucket(rate: 10, burst: 2, now: 0)
+        #expect(b.take(now: 0) && b.take(now: 0) && !b.take(now: 0))
+        #expect(b.take(now: 0.1) && !b.take(now: 0.1))
+        #expect(b.take(now: 100) && b.take(now: 100) && !b.take(now: 100))   // capped at the burst
+    }
+}
+
+extension ServerMessage {
+    func isError(_ code: ErrorCode) -> Bool {
+        if case .error(code, _) = self { return true }
+        return false
+    }
+}
