@@ -153,6 +153,26 @@ def test_event_stream(start_server, peers):
     wait_until(lambda: server.stats()["eventSubscribers"] == 0, message="unsubscribed")
 
 
+def test_pipelined_event_stream_requests_do_not_leak_subscribers(server):
+    for _ in range(20):
+        s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /api/events HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.recv(4096)
+        s.close()
+    wait_until(lambda: server.stats()["eventSubscribers"] == 0, message="no leaked subscribers")
+
+
+def test_head_then_get_on_one_connection(server):
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    for method, path in [("HEAD", "/healthz"), ("GET", "/healthz"), ("HEAD", "/api/nothing"), ("GET", "/healthz/")]:
+        c.request(method, path)
+        r = c.getresponse()
+        body = r.read()
+        assert (body == b"") == (method == "HEAD"), (method, path)
+    c.close()
+
+
 @pytest.fixture
 def public_dir(tmp_path):
     d = tmp_path / "public"

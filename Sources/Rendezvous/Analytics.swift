@@ -36,6 +36,8 @@ struct StatsSnapshot {
             "httpRequests": n(transport.httpRequests),
             "slowConsumerDisconnects": n(transport.slowConsumerDisconnects),
             "abusiveDisconnects": n(membership.abusiveDisconnects),
+            "rateLimitedMessages": n(membership.rateLimitedMessages),
+            "socketsOpen": n(transport.connectionsOpen),
             "originRejections": n(transport.originRejections),
             "connectionLimitRejections": n(transport.connectionLimitRejections),
             "eventSubscribers": n(eventSubscribers),
@@ -72,6 +74,10 @@ struct StatsSnapshot {
                Double(transport.slowConsumerDisconnects))
         metric("abusive_disconnects_total", "counter", "Connections closed for sustained rate-limit violations.",
                Double(membership.abusiveDisconnects))
+        metric("rate_limited_messages_total", "counter", "Messages dropped by the per-connection rate limit.",
+               Double(membership.rateLimitedMessages))
+        metric("sockets_open", "gauge", "Accepted TCP connections of every kind (HTTP, WebSocket, event streams).",
+               Double(transport.connectionsOpen))
         metric("origin_rejections_total", "counter", "WebSocket upgrades refused by the Origin allow-list.",
                Double(transport.originRejections))
         metric("connection_limit_rejections_total", "counter", "WebSocket upgrades refused by the connection limit.",

@@ -231,16 +231,18 @@ struct Membership {
     /// A dropped message: at most one `rate-limited` error per second; close when abusive.
     private mutating func rateLimitActions(_ connection: ConnectionID, now: Double) -> [Action] {
         guard var session = sessions[connection] else { return [] }
-        counters.count(.rateLimited)
+        counters.rateLimitedMessages += 1
         session.droppedInARow += 1
         var actions: [Action] = []
         if session.droppedInARow >= configuration.abusiveAfterDropped {
             counters.abusiveDisconnects += 1
+            counters.count(.rateLimited)
             actions = [.send(connection, .error(.rateLimited, "too many messages; closing")),
                        .close(connection, status: 1008, reason: "rate limit")]
             session.droppedInARow = 0
         } else if now - session.lastRateLimitNotice >= 1 {
             session.lastRateLimitNotice = now
+            counters.count(.rateLimited)
             actions = [.send(connection, .error(.rateLimited,
                 "more than \(configuration.rateLimitPerSecond) messages/s (burst \(Int(configuration.rateLimitBurst))); message dropped"))]
         }
@@ -259,6 +261,8 @@ struct MembershipCounters: Sendable {
     var signalsRelayed = 0
     var reports = 0
     var abusiveDisconnects = 0
+    /// Messages dropped by the rate limit (an error is sent for at most one per second).
+    var rateLimitedMessages = 0
     var errors: [ErrorCode: Int] = [:]
 
     mutating func count(_ code: ErrorCode) { errors[code, default: 0] += 1 }

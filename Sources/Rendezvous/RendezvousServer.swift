@@ -77,6 +77,10 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
         logger.notice("origin rejected", metadata: ["origin": "\(origin)"])
     }
 
+    public func eventStreamOpened(_ connection: ConnectionID) {
+        subscribers.insert(connection)
+    }
+
     public func eventStreamClosed(_ connection: ConnectionID) {
         subscribers.remove(connection)
     }

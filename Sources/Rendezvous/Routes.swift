@@ -8,10 +8,10 @@ import WireProtocol
 extension RendezvousServer {
     func route(_ request: HTTPRequest) -> HTTPResponse {
         let path = request.path
-        if path == "/healthz" {
+        if path == "/healthz" || path == "/healthz/" {
             return only(.get, request) { json(200, ["status": "ok", "peersOnline": .number(Double(membership.ring.count))]) }
         }
-        if path == "/metrics" {
+        if path == "/metrics" || path == "/metrics/" {
             return only(.get, request) {
                 .body(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8",
                       body: Array(statsSnapshot().prometheus.utf8))
@@ -38,10 +38,7 @@ extension RendezvousServer {
         case "/api/network":
             return only(.get, request) { networkPage(request.query) }
         case "/api/events":
-            return only(.get, request) {
-                subscribers.insert(request.connection)
-                return .eventStream
-            }
+            return only(.get, request) { .eventStream }
         default:
             break
         }

@@ -39,6 +39,8 @@ public final class Transport: @unchecked Sendable {
     private let housekeepingTimer: UnsafeMutablePointer<bc_timer_t>
     /// Session slots of dialled connections (lws uses them as their user space; freed at WSI_DESTROY).
     private var clientSlots = Set<UnsafeMutablePointer<ConnectionID>>()
+    /// Every accepted connection still alive (HTTP, WebSocket, event stream), for the connection limit.
+    private var accepted = Set<OpaquePointer>()
     private var housekeepingTicks = 0
 
     public init(configuration: TransportConfiguration, logger: Logger = Logger(label: "browsercloud.transport")) {
@@ -60,6 +62,7 @@ public final class Transport: @unchecked Sendable {
     /// Creates the lws context on a new service thread and starts serving.
     /// Throws when the address cannot be bound.
     public func start() throws {
+        if configuration.port != nil { try Transport.checkLocalAddress(configuration.host, port: configuration.port ?? 0) }
         let ready = DispatchSemaphore(value: 0)
         let ok = LockedBox(false)
         try lock.withLock {
@@ -78,6 +81,33 @@ public final class Transport: @unchecked Sendable {
             lock.withLock { thread = nil }
             throw TransportError.cannotListen(host: configuration.host, port: configuration.port)
         }
+    }
+
+    /// Fails early when `host` is an IP literal that is not an address of this machine: lws 4.1 only logs
+    /// the failed bind and would run without a listener.
+    static func checkLocalAddress(_ host: String, port: Int) throws {
+        let literal = host == "localhost" ? "127.0.0.1" : host
+        var v4 = in_addr(), v6 = in6_addr()
+        let family: Int32
+        if inet_pton(AF_INET, literal, &v4) == 1 { family = AF_INET } else if inet_pton(AF_INET6, literal, &v6) == 1 { family = AF_INET6 } else { return }
+        let fd = socket(family, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return }
+        defer { Glibc.close(fd) }
+        var result: Int32
+        if family == AF_INET {
+            var a = sockaddr_in()
+            a.sin_family = sa_family_t(AF_INET)
+            a.sin_addr = v4
+            result = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        } else {
+            var a = sockaddr_in6()
+            a.sin6_family = sa_family_t(AF_INET6)
+            a.sin6_addr = v6
+            result = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
+        }
+        if result != 0 && errno == EADDRNOTAVAIL { throw TransportError.cannotListen(host: host, port: port) }
     }
 
     /// Runs `work` on the service thread soon. Safe from any thread.
@@ -126,15 +156,19 @@ public final class Transport: @unchecked Sendable {
         }
         if let ctx {
             let vhost = lws_get_vhost_by_name(ctx, "default")
+            let listening = Int(lws_get_vhost_listen_port(vhost))
             lock.withLock {
                 context = ctx
-                boundPort = configuration.port == nil ? 0 : Int(lws_get_vhost_listen_port(vhost))
+                boundPort = configuration.port == nil ? 0 : listening
             }
-            ok.value = true
+            ok.value = configuration.port == nil || listening > 0
             logger.debug("event loop", metadata: ["backend": "\(loop.map { String(cString: bc_ev_backend_name($0)) } ?? "lws poll")"])
         }
         ready.signal()
-        guard let ctx else {
+        guard let ctx, ok.value else {
+            if let ctx { lws_context_destroy(ctx) }
+            if let loop { bc_ev_loop_destroy(loop) }
+            lock.withLock { context = nil }
             finished.signal()
             return
         }
@@ -339,12 +373,25 @@ public final class Transport: @unchecked Sendable {
             drainInbox()
             return 0
 
-        case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-            guard let wsi else { return 1 }
-            if counters.webSocketsOpen >= configuration.maxConnections {
+        case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+            // A new TCP connection, before any protocol: enforce the connection limit for HTTP and WebSocket alike.
+            if accepted.count >= configuration.maxConnections {
                 counters.connectionLimitRejections += 1
                 return 1
             }
+            return 0
+
+        case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+            if let wsi { accepted.insert(wsi) }
+            counters.connectionsOpen = accepted.count
+            return 0
+
+        case LWS_CALLBACK_RAW_ADOPT, LWS_CALLBACK_RAW_RX:
+            // lws turns a CONNECT request into a raw socket (proxy support): no route serves one, so close it.
+            return -1
+
+        case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+            guard let wsi else { return 1 }
             if let allowed = configuration.allowedOrigins {
                 let origin = header(wsi, WSI_TOKEN_ORIGIN) ?? ""
                 if !allowed.contains(origin) {
@@ -391,6 +438,7 @@ public final class Transport: @unchecked Sendable {
 
         case LWS_CALLBACK_WSI_DESTROY:
             if let idSlot, clientSlots.remove(idSlot) != nil { idSlot.deallocate() }
+            if let wsi, accepted.remove(wsi) != nil { counters.connectionsOpen = accepted.count }
 
         case LWS_CALLBACK_CLOSED, LWS_CALLBACK_CLIENT_CLOSED:
             guard let id = idSlot?.pointee, let s = sockets.removeValue(forKey: id) else { return 0 }
@@ -550,6 +598,7 @@ public final class Transport: @unchecked Sendable {
             h.isEventStream = true
             https[id] = h
             _ = lws_http_mark_sse(wsi)
+            handler?.eventStreamOpened(id)
             return 0
         }
     }
@@ -563,7 +612,6 @@ public final class Transport: @unchecked Sendable {
             let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? NSNumber)?.uint64Value ?? 0
             written = writeHeaders(wsi, status: 200, contentType: contentType, length: size, headers: [])
         case .eventStream:
-            handler?.eventStreamClosed(id)
             written = writeHeaders(wsi, status: 200, contentType: "text/event-stream", length: 0, headers: [])
         }
         guard written else { return -1 }

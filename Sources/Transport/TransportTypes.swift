@@ -30,7 +30,8 @@ public struct TransportConfiguration: Sendable {
     /// Run lws on a libev (epoll) loop; when false, or when the lws libev plugin is missing, lws uses
     /// poll(), which costs time proportional to the number of open sockets on every wake-up.
     public var useLibev = true
-    /// Most simultaneous connections (WebSocket and HTTP) the server accepts.
+    /// Most simultaneous accepted connections (HTTP, WebSocket and event streams alike); further TCP
+    /// connections are closed at once.
     public var maxConnections = 20_000
 
     public init() {}
@@ -59,7 +60,8 @@ public enum HTTPResponse: Sendable {
     case body(status: Int, contentType: String, body: [UInt8], headers: [(String, String)] = [])
     /// A file sent by libwebsockets (the path must exist and be readable).
     case file(path: String, contentType: String)
-    /// A Server-Sent Events stream; push events with `Transport.sendEvent(_:to:)`.
+    /// A Server-Sent Events stream; once `TransportHandler.eventStreamOpened` is called, push events with
+    /// `Transport.sendEvent(_:to:)`. Answered with headers only to HEAD.
     case eventStream
 }
 
@@ -92,6 +94,8 @@ public protocol TransportHandler: AnyObject {
     func webSocketConnectFailed(_ connection: ConnectionID, reason: String)
     func originRejected(_ origin: String)
     func httpRequest(_ request: HTTPRequest) -> HTTPResponse
+    /// An `.eventStream` answer was accepted: events may be sent to this connection until it closes.
+    func eventStreamOpened(_ connection: ConnectionID)
     func eventStreamClosed(_ connection: ConnectionID)
 }
 
@@ -101,6 +105,7 @@ extension TransportHandler {
     public func httpRequest(_ request: HTTPRequest) -> HTTPResponse {
         .body(status: 404, contentType: "text/plain; charset=utf-8", body: Array("not found\n".utf8))
     }
+    public func eventStreamOpened(_ connection: ConnectionID) {}
     public func eventStreamClosed(_ connection: ConnectionID) {}
 }
 
@@ -111,6 +116,8 @@ public struct TransportCounters: Sendable {
     public var messagesIn = 0
     public var messagesOut = 0
     public var webSocketsOpen = 0
+    /// Accepted connections of every kind (HTTP, WebSocket, event stream).
+    public var connectionsOpen = 0
     public var httpRequests = 0
     public var slowConsumerDisconnects = 0
     public var originRejections = 0

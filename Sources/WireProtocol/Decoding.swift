@@ -33,6 +33,9 @@ extension ClientMessage {
                     : ProtocolError(.badJSON, "message is not valid JSON"))
             }
             let fields = ScannedObject(buffer: buffer, members: members)
+            if let duplicate = fields.duplicateKey() {
+                return .failure(ProtocolError(.badJSON, "duplicate key '\(duplicate.prefix(64))' in the message"))
+            }
             guard let typeMember = fields["type"] else { return .failure(ProtocolError(.badField, "missing field 'type'")) }
             guard typeMember.kind == .string else { return .failure(ProtocolError(.badField, "'type' must be a string")) }
             guard fields.string(typeMember) == "signal" else { return .success(nil) }
@@ -114,7 +117,8 @@ extension ClientMessage {
         guard let intentId = try fields.optionalString("intentId") else {
             throw ProtocolError(.badField, "missing field 'intentId'")
         }
-        guard !intentId.isEmpty, intentId.count <= limits.maxIntentIdLength else {
+        // Length as JavaScript counts it (UTF-16 code units), so browsers can check it the same way.
+        guard !intentId.isEmpty, intentId.utf16.count <= limits.maxIntentIdLength else {
             throw ProtocolError(.badField, "'intentId' must be 1 to \(limits.maxIntentIdLength) characters")
         }
         guard let signal = fields["signal"] else { throw ProtocolError(.badField, "missing field 'signal'") }
@@ -143,7 +147,7 @@ extension ClientMessage {
     }
 }
 
-/// Field access on a scanned top-level object (the last of duplicate keys wins, as in JSONDecoder).
+/// Field access on a scanned top-level object (duplicate keys are refused before any field is read).
 private struct ScannedObject {
     let buffer: UnsafeBufferPointer<UInt8>
     let members: [JSONScanner.Member]
@@ -155,6 +159,17 @@ private struct ScannedObject {
             if !inner.contains(UInt8(ascii: "\\")) { return inner.elementsEqual(wanted) }
             return string(member.key) == name
         }
+    }
+
+    /// The first key that appears twice, if any (RFC 8259 §4: names SHOULD be unique; parsers disagree
+    /// on which duplicate wins, so the server refuses them rather than read a message two ways).
+    func duplicateKey() -> String? {
+        var seen = Set<String>()
+        for m in members {
+            let key = string(m.key)
+            if !seen.insert(key).inserted { return key }
+        }
+        return nil
     }
 
     func string(_ member: JSONScanner.Member) -> String { string(member.value) }

@@ -26,11 +26,7 @@ struct Serve: ParsableCommand {
     @Option(help: "Directory served over HTTP (index.html at /).")
     var `public`: String?
 
-    @Option(help: "Finger rows: auto, all, or a comma list such as 0,10,12,20,30,47.",
-            transform: { text in
-                guard let p = FingerPolicy(parsing: text) else { throw ValidationError("--fingers takes auto, all or rows in 0...47") }
-                return p
-            })
+    @Option(help: "Finger rows: auto, all, or a comma list of rows in 0...47 such as 0,10,12,20,30,47.")
     var fingers = FingerPolicy.auto
 
     @Option(help: "Successor list length r pushed to each peer.")
@@ -151,7 +147,8 @@ struct Serve: ParsableCommand {
         let server = try RendezvousServer(configuration: config, secret: secret, logger: logger)
         try server.start()
         // Machine-readable line for scripts and tests (the port matters with --port 0).
-        FileHandle.standardOutput.write(Data("browsercloud: listening on \(host):\(server.port)\n".utf8))
+        let shownHost = host.contains(":") ? "[\(host)]" : host
+        FileHandle.standardOutput.write(Data("browsercloud: listening on \(shownHost):\(server.port)\n".utf8))
 
         let done = DispatchSemaphore(value: 0)
         let queue = DispatchQueue(label: "signals")
@@ -184,3 +181,8 @@ struct Serve: ParsableCommand {
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+extension FingerPolicy: ExpressibleByArgument {
+    public init?(argument: String) { self.init(parsing: argument) }
+    public var defaultValueDescription: String { description }
+}
