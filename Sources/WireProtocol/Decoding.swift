@@ -164,6 +164,16 @@ private struct ScannedObject {
     /// The first key that appears twice, if any (RFC 8259 §4: names SHOULD be unique; parsers disagree
     /// on which duplicate wins, so the server refuses them rather than read a message two ways).
     func duplicateKey() -> String? {
+        let escaped = members.contains { buffer[$0.key].contains(UInt8(ascii: "\\")) }
+        if members.count <= 16 && !escaped {
+            // The common case (a handful of plain keys): compare the raw bytes pairwise, no allocation.
+            for i in members.indices.dropFirst() {
+                for j in 0..<i where buffer[members[i].key].elementsEqual(buffer[members[j].key]) {
+                    return string(members[i].key)
+                }
+            }
+            return nil
+        }
         var seen = Set<String>()
         for m in members {
             let key = string(m.key)

@@ -81,7 +81,8 @@ private func registeredID(_ actions: [Action], _ c: ConnectionID) -> (PeerID, St
         #expect(m.received(1, text: report, now: 0.3).isEmpty)
         let abusive = m.received(1, text: report, now: 0.4)   // the fifth drop in a row
         #expect(abusive.contains(.close(1, status: 1008, reason: "rate limit")))
-        #expect(m.counters.errors[.rateLimited] == 5)
+        #expect(m.counters.rateLimitedMessages == 5)
+        #expect(m.counters.errors[.rateLimited] == 2)   // the notice at 0 and the closing error
     }
 
     @Test func stateMachineTransitions() {

@@ -21,9 +21,12 @@ private func code(_ text: String) -> ErrorCode? {
         let raw = #"{ "type" : "offer", "sdp":"v=0\r\n", "n": [1, 2.5e3, null, true] }"#
         let signal = try decode(#"{"type":"signal","to":"0000000000ff","intentId":"i1","signal":\#(raw)}"#).get()
         #expect(signal == .signal(to: PeerID(255), intentId: "i1", signal: RawJSON(parsing: Array(raw.utf8))!))
-        // Escaped keys and values are understood; the last duplicate key wins.
-        let escaped = try decode(#"{"typ\u0065":"signal","to":"0000000000ff","to":"0000000000fe","intentId":"\u00e9\ud83d\ude00","signal":{}}"#).get()
+        // Escaped keys and values are understood.
+        let escaped = try decode(#"{"typ\u0065":"signal","to":"0000000000fe","intentId":"\u00e9\ud83d\ude00","signal":{}}"#).get()
         #expect(escaped == .signal(to: PeerID(254), intentId: "é😀", signal: RawJSON([:])))
+        // Duplicate top-level keys are refused, also when spelled differently.
+        #expect(code(#"{"type":"signal","to":"0000000000ff","to":"0000000000fe","intentId":"i","signal":{}}"#) == .badJSON)
+        #expect(code(#"{"type":"leave","typ\u0065":"signal"}"#) == .badJSON)
         #expect(try decode(#"{"type":"leave","extra":1}"#).get() == .leave)
         #expect(try decode(#"{"type":"report","stats":{"tasks":3}}"#).get() == .report(stats: ["tasks": 3]))
     }
