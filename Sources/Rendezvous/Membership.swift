@@ -223,8 +223,9 @@ struct Membership {
     }
 
     private mutating func admit(_ connection: ConnectionID, now: Double) -> Bool {
-        guard sessions[connection]?.bucket.take(now: now) ?? false else { return false }
-        sessions[connection]?.droppedInARow = 0
+        guard let index = sessions.index(forKey: connection) else { return false }
+        guard sessions.values[index].bucket.take(now: now) else { return false }
+        sessions.values[index].droppedInARow = 0
         return true
     }
 

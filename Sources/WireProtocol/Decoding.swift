@@ -153,10 +153,9 @@ private struct ScannedObject {
     let members: [JSONScanner.Member]
 
     subscript(name: String) -> JSONScanner.Member? {
-        let wanted = Array(name.utf8)
-        return members.last { member in
+        members.first { member in
             let inner = buffer[(member.key.lowerBound + 1)..<(member.key.upperBound - 1)]
-            if !inner.contains(UInt8(ascii: "\\")) { return inner.elementsEqual(wanted) }
+            if !inner.contains(UInt8(ascii: "\\")) { return inner.elementsEqual(name.utf8) }
             return string(member.key) == name
         }
     }

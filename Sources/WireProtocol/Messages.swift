@@ -102,12 +102,12 @@ public enum ServerMessage: Equatable, Sendable {
         guard case .signal(let from, let intentId, let signal) = self else { return json.encoded() }
         var out: [UInt8] = []
         out.reserveCapacity(signal.bytes.count + intentId.utf8.count + 72)
-        out += Array(#"{"type":"signal","from":""#.utf8)
-        out += Array(from.hex.utf8)
-        out += Array(#"","intentId":"#.utf8)
+        out.append(contentsOf: #"{"type":"signal","from":""#.utf8)
+        out.append(contentsOf: from.hex.utf8)
+        out.append(contentsOf: #"","intentId":"#.utf8)
         appendJSONString(intentId, to: &out)
-        out += Array(#","signal":"#.utf8)
-        out += signal.bytes
+        out.append(contentsOf: #","signal":"#.utf8)
+        out.append(contentsOf: signal.bytes)
         out.append(UInt8(ascii: "}"))
         return out
     }
