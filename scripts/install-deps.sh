@@ -24,6 +24,6 @@ fi
 if [ "${1:-}" = "--test" ]; then
     if ! python3 -c 'import pytest, pytest_timeout, websockets, requests' 2>/dev/null; then
         echo "installing Python test packages"
-        python3 -m pip install -q -r tests/requirements.txt
+        python3 -m pip install -q -r Tests/integration/requirements.txt
     fi
 fi

@@ -11,7 +11,7 @@ import time
 import requests
 from websockets.sync.client import connect
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = os.environ.get("BROWSERCLOUD_BIN", str(ROOT / ".build" / "debug" / "browsercloud"))
 SUBPROTOCOL = "webrtc-explorer.v1"
 ID_BITS = 48
