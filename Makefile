@@ -25,7 +25,7 @@ run: release
 test: test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
-	BROWSERCLOUD_BIN=$$($(SWIFT) build --show-bin-path)/browsercloud $(PYTHON) -m pytest -q Tests/integration
+	BROWSERCLOUD_BIN=$$($(SWIFT) build --show-bin-path)/browsercloud $(PYTHON) -m pytest -q Tests/integration Tests/e2e
 
 bench: deps
 	$(SWIFT) build -c release --product browsercloud

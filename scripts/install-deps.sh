@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 apt_packages=(libwebsockets-dev libssl-dev zlib1g-dev pkg-config)
 if [ "${1:-}" = "--test" ]; then
-    apt_packages+=(iproute2 python3-pip)
+    # Browser tests drive Debian's Chromium (never a downloaded browser) through Playwright.
+    apt_packages+=(iproute2 python3-pip chromium)
 fi
 
 missing=()
@@ -22,8 +23,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 if [ "${1:-}" = "--test" ]; then
-    if ! python3 -c 'import pytest, pytest_timeout, websockets, requests' 2>/dev/null; then
+    if ! python3 -c 'import pytest, pytest_timeout, websockets, requests, playwright' 2>/dev/null; then
         echo "installing Python test packages"
-        python3 -m pip install -q -r Tests/integration/requirements.txt
+        python3 -m pip install -q -r Tests/requirements.txt
     fi
 fi
