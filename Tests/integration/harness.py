@@ -21,10 +21,10 @@ SPACE = 1 << ID_BITS
 class Server:
     """A browsercloud server process bound to 127.0.0.1 on a kernel-chosen port."""
 
-    def __init__(self, tmp_path, *args, secret_file=None, public=None, host="127.0.0.1"):
+    def __init__(self, tmp_path, *args, secret_file=None, public=None, host="127.0.0.1", prefix=(), port=0):
         self.secret_file = str(secret_file or (tmp_path / "secret"))
-        cmd = [BIN, "serve", "--host", host, "--port", "0", "--secret-file", self.secret_file,
-               "--log-level", "warning"]
+        cmd = list(prefix) + [BIN, "serve", "--host", host, "--port", str(port), "--secret-file", self.secret_file,
+                              "--log-level", "warning"]
         cmd += ["--public", str(public if public is not None else ROOT / "Public")]
         cmd += [str(a) for a in args]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -1,0 +1,311 @@
+// The channel manager (thesis module 1): the WebSocket to the rendezvous server, and one
+// RTCPeerConnection with one ordered data channel (RFC 8831) per linked peer, set up through the
+// server's signal relay with trickle ICE.
+//
+// Connection attempts carry an `intentId`; signals of any other attempt are ignored, so late or
+// duplicate offers, answers and candidates of an abandoned attempt do no harm. Glare (both peers dial
+// each other at once) is resolved by ID: the attempt of the peer with the smaller ID wins.
+
+const SUBPROTOCOL = 'webrtc-explorer.v1'
+const CHANNEL_LABEL = 'webrtc-explorer'
+/** Largest piece sent in one data channel message (RFC 8831 implementations accept at least 16 KiB). */
+const DEFAULT_CHUNK = 16 * 1024
+const HIGH_WATER = 1024 * 1024
+const LOW_WATER = 256 * 1024
+const RETIRE_GRACE_MS = 2000
+
+function randomId () {
+  const bytes = crypto.getRandomValues(new Uint8Array(12))
+  return [...bytes].map((b) => b.toString(16).padStart(2, '0')).join('')
+}
+
+/** Link states: connecting -> open -> closed (an explicit, one-way state machine per attempt). */
+class Link {
+  constructor (peerId, intentId, role, pc) {
+    this.peerId = peerId
+    this.intentId = intentId
+    this.role = role // 'offerer' | 'answerer'
+    this.pc = pc
+    this.dc = null
+    this.state = 'connecting'
+    this.remoteDescriptionSet = false
+    this.pendingCandidates = []
+    this.sendChain = Promise.resolve()
+    this.partial = new Map() // message id -> { parts, received }
+    this.chunkSize = DEFAULT_CHUNK
+    this.retiring = false // no new messages are sent on a retiring link
+    this.retireTimer = null
+    this.keptByRemote = false // the remote peer answered "K": it needs this link
+  }
+}
+
+export class ChannelManager {
+  /**
+   * @param {object} o
+   * @param {string} o.url signalling server WebSocket URL
+   * @param {RTCIceServer[]} o.iceServers STUN/TURN servers (none needed on a LAN)
+   * @param {(m: object) => void} o.onServerMessage every non-signal server message
+   * @param {() => void} o.onSignallingOpen called on every (re)connection of the WebSocket
+   * @param {() => void} o.onSignallingLost the WebSocket closed (a reconnection follows unless stopped)
+   * @param {(peerId: string, text: string) => void} o.onLinkMessage a whole message from a peer
+   * @param {(peerId: string) => void} o.onLinkUp / o.onLinkDown
+   * @param {(peerId: string) => boolean} o.isNeeded whether this peer needs a link to peerId
+   */
+  constructor (o) {
+    this.o = o
+    this.selfId = null
+    this.links = new Map()
+    this.ws = null
+    this.stopped = false
+    this.attempt = 0
+    this.reconnectTimer = null
+  }
+
+  // MARK: signalling
+
+  connect () {
+    this.stopped = false
+    return new Promise((resolve, reject) => {
+      let opened = false
+      const ws = new WebSocket(this.o.url, SUBPROTOCOL)
+      this.ws = ws
+      ws.onopen = () => {
+        opened = true
+        this.attempt = 0
+        resolve()
+        this.o.onSignallingOpen()
+      }
+      ws.onmessage = (e) => {
+        let m
+        try { m = JSON.parse(e.data) } catch { return }
+        if (m.type === 'signal') this.#onSignal(m)
+        else this.o.onServerMessage(m)
+      }
+      ws.onclose = () => {
+        if (this.ws !== ws) return
+        this.ws = null
+        if (!opened) reject(new Error(`cannot reach the signalling server at ${this.o.url}`))
+        if (opened) this.o.onSignallingLost()
+        this.#scheduleReconnect()
+      }
+    })
+  }
+
+  #scheduleReconnect () {
+    if (this.stopped || this.reconnectTimer) return
+    // Exponential backoff with jitter: 0.25 s, 0.5 s, 1 s ... at most 10 s.
+    const delay = Math.min(10000, 250 * 2 ** this.attempt) * (0.75 + Math.random() / 2)
+    this.attempt++
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null
+      this.connect().catch(() => {})
+    }, delay)
+  }
+
+  sendToServer (m) {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false
+    this.ws.send(JSON.stringify(m))
+    return true
+  }
+
+  get signallingOpen () { return this.ws !== null && this.ws.readyState === WebSocket.OPEN }
+
+  // MARK: links
+
+  isOpen (peerId) {
+    const link = this.links.get(peerId)
+    return link?.state === 'open' && !link.retiring
+  }
+
+  /** Peers with a usable link (open and not being retired). */
+  openPeers () { return [...this.links.values()].filter((l) => l.state === 'open' && !l.retiring).map((l) => l.peerId) }
+
+  /** Asks to close a link this peer no longer needs (see the retirement handshake above). */
+  retire (peerId) {
+    const link = this.links.get(peerId)
+    if (!link || link.state !== 'open' || link.retiring || link.keptByRemote) return
+    link.retiring = true
+    this.#sendControl(link, 'X')
+    link.retireTimer = setTimeout(() => this.#teardown(link), RETIRE_GRACE_MS)
+  }
+
+  #sendControl (link, code) {
+    try { if (link.dc?.readyState === 'open') link.dc.send(code) } catch {}
+  }
+
+  /** Starts a connection attempt to `peerId` unless one is open or under way. */
+  dial (peerId) {
+    if (this.links.has(peerId) || peerId === this.selfId) return
+    const link = this.#newLink(peerId, randomId(), 'offerer')
+    const dc = link.pc.createDataChannel(CHANNEL_LABEL, { ordered: true })
+    this.#attachChannel(link, dc)
+    link.pc.createOffer()
+      .then((offer) => link.pc.setLocalDescription(offer))
+      .then(() => this.#signal(link, { type: 'offer', sdp: link.pc.localDescription.sdp }))
+      .catch((error) => this.#fail(link, error))
+  }
+
+  close (peerId) {
+    const link = this.links.get(peerId)
+    if (link) this.#teardown(link)
+  }
+
+  closeAll () {
+    for (const link of [...this.links.values()]) this.#teardown(link)
+  }
+
+  stop () {
+    this.stopped = true
+    clearTimeout(this.reconnectTimer)
+    this.reconnectTimer = null
+    this.closeAll()
+    if (this.ws) { const ws = this.ws; this.ws = null; ws.close() }
+  }
+
+  /** Sends one message to a linked peer, in chunks when needed, respecting backpressure. */
+  send (peerId, text) {
+    const link = this.links.get(peerId)
+    if (!link || link.state !== 'open') return Promise.reject(new Error(`no open link to ${peerId}`))
+    const run = link.sendChain.then(() => this.#sendNow(link, text))
+    link.sendChain = run.catch(() => {})
+    return run
+  }
+
+  async #sendNow (link, text) {
+    const dc = link.dc
+    const pieces = []
+    if (text.length + 1 <= link.chunkSize) {
+      pieces.push('M' + text)
+    } else {
+      const id = randomId()
+      const size = link.chunkSize - 64
+      const n = Math.ceil(text.length / size)
+      for (let i = 0; i < n; i++) pieces.push(`C${id}:${i}:${n}:` + text.slice(i * size, (i + 1) * size))
+    }
+    for (const piece of pieces) {
+      if (dc.readyState !== 'open') throw new Error(`link to ${link.peerId} closed`)
+      if (dc.bufferedAmount > HIGH_WATER) {
+        await new Promise((resolve) => {
+          const done = () => { dc.removeEventListener('bufferedamountlow', done); dc.removeEventListener('close', done); resolve() }
+          dc.addEventListener('bufferedamountlow', done)
+          dc.addEventListener('close', done)
+        })
+        if (dc.readyState !== 'open') throw new Error(`link to ${link.peerId} closed`)
+      }
+      dc.send(piece)
+    }
+  }
+
+  #receive (link, data) {
+    if (typeof data !== 'string' || data.length === 0) return
+    if (data[0] === 'M') { this.o.onLinkMessage(link.peerId, data.slice(1)); return }
+    if (data === 'X') {
+      if (this.o.isNeeded(link.peerId)) {
+        this.#sendControl(link, 'K')
+      } else {
+        link.retiring = true // the remote will close it after its grace period
+      }
+      return
+    }
+    if (data === 'K') {
+      clearTimeout(link.retireTimer)
+      link.retiring = false
+      link.keptByRemote = true
+      return
+    }
+    if (data[0] !== 'C') return
+    const head = data.indexOf(':', data.indexOf(':', data.indexOf(':') + 1) + 1)
+    const [id, i, n] = data.slice(1, head).split(':')
+    const index = Number(i); const count = Number(n)
+    if (!Number.isInteger(index) || !Number.isInteger(count) || count < 1 || index >= count) return
+    let entry = link.partial.get(id)
+    if (!entry) { entry = { parts: new Array(count), received: 0 }; link.partial.set(id, entry) }
+    if (entry.parts[index] === undefined) { entry.parts[index] = data.slice(head + 1); entry.received++ }
+    if (entry.received === count) {
+      link.partial.delete(id)
+      this.o.onLinkMessage(link.peerId, entry.parts.join(''))
+    }
+  }
+
+  #newLink (peerId, intentId, role) {
+    const pc = new RTCPeerConnection({ iceServers: this.o.iceServers })
+    const link = new Link(peerId, intentId, role, pc)
+    this.links.set(peerId, link)
+    pc.onicecandidate = (e) => {
+      this.#signal(link, { candidate: e.candidate ? e.candidate.toJSON() : null })
+    }
+    pc.onconnectionstatechange = () => {
+      if (pc.connectionState === 'failed' || pc.connectionState === 'closed') this.#teardown(link)
+    }
+    return link
+  }
+
+  #attachChannel (link, dc) {
+    link.dc = dc
+    dc.bufferedAmountLowThreshold = LOW_WATER
+    dc.onopen = () => {
+      if (this.links.get(link.peerId) !== link) { dc.close(); return }
+      const max = link.pc.sctp?.maxMessageSize
+      if (Number.isFinite(max) && max > 1024) link.chunkSize = Math.min(64 * 1024, max)
+      link.state = 'open'
+      this.o.onLinkUp(link.peerId)
+    }
+    dc.onmessage = (e) => this.#receive(link, e.data)
+    dc.onclose = () => this.#teardown(link)
+  }
+
+  #signal (link, signal) {
+    this.sendToServer({ type: 'signal', to: link.peerId, intentId: link.intentId, signal })
+  }
+
+  #onSignal ({ from, intentId, signal }) {
+    if (typeof from !== 'string' || typeof intentId !== 'string' || !signal) return
+    let link = this.links.get(from)
+    if (signal.type === 'offer') {
+      if (link && link.intentId === intentId) return // duplicate
+      if (link && link.state === 'connecting' && link.role === 'offerer' && this.selfId < from) return // glare: ours wins
+      if (link) this.#teardown(link) // the remote peer started over: replace the old link
+      link = this.#newLink(from, intentId, 'answerer')
+      link.pc.ondatachannel = (e) => this.#attachChannel(link, e.channel)
+      link.pc.setRemoteDescription({ type: 'offer', sdp: signal.sdp })
+        .then(() => { link.remoteDescriptionSet = true; return this.#flushCandidates(link) })
+        .then(() => link.pc.createAnswer())
+        .then((answer) => link.pc.setLocalDescription(answer))
+        .then(() => this.#signal(link, { type: 'answer', sdp: link.pc.localDescription.sdp }))
+        .catch((error) => this.#fail(link, error))
+      return
+    }
+    if (!link || link.intentId !== intentId) return // a signal of another (abandoned) attempt
+    if (signal.type === 'answer') {
+      if (link.role !== 'offerer' || link.remoteDescriptionSet) return
+      link.pc.setRemoteDescription({ type: 'answer', sdp: signal.sdp })
+        .then(() => { link.remoteDescriptionSet = true; return this.#flushCandidates(link) })
+        .catch((error) => this.#fail(link, error))
+    } else if ('candidate' in signal) {
+      if (!link.remoteDescriptionSet) { link.pendingCandidates.push(signal.candidate); return }
+      link.pc.addIceCandidate(signal.candidate ?? undefined).catch(() => {})
+    }
+  }
+
+  async #flushCandidates (link) {
+    const pending = link.pendingCandidates
+    link.pendingCandidates = []
+    for (const c of pending) await link.pc.addIceCandidate(c ?? undefined).catch(() => {})
+  }
+
+  #fail (link, error) {
+    console.warn(`webrtc-explorer: link to ${link.peerId} failed:`, error)
+    this.#teardown(link)
+  }
+
+  #teardown (link) {
+    if (link.state === 'closed') return
+    const wasOpen = link.state === 'open'
+    link.state = 'closed'
+    clearTimeout(link.retireTimer)
+    if (this.links.get(link.peerId) === link) this.links.delete(link.peerId)
+    try { link.dc?.close() } catch {}
+    try { link.pc.close() } catch {}
+    if (wasOpen) this.o.onLinkDown(link.peerId)
+  }
+}

@@ -1,0 +1,184 @@
+// webrtc-explorer: join the BrowserCloud ring from a web page (protocol v1, docs/protocol.md).
+//
+//   import { Explorer } from '/webrtc-explorer.js'
+//   const peer = new Explorer({ signalingURL: 'ws://host:9000', iceServers: [] })
+//   peer.events.on('registered', ({ peerId }) => …)
+//   peer.events.on('ready', () => …)            // the successor link is open (or the peer is alone)
+//   peer.events.on('message', (envelope) => …)  // { srcId, dstId, data, hops }
+//   await peer.register()
+//   await peer.send(dstId, data)                // resolves when handed to the overlay
+//   await peer.leave()
+//
+// Other events: 'link-up' / 'link-down' ({ peerId }), 'ring' (the finger table snapshot after every
+// change), 'signalling-lost', 'signalling-restored', 'error' ({ code, message }).
+//
+// The four parts of the thesis: channel manager (explorer/channel-manager.js), finger table
+// (explorer/finger-table.js), router (explorer/ring.js) and this interface (with explorer/events.js).
+
+import { ChannelManager } from './explorer/channel-manager.js'
+import { Events } from './explorer/events.js'
+import { FingerTable } from './explorer/finger-table.js'
+import { route, parseId } from './explorer/ring.js'
+
+export { route } from './explorer/ring.js'
+
+const DEFAULT_MAX_HOPS = 64
+
+export class Explorer {
+  /**
+   * @param {object} options
+   * @param {string} [options.signalingURL] WebSocket URL of the rendezvous server (default: this page's host)
+   * @param {RTCIceServer[]} [options.iceServers] STUN/TURN servers for real deployments; none on a LAN
+   * @param {object} [options.capabilities] sent in `register` (runtimes, workers, transports)
+   * @param {number} [options.maxHops] messages are dropped after this many hops (default 64)
+   */
+  constructor (options = {}) {
+    const here = typeof location !== 'undefined' ? `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}` : undefined
+    this.signalingURL = options.signalingURL ?? here
+    this.iceServers = options.iceServers ?? []
+    this.capabilities = options.capabilities ?? { runtimes: ['js'], transports: ['webrtc'] }
+    this.maxHops = options.maxHops ?? DEFAULT_MAX_HOPS
+    this.events = new Events()
+    this.table = new FingerTable()
+    this.token = null
+    this.readyEmitted = false
+    this.registering = null
+    this.counter = 0
+    this.channels = new ChannelManager({
+      url: this.signalingURL,
+      iceServers: this.iceServers,
+      onServerMessage: (m) => this.#onServerMessage(m),
+      onSignallingOpen: () => this.#onSignallingOpen(),
+      onSignallingLost: () => this.events.emit('signalling-lost', {}),
+      onLinkMessage: (peerId, text) => this.#onLinkMessage(peerId, text),
+      onLinkUp: (peerId) => { this.events.emit('link-up', { peerId }); this.#checkReady() },
+      onLinkDown: (peerId) => { this.events.emit('link-down', { peerId }); this.#reconcileLinks() },
+      isNeeded: (peerId) => this.table.neededPeers().has(peerId)
+    })
+  }
+
+  /** This peer's ID (12 hex characters), or null before registration. */
+  get peerId () { return this.table.peerId }
+
+  /** Connects to the server and joins the ring. Resolves with `{ peerId }`. */
+  async register () {
+    if (this.table.peerId && this.channels.signallingOpen) return { peerId: this.table.peerId }
+    if (!this.registering) {
+      this.registering = new Promise((resolve, reject) => {
+        const offRegistered = this.events.on('registered', (r) => { offRegistered(); offError(); resolve(r) })
+        const offError = this.events.on('error', (e) => {
+          if (['server-full', 'bad-token', 'rate-limited'].includes(e.code)) { offRegistered(); offError(); reject(new Error(`${e.code}: ${e.message}`)) }
+        })
+        this.channels.connect().catch((error) => { offRegistered(); offError(); reject(error) })
+      }).finally(() => { this.registering = null })
+    }
+    return this.registering
+  }
+
+  /** Routes `data` (any JSON value) to the peer responsible for `dstId`. */
+  async send (dstId, data) {
+    parseId(dstId)
+    if (!this.table.peerId) throw new Error('not registered: call register() first')
+    const envelope = { srcId: this.table.peerId, dstId, data, hops: 0, id: `${this.table.peerId}-${this.counter++}` }
+    await this.#forward(envelope)
+  }
+
+  /** Leaves the ring: tells the server, closes every link and the WebSocket. */
+  async leave () {
+    this.channels.sendToServer({ type: 'leave' })
+    this.channels.stop()
+    this.table.peerId = null
+    this.table.reset()
+    this.token = null
+    this.readyEmitted = false
+  }
+
+  /** The current ring state as this peer knows it, with link states. */
+  snapshot () {
+    return { ...this.table.snapshot(), links: this.channels.openPeers(), rows: [...this.table.rows] }
+  }
+
+  // MARK: internals
+
+  #onSignallingOpen () {
+    const m = { type: 'register', capabilities: this.capabilities }
+    if (this.table.peerId && this.token) {
+      // A reconnection (or a server restart): come back with the same ID (docs/protocol.md).
+      m.peerId = this.table.peerId
+      m.token = this.token
+      this.events.emit('signalling-restored', {})
+    }
+    this.channels.sendToServer(m)
+  }
+
+  #onServerMessage (m) {
+    if (m.type === 'error') {
+      this.events.emit('error', { code: m.code, message: m.message })
+      return
+    }
+    if (m.type === 'registered') {
+      const again = this.table.peerId === m.peerId
+      this.token = m.token
+      this.channels.selfId = m.peerId
+      if (!again) this.readyEmitted = false
+      this.table.apply(m)
+      this.events.emit('registered', { peerId: m.peerId, again })
+      return
+    }
+    if (this.table.apply(m)) {
+      this.#reconcileLinks()
+      this.#checkReady()
+      this.events.emit('ring', this.snapshot())
+    }
+  }
+
+  /** Dials every needed peer that has no link; retires links neither side needs any more. */
+  #reconcileLinks () {
+    if (!this.table.peerId) return
+    const needed = this.table.neededPeers()
+    for (const peerId of needed) this.channels.dial(peerId)
+    for (const peerId of [...this.channels.links.keys()]) {
+      if (!needed.has(peerId)) this.channels.retire(peerId)
+    }
+  }
+
+  #checkReady () {
+    if (this.readyEmitted || !this.table.peerId) return
+    const successor = this.table.successors[0]
+    if (successor === undefined || this.channels.isOpen(successor)) {
+      this.readyEmitted = true
+      this.events.emit('ready', {})
+    }
+  }
+
+  #onLinkMessage (peerId, text) {
+    let envelope
+    try { envelope = JSON.parse(text) } catch { return }
+    if (typeof envelope !== 'object' || envelope === null || typeof envelope.dstId !== 'string') return
+    envelope.hops = (envelope.hops | 0) + 1
+    if (envelope.hops > this.maxHops) {
+      this.events.emit('error', { code: 'hop-limit', message: `dropped a message for ${envelope.dstId} after ${envelope.hops} hops` })
+      return
+    }
+    this.#forward(envelope).catch((error) => this.events.emit('error', { code: 'no-route', message: error.message }))
+  }
+
+  async #forward (envelope) {
+    // Only links to peers of the finger table count: a link to a peer that has left may look open for a
+    // while (until ICE consent times out), but the server has already removed it from the table.
+    const known = this.table.neededPeers()
+    const decision = route({
+      self: this.table.peerId,
+      dst: envelope.dstId,
+      predecessor: this.table.predecessor,
+      successors: this.table.successors,
+      candidates: this.channels.openPeers().filter((p) => known.has(p))
+    })
+    if (decision.deliver) {
+      this.events.emit('message', { srcId: envelope.srcId, dstId: envelope.dstId, data: envelope.data, hops: envelope.hops })
+      return
+    }
+    if (decision.error) throw new Error(`no route to ${envelope.dstId}: no open link`)
+    await this.channels.send(decision.next, JSON.stringify(envelope))
+  }
+}

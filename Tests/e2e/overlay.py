@@ -1,0 +1,112 @@
+"""The browser harness (the thesis's "piri-piri"): spawns peers as pages of one headless Chromium (one
+browser context each), orchestrates them, collects their events with timestamps into one timeline, and
+lets tests assert on it. Server and browsers run inside a network namespace of the test's own."""
+import json
+import math
+import time
+
+SETUP = """async ({ index, url }) => {
+  const { Explorer } = await import('/webrtc-explorer.js')
+  const peer = new Explorer({ signalingURL: url, iceServers: [] })
+  window.peer = peer
+  window.inbox = []
+  for (const name of ['registered', 'ready', 'link-up', 'link-down', 'error', 'signalling-lost', 'signalling-restored']) {
+    peer.events.on(name, (payload) => window.bcEvent(index, name, payload))
+  }
+  peer.events.on('message', (m) => { window.inbox.push(m); window.bcEvent(index, 'message', m) })
+  const { peerId } = await peer.register()
+  return peerId
+}"""
+
+
+class Timeline:
+    def __init__(self):
+        self.t0 = time.monotonic()
+        self.events = []
+
+    def add(self, peer, name, payload):
+        self.events.append({"t": round(time.monotonic() - self.t0, 4), "peer": peer, "event": name, "payload": payload})
+
+    def of(self, name):
+        return [e for e in self.events if e["event"] == name]
+
+    def save(self, path):
+        path.write_text(json.dumps(self.events, indent=1))
+
+
+class Overlay:
+    def __init__(self, browser, base_url, ws_url, timeline):
+        self.browser = browser
+        self.base_url = base_url
+        self.ws_url = ws_url
+        self.timeline = timeline
+        self.pages = []   # (context, page, peerId)
+
+    def spawn(self, n):
+        start = len(self.pages)
+        for i in range(start, start + n):
+            context = self.browser.new_context()
+            page = context.new_page()
+            page.expose_function("bcEvent", lambda index, name, payload: self.timeline.add(index, name, payload))
+            page.goto(self.base_url + "/")
+            peer_id = page.evaluate(SETUP, {"index": i, "url": self.ws_url})
+            self.pages.append([context, page, peer_id])
+        return self.pages[start:]
+
+    @property
+    def live(self):
+        return [p for p in self.pages if p[0] is not None]
+
+    def close(self, index):
+        context = self.pages[index][0]
+        self.pages[index][0] = None
+        context.close()
+
+    def snapshot(self, page):
+        return page.evaluate("() => window.peer.snapshot()")
+
+    def wait_stable(self, timeout=30):
+        """Until every live peer has an open link to each peer it needs and its state matches the server's."""
+        deadline = time.monotonic() + timeout
+        page = self.live[0][1]
+        while time.monotonic() < deadline:
+            network = page.evaluate("async () => (await fetch('/api/network?limit=10000')).json()")
+            expected = {e["peerId"]: e for e in network["peers"]}
+            ok = len(expected) == len(self.live)
+            for _, pg, peer_id in self.live:
+                if not ok:
+                    break
+                s = self.snapshot(pg)
+                e = expected.get(peer_id)
+                needed = set(s["successors"]) | {p for p in s["fingers"].values() if p}
+                ok = (e is not None and s["predecessor"] == e["predecessor"] and s["successors"] == e["successors"]
+                      and {str(k): v for k, v in s["fingers"].items()} == e["fingers"] and needed <= set(s["links"]))
+            if ok:
+                return network
+            page.wait_for_timeout(100)
+        raise AssertionError("ring did not stabilise: " + json.dumps([self.snapshot(p) for _, p, _ in self.live])[:2000])
+
+    def all_pairs(self, timeout=30):
+        """Every live peer sends one message to every other; returns (delivered, expected, hop counts)."""
+        live = self.live
+        for _, page, _ in live:
+            page.evaluate("() => { window.inbox = [] }")
+        for i, (_, page, src) in enumerate(live):
+            targets = [p[2] for p in live if p[2] != src]
+            page.evaluate("""async (targets) => {
+              for (const dst of targets) await window.peer.send(dst, { from: window.peer.peerId, to: dst })
+            }""", targets)
+        expected = len(live) * (len(live) - 1)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = [m for _, page, _ in live for m in page.evaluate("() => window.inbox")]
+            if len(got) >= expected:
+                break
+            live[0][1].wait_for_timeout(100)
+        correct = [m for (_, page, me) in live for m in page.evaluate("() => window.inbox") if m["dstId"] == me and m["data"]["to"] == me]
+        return len(correct), expected, [m["hops"] for m in correct]
+
+
+def chord_hop_bound(n):
+    """Chord lookups take O(log N) hops; with the auto finger rows the bound checked is 2·ceil(log2 N) + 1."""
+    return 2 * max(1, math.ceil(math.log2(n))) + 1
