@@ -63,3 +63,16 @@ def test_delivery_is_complete_again_after_a_quarter_leave(overlay):
     delivered, expected, hops = overlay.all_pairs()
     assert delivered == expected == survivors * (survivors - 1)
     assert max(hops) <= chord_hop_bound(survivors)
+
+
+def test_peers_come_back_with_their_ids_after_a_server_restart(overlay, ring_server, namespace, tmp_path_factory, request):
+    before = sorted(p[2] for p in overlay.live)
+    ring_server.stop()
+    restarted = Server(tmp_path_factory.mktemp("restart"), host=namespace.address, prefix=namespace.prefix,
+                       port=ring_server.port, secret_file=ring_server.secret_file)
+    request.addfinalizer(restarted.stop)
+    network = overlay.wait_stable(timeout=60)
+    assert sorted(p["peerId"] for p in network["peers"]) == before
+    assert len(overlay.timeline.of("signalling-restored")) >= len(before)
+    delivered, expected, _ = overlay.all_pairs()
+    assert delivered == expected
