@@ -70,3 +70,4 @@ def test_tiles_outside_the_image_are_refused(page):
       try { rt.renderTile(rt.prepareScene(s), { x: 60, y: 0, width: 10, height: 10 }); return null } catch (e) { return e.message }
     }""", scene("small"))
     assert "not inside" in message
+
