@@ -153,7 +153,9 @@ def test_event_stream(start_server, peers):
     wait_until(lambda: server.stats()["eventSubscribers"] == 0, message="unsubscribed")
 
 
-def test_pipelined_event_stream_requests_do_not_leak_subscribers(server):
+def test_pipelined_event_stream_requests_do_not_leak_subscribers(start_server):
+    # A closed stream is noticed at the next keep-alive write (every second here).
+    server = start_server("--event-keepalive", "1")
     for _ in range(20):
         s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
         s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /api/events HTTP/1.1\r\nHost: x\r\n\r\n")
