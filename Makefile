@@ -5,7 +5,7 @@ PORT       ?= 9000
 SERVE_ARGS ?=
 PYTHON     ?= python3
 
-.PHONY: deps test-deps build release run test test-swift test-integration bench clean
+.PHONY: deps test-deps build release run test e2e-large bench clean
 
 deps:
 	@scripts/install-deps.sh
@@ -26,6 +26,11 @@ test: test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 	BROWSERCLOUD_BIN=$$($(SWIFT) build --show-bin-path)/browsercloud $(PYTHON) -m pytest -q Tests/integration Tests/e2e
+
+# The browser overlay scenarios with 20 Chromium peers instead of 8.
+e2e-large: test-deps
+	$(SWIFT) build --product browsercloud
+	E2E_PEERS=20 BROWSERCLOUD_BIN=$$($(SWIFT) build --show-bin-path)/browsercloud $(PYTHON) -m pytest -q Tests/e2e/test_overlay.py
 
 bench: deps
 	$(SWIFT) build -c release --product browsercloud
