@@ -23,7 +23,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 if [ "${1:-}" = "--test" ]; then
-    if ! python3 -c 'import pytest, pytest_timeout, websockets, requests, playwright' 2>/dev/null; then
+    if ! python3 -c 'import pytest, pytest_timeout, websockets, requests, playwright, aiortc' 2>/dev/null; then
         echo "installing Python test packages"
         python3 -m pip install -q -r Tests/requirements.txt
     fi

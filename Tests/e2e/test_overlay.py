@@ -25,8 +25,10 @@ def namespace():
 @pytest.fixture(scope="module")
 def ring_server(namespace, tmp_path_factory):
     s = Server(tmp_path_factory.mktemp("overlay"), host=namespace.address, prefix=namespace.prefix)
+    s.restarts = []   # servers started in its place (same address and port) by the restart scenario
     yield s
-    s.stop()
+    for r in [s] + s.restarts:
+        r.stop()
 
 
 @pytest.fixture(scope="module")
@@ -65,12 +67,12 @@ def test_delivery_is_complete_again_after_a_quarter_leave(overlay):
     assert max(hops) <= chord_hop_bound(survivors)
 
 
-def test_peers_come_back_with_their_ids_after_a_server_restart(overlay, ring_server, namespace, tmp_path_factory, request):
+def test_peers_come_back_with_their_ids_after_a_server_restart(overlay, ring_server, namespace, tmp_path_factory):
     before = sorted(p[2] for p in overlay.live)
     ring_server.stop()
     restarted = Server(tmp_path_factory.mktemp("restart"), host=namespace.address, prefix=namespace.prefix,
                        port=ring_server.port, secret_file=ring_server.secret_file)
-    request.addfinalizer(restarted.stop)
+    ring_server.restarts.append(restarted)
     network = overlay.wait_stable(timeout=60)
     assert sorted(p["peerId"] for p in network["peers"]) == before
     assert len(overlay.timeline.of("signalling-restored")) >= len(before)
@@ -104,3 +106,29 @@ def test_a_10_mb_message_arrives_intact(overlay):
       return `${payload.length}:${h}`
     }""", timeout=60000).json_value()
     assert got == digest
+
+
+def test_interoperates_with_an_aiortc_peer(overlay, namespace):
+    """Offer, answer and ICE candidates relayed by our server between Chromium and aiortc, a WebRTC stack
+    we did not write; data flows both ways over the data channel. Runs last: the aiortc peer joins the ring."""
+    import json
+    import subprocess
+    _, page, browser_id = overlay.live[0]
+    page.evaluate("() => { window.inbox = [] }")
+    script = pathlib.Path(__file__).with_name("aiortc_peer.py")
+    proc = subprocess.Popen(list(namespace.prefix) + [sys.executable, str(script), "--url", overlay.ws_url, "--target", browser_id],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = json.loads(proc.stdout.readline() or "{}")
+        assert "peerId" in first, (first, proc.stderr.read() if proc.poll() is not None else "")
+        aiortc_id = first["peerId"]
+        got = page.wait_for_function("() => window.inbox.find(m => m.data && m.data.hello)", timeout=30000).json_value()
+        assert got["srcId"] == aiortc_id and got["data"] == {"hello": "from aiortc"}
+        page.evaluate("""(to) => window.peer.channels.send(to, JSON.stringify(
+          { srcId: window.peer.peerId, dstId: to, data: { hello: 'from chromium' }, hops: 0, id: 'reply' }))""", aiortc_id)
+        out, err = proc.communicate(timeout=30)
+        reply = json.loads(out.strip().splitlines()[-1])
+        assert reply.get("received", {}).get("data") == {"hello": "from chromium"}, (out, err)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
