@@ -13,6 +13,9 @@ const DEFAULT_CHUNK = 16 * 1024
 const HIGH_WATER = 1024 * 1024
 const LOW_WATER = 256 * 1024
 const RETIRE_GRACE_MS = 2000
+/** Bounds on reassembly, so a faulty or hostile peer cannot make this page hold unbounded memory. */
+const MAX_CHUNKS = 8192 // 128 MiB at 16 KiB per chunk
+const MAX_PARTIAL_MESSAGES = 16
 
 function randomId () {
   const bytes = crypto.getRandomValues(new Uint8Array(12))
@@ -217,9 +220,14 @@ export class ChannelManager {
     const head = data.indexOf(':', data.indexOf(':', data.indexOf(':') + 1) + 1)
     const [id, i, n] = data.slice(1, head).split(':')
     const index = Number(i); const count = Number(n)
-    if (!Number.isInteger(index) || !Number.isInteger(count) || count < 1 || index >= count) return
+    if (!Number.isInteger(index) || !Number.isInteger(count) || count < 1 || count > MAX_CHUNKS || index >= count) return
     let entry = link.partial.get(id)
-    if (!entry) { entry = { parts: new Array(count), received: 0 }; link.partial.set(id, entry) }
+    if (!entry) {
+      if (link.partial.size >= MAX_PARTIAL_MESSAGES) { this.#teardown(link); return }
+      entry = { parts: new Array(count), received: 0 }
+      link.partial.set(id, entry)
+    }
+    if (entry.parts.length !== count) return
     if (entry.parts[index] === undefined) { entry.parts[index] = data.slice(head + 1); entry.received++ }
     if (entry.received === count) {
       link.partial.delete(id)
