@@ -110,6 +110,15 @@ public final class Transport: @unchecked Sendable {
         if result != 0 && errno == EADDRNOTAVAIL { throw TransportError.cannotListen(host: host, port: port) }
     }
 
+    /// Raises the process's soft limit on open files to at least `wanted` (capped by the hard limit), so
+    /// that `maxConnections` sockets fit. Call before `start()`.
+    public static func raiseFileLimit(to wanted: Int) {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < rlim_t(wanted) else { return }
+        limit.rlim_cur = min(rlim_t(wanted), limit.rlim_max)
+        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    }
+
     /// Runs `work` on the service thread soon. Safe from any thread.
     public func post(_ work: @escaping @Sendable () -> Void) {
         lock.withLock {

@@ -127,7 +127,7 @@ extension ClientMessage {
     }
 
     private static func isLowerHex(_ b: UInt8) -> Bool {
-        (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(b) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(b)
+        JSONScanner.hexValue(b) != nil && !(UInt8(ascii: "A")...UInt8(ascii: "F")).contains(b)
     }
 
     private static func optionalString(_ object: [String: JSONValue], _ key: String) throws(ProtocolError) -> String? {

@@ -20,13 +20,6 @@ func emit(_ object: [String: Any]) {
     FileHandle.standardOutput.write(data + Data("\n".utf8))
 }
 
-func raiseFileLimit(_ wanted: Int) {
-    var limit = rlimit()
-    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
-    limit.rlim_cur = min(rlim_t(wanted), limit.rlim_max)
-    setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-}
-
 func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
     haystack.firstRange(of: needle) != nil
 }
@@ -73,7 +66,7 @@ struct Hold: ParsableCommand {
     @Option(help: "Seconds to wait for all peers.") var timeout = 300.0
 
     func run() throws {
-        raiseFileLimit(peers + 1024)
+        Transport.raiseFileLimit(to: peers + 1024)
         let transport = clientTransport()
         let state = HoldState(transport: transport, host: host, port: port, target: peers, concurrency: concurrency)
         transport.handler = state
@@ -189,7 +182,7 @@ struct Relay: ParsableCommand {
     @Option(help: "Seconds of measurement (after one second of warm-up).") var seconds = 5.0
 
     func run() throws {
-        raiseFileLimit(2 * pairs + 1024)
+        Transport.raiseFileLimit(to: 2 * pairs + 1024)
         let transport = clientTransport()
         let state = RelayState(transport: transport, mode: mode, pairs: pairs, window: window, payload: payload)
         transport.handler = state

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import Rendezvous
+import Transport
 import Ring
 
 @main
@@ -113,7 +114,7 @@ struct Serve: ParsableCommand {
             return handler
         }
         let logger = Logger(label: "browsercloud")
-        raiseFileLimit()
+        Transport.raiseFileLimit(to: maxConnections + 256)
 
         var config = ServerConfiguration()
         config.transport.host = host
@@ -166,17 +167,6 @@ struct Serve: ParsableCommand {
         done.wait()
         server.stop()
         _ = sources
-    }
-
-    /// Lets the server hold as many sockets as `--max-connections` asks for.
-    private func raiseFileLimit() {
-        var limit = rlimit()
-        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
-        let wanted = rlim_t(maxConnections + 256)
-        if limit.rlim_cur < wanted {
-            limit.rlim_cur = min(wanted, limit.rlim_max)
-            setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-        }
     }
 }
 
