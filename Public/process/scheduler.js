@@ -1,0 +1,255 @@
+// The scheduling core of a job (docs/jobs.md): pure logic, no timers, no network, no workers, so it
+// can be tested on its own. The job engine (browser-process.js) feeds it events and performs the
+// assignments it returns.
+//
+// Semantics (after the volunteer-computing practice of BOINC / MapReduce "backup tasks", Dean &
+// Ghemawat, OSDI 2004):
+// - pull with credits: a peer holds at most `limit` tasks at a time; every result returns a credit;
+// - a deadline per dispatched copy; a copy past it, or on a peer that left, is dispatched again;
+// - when no task is pending (the end of the job), idle credits go to speculative duplicates of the
+//   slowest outstanding tasks (at most `maxCopies` running copies of a task, each on a different peer);
+// - the first result of a task wins; later copies are discarded (and their SHA-256 compared);
+// - a task whose function throws fails at once (functions are deterministic); a task that misses its
+//   deadline `maxAttempts` times fails; a lost copy (peer left) never counts against the task.
+
+/** Failure codes after which a task is dispatched again; any other code (e.g. 'threw') fails it at once. */
+const RETRIED = new Set(['busy', 'lost', 'corrupt', 'cancelled', 'stopped', 'deadline', 'crashed'])
+/** Of those, the ones that count as an attempt towards maxAttempts. */
+const COUNTED = new Set(['deadline', 'crashed'])
+
+export class Scheduler {
+  /**
+   * @param {object} o
+   * @param {number} o.taskCount number of tasks, indexed 0 … taskCount − 1
+   * @param {number} [o.deadlineMs] time a dispatched copy may take before it is considered late
+   * @param {number} [o.maxAttempts] dispatches that ended late before a task fails (default 3)
+   * @param {number} [o.maxCopies] running copies of one task at most (default 2; 1 disables speculation)
+   * @param {number} [o.speculateAfter] a task is a straggler once running for this many median task times (default 1.5)
+   */
+  constructor ({ taskCount, deadlineMs = 120000, maxAttempts = 3, maxCopies = 2, speculateAfter = 1.5 }) {
+    if (!Number.isInteger(taskCount) || taskCount < 0) throw new Error('taskCount must be a non-negative integer')
+    this.deadlineMs = deadlineMs
+    this.maxAttempts = maxAttempts
+    this.maxCopies = maxCopies
+    this.speculateAfter = speculateAfter
+    // Per task: 0 pending, 1 running, 2 done, 3 failed.
+    this.status = new Uint8Array(taskCount)
+    this.attempts = new Uint16Array(taskCount)
+    this.copies = Array.from({ length: taskCount }, () => new Map())   // peerId → { sentAt, attempt }
+    this.sentTo = Array.from({ length: taskCount }, () => new Set())   // every peer a copy went to
+    this.winners = new Map()           // taskId → SHA-256 of the winning result
+    this.errors = new Map()            // taskId → { code, message }
+    this.queue = []                    // pending task ids, in order, consumed from `head`
+    this.head = 0
+    this.retry = []                    // task ids to dispatch again, before the queue
+    for (let i = 0; i < taskCount; i++) this.queue.push(i)
+    this.peers = new Map()             // peerId → { limit, running: Set<taskId>, won, pausedUntil }
+    this.durations = []                // winners' dispatch-to-result times, ms
+    this.remaining = taskCount
+    this.counts = { dispatched: 0, redispatched: 0, speculative: 0, discarded: 0, mismatches: 0, late: 0, lost: 0, busy: 0, failed: 0 }
+  }
+
+  get taskCount () { return this.status.length }
+  get finished () { return this.remaining === 0 }
+  get pending () { return this.retry.length + this.queue.length - this.head }
+  get running () { let n = 0; for (const p of this.peers.values()) n += p.running.size; return n }
+
+  /** A peer that may receive up to `limit` tasks at a time. */
+  addPeer (peerId, limit) {
+    if (this.peers.has(peerId)) { this.peers.get(peerId).limit = Math.max(1, limit); return }
+    this.peers.set(peerId, { limit: Math.max(1, limit), running: new Set(), won: 0, pausedUntil: 0 })
+  }
+
+  /** The peer left or cannot be reached: its running copies are dispatched again. Returns their task ids. */
+  removePeer (peerId) {
+    const peer = this.peers.get(peerId)
+    if (!peer) return []
+    this.peers.delete(peerId)
+    const lost = [...peer.running]
+    for (const taskId of lost) {
+      this.counts.lost++
+      this.#dropCopy(taskId, peerId)
+    }
+    return lost
+  }
+
+  /** Fills free credits: pending tasks first (re-dispatches before new ones), then speculative duplicates. */
+  assign (now) {
+    const out = []
+    for (const [peerId, peer] of this.peers) {
+      if (peer.pausedUntil > now) continue
+      while (peer.running.size < peer.limit) {
+        const taskId = this.#nextPending()
+        if (taskId === undefined) break
+        out.push(this.#dispatch(taskId, peerId, now, false))
+      }
+    }
+    if (this.pending === 0 && this.maxCopies > 1 && this.durations.length > 0) {
+      const threshold = this.speculateAfter * this.#median()
+      for (const [peerId, peer] of this.peers) {
+        if (peer.pausedUntil > now) continue
+        while (peer.running.size < peer.limit) {
+          const taskId = this.#straggler(peerId, now, threshold)
+          if (taskId === undefined) break
+          out.push(this.#dispatch(taskId, peerId, now, true))
+        }
+      }
+    }
+    return out
+  }
+
+  /**
+   * A result for `taskId` from `peerId` with the SHA-256 of its bytes. Returns
+   * `{ winner, cancel }`: `winner` is true for the first result (use it), `cancel` lists the peers
+   * still running other copies. A later result is discarded; `mismatch` tells whether its digest differs.
+   * A result from a peer the task was never sent to is ignored (`winner` false, `unexpected` true).
+   */
+  complete (taskId, peerId, sha256, now) {
+    if (!this.sentTo[taskId]?.has(peerId)) return { winner: false, mismatch: false, unexpected: true, cancel: [] }
+    const peer = this.peers.get(peerId)
+    const copy = this.copies[taskId]?.get(peerId)
+    if (copy) this.#dropCopy(taskId, peerId)
+    if (peer) peer.pausedUntil = 0
+    if (this.status[taskId] === 2) {
+      this.counts.discarded++
+      const mismatch = this.winners.get(taskId) !== sha256
+      if (mismatch) this.counts.mismatches++
+      return { winner: false, mismatch, cancel: [] }
+    }
+    if (this.status[taskId] === 3) return { winner: false, mismatch: false, cancel: [] }
+    this.status[taskId] = 2
+    this.remaining--
+    this.winners.set(taskId, sha256)
+    if (peer) peer.won++
+    if (copy) this.durations.push(now - copy.sentAt)
+    const cancel = [...this.copies[taskId].keys()]
+    for (const other of cancel) this.#dropCopy(taskId, other)
+    this.#unqueue(taskId)
+    return { winner: true, mismatch: false, cancel }
+  }
+
+  /**
+   * A copy ended without a result. `code`: 'deadline' or 'crashed' (counts an attempt; the task fails
+   * after maxAttempts), 'busy' (the peer refused it: it pauses for `pauseMs`), 'lost', 'corrupt',
+   * 'cancelled', 'stopped' (dispatched again); any other code, such as 'threw', fails the task at once. Returns `{ failed, cancel }`: `failed` is true
+   * once the task failed for good, and `cancel` then lists the peers still running other copies.
+   */
+  fail (taskId, peerId, code, message, now, pauseMs = 500) {
+    if (!this.copies[taskId]?.has(peerId)) return { failed: false, cancel: [] }   // a copy already dropped (late, lost) or never sent
+    this.#dropCopy(taskId, peerId)
+    if (code === 'busy') {
+      this.counts.busy++
+      this.attempts[taskId]--
+      const peer = this.peers.get(peerId)
+      if (peer) peer.pausedUntil = now + pauseMs
+    }
+    if (code === 'deadline') this.counts.late++
+    const permanent = !RETRIED.has(code) || (COUNTED.has(code) && this.attempts[taskId] >= this.maxAttempts)
+    if (!permanent) return { failed: false, cancel: [] }
+    const cancel = [...this.copies[taskId].keys()]
+    this.#failTask(taskId, code, message)
+    return { failed: true, cancel }
+  }
+
+  /**
+   * Copies whose deadline has passed: each is dropped as a 'deadline' failure. Returns
+   * `[{ taskId, peerId, failed, cancel }]` (see fail).
+   */
+  expired (now) {
+    const late = []
+    for (const [peerId, peer] of this.peers) {
+      for (const taskId of peer.running) {
+        if (now - this.copies[taskId].get(peerId).sentAt > this.deadlineMs) late.push({ taskId, peerId })
+      }
+    }
+    return late.map(({ taskId, peerId }) => ({ taskId, peerId, ...this.fail(taskId, peerId, 'deadline', `no result within ${this.deadlineMs} ms`, now) }))
+  }
+
+  /** Fails every task that is not done (no peer left to run it, or the job was cancelled). */
+  abort (code, message) {
+    for (let t = 0; t < this.taskCount; t++) {
+      if (this.status[t] < 2) this.#failTask(t, code, message)
+    }
+  }
+
+  /** Task ids that `peerId` is running according to the scheduler, dispatched before `before`. */
+  runningOn (peerId, before = Infinity) {
+    const peer = this.peers.get(peerId)
+    if (!peer) return []
+    return [...peer.running].filter((t) => this.copies[t].get(peerId).sentAt < before)
+  }
+
+  /** Winner counts per peer, for the job's statistics (peers removed since are kept by the engine). */
+  wins () { return new Map([...this.peers].map(([id, p]) => [id, p.won])) }
+
+  // MARK: internals
+
+  #nextPending () {
+    while (this.retry.length > 0) {
+      const t = this.retry.shift()
+      if (this.status[t] === 0) return t
+    }
+    while (this.head < this.queue.length) {
+      const t = this.queue[this.head++]
+      if (this.status[t] === 0) return t
+    }
+    return undefined
+  }
+
+  #dispatch (taskId, peerId, now, speculative) {
+    const attempt = ++this.attempts[taskId]
+    this.status[taskId] = 1
+    this.copies[taskId].set(peerId, { sentAt: now, attempt })
+    this.sentTo[taskId].add(peerId)
+    this.peers.get(peerId).running.add(taskId)
+    this.counts.dispatched++
+    if (speculative) this.counts.speculative++
+    else if (attempt > 1) this.counts.redispatched++
+    return { taskId, peerId, attempt, speculative }
+  }
+
+  /** The outstanding task running longest (past `threshold` ms) that may get another copy on `peerId`. */
+  #straggler (peerId, now, threshold) {
+    let best
+    let bestAge = threshold
+    for (const [other, peer] of this.peers) {
+      if (other === peerId) continue
+      for (const taskId of peer.running) {
+        const copies = this.copies[taskId]
+        if (copies.size >= this.maxCopies || copies.has(peerId)) continue
+        let first = Infinity
+        for (const c of copies.values()) first = Math.min(first, c.sentAt)
+        if (now - first > bestAge) { best = taskId; bestAge = now - first }
+      }
+    }
+    return best
+  }
+
+  #dropCopy (taskId, peerId) {
+    this.copies[taskId].delete(peerId)
+    this.peers.get(peerId)?.running.delete(taskId)
+    if (this.status[taskId] === 1 && this.copies[taskId].size === 0) {
+      this.status[taskId] = 0
+      this.retry.push(taskId)
+    }
+  }
+
+  #unqueue (taskId) {
+    const i = this.retry.indexOf(taskId)
+    if (i >= 0) this.retry.splice(i, 1)
+  }
+
+  #failTask (taskId, code, message) {
+    for (const other of [...this.copies[taskId].keys()]) this.#dropCopy(taskId, other)
+    this.status[taskId] = 3
+    this.errors.set(taskId, { code, message })
+    this.counts.failed++
+    this.remaining--
+    this.#unqueue(taskId)
+  }
+
+  #median () {
+    const sorted = [...this.durations].sort((a, b) => a - b)
+    return sorted[sorted.length >> 1]
+  }
+}

@@ -1,0 +1,78 @@
+// The Web Worker that runs one task at a time for the worker pool (docs/jobs.md).
+//
+// In:  { id, runtime: 'raytrace', jobId, input: { scene, tile } }
+//      { id, runtime: 'js', jobId, source, mode: 'map' | 'partition', input }
+// Out: { id, ok: true, encoding: 'base64' | 'json', payload, sha256 }   (sha256: hex SHA-256 of the
+//      raw bytes for 'base64', of the UTF-8 JSON text for 'json')
+//      { id, ok: false, error: { code: 'threw' | 'bad-task', message } }
+
+import { prepareScene, renderTile } from '../raytracer.js'
+
+// Task functions come from other peers. A worker cannot reach the page (DOM, the explorer, its token);
+// on top of that, the network APIs are removed from this scope before any task runs. This is a
+// best-effort guard, not a security boundary: see docs/jobs.md.
+for (const name of ['fetch', 'XMLHttpRequest', 'WebSocket', 'EventSource', 'WebTransport', 'BroadcastChannel', 'importScripts', 'indexedDB', 'caches']) {
+  for (let o = self; o && o !== Object.prototype; o = Object.getPrototypeOf(o)) {
+    try { if (Object.prototype.hasOwnProperty.call(o, name)) delete o[name] } catch {}
+  }
+}
+
+const CACHE_SIZE = 8
+const functions = new Map()   // jobId → compiled function
+const scenes = new Map()      // jobId → prepared scene
+
+function remember (cache, key, make) {
+  if (cache.has(key)) return cache.get(key)
+  const value = make()
+  cache.set(key, value)
+  if (cache.size > CACHE_SIZE) cache.delete(cache.keys().next().value)
+  return value
+}
+
+function compile (source) {
+  if (typeof source !== 'string') throw Object.assign(new Error('source must be a string'), { code: 'bad-task' })
+  let fn
+  try { fn = (0, eval)(`(${source}\n)`) } catch (error) { throw Object.assign(new Error(`source does not compile: ${error.message}`), { code: 'bad-task' }) }
+  if (typeof fn !== 'function') throw Object.assign(new Error('source must be a function expression'), { code: 'bad-task' })
+  return fn
+}
+
+function base64 (bytes) {
+  let text = ''
+  for (let i = 0; i < bytes.length; i += 8192) text += String.fromCharCode(...bytes.subarray(i, i + 8192))
+  return btoa(text)
+}
+
+async function hex (bytes) {
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes))
+  let out = ''
+  for (const b of digest) out += b.toString(16).padStart(2, '0')
+  return out
+}
+
+async function execute (m) {
+  if (m.runtime === 'raytrace') {
+    const scene = remember(scenes, m.jobId, () => prepareScene(m.input?.scene))
+    const bytes = renderTile(scene, m.input?.tile ?? {})
+    return { encoding: 'base64', payload: base64(bytes), sha256: await hex(bytes) }
+  }
+  if (m.runtime === 'js') {
+    const fn = remember(functions, m.jobId, () => compile(m.source))
+    let value
+    if (m.mode === 'partition') value = await fn(m.input)
+    else if (Array.isArray(m.input)) { value = []; for (const x of m.input) value.push(await fn(x)) }
+    else throw Object.assign(new Error("input of a 'map' task must be an array"), { code: 'bad-task' })
+    const payload = JSON.stringify(value) ?? 'null'
+    return { encoding: 'json', payload, sha256: await hex(new TextEncoder().encode(payload)) }
+  }
+  throw Object.assign(new Error(`unknown runtime '${m.runtime}'`), { code: 'bad-task' })
+}
+
+onmessage = async (e) => {
+  const m = e.data
+  try {
+    postMessage({ id: m.id, ok: true, ...(await execute(m)) })
+  } catch (error) {
+    postMessage({ id: m.id, ok: false, error: { code: error?.code ?? 'threw', message: String(error?.message ?? error) } })
+  }
+}
