@@ -29,7 +29,8 @@ export const JOB_DEFAULTS = Object.freeze({
   deadlineMs: 60000,        // a task running longer on a worker is stopped there ('deadline')
   maxAttempts: 3,           // deadline/crash endings before a task fails
   maxCopies: 2,             // running copies of a task at most (speculative duplicates); 1 disables them
-  speculateAfter: 1.5,      // a task is a straggler after this many median task times
+  speculateAfter: 1.5,      // a task is a straggler after this many median task times …
+  speculateMinMs: 1000,     // … and at least this long
   maxInFlightPerPeer: 8,    // upper bound of tasks held by one peer (its workers + 1 otherwise)
   discoveryMs: 3000,        // how long discovery waits for availability answers
   probeIntervalMs: 1000,    // peers holding tasks are asked what they run this often
@@ -317,7 +318,8 @@ class Job {
       deadlineMs: 2 * spec.deadlineMs + 2000,
       maxAttempts: spec.maxAttempts,
       maxCopies: spec.maxCopies,
-      speculateAfter: spec.speculateAfter
+      speculateAfter: spec.speculateAfter,
+      speculateMinMs: spec.speculateMinMs
     })
   }
 

@@ -25,13 +25,15 @@ export class Scheduler {
    * @param {number} [o.maxAttempts] dispatches that ended late before a task fails (default 3)
    * @param {number} [o.maxCopies] running copies of one task at most (default 2; 1 disables speculation)
    * @param {number} [o.speculateAfter] a task is a straggler once running for this many median task times (default 1.5)
+   * @param {number} [o.speculateMinMs] … and for at least this long (default 1000), so that short tasks are not duplicated
    */
-  constructor ({ taskCount, deadlineMs = 120000, maxAttempts = 3, maxCopies = 2, speculateAfter = 1.5 }) {
+  constructor ({ taskCount, deadlineMs = 120000, maxAttempts = 3, maxCopies = 2, speculateAfter = 1.5, speculateMinMs = 1000 }) {
     if (!Number.isInteger(taskCount) || taskCount < 0) throw new Error('taskCount must be a non-negative integer')
     this.deadlineMs = deadlineMs
     this.maxAttempts = maxAttempts
     this.maxCopies = maxCopies
     this.speculateAfter = speculateAfter
+    this.speculateMinMs = speculateMinMs
     // Per task: 0 pending, 1 running, 2 done, 3 failed.
     this.status = new Uint8Array(taskCount)
     this.attempts = new Uint16Array(taskCount)
@@ -85,7 +87,7 @@ export class Scheduler {
       }
     }
     if (this.pending === 0 && this.maxCopies > 1 && this.durations.length > 0) {
-      const threshold = this.speculateAfter * this.#median()
+      const threshold = Math.max(this.speculateMinMs, this.speculateAfter * this.#median())
       for (const [peerId, peer] of this.peers) {
         if (peer.pausedUntil > now) continue
         while (peer.running.size < peer.limit) {

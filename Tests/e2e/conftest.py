@@ -1,6 +1,7 @@
 """Browser tests in real headless Chromium (Debian's package) driven by Playwright, against the real
 server serving Public/. See ../shared notes: root needs --no-sandbox; use the real binary, not the
 /usr/bin/chromium wrapper."""
+import os
 import pathlib
 import sys
 
@@ -8,8 +9,11 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "integration"))
 from harness import Server  # noqa: E402
+from netns import NetNS  # noqa: E402
+from overlay import Overlay, Timeline  # noqa: E402
 
 CHROMIUM = "/usr/lib/chromium/chromium"
+N = int(os.environ.get("E2E_PEERS", "8"))   # peers of the overlay scenarios (make e2e-large: 20)
 
 
 @pytest.fixture(scope="session")
@@ -38,3 +42,38 @@ def page(browser, web_server):
     yield pg
     context.close()
     assert not errors, errors
+
+
+@pytest.fixture(scope="module")
+def namespace():
+    if os.geteuid() != 0:
+        pytest.skip("network namespaces need root")
+    with NetNS() as ns:
+        yield ns
+
+
+@pytest.fixture(scope="module")
+def ring_server(namespace, tmp_path_factory):
+    s = Server(tmp_path_factory.mktemp("overlay"), host=namespace.address, prefix=namespace.prefix)
+    s.restarts = []   # servers started in its place (same address and port) by the restart scenario
+    yield s
+    for r in [s] + s.restarts:
+        r.stop()
+
+
+@pytest.fixture(scope="module")
+def overlay(namespace, ring_server, tmp_path_factory, request):
+    from playwright.sync_api import sync_playwright
+    timeline = Timeline()
+    wrapper = namespace.chromium_wrapper(tmp_path_factory.mktemp("bin"), CHROMIUM)
+    with sync_playwright() as p:
+        # WebCrypto (SHA-256 of job results) exists only in secure contexts; http://10.x is not one. A
+        # real deployment serves https (or localhost); the test marks its own origin as trustworthy.
+        browser = p.chromium.launch(executable_path=wrapper, headless=True,
+                                    args=[f"--unsafely-treat-insecure-origin-as-secure={ring_server.http}"])
+        o = Overlay(browser, ring_server.http, ring_server.ws, timeline)
+        yield o
+        browser.close()
+    artifact = pathlib.Path(os.environ.get("E2E_ARTIFACTS", tmp_path_factory.getbasetemp())) / f"{request.module.__name__}-timeline.json"
+    timeline.save(artifact)
+    print(f"timeline: {artifact}", file=sys.stderr)

@@ -5,17 +5,27 @@ import json
 import math
 import time
 
-SETUP = """async ({ index, url }) => {
+SETUP = """async ({ index, url, workers }) => {
   const { Explorer } = await import('/webrtc-explorer.js')
+  const { BrowserProcess, PROTOCOL } = await import('/browser-process.js')
   const peer = new Explorer({ signalingURL: url, iceServers: [] })
   window.peer = peer
   window.inbox = []
   for (const name of ['registered', 'ready', 'link-up', 'link-down', 'error', 'signalling-lost', 'signalling-restored']) {
     peer.events.on(name, (payload) => window.bcEvent(index, name, payload))
   }
-  peer.events.on('message', (m) => { window.inbox.push(m); window.bcEvent(index, 'message', m) })
-  const { peerId } = await peer.register()
-  return peerId
+  peer.events.on('message', (m) => {
+    if (m.data?.proto === PROTOCOL) return   // job traffic: seen through the process's events
+    window.inbox.push(m)
+    window.bcEvent(index, 'message', m)
+  })
+  // Every peer also runs the job engine and offers `workers` Web Workers (browser-process.js).
+  window.bp = new BrowserProcess({ explorer: peer, workers })
+  for (const name of ['progress', 'task-error', 'task-run', 'peer-lost', 'job-done', 'error']) {
+    window.bp.events.on(name, (payload) => window.bcEvent(index, name === 'error' ? 'job-error' : name, payload))
+  }
+  await window.bp.participate()
+  return peer.peerId
 }"""
 
 
@@ -42,14 +52,14 @@ class Overlay:
         self.timeline = timeline
         self.pages = []   # (context, page, peerId)
 
-    def spawn(self, n):
+    def spawn(self, n, workers=1):
         start = len(self.pages)
         for i in range(start, start + n):
             context = self.browser.new_context()
             page = context.new_page()
             page.expose_function("bcEvent", lambda index, name, payload: self.timeline.add(index, name, payload))
             page.goto(self.base_url + "/")
-            peer_id = page.evaluate(SETUP, {"index": i, "url": self.ws_url})
+            peer_id = page.evaluate(SETUP, {"index": i, "url": self.ws_url, "workers": workers})
             self.pages.append([context, page, peer_id])
         return self.pages[start:]
 

@@ -1,49 +1,11 @@
 """webrtc-explorer in real Chromium: peers join through the real server, open WebRTC data channels to
 their fingers through its relay, and route messages over the overlay (docs/protocol.md)."""
-import os
 import pathlib
 import sys
 
-import pytest
-
-from conftest import CHROMIUM
+from conftest import N
 from harness import Server
-from netns import NetNS
-from overlay import Overlay, Timeline, chord_hop_bound
-
-N = int(os.environ.get("E2E_PEERS", "8"))
-
-
-@pytest.fixture(scope="module")
-def namespace():
-    if os.geteuid() != 0:
-        pytest.skip("network namespaces need root")
-    with NetNS() as ns:
-        yield ns
-
-
-@pytest.fixture(scope="module")
-def ring_server(namespace, tmp_path_factory):
-    s = Server(tmp_path_factory.mktemp("overlay"), host=namespace.address, prefix=namespace.prefix)
-    s.restarts = []   # servers started in its place (same address and port) by the restart scenario
-    yield s
-    for r in [s] + s.restarts:
-        r.stop()
-
-
-@pytest.fixture(scope="module")
-def overlay(namespace, ring_server, tmp_path_factory, request):
-    from playwright.sync_api import sync_playwright
-    timeline = Timeline()
-    wrapper = namespace.chromium_wrapper(tmp_path_factory.mktemp("bin"), CHROMIUM)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=wrapper, headless=True)
-        o = Overlay(browser, ring_server.http, ring_server.ws, timeline)
-        yield o
-        browser.close()
-    artifact = pathlib.Path(os.environ.get("E2E_ARTIFACTS", tmp_path_factory.getbasetemp())) / "overlay-timeline.json"
-    timeline.save(artifact)
-    print(f"timeline: {artifact}", file=sys.stderr)
+from overlay import chord_hop_bound
 
 
 def test_all_pairs_deliver_within_the_chord_bound(overlay):

@@ -33,7 +33,7 @@ def scene(name):
     return json.loads((ROOT / "Public/scenes" / f"{name}.json").read_text())
 
 
-@pytest.mark.parametrize("name", ["small", "odd"])
+@pytest.mark.parametrize("name", ["small", "odd", "medium"])
 def test_every_tiling_gives_the_reference_image(page, name):
     expected = VECTORS[f"Public/scenes/{name}.json"]
     for count, tiles in [(1, 1), (25, 25), (400, 400)]:

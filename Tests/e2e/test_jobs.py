@@ -1,0 +1,95 @@
+"""The job engine (browser-process.js) across real Chromium peers on the overlay: ray-trace jobs give the
+bytes of a single render whatever the tiling and whoever rendered what, a job survives 30% of its
+workers closing, and a throwing or endless task is reported without hurting the job or the page."""
+import json
+import math
+import pathlib
+
+from conftest import N
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+VECTORS = {v["scene"]: v["sha256"] for v in json.loads((ROOT / "Tests/vectors/raytracer.json").read_text())["images"]}
+
+SUBMIT = """async ({ name, tiles, peers }) => {
+  const scene = await (await fetch(`/scenes/${name}.json`)).json()
+  window.fifth = new Promise((resolve) => {
+    const off = window.bp.events.on('progress', ({ done, total }) => { if (done >= total / 5) { off(); resolve() } })
+  })
+  window.job = window.bp.raytrace(scene, { tiles, peers }).then((r) => ({ sha256: r.sha256, stats: r.stats }))
+  window.job.catch(() => {})
+}"""
+
+
+def ring(overlay):
+    if not overlay.live:
+        overlay.spawn(N)
+    overlay.wait_stable()
+    return overlay.live
+
+
+def job_result(page, timeout=120000):
+    return page.evaluate(f"""() => Promise.race([window.job,
+      new Promise((_, reject) => setTimeout(() => reject(new Error('job timed out')), {timeout}))])""")
+
+
+def test_raytrace_jobs_give_the_bytes_of_a_single_render(overlay):
+    live = ring(overlay)
+    page = live[0][1]
+    for tiles in (25, 400):
+        page.evaluate(SUBMIT, {"name": "small", "tiles": tiles, "peers": N})
+        result = job_result(page)
+        stats = result["stats"]
+        assert result["sha256"] == VECTORS["Public/scenes/small.json"], (tiles, stats)
+        assert stats["tasks"] == tiles and sum(stats["tasksPerPeer"].values()) == tiles
+        assert len(stats["peers"]) == N, stats          # discovery through the overlay found every peer
+        assert len(stats["tasksPerPeer"]) > 1, stats    # and more than one of them rendered tiles
+        assert stats["failed"] == 0 and stats["mismatches"] == 0
+
+
+def test_a_job_survives_30_percent_of_its_workers_closing(overlay):
+    live = ring(overlay)
+    submitter = live[0][1]
+    others = [i for i, p in enumerate(overlay.pages) if p[0] is not None][1:]
+    leaving = others[:math.ceil(0.3 * len(others))]
+    submitter.evaluate(SUBMIT, {"name": "medium", "tiles": 100, "peers": len(live)})
+    submitter.evaluate("() => window.fifth")   # close the pages once a fifth of the tiles are in
+    for index in leaving:
+        overlay.close(index)
+    result = job_result(submitter)
+    stats = result["stats"]
+    assert result["sha256"] == VECTORS["Public/scenes/medium.json"], stats
+    assert stats["failed"] == 0 and stats["peersLost"] >= 1, stats
+    assert sum(stats["tasksPerPeer"].values()) == 100
+    lost = {e["payload"]["peerId"] for e in overlay.timeline.of("peer-lost")}
+    assert lost <= {overlay.pages[i][2] for i in leaving}, (lost, stats)
+
+
+def test_throwing_and_endless_tasks_are_reported_and_hurt_nothing(overlay):
+    live = ring(overlay)
+    page = live[0][1]
+    before = len(overlay.timeline.of("task-run"))
+    out = page.evaluate("""async (peers) => {
+      const task = function (x) {
+        if (x === 3) throw new Error('task three throws')
+        if (x === 7) for (;;) {}
+        return x * 2
+      }
+      try {
+        await window.bp.execute([...Array(16).keys()], task, peers, { tasks: 16, deadlineMs: 1500, maxAttempts: 2 })
+        return null
+      } catch (error) {
+        return { name: error.name, message: error.message, results: error.results, failures: error.failures }
+      }
+    }""", len(live))
+    assert out is not None and out["name"] == "JobError", out
+    assert {f["task"]: f["code"] for f in out["failures"]} == {3: "threw", 7: "deadline"}, out
+    assert "task three throws" in json.dumps(out["failures"])
+    assert out["results"] == [None if x in (3, 7) else x * 2 for x in range(16)]
+    # Reported where it happened too: the peers that ran them saw the error and the deadline.
+    runs = overlay.timeline.of("task-run")[before:]
+    assert any(e["payload"]["code"] == "threw" for e in runs) and any(e["payload"]["code"] == "deadline" for e in runs)
+    # The pages are unharmed: the next job and the overlay both work.
+    assert page.evaluate("(peers) => window.bp.execute([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10], function (a) { return a + 1 }, peers)",
+                         len(live)) == list(range(1, 12))
+    delivered, expected, _ = overlay.all_pairs()
+    assert delivered == expected
