@@ -1,10 +1,14 @@
-// The BrowserCloud page: join the ring, show this peer's place in it, send messages over the overlay.
+// The BrowserCloud page: join the ring, show this peer's place in it, send messages over the overlay,
+// lend this tab's CPU to jobs and run a ray-tracing job across the ring.
 import { Explorer } from '/webrtc-explorer.js'
+import { BrowserProcess, PROTOCOL } from '/browser-process.js'
 
 const $ = (id) => document.getElementById(id)
 const SPACE = 2 ** 48
 let peer = null
+let bp = null
 let network = []
+let ranHere = 0
 
 function position (id, radius) {
   const angle = (parseInt(id, 16) / SPACE) * 2 * Math.PI - Math.PI / 2
@@ -61,12 +65,19 @@ $('join').onclick = async () => {
   $('join').disabled = true
   $('status').textContent = 'connecting…'
   peer = new Explorer()
+  bp = new BrowserProcess({ explorer: peer })
   window.peer = peer
+  window.bp = bp
   peer.events.on('ring', render)
   peer.events.on('link-up', render)
   peer.events.on('link-down', render)
   peer.events.on('ready', () => { $('status').textContent = 'in the ring'; render() })
-  peer.events.on('message', (m) => log(`from ${m.srcId} (${m.hops} hops): ${JSON.stringify(m.data)}`))
+  peer.events.on('message', (m) => { if (m.data?.proto !== PROTOCOL) log(`from ${m.srcId} (${m.hops} hops): ${JSON.stringify(m.data)}`) })
+  bp.events.on('task-run', ({ ok, code, message }) => {
+    ranHere++
+    $('ran-here').textContent = `${ranHere} task${ranHere === 1 ? '' : 's'}`
+    if (!ok && code !== 'busy') log(`a task run here failed: ${code}: ${message}`)
+  })
   peer.events.on('error', (e) => log(`error ${e.code}: ${e.message}`))
   peer.events.on('signalling-lost', () => { $('status').textContent = 'server lost, reconnecting…' })
   peer.events.on('signalling-restored', () => { $('status').textContent = 'in the ring' })
@@ -75,6 +86,13 @@ $('join').onclick = async () => {
     $('leave').disabled = false
     $('send').disabled = false
     render()
+    try {
+      await bp.participate()
+      $('run').disabled = false
+      $('job-status').textContent = `this tab offers ${bp.config.workers} worker${bp.config.workers === 1 ? '' : 's'}`
+    } catch (error) {
+      $('job-status').textContent = error.message
+    }
   } catch (error) {
     $('status').textContent = error.message
     $('join').disabled = false
@@ -82,8 +100,12 @@ $('join').onclick = async () => {
 }
 
 $('leave').onclick = async () => {
+  bp.stop()
   await peer.leave()
   peer = null
+  bp = null
+  $('run').disabled = true
+  $('job-status').textContent = 'join the ring first'
   $('status').textContent = 'left'
   $('join').disabled = false
   $('leave').disabled = true
@@ -101,6 +123,49 @@ $('send').onclick = async () => {
   }
 }
 
-setInterval(refreshNetwork, 2000)
+$('run').onclick = async () => {
+  $('run').disabled = true
+  const scene = await (await fetch(`/scenes/${$('scene').value}.json`)).json()
+  const canvas = $('canvas')
+  canvas.width = scene.width
+  canvas.height = scene.height
+  const ctx = canvas.getContext('2d')
+  ctx.clearRect(0, 0, canvas.width, canvas.height)
+  const tiles = Number($('tiles').value)
+  const peers = Math.max(1, Number($('peers').value) | 0)
+  for (const id of ['makespan', 'redispatched', 'speculative', 'sha']) $(id).textContent = '…'
+  $('per-peer').innerHTML = ''
+  $('progress').value = 0
+  $('job-status').textContent = 'discovering peers…'
+  const offProgress = bp.events.on('progress', ({ done, total }) => {
+    $('progress').value = done / total
+    $('job-status').textContent = `${done} / ${total} tiles`
+  })
+  try {
+    const r = await bp.raytrace(scene, {
+      tiles,
+      peers,
+      onTile: (t, pixels) => ctx.putImageData(new ImageData(new Uint8ClampedArray(pixels.buffer, pixels.byteOffset, pixels.length), t.width, t.height), t.x, t.y)
+    })
+    const s = r.stats
+    $('job-status').textContent = `done: ${s.tasks} tiles on ${Object.keys(s.tasksPerPeer).length} peer(s)`
+    $('makespan').textContent = `${(s.makespanMs / 1000).toFixed(2)} s (discovery ${s.discoveryMs} ms)`
+    $('redispatched').textContent = `${s.redispatched} (${s.peersLost} peer(s) lost)`
+    $('speculative').textContent = `${s.speculative} started, ${s.discarded} discarded`
+    $('sha').textContent = r.sha256
+    $('per-peer').innerHTML = Object.entries(s.tasksPerPeer).sort((a, b) => b[1] - a[1])
+      .map(([id, n]) => `<tr><td class="mono">${id}${id === peer.peerId ? ' (this tab)' : ''}</td><td>${n}</td></tr>`).join('')
+  } catch (error) {
+    $('job-status').textContent = `failed: ${error.message}`
+  } finally {
+    offProgress()
+    $('run').disabled = !bp
+  }
+}
+
+setInterval(() => {
+  refreshNetwork()
+  if (network.length && document.activeElement !== $('peers')) $('peers').max = String(Math.max(1, network.length))
+}, 2000)
 refreshNetwork()
 render()

@@ -93,3 +93,39 @@ def test_throwing_and_endless_tasks_are_reported_and_hurt_nothing(overlay):
                          len(live)) == list(range(1, 12))
     delivered, expected, _ = overlay.all_pairs()
     assert delivered == expected
+
+
+def test_the_page_renders_a_job_across_the_ring(overlay, tmp_path_factory):
+    """index.html as a volunteer uses it: join, choose scene, tiles and peers, render; the image is drawn
+    tile by tile and the page shows the digest, the makespan and the tasks per peer."""
+    import os
+    live = ring(overlay)
+    context = overlay.browser.new_context()
+    try:
+        page = context.new_page()
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(overlay.base_url + "/")
+        page.click("#join")
+        page.wait_for_function("() => !document.getElementById('run').disabled", timeout=20000)
+        page.select_option("#scene", "small")
+        page.select_option("#tiles", "25")
+        page.fill("#peers", str(len(live) + 1))
+        page.click("#run")
+        page.wait_for_function("() => document.getElementById('job-status').textContent.startsWith('done')", timeout=60000)
+        assert page.text_content("#sha") == VECTORS["Public/scenes/small.json"]
+        assert page.locator("#per-peer tr").count() > 1
+        assert page.evaluate("() => document.getElementById('progress').value") == 1
+        # The canvas holds the image (its pixels are the job's bytes).
+        assert page.evaluate("""async () => {
+          const c = document.getElementById('canvas')
+          const pixels = c.getContext('2d').getImageData(0, 0, c.width, c.height).data
+          const d = new Uint8Array(await crypto.subtle.digest('SHA-256', pixels))
+          return Array.from(d, (b) => b.toString(16).padStart(2, '0')).join('')
+        }""") == VECTORS["Public/scenes/small.json"]
+        out = pathlib.Path(os.environ.get("E2E_ARTIFACTS", tmp_path_factory.getbasetemp())) / "raytrace-page.png"
+        page.screenshot(path=str(out), full_page=True)
+        page.click("#leave")
+        assert not errors, errors
+    finally:
+        context.close()
