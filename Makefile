@@ -27,10 +27,10 @@ test: test-deps
 	$(SWIFT) test --skip-build
 	BROWSERCLOUD_BIN=$$($(SWIFT) build --show-bin-path)/browsercloud $(PYTHON) -m pytest -q Tests/integration Tests/e2e
 
-# The browser overlay scenarios with 20 Chromium peers instead of 8.
+# The browser overlay and job scenarios with 20 Chromium peers instead of 8.
 e2e-large: test-deps
 	$(SWIFT) build --product browsercloud
-	E2E_PEERS=20 BROWSERCLOUD_BIN=$$($(SWIFT) build --show-bin-path)/browsercloud $(PYTHON) -m pytest -q Tests/e2e/test_overlay.py
+	E2E_PEERS=20 BROWSERCLOUD_BIN=$$($(SWIFT) build --show-bin-path)/browsercloud $(PYTHON) -m pytest -q Tests/e2e/test_overlay.py Tests/e2e/test_jobs.py
 
 bench: deps
 	$(SWIFT) build -c release --product browsercloud
