@@ -27,6 +27,8 @@ let package = Package(
             pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]
         ),
+        // Thin C shim over the system zlib (deflate and CRC-32 for PNG).
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
         // Pure Chord ring logic: identifiers, intervals, fingers, ID allocation, change sets. No I/O.
         .target(
             name: "Ring",
@@ -34,6 +36,10 @@ let package = Package(
         ),
         // Wire protocol v1: message types, JSON encoding/decoding and validation. No I/O.
         .target(name: "WireProtocol", dependencies: ["Ring"]),
+        // The deterministic ray tracer (docs/raytracer.md): the same bytes as Public/raytracer.js. No I/O.
+        .target(name: "RayTracer", dependencies: ["WireProtocol"]),
+        // PNG encoding of RGBA images (deterministic: no time chunks).
+        .target(name: "PNG", dependencies: ["CZlib"]),
         // libwebsockets wrapper: one service thread owns every lws object.
         .target(
             name: "Transport",
@@ -68,6 +74,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "RingTests", dependencies: ["Ring"]),
+        .testTarget(name: "RayTracerTests", dependencies: ["RayTracer", "PNG", "CCrypto"]),
         .testTarget(name: "WireProtocolTests", dependencies: ["WireProtocol"]),
         .testTarget(name: "RendezvousTests", dependencies: ["Rendezvous", "Ring", "WireProtocol", "Transport"]),
     ],
