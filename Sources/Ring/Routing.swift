@@ -1,0 +1,45 @@
+/// The routing decision of a peer (docs/protocol.md, "Routing between peers"; Chord's closest
+/// preceding finger, Stoica et al., SIGCOMM 2001). The same algorithm as `route` in
+/// Public/explorer/ring.js: both reproduce Tests/vectors/routing.json.
+public enum RouteDecision: Equatable, Sendable {
+    /// `dst` is in (predecessor, self], or the peer is alone: deliver here.
+    case deliver
+    /// Forward to this peer.
+    case next(PeerID)
+    /// No candidate link is up.
+    case noRoute
+}
+
+extension PeerID {
+    /// Whether `self` lies in the open interval (lower, upper); the circle minus `lower` when lower == upper.
+    public func isIn(openLower lower: PeerID, openUpper upper: PeerID) -> Bool {
+        let d = lower.distance(to: self)
+        return d != 0 && (lower == upper || d < lower.distance(to: upper))
+    }
+}
+
+/// Where a message for `dst` goes from `me`. `candidates` are the peers of the finger table
+/// (fingers and successors) with an open link; `successors` is the ordered successor list.
+/// 1. deliver when `dst` is in (predecessor, me], or when alone (no predecessor, no successors);
+/// 2. the first successor, if its link is up and `dst` is in (me, successor];
+/// 3. the candidate in (me, dst) farthest from `me`;
+/// 4. the first successor with an open link;
+/// 5. no route.
+public func route(from me: PeerID, to dst: PeerID, predecessor: PeerID?, successors: [PeerID], candidates: Set<PeerID>) -> RouteDecision {
+    if let predecessor {
+        if dst.isIn(openLower: predecessor, closedUpper: me) { return .deliver }
+    } else if successors.isEmpty {
+        return .deliver
+    }
+    let firstLive = successors.first { candidates.contains($0) }
+    if let firstLive, successors.first == firstLive, dst.isIn(openLower: me, closedUpper: firstLive) { return .next(firstLive) }
+    var best: PeerID?
+    var bestDistance: UInt64 = 0
+    for c in candidates where c.isIn(openLower: me, openUpper: dst) {
+        let d = me.distance(to: c)
+        if best == nil || d > bestDistance { best = c; bestDistance = d }
+    }
+    if let best { return .next(best) }
+    if let firstLive { return .next(firstLive) }
+    return .noRoute
+}
