@@ -40,6 +40,16 @@ let package = Package(
         .target(name: "RayTracer", dependencies: ["WireProtocol"]),
         // PNG encoding of RGBA images (deterministic: no time chunks).
         .target(name: "PNG", dependencies: ["CZlib"]),
+        // A native peer: the session with the rendezvous server, WebSocket links, the Chord router.
+        .target(
+            name: "Peer",
+            dependencies: ["Ring", "WireProtocol", "Transport", .product(name: "Logging", package: "swift-log")]
+        ),
+        // The job engine of native peers (protocol bc-job/1, docs/jobs.md): scheduler, worker pool, kernels.
+        .target(
+            name: "Jobs",
+            dependencies: ["Peer", "Ring", "WireProtocol", "RayTracer", "CCrypto", .product(name: "Logging", package: "swift-log")]
+        ),
         // libwebsockets wrapper: one service thread owns every lws object.
         .target(
             name: "Transport",

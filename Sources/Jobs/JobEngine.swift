@@ -1,0 +1,318 @@
+import CCrypto
+import Dispatch
+import Foundation
+import Logging
+import Peer
+import RayTracer
+import Ring
+import WireProtocol
+
+/// Job options (docs/jobs.md); the same defaults as JOB_DEFAULTS in Public/browser-process.js.
+public struct JobOptions: Sendable {
+    public var deadlineSeconds = 60.0
+    public var maxAttempts = 3
+    public var maxCopies = 2
+    public var speculateAfter = 1.5
+    public var speculateMinSeconds = 1.0
+    public var maxInFlightPerPeer = 8
+    public var discoverySeconds = 3.0
+    public var probeIntervalSeconds = 1.0
+    public var probeMisses = 5
+    public init() {}
+}
+
+/// What a finished job reports (the same fields as the browser's `stats`).
+public struct JobStats: Sendable {
+    public var jobId: String
+    public var tasks: Int
+    public var peers: [String]
+    public var makespanSeconds: Double
+    public var discoverySeconds: Double
+    public var tasksPerPeer: [String: Int]
+    public var peersLost: Int
+    public var counts: Scheduler.Counts
+}
+
+public struct JobFailure: Error, CustomStringConvertible, Sendable {
+    public var failures: [(task: Int, code: String, message: String)]
+    public var stats: JobStats
+    public var description: String {
+        guard let first = failures.first else { return "job failed" }
+        if failures.count == stats.tasks && first.code != "threw" { return "job failed: \(first.message)" }
+        return "\(failures.count) of \(stats.tasks) tasks failed; task \(first.task): \(first.code): \(first.message)"
+    }
+}
+
+/// The job engine of a native peer (docs/jobs.md, protocol bc-job/1): as a worker it answers
+/// availability queries and runs `raytrace` tasks on a `WorkerPool`; as a submitter it discovers peers
+/// through the overlay and schedules a job's tasks on them. Runtimes offered: `raytrace` (native
+/// kernel). A `js` task is refused with `unsupported`.
+///
+/// `@unchecked Sendable`: like `PeerNode`, all state is touched only on the node's transport service
+/// thread; worker threads hand results back with `transport.post`.
+public final class JobEngine: @unchecked Sendable {
+    public static let proto = "bc-job/1"
+    public static let runtimes = ["raytrace"]
+
+    public let node: PeerNode
+    public let pool: WorkerPool?
+    public let workers: Int
+    let logger: Logger
+    var jobs: [String: Job] = [:]
+    var queries: [String: (JSONValue) -> Void] = [:]
+    var discoveries: [String: (deadline: UInt64, finish: () -> Void)] = [:]
+    var scenes: [String: Scene] = [:]
+    var sceneOrder: [String] = []
+    var counter = 0
+    /// Tasks run here, and how they ended (for logs and `report`).
+    public private(set) var tasksRun = 0
+    /// Called on the service thread for every task run here: (from, jobId, taskId, code or nil, seconds).
+    public var onTaskRun: ((String, String, Int, String?, Double) -> Void)?
+
+    public init(node: PeerNode, workers: Int, logger: Logger = Logger(label: "browsercloud.jobs")) {
+        self.node = node
+        self.workers = workers
+        self.pool = workers > 0 ? WorkerPool(size: workers, maxQueued: workers) : nil
+        self.logger = logger
+        let previousMessage = node.onMessage
+        node.onMessage = { [unowned self] envelope in
+            if envelope.data["proto"]?.stringValue == Self.proto { self.onMessage(envelope) } else { previousMessage?(envelope) }
+        }
+        let previousTick = node.onTick
+        node.onTick = { [unowned self] t in
+            previousTick?(t)
+            for (_, d) in self.discoveries where t > d.deadline { d.finish() }
+            for job in Array(self.jobs.values) { job.tick() }
+        }
+    }
+
+    /// Capabilities to advertise in `register`.
+    public static func capabilities(workers: Int) -> [String: JSONValue] {
+        ["runtimes": .array(runtimes.map { .string($0) }), "workers": .number(Double(workers))]
+    }
+
+    func post(_ dst: String, _ body: [String: JSONValue]) {
+        guard let d = PeerID(hex: dst) else { return }
+        var data = body
+        data["proto"] = .string(Self.proto)
+        if d == node.peerId {
+            let envelope = Envelope(srcId: d, dstId: d, data: .object(data), hops: 0, id: "local")
+            node.transport.post { [self] in onMessage(envelope) }
+            return
+        }
+        if !node.send(to: d, data: .object(data)), case .string(let jobId)? = body["jobId"], let job = jobs[jobId],
+           case .number(let t)? = body["taskId"], body["kind"]?.stringValue == "task" {
+            job.sendFailed(taskId: Int(t), peer: dst)
+        }
+    }
+
+    // MARK: messages
+
+    func onMessage(_ envelope: Envelope) {
+        guard case .object(let m) = envelope.data, let kind = m["kind"]?.stringValue, let me = node.peerId else { return }
+        let src = envelope.srcId.hex
+        switch kind {
+        case "query":
+            post(src, ["kind": "available", "qid": m["qid"] ?? .null, "peerId": .string(me.hex),
+                       "workers": .number(Double(pool == nil ? 0 : workers)), "free": .number(Double(max(0, pool?.free ?? 0))),
+                       "runtimes": .array(Self.runtimes.map { .string($0) }),
+                       "successors": .array(node.ring.successors.map { .string($0.hex) })])
+        case "available":
+            if let qid = m["qid"]?.stringValue { queries[qid]?(envelope.data) }
+        case "task", "probe":
+            if envelope.dstId != me {
+                post(src, ["kind": "gone", "jobId": m["jobId"] ?? .null, "peerId": .string(envelope.dstId.hex)])
+                return
+            }
+            if kind == "task" { runTask(src, m) } else {
+                let jobId = m["jobId"]?.stringValue ?? ""
+                let held = (pool?.keys() ?? []).filter { $0.src == src && $0.jobId == jobId }.map { JSONValue.number(Double($0.taskId)) }
+                post(src, ["kind": "probe-reply", "jobId": .string(jobId), "taskIds": .array(held)])
+            }
+        case "cancel":
+            let jobId = m["jobId"]?.stringValue ?? ""
+            let only: Set<Int>? = m["taskIds"].flatMap { v -> Set<Int>? in
+                guard case .array(let a) = v else { return nil }
+                return Set(a.compactMap { if case .number(let n) = $0 { return Int(exactly: n) } else { return nil } })
+            }
+            pool?.cancel { $0.src == src && $0.jobId == jobId && (only == nil || only!.contains($0.taskId)) }
+        case "result", "gone", "probe-reply":
+            if let jobId = m["jobId"]?.stringValue { jobs[jobId]?.onMessage(src, m) }
+        default:
+            break
+        }
+    }
+
+    private func runTask(_ src: String, _ m: [String: JSONValue]) {
+        guard case .string(let jobId)? = m["jobId"], case .number(let t)? = m["taskId"], let taskId = Int(exactly: t),
+              case .number(let a)? = m["attempt"], let attempt = Int(exactly: a) else { return }
+        let header: [String: JSONValue] = ["kind": "result", "jobId": .string(jobId), "taskId": .number(Double(taskId)), "attempt": .number(Double(attempt))]
+        func refuse(_ code: String, _ message: String) {
+            post(src, header.merging(["ok": .bool(false), "error": .object(["code": .string(code), "message": .string(message)])]) { $1 })
+        }
+        guard let pool else { refuse("busy", "this peer does not offer its CPU"); return }
+        guard m["runtime"]?.stringValue == "raytrace" else {
+            refuse("unsupported", "this peer does not offer the '\(m["runtime"]?.stringValue ?? "?")' runtime")
+            return
+        }
+        // The scene is parsed once per job (and kept for 8 jobs).
+        let sceneKey = "\(src)/\(jobId)"
+        let scene: Scene
+        do {
+            if let cached = scenes[sceneKey] { scene = cached } else {
+                scene = try Scene(m["input"]?["scene"] ?? .null)
+                scenes[sceneKey] = scene
+                sceneOrder.append(sceneKey)
+                if sceneOrder.count > 8 { scenes[sceneOrder.removeFirst()] = nil }
+            }
+        } catch {
+            refuse("threw", "\(error)")
+            return
+        }
+        guard case .object(let tile)? = m["input"]?["tile"], let x = int(tile["x"]), let y = int(tile["y"]),
+              let w = int(tile["width"]), let h = int(tile["height"]) else {
+            refuse("bad-task", "input.tile must be {x, y, width, height} in integers")
+            return
+        }
+        var deadline = JobOptions().deadlineSeconds
+        if case .number(let ms)? = m["deadlineMs"], ms.isFinite, ms > 0 { deadline = min(ms / 1000, 600) }
+        let key = TaskKey(src: src, jobId: jobId, taskId: taskId)
+        let started = DispatchTime.now().uptimeNanoseconds
+        let transport = node.transport
+        let accepted = pool.run(key, seconds: deadline, work: { isStopped in
+            do { return .ok(try scene.render(Tile(x: x, y: y, width: w, height: h), isCancelled: isStopped)) }
+            catch RenderError.cancelled { return .failed(code: "stopped-by-deadline", message: "") }
+            catch { return .failed(code: "threw", message: "\(error)") }
+        }, done: { outcome in
+            // Encode on the worker thread; hand the message to the service thread.
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+            var body: [String: JSONValue] = ["ms": .number((seconds * 1000).rounded())]
+            var code: String?
+            switch outcome {
+            case .ok(let bytes):
+                body["ok"] = .bool(true)
+                body["encoding"] = "base64"
+                body["payload"] = .string(Data(bytes).base64EncodedString())
+                body["sha256"] = .string(sha256Hex(bytes))
+            case .failed(let c, let message):
+                code = c
+                body["ok"] = .bool(false)
+                body["error"] = .object(["code": .string(c), "message": .string(message)])
+            }
+            let message = header.merging(body) { $1 }
+            transport.post { [self, code] in
+                tasksRun += 1
+                onTaskRun?(src, jobId, taskId, code, seconds)
+                if code != "cancelled" { post(src, message) }
+            }
+        })
+        if !accepted { refuse("busy", "every worker is busy and the queue is full") }
+    }
+
+    // MARK: submitting
+
+    /// Finds up to `n` peers offering `runtime` through the overlay (docs/jobs.md, "Discovery").
+    /// `done` runs on the service thread with the answers, this peer first when it offers workers.
+    func discover(_ n: Int, runtime: String, seconds: Double, exclude: Set<String>, done: @escaping ([JSONValue]) -> Void) {
+        guard let me = node.peerId?.hex else { done([]); return }
+        var found: [String: JSONValue] = [:]
+        if pool != nil, !exclude.contains(me) {
+            found[me] = .object(["peerId": .string(me), "workers": .number(Double(workers)), "free": .number(Double(pool!.free)),
+                                 "runtimes": .array(Self.runtimes.map { .string($0) })])
+        }
+        func eligible() -> [JSONValue] {
+            found.values.filter { a in
+                guard case .number(let w)? = a["workers"], w > 0, case .array(let rs)? = a["runtimes"],
+                      rs.contains(.string(runtime)), let id = a["peerId"]?.stringValue, !exclude.contains(id) else { return false }
+                return true
+            }
+        }
+        counter += 1
+        let qid = "\(me)-q\(counter)"
+        var asked = Set<String>()
+        var outstanding = 0
+        var finished = false
+        let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(seconds * 1e9)
+        func finish() {
+            guard !finished else { return }
+            finished = true
+            queries[qid] = nil
+            discoveries[qid] = nil
+            let list = eligible()
+            let mine = list.filter { $0["peerId"]?.stringValue == me }
+            let others = list.filter { $0["peerId"]?.stringValue != me }.sorted { free($0) > free($1) }
+            done(Array((mine + others).prefix(n)))
+        }
+        func ask(_ target: String) {
+            guard !asked.contains(target) else { return }
+            asked.insert(target)
+            outstanding += 1
+            post(target, ["kind": "query", "qid": .string(qid)])
+        }
+        queries[qid] = { answer in
+            outstanding -= 1
+            if let id = answer["peerId"]?.stringValue { found[id] = answer }
+            if eligible().count < n, case .array(let s)? = answer["successors"] {
+                for case .string(let id) in s where found[id] == nil && id != me { ask(id) }
+            }
+            if eligible().count >= n || outstanding <= 0 { finish() }
+        }
+        discoveries[qid] = (deadline, finish)
+        if eligible().count >= n { finish(); return }
+        let k = min(64, max(n, 4))
+        let base = UInt64.random(in: 0..<PeerID.spaceSize)
+        for i in 0..<k {
+            ask(PeerID(base &+ UInt64(i) * (PeerID.spaceSize / UInt64(k))).hex)
+        }
+    }
+
+    /// Renders `sceneJSON` as `tiles` tasks on up to `peers` peers. `progress(done, total)` and the
+    /// completion run on the service thread. The image is assembled in place; its bytes do not depend
+    /// on the tiling or on who rendered what.
+    public func raytrace(sceneJSON: JSONValue, tiles count: Int, peers: Int, options: JobOptions = JobOptions(),
+                         progress: @escaping (Int, Int) -> Void = { _, _ in },
+                         completion: @escaping (Result<(image: [UInt8], width: Int, height: Int, stats: JobStats), JobFailure>) -> Void) throws {
+        let scene = try Scene(sceneJSON)
+        let grid = tiles(width: scene.width, height: scene.height, count: count)
+        var image = [UInt8](repeating: 0, count: scene.width * scene.height * 4)
+        let inputs: [JSONValue] = grid.map { t in
+            .object(["scene": sceneJSON, "tile": .object(["x": .number(Double(t.x)), "y": .number(Double(t.y)),
+                                                          "width": .number(Double(t.width)), "height": .number(Double(t.height))])])
+        }
+        counter += 1
+        let jobId = "\(node.peerId?.hex ?? "0")-\(counter)-\(UInt32.random(in: 0...UInt32.max))"
+        let job = Job(engine: self, id: jobId, runtime: "raytrace", inputs: inputs, nPeers: peers, options: options)
+        job.onResult = { i, bytes in
+            guard bytes.count == grid[i].width * grid[i].height * 4 else { return false }
+            blit(&image, imageWidth: scene.width, tile: grid[i], pixels: bytes)
+            return true
+        }
+        job.onProgress = progress
+        job.onFinish = { [unowned self] result in
+            jobs[jobId] = nil
+            switch result {
+            case .success(let stats): completion(.success((image, scene.width, scene.height, stats)))
+            case .failure(let f): completion(.failure(f))
+            }
+        }
+        jobs[jobId] = job
+        job.start()
+    }
+}
+
+func int(_ v: JSONValue?) -> Int? {
+    guard case .number(let n)? = v, let i = Int(exactly: n) else { return nil }
+    return i
+}
+
+func free(_ a: JSONValue) -> Double {
+    if case .number(let n)? = a["free"] { return n }
+    return 0
+}
+
+/// Hex SHA-256 (libcrypto).
+public func sha256Hex(_ bytes: [UInt8]) -> String {
+    var out = [UInt8](repeating: 0, count: 32)
+    bc_sha256(bytes, bytes.count, &out)
+    return out.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+}

@@ -1,0 +1,91 @@
+import Ring
+import WireProtocol
+
+/// Frames on a link between two peers (docs/protocol.md, "Links"). The same text frames travel on
+/// WebRTC data channels (browser to browser) and on WebSocket links (to and between native peers):
+///
+///     M<message>                  one whole overlay message (JSON text)
+///     C<id>:<index>:<count>:<part> one part of a message split in `count` parts
+///     X / K                       retire request / keep answer (a link neither side needs is closed)
+///     H{"peerId":…,"nonce":…}     hello: the dialling side of a WebSocket link names itself
+///     W{"peerId":…}               welcome: the listening side accepts the hello
+public enum LinkFrame: Equatable, Sendable {
+    case message([UInt8])
+    case chunk(id: String, index: Int, count: Int, part: [UInt8])
+    case retire
+    case keep
+    case hello(peerId: PeerID, nonce: String)
+    case welcome(peerId: PeerID)
+
+    public static func parse(_ bytes: [UInt8]) -> LinkFrame? {
+        guard let first = bytes.first else { return nil }
+        switch first {
+        case UInt8(ascii: "M"): return .message(Array(bytes.dropFirst()))
+        case UInt8(ascii: "X") where bytes.count == 1: return .retire
+        case UInt8(ascii: "K") where bytes.count == 1: return .keep
+        case UInt8(ascii: "C"):
+            // Three ':'-terminated header fields, then the part.
+            var colons: [Int] = []
+            for i in bytes.indices.dropFirst() where bytes[i] == UInt8(ascii: ":") {
+                colons.append(i)
+                if colons.count == 3 || i > 96 { break }
+            }
+            guard colons.count == 3 else { return nil }
+            let id = String(decoding: bytes[1..<colons[0]], as: UTF8.self)
+            guard let index = Int(String(decoding: bytes[(colons[0] + 1)..<colons[1]], as: UTF8.self)),
+                  let count = Int(String(decoding: bytes[(colons[1] + 1)..<colons[2]], as: UTF8.self)),
+                  !id.isEmpty, count >= 1, index >= 0, index < count
+            else { return nil }
+            return .chunk(id: id, index: index, count: count, part: Array(bytes[(colons[2] + 1)...]))
+        case UInt8(ascii: "H"), UInt8(ascii: "W"):
+            guard let raw = RawJSON(parsing: Array(bytes.dropFirst())), case .object(let o)? = raw.value,
+                  let hex = o["peerId"]?.stringValue, let peerId = PeerID(hex: hex) else { return nil }
+            if first == UInt8(ascii: "W") { return .welcome(peerId: peerId) }
+            guard let nonce = o["nonce"]?.stringValue, nonce.utf8.count <= 64 else { return nil }
+            return .hello(peerId: peerId, nonce: nonce)
+        default:
+            return nil
+        }
+    }
+
+    public func encoded() -> [UInt8] {
+        switch self {
+        case .message(let text): return [UInt8(ascii: "M")] + text
+        case .chunk(let id, let index, let count, let part): return Array("C\(id):\(index):\(count):".utf8) + part
+        case .retire: return [UInt8(ascii: "X")]
+        case .keep: return [UInt8(ascii: "K")]
+        case .hello(let peerId, let nonce):
+            return [UInt8(ascii: "H")] + JSONValue.object(["peerId": .string(peerId.hex), "nonce": .string(nonce)]).encoded()
+        case .welcome(let peerId):
+            return [UInt8(ascii: "W")] + JSONValue.object(["peerId": .string(peerId.hex)]).encoded()
+        }
+    }
+}
+
+/// Reassembles chunked messages of one link, within bounds so that a faulty or hostile peer cannot
+/// make this peer hold unbounded memory (the same bounds as the browser's channel manager).
+public struct Reassembler: Sendable {
+    public static let maxChunks = 8192
+    public static let maxPartialMessages = 16
+    private var partial: [String: (parts: [[UInt8]?], received: Int)] = [:]
+
+    public init() {}
+
+    public enum Outcome: Equatable { case pending, complete([UInt8]), overflow }
+
+    public mutating func add(id: String, index: Int, count: Int, part: [UInt8]) -> Outcome {
+        guard count <= Self.maxChunks else { return .overflow }
+        if partial[id] == nil {
+            guard partial.count < Self.maxPartialMessages else { return .overflow }
+            partial[id] = (Array(repeating: nil, count: count), 0)
+        }
+        guard var entry = partial[id], entry.parts.count == count else { return .pending }
+        if entry.parts[index] == nil { entry.parts[index] = part; entry.received += 1 }
+        if entry.received == count {
+            partial[id] = nil
+            return .complete(entry.parts.flatMap { $0! })
+        }
+        partial[id] = entry
+        return .pending
+    }
+}

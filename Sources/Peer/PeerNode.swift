@@ -1,0 +1,488 @@
+import Dispatch
+import Foundation
+import Logging
+import Ring
+import Transport
+import WireProtocol
+
+/// An overlay message (docs/protocol.md, "Routing between peers").
+public struct Envelope: Sendable {
+    public var srcId: PeerID
+    public var dstId: PeerID
+    public var data: JSONValue
+    public var hops: Int
+    public var id: String
+
+    public var json: JSONValue {
+        .object(["srcId": .string(srcId.hex), "dstId": .string(dstId.hex), "data": data, "hops": .number(Double(hops)), "id": .string(id)])
+    }
+
+    init?(_ bytes: [UInt8]) {
+        guard let raw = RawJSON(parsing: bytes), case .object(let o)? = raw.value,
+              let src = o["srcId"]?.stringValue.flatMap(PeerID.init(hex:)),
+              let dst = o["dstId"]?.stringValue.flatMap(PeerID.init(hex:)) else { return nil }
+        srcId = src
+        dstId = dst
+        data = o["data"] ?? .null
+        if case .number(let h)? = o["hops"], h.isFinite, h >= 0, h < 1e6 { hops = Int(h) } else { hops = 0 }
+        id = o["id"]?.stringValue ?? ""
+    }
+
+    public init(srcId: PeerID, dstId: PeerID, data: JSONValue, hops: Int, id: String) {
+        self.srcId = srcId; self.dstId = dstId; self.data = data; self.hops = hops; self.id = id
+    }
+}
+
+/// Settings of a native peer. Every limit is named here.
+public struct PeerConfiguration: Sendable {
+    /// The rendezvous server.
+    public var serverHost = "127.0.0.1"
+    public var serverPort = 9000
+    /// Where this peer listens for WebSocket links (port 0: an ephemeral port).
+    public var listenHost = "127.0.0.1"
+    public var listenPort = 0
+    /// The URL other peers dial (default: ws://listenHost:boundPort/).
+    public var advertisedURL: String?
+    /// Sent in `register` (runtimes, workers); `transports` and `url` are added.
+    public var capabilities: [String: JSONValue] = [:]
+    /// Messages are dropped after this many hops.
+    public var maxHops = 64
+    /// Largest link message accepted, in bytes.
+    public var maxLinkMessageBytes = 16 * 1024 * 1024
+    /// Seconds an accepted WebSocket may take to say hello with a valid nonce.
+    public var handshakeSeconds = 5.0
+    /// Seconds between "dial me" requests to a peer this one needs but has no link to.
+    public var dialRetrySeconds = 3.0
+    /// Seconds a retired link stays open for messages in flight.
+    public var retireGraceSeconds = 2.0
+
+    public init() {}
+}
+
+/// A native peer of the ring (docs/protocol.md): the session with the rendezvous server (register,
+/// re-register with the token, ring updates, signals), WebSocket links to the peers of its finger
+/// table, and the Chord router (`Ring.route`).
+///
+/// Links: a peer that needs a link sends the other a relayed `signal` {"type":"dial-me","url","nonce"}
+/// and the other dials that URL and says hello with the nonce; so browsers (which cannot listen)
+/// always dial, and a WebRTC offer from a browser is answered with "dial me". When both sides dial at
+/// once, the link dialled by the smaller ID is kept.
+///
+/// `@unchecked Sendable`: every stored property is read and written only on the transport's service
+/// thread. Entry points are `TransportHandler` callbacks (service thread) and the public methods,
+/// which must be called through `transport.post`/`sync` (they `dispatchPrecondition` in debug builds).
+public final class PeerNode: TransportHandler, @unchecked Sendable {
+    public enum SessionState: Equatable, Sendable { case idle, connecting, registering, registered, stopped }
+
+    struct Link {
+        var connection: ConnectionID
+        var dialer: PeerID
+        var open = false
+        var retiringSince: UInt64?
+        var keptByRemote = false
+        var reassembler = Reassembler()
+    }
+
+    public let configuration: PeerConfiguration
+    public let transport: Transport
+    let logger: Logger
+
+    public private(set) var state: SessionState = .idle
+    public private(set) var peerId: PeerID?
+    public private(set) var token: String?
+    public private(set) var ring = PeerState(predecessor: nil, successors: [], fingers: [:])
+    private var serverConnection: ConnectionID?
+    private var reconnectAttempt = 0
+    private var reconnectAt: UInt64?
+
+    private var links: [PeerID: Link] = [:]
+    /// Connections that are not (yet) a link: dialled ones waiting to open or for a welcome, accepted
+    /// ones waiting for a hello.
+    private var dialling: [ConnectionID: (peer: PeerID, nonce: String)] = [:]
+    private var accepted: [ConnectionID: UInt64] = [:]
+    private var connectionPeer: [ConnectionID: PeerID] = [:]
+    private var nonces: [String: (peer: PeerID, expires: UInt64)] = [:]
+    private var lastDialMe: [PeerID: UInt64] = [:]
+    private var counter = 0
+
+    /// Called on the service thread.
+    public var onRegistered: ((PeerID, Bool) -> Void)?
+    public var onMessage: ((Envelope) -> Void)?
+    public var onLinkUp: ((PeerID) -> Void)?
+    public var onLinkDown: ((PeerID) -> Void)?
+    public var onRingChange: (() -> Void)?
+    public var onTick: ((UInt64) -> Void)?
+    /// Errors the peer cannot act on (e.g. `server-full`, `bad-token`), and hop-limit drops.
+    public var onError: ((String, String) -> Void)?
+
+    private var timer: DispatchSourceTimer?
+
+    public init(configuration: PeerConfiguration, logger: Logger = Logger(label: "browsercloud.peer")) {
+        self.configuration = configuration
+        self.logger = logger
+        var t = TransportConfiguration()
+        t.host = configuration.listenHost
+        t.port = configuration.listenPort
+        t.subprotocol = "bc-link.v1"
+        t.maxMessageBytes = configuration.maxLinkMessageBytes
+        t.maxSendQueueBytes = max(4 * 1024 * 1024, 4 * configuration.maxLinkMessageBytes)
+        transport = Transport(configuration: t, logger: logger)
+    }
+
+    /// The URL other peers dial.
+    public var url: String { configuration.advertisedURL ?? "ws://\(configuration.listenHost):\(transport.port)/" }
+
+    /// Starts the listener and the session (from any thread).
+    public func start() throws {
+        transport.handler = self
+        try transport.start()
+        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "browsercloud.peer.timer"))
+        timer.schedule(deadline: .now() + .milliseconds(100), repeating: .milliseconds(100))
+        timer.setEventHandler { [weak self] in
+            guard let self else { return }
+            self.transport.post { self.tick() }
+        }
+        timer.resume()
+        self.timer = timer
+        transport.post { self.connectToServer() }
+    }
+
+    /// Leaves the ring and stops (from any thread; blocks until done).
+    public func stop() {
+        timer?.cancel()
+        transport.sync {
+            if let c = self.serverConnection, self.state == .registered { _ = self.transport.send(ClientMessage.leave.encoded(), to: c) }
+            self.state = .stopped
+        }
+        // Give the leave a moment to go out before the sockets close.
+        usleep(100_000)
+        transport.stop()
+    }
+
+    // MARK: public API (service thread)
+
+    /// Routes `data` to the peer responsible for `dst`. Returns false when there is no route.
+    @discardableResult
+    public func send(to dst: PeerID, data: JSONValue) -> Bool {
+        guard let me = peerId else { return false }
+        counter += 1
+        return forward(Envelope(srcId: me, dstId: dst, data: data, hops: 0, id: "\(me.hex)-n\(counter)"))
+    }
+
+    /// Peers with an open link that are in the finger table.
+    public var linkedPeers: [PeerID] {
+        let needed = neededPeers()
+        return links.filter { $0.value.open && $0.value.retiringSince == nil && needed.contains($0.key) }.map(\.key)
+    }
+
+    public func neededPeers() -> Set<PeerID> {
+        var s = Set(ring.successors)
+        for case let p? in ring.fingers.values { s.insert(p) }
+        if let me = peerId { s.remove(me) }
+        return s
+    }
+
+    /// Whether every needed peer has an open link (the ring is usable from here).
+    public var isReady: Bool { state == .registered && neededPeers().allSatisfy { links[$0]?.open == true } }
+
+    // MARK: server session
+
+    private func connectToServer() {
+        guard state != .stopped else { return }
+        state = .connecting
+        serverConnection = transport.connect(host: configuration.serverHost, port: configuration.serverPort, subprotocol: "webrtc-explorer.v1")
+        if serverConnection == nil { scheduleReconnect() }
+    }
+
+    private func scheduleReconnect() {
+        guard state != .stopped else { return }
+        state = .idle
+        serverConnection = nil
+        // Exponential backoff with jitter: 0.25 s … 10 s.
+        let base = min(10.0, 0.25 * Double(1 << min(reconnectAttempt, 6)))
+        reconnectAttempt += 1
+        reconnectAt = now() + UInt64(base * Double.random(in: 0.75...1.25) * 1e9)
+    }
+
+    private func register() {
+        guard let c = serverConnection else { return }
+        state = .registering
+        var caps = configuration.capabilities
+        caps["transports"] = .array(["websocket"])
+        caps["url"] = .string(url)
+        _ = transport.send(ClientMessage.register(peerId: peerId, token: token, capabilities: caps).encoded(), to: c)
+    }
+
+    private func onServerMessage(_ bytes: [UInt8]) {
+        let message: ServerMessage
+        do { message = try ServerMessage.decode(bytes) } catch {
+            logger.warning("unreadable server message: \(error.message)")
+            return
+        }
+        switch message {
+        case .registered(let id, let token, let config):
+            let again = peerId == id
+            if !again { ring = PeerState(predecessor: nil, successors: [], fingers: [:]) }
+            peerId = id
+            self.token = token
+            ring.apply([.config(fingerRows: config.fingerRows)])
+            state = .registered
+            reconnectAttempt = 0
+            logger.info("registered as \(id.hex)\(again ? " (again)" : "")")
+            onRegistered?(id, again)
+        case .signal(let from, let intentId, let signal):
+            onSignal(from: from, intentId: intentId, signal: signal.value ?? .null)
+        case .error(let code, let text):
+            logger.warning("server error \(code.rawValue): \(text)")
+            onError?(code.rawValue, text)
+            if code == .badToken { peerId = nil; token = nil; register() }
+        default:
+            if let update = message.ringUpdate {
+                ring.apply([update])
+                reconcileLinks()
+                onRingChange?()
+            }
+        }
+    }
+
+    private func signal(_ to: PeerID, intentId: String, _ body: [String: JSONValue]) {
+        guard let c = serverConnection, state == .registered else { return }
+        _ = transport.send(ClientMessage.signal(to: to, intentId: intentId, signal: RawJSON(body)).encoded(), to: c)
+    }
+
+    private func onSignal(from: PeerID, intentId: String, signal: JSONValue) {
+        switch signal["type"]?.stringValue {
+        case "offer":
+            // A browser dials with WebRTC, which this peer does not speak: ask it to dial our URL.
+            sendDialMe(to: from, intentId: intentId, force: true)
+        case "dial-me":
+            guard let url = signal["url"]?.stringValue, let nonce = signal["nonce"]?.stringValue, nonce.utf8.count <= 64 else { return }
+            dial(from, url: url, nonce: nonce)
+        default:
+            break   // answers and ICE candidates of WebRTC: not for us
+        }
+    }
+
+    private func sendDialMe(to peer: PeerID, intentId: String? = nil, force: Bool = false) {
+        let t = now()
+        if !force, let last = lastDialMe[peer], t - last < UInt64(configuration.dialRetrySeconds * 1e9) { return }
+        lastDialMe[peer] = t
+        let nonce = randomHex(16)
+        nonces[nonce] = (peer, t + UInt64(max(configuration.handshakeSeconds, configuration.dialRetrySeconds) * 3e9))
+        signal(peer, intentId: intentId ?? randomHex(8), ["type": "dial-me", "url": .string(url), "nonce": .string(nonce)])
+    }
+
+    // MARK: links
+
+    private func reconcileLinks() {
+        guard let me = peerId else { return }
+        let needed = neededPeers()
+        for p in needed where links[p]?.open != true && !dialling.values.contains(where: { $0.peer == p }) {
+            sendDialMe(to: p)
+        }
+        for (p, link) in links where link.open && !needed.contains(p) && link.retiringSince == nil && !link.keptByRemote {
+            links[p]?.retiringSince = now()
+            _ = transport.send(LinkFrame.retire.encoded(), to: link.connection)
+        }
+        _ = me
+    }
+
+    private func dial(_ peer: PeerID, url: String, nonce: String) {
+        guard links[peer]?.open != true, !dialling.values.contains(where: { $0.peer == peer }) else { return }
+        guard let (host, port, path) = parseWebSocketURL(url) else {
+            logger.warning("\(peer.hex) asked to be dialled at an unusable URL \(url)")
+            return
+        }
+        guard let c = transport.connect(host: host, port: port, path: path, subprotocol: "bc-link.v1") else { return }
+        dialling[c] = (peer, nonce)
+    }
+
+    private func linkOpened(_ peer: PeerID, connection: ConnectionID, dialer: PeerID) {
+        if let existing = links[peer], existing.connection != connection {
+            // Both sides dialled: keep the link dialled by the smaller ID (both ends choose the same).
+            let keeper = min(peer, peerId ?? peer)
+            if existing.dialer == keeper && existing.open {
+                transport.close(connection, status: 1000, reason: "duplicate link")
+                return
+            }
+            connectionPeer[existing.connection] = nil
+            transport.close(existing.connection, status: 1000, reason: "duplicate link")
+        }
+        links[peer] = Link(connection: connection, dialer: dialer, open: true)
+        connectionPeer[connection] = peer
+        logger.info("link up: \(peer.hex)")
+        onLinkUp?(peer)
+        if !neededPeers().contains(peer) { reconcileLinks() }
+    }
+
+    private func onLinkFrame(_ peer: PeerID, connection: ConnectionID, _ bytes: [UInt8]) {
+        guard let frame = LinkFrame.parse(bytes) else { return }
+        switch frame {
+        case .message(let text):
+            receive(text)
+        case .chunk(let id, let index, let count, let part):
+            switch links[peer]?.reassembler.add(id: id, index: index, count: count, part: part) {
+            case .complete(let text)?: receive(text)
+            case .overflow?: transport.close(connection, status: 1009, reason: "too many partial messages")
+            default: break
+            }
+        case .retire:
+            if neededPeers().contains(peer) { _ = transport.send(LinkFrame.keep.encoded(), to: connection) }
+            else if links[peer]?.retiringSince == nil { links[peer]?.retiringSince = now() }
+        case .keep:
+            links[peer]?.retiringSince = nil
+            links[peer]?.keptByRemote = true
+        case .hello, .welcome:
+            break
+        }
+    }
+
+    private func receive(_ text: [UInt8]) {
+        guard var envelope = Envelope(text) else { return }
+        envelope.hops += 1
+        if envelope.hops > configuration.maxHops {
+            onError?("hop-limit", "dropped a message for \(envelope.dstId.hex) after \(envelope.hops) hops")
+            return
+        }
+        if !forward(envelope) { onError?("no-route", "no route to \(envelope.dstId.hex)") }
+    }
+
+    private func forward(_ envelope: Envelope) -> Bool {
+        guard let me = peerId else { return false }
+        let candidates = Set(linkedPeers)
+        switch route(from: me, to: envelope.dstId, predecessor: ring.predecessor, successors: ring.successors, candidates: candidates) {
+        case .deliver:
+            onMessage?(envelope)
+            return true
+        case .next(let next):
+            guard let link = links[next] else { return false }
+            return transport.send(LinkFrame.message(envelope.json.encoded()).encoded(), to: link.connection)
+        case .noRoute:
+            return false
+        }
+    }
+
+    // MARK: housekeeping (every 100 ms)
+
+    private func tick() {
+        let t = now()
+        if state == .idle, let at = reconnectAt, t >= at { reconnectAt = nil; connectToServer() }
+        let handshake = UInt64(configuration.handshakeSeconds * 1e9)
+        for (c, since) in accepted where t - since > handshake {
+            accepted[c] = nil
+            transport.close(c, status: 1008, reason: "no hello")
+        }
+        nonces = nonces.filter { $0.value.expires > t }
+        let grace = UInt64(configuration.retireGraceSeconds * 1e9)
+        for (p, link) in links {
+            if let since = link.retiringSince, t - since > grace, !neededPeers().contains(p) {
+                links[p] = nil
+                connectionPeer[link.connection] = nil
+                transport.close(link.connection, status: 1000, reason: "retired")
+                onLinkDown?(p)
+            }
+        }
+        if state == .registered { reconcileLinks() }
+        onTick?(t)
+    }
+
+    // MARK: TransportHandler
+
+    public func webSocketOpened(_ connection: ConnectionID, remoteAddress: String, origin: String?) {
+        if connection == serverConnection {
+            register()
+        } else if let d = dialling[connection], let me = peerId {
+            _ = transport.send(LinkFrame.hello(peerId: me, nonce: d.nonce).encoded(), to: connection)
+        } else if dialling[connection] == nil {
+            accepted[connection] = now()
+        }
+    }
+
+    public func webSocketReceived(_ connection: ConnectionID, text: [UInt8]) {
+        if connection == serverConnection { onServerMessage(text); return }
+        if let peer = connectionPeer[connection] { onLinkFrame(peer, connection: connection, text); return }
+        if let d = dialling[connection] {
+            guard case .welcome(let who)? = LinkFrame.parse(text), who == d.peer else {
+                transport.close(connection, status: 1008, reason: "expected a welcome")
+                return
+            }
+            dialling[connection] = nil
+            if let me = peerId { linkOpened(who, connection: connection, dialer: me) }
+            return
+        }
+        if accepted[connection] != nil {
+            guard case .hello(let who, let nonce)? = LinkFrame.parse(text), let issued = nonces[nonce], issued.peer == who, let me = peerId else {
+                accepted[connection] = nil
+                transport.close(connection, status: 1008, reason: "bad hello")
+                return
+            }
+            nonces[nonce] = nil
+            accepted[connection] = nil
+            _ = transport.send(LinkFrame.welcome(peerId: me).encoded(), to: connection)
+            linkOpened(who, connection: connection, dialer: who)
+        }
+    }
+
+    public func webSocketRejected(_ connection: ConnectionID, problem: FrameProblem) {
+        if connectionPeer[connection] != nil { transport.close(connection, status: 1009, reason: "frame refused") }
+    }
+
+    public func webSocketClosed(_ connection: ConnectionID, cause: CloseCause) {
+        if connection == serverConnection {
+            logger.warning("lost the rendezvous server (\(cause.rawValue))")
+            scheduleReconnect()
+            return
+        }
+        dialling[connection] = nil
+        accepted[connection] = nil
+        if let peer = connectionPeer.removeValue(forKey: connection), links[peer]?.connection == connection {
+            links[peer] = nil
+            logger.info("link down: \(peer.hex)")
+            onLinkDown?(peer)
+            lastDialMe[peer] = nil
+            if state == .registered { reconcileLinks() }
+        }
+    }
+
+    public func webSocketConnectFailed(_ connection: ConnectionID, reason: String) {
+        if connection == serverConnection {
+            logger.warning("cannot reach the rendezvous server: \(reason)")
+            scheduleReconnect()
+            return
+        }
+        if let d = dialling.removeValue(forKey: connection) { logger.info("cannot dial \(d.peer.hex): \(reason)") }
+    }
+}
+
+func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+func randomHex(_ bytes: Int) -> String {
+    var g = SystemRandomNumberGenerator()
+    return (0..<bytes).map { _ in String(UInt8.random(in: 0...255, using: &g), radix: 16).leftPadded(2) }.joined()
+}
+
+extension String {
+    func leftPadded(_ n: Int) -> String { count >= n ? self : String(repeating: "0", count: n - count) + self }
+}
+
+/// `ws://host:port/path` → (host, port, path). Only ws:// is dialled (wss:// links are not supported yet).
+func parseWebSocketURL(_ url: String) -> (String, Int, String)? {
+    guard url.hasPrefix("ws://") else { return nil }
+    let rest = url.dropFirst(5)
+    let slash = rest.firstIndex(of: "/") ?? rest.endIndex
+    let authority = rest[..<slash]
+    let path = slash == rest.endIndex ? "/" : String(rest[slash...])
+    let host: Substring, portText: Substring
+    if authority.hasPrefix("["), let close = authority.firstIndex(of: "]") {
+        host = authority[authority.index(after: authority.startIndex)..<close]
+        portText = authority[authority.index(after: close)...].drop { $0 == ":" }
+    } else if let colon = authority.lastIndex(of: ":") {
+        host = authority[..<colon]
+        portText = authority[authority.index(after: colon)...]
+    } else {
+        host = authority
+        portText = "80"
+    }
+    guard !host.isEmpty, let port = Int(portText), (1...65535).contains(port) else { return nil }
+    return (String(host), port, path)
+}

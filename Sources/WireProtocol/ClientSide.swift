@@ -1,0 +1,104 @@
+import Ring
+
+// The peer's side of protocol v1 (docs/protocol.md): encoding what a peer sends and decoding what the
+// server sends, with the same message types as the server.
+
+extension ClientMessage {
+    /// The JSON text frame a peer sends.
+    public func encoded() -> [UInt8] {
+        switch self {
+        case .register(let peerId, let token, let capabilities):
+            var o: [String: JSONValue] = ["type": "register"]
+            if let peerId { o["peerId"] = .string(peerId.hex) }
+            if let token { o["token"] = .string(token) }
+            if let capabilities { o["capabilities"] = .object(capabilities) }
+            return JSONValue.object(o).encoded()
+        case .signal(let to, let intentId, let signal):
+            var out: [UInt8] = Array(#"{"type":"signal","to":""#.utf8)
+            out += to.hex.utf8
+            out += #"","intentId":"#.utf8
+            appendJSONString(intentId, to: &out)
+            out += #","signal":"#.utf8
+            out += signal.bytes
+            out.append(UInt8(ascii: "}"))
+            return out
+        case .leave:
+            return Array(#"{"type":"leave"}"#.utf8)
+        case .report(let stats):
+            return JSONValue.object(["type": "report", "stats": .object(stats.mapValues { .number($0) })]).encoded()
+        }
+    }
+}
+
+extension ServerMessage {
+    /// Decodes a frame from the server. Throws `ProtocolError(.badJSON / .badField / .unknownType)`.
+    public static func decode(_ bytes: [UInt8]) throws(ProtocolError) -> ServerMessage {
+        guard let raw = RawJSON(parsing: bytes), case .object(let o)? = raw.value else {
+            throw ProtocolError(.badJSON, "server message is not a JSON object")
+        }
+        func id(_ key: String) throws(ProtocolError) -> PeerID? {
+            switch o[key] {
+            case nil, .null?: return nil
+            case .string(let s)?:
+                guard let p = PeerID(hex: s) else { throw ProtocolError(.badField, "'\(key)' is not a peer ID") }
+                return p
+            default: throw ProtocolError(.badField, "'\(key)' is not a peer ID")
+            }
+        }
+        func int(_ v: JSONValue?, _ key: String) throws(ProtocolError) -> Int {
+            guard case .number(let n)? = v, n.rounded() == n, abs(n) < 1e15 else { throw ProtocolError(.badField, "'\(key)' must be an integer") }
+            return Int(n)
+        }
+        func config(_ c: [String: JSONValue]) throws(ProtocolError) -> RingConfig {
+            guard case .array(let rows)? = c["fingerRows"] else { throw ProtocolError(.badField, "'fingerRows' must be an array") }
+            var fingerRows: [Int] = []
+            for r in rows { fingerRows.append(try int(r, "fingerRows")) }
+            return RingConfig(fingerRows: fingerRows, successors: try int(c["successors"], "successors"),
+                              maxMessageBytes: try int(c["maxMessageBytes"], "maxMessageBytes"),
+                              idleTimeoutSeconds: try int(c["idleTimeoutSeconds"], "idleTimeoutSeconds"))
+        }
+        switch o["type"]?.stringValue {
+        case "registered":
+            guard let peerId = try id("peerId"), let token = o["token"]?.stringValue, let c = o["config"]?.objectValue else {
+                throw ProtocolError(.badField, "'registered' needs peerId, token and config")
+            }
+            return .registered(peerId: peerId, token: token, config: try config(c))
+        case "config":
+            return .config(try config(o))
+        case "predecessor":
+            return .predecessor(try id("peerId"))
+        case "successors":
+            guard case .array(let list)? = o["peerIds"] else { throw ProtocolError(.badField, "'peerIds' must be an array") }
+            var ids: [PeerID] = []
+            for v in list {
+                guard let s = v.stringValue, let p = PeerID(hex: s) else { throw ProtocolError(.badField, "'peerIds' must hold peer IDs") }
+                ids.append(p)
+            }
+            return .successors(ids)
+        case "finger-update":
+            guard let start = try id("start") else { throw ProtocolError(.badField, "'start' is required") }
+            return .fingerUpdate(row: try int(o["row"], "row"), start: start, peer: try id("peerId"))
+        case "signal":
+            guard let from = try id("from"), let intentId = o["intentId"]?.stringValue, let signal = o["signal"], signal.objectValue != nil else {
+                throw ProtocolError(.badField, "'signal' needs from, intentId and a signal object")
+            }
+            return .signal(from: from, intentId: intentId, signal: RawJSON(signal.objectValue!))
+        case "error":
+            guard let code = o["code"]?.stringValue else { throw ProtocolError(.badField, "'error' needs a code") }
+            return .error(ErrorCode(rawValue: code) ?? .badField, o["message"]?.stringValue ?? code)
+        default:
+            throw ProtocolError(.unknownType, "unknown server message type")
+        }
+    }
+
+    /// The ring update this message carries, if it is one.
+    public var ringUpdate: RingUpdate? {
+        switch self {
+        case .config(let c): .config(fingerRows: c.fingerRows)
+        case .predecessor(let p): .predecessor(p)
+        case .successors(let list): .successors(list)
+        case .fingerUpdate(let row, let start, let peer): .finger(row: row, start: start, peer: peer)
+        default: nil
+        }
+    }
+}
