@@ -70,7 +70,7 @@ let package = Package(
         .executableTarget(
             name: "browsercloud",
             dependencies: [
-                "Rendezvous", "Transport",
+                "Rendezvous", "Transport", "Peer", "Jobs", "RayTracer", "PNG", "Ring", "WireProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

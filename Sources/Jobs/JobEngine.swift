@@ -66,6 +66,8 @@ public final class JobEngine: @unchecked Sendable {
     var counter = 0
     /// Tasks run here, and how they ended (for logs and `report`).
     public private(set) var tasksRun = 0
+    /// Overlay messages that are not job messages (service thread). The engine owns `node.onMessage`.
+    public var onOtherMessage: ((Envelope) -> Void)?
     /// Called on the service thread for every task run here: (from, jobId, taskId, code or nil, seconds).
     public var onTaskRun: ((String, String, Int, String?, Double) -> Void)?
 
@@ -74,9 +76,8 @@ public final class JobEngine: @unchecked Sendable {
         self.workers = workers
         self.pool = workers > 0 ? WorkerPool(size: workers, maxQueued: workers) : nil
         self.logger = logger
-        let previousMessage = node.onMessage
         node.onMessage = { [unowned self] envelope in
-            if envelope.data["proto"]?.stringValue == Self.proto { self.onMessage(envelope) } else { previousMessage?(envelope) }
+            if envelope.data["proto"]?.stringValue == Self.proto { self.onMessage(envelope) } else { self.onOtherMessage?(envelope) }
         }
         let previousTick = node.onTick
         node.onTick = { [unowned self] t in

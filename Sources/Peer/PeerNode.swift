@@ -429,7 +429,7 @@ public final class PeerNode: TransportHandler, @unchecked Sendable {
 
     public func webSocketClosed(_ connection: ConnectionID, cause: CloseCause) {
         if connection == serverConnection {
-            logger.warning("lost the rendezvous server (\(cause.rawValue))")
+            if state != .stopped { logger.warning("lost the rendezvous server (\(cause.rawValue))") }
             scheduleReconnect()
             return
         }
