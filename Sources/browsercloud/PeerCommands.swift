@@ -239,8 +239,12 @@ struct SubmitRaytrace: ParsableCommand {
         let options = jobOptions
         node.transport.post {
             do {
+                var lastTenth = 0
                 try engine.raytrace(sceneJSON: sceneJSON, tiles: tiles, peers: peers, options: options, progress: { done, total in
-                    if showBar { drawBar(done, total) }
+                    if showBar { drawBar(done, total); return }
+                    // Not a terminal: one line per tenth, for logs and scripts.
+                    let tenth = done * 10 / max(1, total)
+                    if tenth > lastTenth { lastTenth = tenth; FileHandle.standardError.write(Data("progress \(done)/\(total)\n".utf8)) }
                 }, completion: { result in
                     box.set(result.map { ($0.image, $0.stats) }.mapError { "\($0)" })
                     finished.signal()
@@ -262,7 +266,7 @@ struct SubmitRaytrace: ParsableCommand {
             print("wrote \(out) (\(parsed.width)x\(parsed.height), sha256 \(sha256Hex(image)))")
             print(String(format: "makespan %.3f s (discovery %.3f s); %d tasks on %d peers", stats.makespanSeconds, stats.discoverySeconds, stats.tasks, stats.tasksPerPeer.count))
             for (peer, n) in stats.tasksPerPeer.sorted(by: { $0.value > $1.value }) { print("  \(peer)  \(n) tasks") }
-            print("dispatched \(c.dispatched), re-dispatched \(c.redispatched), speculative \(c.speculative) (discarded \(c.discarded), mismatches \(c.mismatches)), late \(c.late), lost \(c.lost), peers lost \(stats.peersLost)")
+            print("dispatched \(c.dispatched), re-dispatched \(c.redispatched), speculative \(c.speculative) (discarded \(c.discarded), mismatches \(c.mismatches)), late \(c.late), lost \(c.lost), busy \(c.busy), peers lost \(stats.peersLost)")
         }
     }
 }
