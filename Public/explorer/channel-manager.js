@@ -5,8 +5,17 @@
 // Connection attempts carry an `intentId`; signals of any other attempt are ignored, so late or
 // duplicate offers, answers and candidates of an abandoned attempt do no harm. Glare (both peers dial
 // each other at once) is resolved by ID: the attempt of the peer with the smaller ID wins.
+//
+// Native peers (browsercloud peer) do not speak WebRTC: they listen for WebSockets and send a
+// "dial-me" signal ({ type: 'dial-me', url, nonce }), also in answer to an offer. The browser then
+// dials that URL and says hello with the nonce; the link carries the same frames as a data channel
+// (docs/protocol.md, "Links").
 
 const SUBPROTOCOL = 'webrtc-explorer.v1'
+const LINK_SUBPROTOCOL = 'bc-link.v1'
+/** Piece size on WebSocket links (native peers accept 16 MiB messages by default). */
+const SOCKET_CHUNK = 256 * 1024
+const SOCKET_HANDSHAKE_MS = 10000
 const CHANNEL_LABEL = 'webrtc-explorer'
 /** Largest piece sent in one data channel message (RFC 8831 implementations accept at least 16 KiB). */
 const DEFAULT_CHUNK = 16 * 1024
@@ -22,12 +31,46 @@ function randomId () {
   return [...bytes].map((b) => b.toString(16).padStart(2, '0')).join('')
 }
 
+/**
+ * A WebSocket link presented with the parts of RTCDataChannel the manager uses (readyState, send,
+ * bufferedAmount, the 'bufferedamountlow' and 'close' events, close).
+ */
+class SocketChannel extends EventTarget {
+  constructor (ws) {
+    super()
+    this.ws = ws
+    this.bufferedAmountLowThreshold = 0
+    this.onmessage = null
+    this.onclose = null
+    ws.onmessage = (e) => this.onmessage?.(e)
+    ws.onclose = () => { this.dispatchEvent(new Event('close')); this.onclose?.() }
+  }
+
+  get readyState () { return ['connecting', 'open', 'closing', 'closed'][this.ws.readyState] }
+  get bufferedAmount () { return this.ws.bufferedAmount }
+  send (text) { this.ws.send(text) }
+  close () { this.ws.close() }
+
+  addEventListener (name, handler) {
+    super.addEventListener(name, handler)
+    // WebSockets have no 'bufferedamountlow' event: poll until the buffer drains.
+    if (name === 'bufferedamountlow') {
+      const poll = () => {
+        if (this.ws.readyState !== WebSocket.OPEN) return
+        if (this.ws.bufferedAmount <= this.bufferedAmountLowThreshold) this.dispatchEvent(new Event('bufferedamountlow'))
+        else setTimeout(poll, 10)
+      }
+      setTimeout(poll, 10)
+    }
+  }
+}
+
 /** Link states: connecting -> open -> closed (an explicit, one-way state machine per attempt). */
 class Link {
   constructor (peerId, intentId, role, pc) {
     this.peerId = peerId
     this.intentId = intentId
-    this.role = role // 'offerer' | 'answerer'
+    this.role = role // 'offerer' | 'answerer' | 'socket' (a WebSocket link to a native peer)
     this.pc = pc
     this.dc = null
     this.state = 'connecting'
@@ -180,10 +223,18 @@ export class ChannelManager {
     if (text.length + 1 <= link.chunkSize) {
       pieces.push('M' + text)
     } else {
-      const id = randomId()
+      // Parts never end between the two halves of a surrogate pair (each part is sent as UTF-8).
       const size = link.chunkSize - 64
-      const n = Math.ceil(text.length / size)
-      for (let i = 0; i < n; i++) pieces.push(`C${id}:${i}:${n}:` + text.slice(i * size, (i + 1) * size))
+      const parts = []
+      for (let start = 0; start < text.length;) {
+        let end = Math.min(text.length, start + size)
+        const last = text.charCodeAt(end - 1)
+        if (end < text.length && last >= 0xd800 && last <= 0xdbff) end--
+        parts.push(text.slice(start, end))
+        start = end
+      }
+      const id = randomId()
+      parts.forEach((part, i) => pieces.push(`C${id}:${i}:${parts.length}:` + part))
     }
     for (const piece of pieces) {
       if (dc.readyState !== 'open') throw new Error(`link to ${link.peerId} closed`)
@@ -268,6 +319,7 @@ export class ChannelManager {
 
   #onSignal ({ from, intentId, signal }) {
     if (typeof from !== 'string' || typeof intentId !== 'string' || !signal) return
+    if (signal.type === 'dial-me') { this.#dialSocket(from, signal); return }
     let link = this.links.get(from)
     if (signal.type === 'offer') {
       if (link && link.intentId === intentId) return // duplicate
@@ -295,6 +347,38 @@ export class ChannelManager {
     }
   }
 
+  /** A native peer asks to be dialled at `url` (its WebSocket listener); `nonce` proves who we are. */
+  #dialSocket (peerId, { url, nonce }) {
+    if (typeof url !== 'string' || !/^wss?:\/\//.test(url) || typeof nonce !== 'string' || nonce.length > 64) return
+    const existing = this.links.get(peerId)
+    if (existing && (existing.state === 'open' || existing.role === 'socket')) return
+    if (existing) this.#teardown(existing) // a WebRTC attempt the native peer cannot answer
+    let ws
+    try { ws = new WebSocket(url, LINK_SUBPROTOCOL) } catch (error) { console.warn(`webrtc-explorer: cannot dial ${url}:`, error); return }
+    const link = new Link(peerId, randomId(), 'socket', null)
+    this.links.set(peerId, link)
+    const dc = new SocketChannel(ws)
+    link.dc = dc
+    dc.bufferedAmountLowThreshold = LOW_WATER
+    link.chunkSize = SOCKET_CHUNK
+    const timer = setTimeout(() => { if (link.state === 'connecting') this.#teardown(link) }, SOCKET_HANDSHAKE_MS)
+    ws.onopen = () => ws.send('H' + JSON.stringify({ peerId: this.selfId, nonce }))
+    dc.onmessage = (e) => {
+      if (link.state === 'connecting') {
+        // The first frame must be the welcome of the peer we meant to reach.
+        let welcome = null
+        try { if (typeof e.data === 'string' && e.data[0] === 'W') welcome = JSON.parse(e.data.slice(1)) } catch {}
+        if (welcome?.peerId !== peerId || this.links.get(peerId) !== link) { clearTimeout(timer); this.#teardown(link); return }
+        clearTimeout(timer)
+        link.state = 'open'
+        this.o.onLinkUp(peerId)
+        return
+      }
+      this.#receive(link, e.data)
+    }
+    dc.onclose = () => { clearTimeout(timer); this.#teardown(link) }
+  }
+
   async #flushCandidates (link) {
     const pending = link.pendingCandidates
     link.pendingCandidates = []
@@ -313,7 +397,7 @@ export class ChannelManager {
     clearTimeout(link.retireTimer)
     if (this.links.get(link.peerId) === link) this.links.delete(link.peerId)
     try { link.dc?.close() } catch {}
-    try { link.pc.close() } catch {}
+    try { link.pc?.close() } catch {}
     if (wasOpen) this.o.onLinkDown(link.peerId)
   }
 }
