@@ -85,6 +85,7 @@ let package = Package(
         ),
         .testTarget(name: "RingTests", dependencies: ["Ring"]),
         .testTarget(name: "RayTracerTests", dependencies: ["RayTracer", "PNG", "CCrypto"]),
+        .testTarget(name: "JobsTests", dependencies: ["Jobs"]),
         .testTarget(name: "WireProtocolTests", dependencies: ["WireProtocol"]),
         .testTarget(name: "RendezvousTests", dependencies: ["Rendezvous", "Ring", "WireProtocol", "Transport"]),
     ],

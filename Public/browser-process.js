@@ -23,15 +23,21 @@ export const PROTOCOL = 'bc-job/1'
 
 const SPACE = 2 ** 48
 const RUNTIMES = ['js', 'raytrace']
+/** Jobs whose shared data a worker peer keeps. */
+const SHARED_CACHE = 16
+/** A peer that declines this many tasks in a row (busy, stopped) leaves the job. */
+const MAX_DECLINES = 20
 
 /** Defaults of the job options (execute, raytrace, run); every one can be overridden per job. */
 export const JOB_DEFAULTS = Object.freeze({
   deadlineMs: 60000,        // a task running longer on a worker is stopped there ('deadline')
   maxAttempts: 3,           // deadline/crash endings before a task fails
+  maxRetries: 10,           // copies lost in transit, corrupt or cancelled before a task fails
   maxCopies: 2,             // running copies of a task at most (speculative duplicates); 1 disables them
   speculateAfter: 1.5,      // a task is a straggler after this many median task times …
   speculateMinMs: 1000,     // … and at least this long
-  maxInFlightPerPeer: 8,    // upper bound of tasks held by one peer (its workers + 1 otherwise)
+  prefetch: 2,              // tasks a peer holds beyond its workers, so that the next one is there when one ends
+  maxInFlightPerPeer: 16,   // upper bound of tasks held by one peer (workers + prefetch otherwise)
   discoveryMs: 3000,        // how long discovery waits for availability answers
   probeIntervalMs: 1000,    // peers holding tasks are asked what they run this often
   probeMisses: 5            // unanswered probes in a row after which a peer is considered gone
@@ -54,7 +60,7 @@ export class BrowserProcess {
    * @param {string} [config.signalingURL]
    * @param {RTCIceServer[]} [config.iceServers]
    * @param {number} [config.workers] Web Workers offered (default navigator.hardwareConcurrency; 0 offers none)
-   * @param {number} [config.maxQueued] tasks accepted beyond the running ones (default = workers)
+   * @param {number} [config.maxQueued] tasks accepted beyond the running ones (default max(4, workers))
    * @param {string[]} [config.runtimes] runtimes offered: 'js' (arbitrary functions) and/or 'raytrace'
    * @param {number} [config.maxDeadlineMs] a task asking for a longer deadline is run with this one (default 10 min)
    */
@@ -63,15 +69,16 @@ export class BrowserProcess {
     if (!Number.isInteger(workers) || workers < 0 || workers > 256) throw new Error('workers must be an integer in [0, 256]')
     const runtimes = config.runtimes ?? RUNTIMES
     for (const r of runtimes) if (!RUNTIMES.includes(r)) throw new Error(`unknown runtime '${r}' (known: ${RUNTIMES.join(', ')})`)
-    this.config = { workers, maxQueued: config.maxQueued ?? workers, runtimes, maxDeadlineMs: config.maxDeadlineMs ?? 600000 }
+    this.config = { workers, maxQueued: config.maxQueued ?? Math.max(4, workers), runtimes, maxDeadlineMs: config.maxDeadlineMs ?? 600000 }
     this.explorer = config.explorer ?? new Explorer({
       signalingURL: config.signalingURL,
       iceServers: config.iceServers,
       capabilities: { runtimes, workers, transports: ['webrtc'] }
     })
     this.events = new Events()
-    this.pool = workers > 0 ? new WorkerPool({ size: workers, maxQueued: this.config.maxQueued }) : null
+    this.pool = null
     this.jobs = new Map()      // jobId → Job (jobs submitted here)
+    this.shared = new Map()    // `${src}|${jobId}` → the job's shared data (kept for SHARED_CACHE jobs)
     this.queries = new Map()   // qid → answer handler
     this.counter = 0
     this.participating = false
@@ -86,6 +93,10 @@ export class BrowserProcess {
       throw new Error('BrowserCloud jobs need WebCrypto (SHA-256 of every result), which browsers offer only in a secure context: serve the page over https:// or open it as http://localhost')
     }
     await this.explorer.register()
+    if (this.config.workers > 0 && (!this.pool || this.pool.stopped)) {
+      // A Web Worker only ever runs tasks of one job: a task cannot tamper with another job's tasks.
+      this.pool = new WorkerPool({ size: this.config.workers, maxQueued: this.config.maxQueued, affinity: (key) => `${key.src}|${key.jobId}` })
+    }
     this.participating = true
     return this
   }
@@ -94,6 +105,7 @@ export class BrowserProcess {
   stop () {
     this.participating = false
     this.pool?.stop()
+    this.shared.clear()
     for (const job of this.jobs.values()) job.cancel('stopped', 'the process was stopped')
   }
 
@@ -111,7 +123,9 @@ export class BrowserProcess {
       if (!Array.isArray(data)) throw new TypeError('data must be an array')
       const source = typeof task === 'function' ? task.toString() : task
       if (typeof source !== 'string') throw new TypeError('task must be a function or its source')
-      const count = Math.max(1, Math.min(data.length, options.tasks ?? 4 * nPeers))
+      if (options.tasks !== undefined && !(Number.isInteger(options.tasks) && options.tasks >= 1)) throw new TypeError('options.tasks must be a positive integer')
+      if (data.length === 0) return []
+      const count = Math.min(data.length, options.tasks ?? 4 * nPeers)
       const inputs = []
       for (let i = 0; i < count; i++) inputs.push(data.slice(Math.floor((i * data.length) / count), Math.floor(((i + 1) * data.length) / count)))
       const mode = options.partition ? 'partition' : 'map'
@@ -123,7 +137,7 @@ export class BrowserProcess {
         return out
       }
       try {
-        return flatten((await this.run({ ...options, runtime: 'js', source, mode, inputs, nPeers })).results)
+        return flatten((await this.run({ ...options, runtime: 'js', shared: { source, mode }, inputs, nPeers })).results)
       } catch (error) {
         if (error instanceof JobError) error.results = flatten(error.results)
         throw error
@@ -145,7 +159,8 @@ export class BrowserProcess {
     const { stats } = await this.run({
       ...options,
       runtime: 'raytrace',
-      inputs: grid.map((tile) => ({ scene, tile })),
+      shared: { scene },
+      inputs: grid.map((tile) => ({ tile })),
       nPeers: peers,
       keepResults: false,
       onResult: (i, pixels) => { blit(image, prepared.width, grid[i], pixels); onTile?.(grid[i], pixels) }
@@ -154,14 +169,17 @@ export class BrowserProcess {
   }
 
   /**
-   * The general form: `{ runtime: 'js' | 'raytrace', source?, mode?, inputs: [...], nPeers,
-   * onResult?(index, value), ...JOB_DEFAULTS }`. Resolves with `{ results, stats }`.
+   * The general form: `{ runtime: 'js' | 'raytrace', shared, inputs: [...], nPeers,
+   * onResult?(index, value), ...JOB_DEFAULTS }`. `shared` is the data every task of the job needs
+   * (`{ source, mode }` for 'js', `{ scene }` for 'raytrace'); it goes to each peer once. Resolves
+   * with `{ results, stats }`.
    */
   async run (spec) {
     if (!this.explorer.peerId) throw new Error('not in the ring: call participate() first')
     if (!RUNTIMES.includes(spec.runtime)) throw new Error(`unknown runtime '${spec.runtime}'`)
     if (!Number.isInteger(spec.nPeers) || spec.nPeers < 1) throw new Error('nPeers must be a positive integer')
-    const job = new Job(this, { ...JOB_DEFAULTS, ...spec }, `${this.peerId}-${(this.counter++).toString(36)}-${Math.floor(Math.random() * 2 ** 32).toString(36)}`)
+    const given = Object.fromEntries(Object.entries(spec).filter(([, v]) => v !== undefined))
+    const job = new Job(this, { ...JOB_DEFAULTS, ...given }, `${this.peerId}-${(this.counter++).toString(36)}-${Math.floor(Math.random() * 2 ** 32).toString(36)}`)
     this.jobs.set(job.id, job)
     try {
       return await job.run()
@@ -186,6 +204,9 @@ export class BrowserProcess {
     const eligible = () => [...found.values()].filter((a) => a.workers > 0 && a.runtimes.includes(runtime) && !exclude.has(a.peerId))
     const qid = `${me}-q${(this.counter++).toString(36)}`
     const asked = new Set()
+    const answered = new Set()
+    const k = Math.min(64, Math.max(n, 4))
+    const maxQueries = 2 * k + 2 * n   // the k spread queries plus successors asked, at most
     let outstanding = 0
     return new Promise((resolve) => {
       let done = false
@@ -201,20 +222,21 @@ export class BrowserProcess {
       }
       const timer = setTimeout(finish, discoveryMs)
       const ask = (target) => {
-        if (asked.has(target)) return
+        if (asked.has(target) || asked.size >= maxQueries) return
         asked.add(target)
         outstanding++
         this.#post(target, { kind: 'query', qid }).catch(() => { outstanding--; if (outstanding === 0) finish() })
       }
-      this.queries.set(qid, (answer) => {
+      this.queries.set(qid, (answer, src) => {
+        if (answered.has(src)) return   // one answer per peer
+        answered.add(src)
         outstanding--
-        if (typeof answer.peerId === 'string' && Array.isArray(answer.runtimes)) found.set(answer.peerId, answer)
-        if (eligible().length < n) {
-          for (const s of answer.successors ?? []) if (typeof s === 'string' && !found.has(s) && s !== me) ask(s)
+        if (answer.peerId === src && Array.isArray(answer.runtimes)) found.set(src, answer)
+        if (eligible().length < n && Array.isArray(answer.successors)) {
+          for (const s of answer.successors.slice(0, 16)) if (typeof s === 'string' && /^[0-9a-f]{12}$/.test(s) && !found.has(s) && s !== me) ask(s)
         }
         if (eligible().length >= n || outstanding <= 0) finish()
       })
-      const k = Math.min(64, Math.max(n, 4))
       const base = Math.floor(Math.random() * SPACE)
       if (eligible().length >= n) { finish(); return }
       for (let i = 0; i < k; i++) ask(((base + Math.floor((i * SPACE) / k)) % SPACE).toString(16).padStart(12, '0'))
@@ -253,13 +275,13 @@ export class BrowserProcess {
         })
         return
       case 'available':
-        this.queries.get(m.qid)?.(m)
+        this.queries.get(m.qid)?.(m, src)
         return
       case 'task':
       case 'probe':
         // Addressed to a peer that is not here (it left, and this peer now answers for its IDs).
         if (envelope.dstId !== me) { this.#reply(src, { kind: 'gone', jobId: m.jobId, peerId: envelope.dstId }); return }
-        if (m.kind === 'task') this.#runTask(src, m)
+        if (m.kind === 'task') this.#runTask(src, m).catch((error) => this.events.emit('error', { code: 'job', message: `a task from ${src}: ${error.message}` }))
         else this.#reply(src, { kind: 'probe-reply', jobId: m.jobId, taskIds: this.#tasksOf(src, m.jobId) })
         return
       case 'cancel':
@@ -279,14 +301,23 @@ export class BrowserProcess {
   async #runTask (src, m) {
     const { jobId, taskId, attempt } = m
     const reply = (result) => this.#reply(src, { kind: 'result', jobId, taskId, attempt, ...result })
-    if (typeof jobId !== 'string' || !Number.isInteger(taskId) || !Number.isInteger(attempt)) return
-    if (!this.participating || !this.pool) { reply({ ok: false, error: { code: 'busy', message: 'this peer does not offer its CPU' } }); return }
+    if (typeof jobId !== 'string' || !Number.isInteger(taskId) || !Number.isInteger(attempt) || typeof m.runtime !== 'string') return
+    if (!this.participating || !this.pool || this.pool.stopped) { reply({ ok: false, error: { code: 'stopped', message: 'this peer does not offer its CPU' } }); return }
     if (!this.config.runtimes.includes(m.runtime)) {
-      reply({ ok: false, error: { code: 'unsupported', message: `this peer does not offer the '${m.runtime}' runtime` } })
+      reply({ ok: false, error: { code: 'unsupported', message: `this peer does not offer the '${m.runtime.slice(0, 32)}' runtime` } })
       return
     }
+    // The job's shared data comes with the first task to this peer and is kept (SHARED_CACHE jobs).
+    const sharedKey = `${src}|${jobId}`
+    if (m.shared !== undefined) {
+      this.shared.delete(sharedKey)
+      this.shared.set(sharedKey, m.shared)
+      if (this.shared.size > SHARED_CACHE) this.shared.delete(this.shared.keys().next().value)
+    }
+    const shared = this.shared.get(sharedKey)
+    if (shared === undefined) { reply({ ok: false, error: { code: 'need-shared', message: "this peer does not hold the job's shared data" } }); return }
     const deadlineMs = Math.min(Number.isFinite(m.deadlineMs) && m.deadlineMs > 0 ? m.deadlineMs : JOB_DEFAULTS.deadlineMs, this.config.maxDeadlineMs)
-    const message = { runtime: m.runtime, jobId: `${src}/${jobId}`, source: m.source, mode: m.mode, input: m.input }
+    const message = { runtime: m.runtime, jobId: sharedKey, shared, input: m.input }
     const result = await this.pool.run({ src, jobId, taskId }, message, deadlineMs)
     this.events.emit('task-run', { from: src, jobId, taskId, ok: result.ok, code: result.error?.code, message: result.error?.message, ms: Math.round(result.ms) })
     if (result.error?.code === 'cancelled') return
@@ -308,6 +339,8 @@ class Job {
     this.wins = new Map()        // peerId → tasks won (kept when a peer leaves)
     this.probes = new Map()      // peerId → { sentAt, misses }
     this.gone = new Set()
+    this.sharedSent = new Set()  // peers that got the job's shared data
+    this.declines = new Map()    // peerId → tasks declined in a row
     this.peersLost = 0
     this.lastDiscovery = 0
     this.discovering = false
@@ -318,6 +351,7 @@ class Job {
       deadlineMs: 2 * spec.deadlineMs + 2000,
       maxAttempts: spec.maxAttempts,
       maxCopies: spec.maxCopies,
+      maxRetries: spec.maxRetries,
       speculateAfter: spec.speculateAfter,
       speculateMinMs: spec.speculateMinMs
     })
@@ -353,7 +387,8 @@ class Job {
     if (this.settled) return
     const now = performance.now()
     if (m.kind === 'gone') {
-      if (typeof m.peerId === 'string') this.#lose(m.peerId, 'gone')
+      // Only the peer now responsible for the ID says so; a peer never reports itself or this peer gone.
+      if (typeof m.peerId === 'string' && m.peerId !== src && m.peerId !== this.process.peerId) this.#lose(m.peerId, 'gone')
     } else if (m.kind === 'probe-reply') {
       const probe = this.probes.get(src)
       if (!probe || !Array.isArray(m.taskIds)) return
@@ -373,7 +408,13 @@ class Job {
     const { taskId } = m
     if (!m.ok) {
       const code = typeof m.error?.code === 'string' ? m.error.code : 'threw'
-      const message = String(m.error?.message ?? 'unknown error')
+      const message = String(m.error?.message ?? 'unknown error').slice(0, 1000)
+      if (code === 'need-shared') this.sharedSent.delete(src)
+      if (code === 'busy' || code === 'stopped') {
+        const n = (this.declines.get(src) ?? 0) + 1
+        this.declines.set(src, n)
+        if (n >= MAX_DECLINES) { this.#lose(src, 'declining'); this.#pump(); return }
+      }
       const { failed, cancel } = this.scheduler.fail(taskId, src, code, message, performance.now())
       if (failed) {
         this.#cancelCopies(taskId, cancel)
@@ -397,6 +438,7 @@ class Job {
       this.#pump()
       return
     }
+    this.declines.delete(src)
     const { winner, mismatch, cancel } = this.scheduler.complete(taskId, src, sha, performance.now())
     if (mismatch) this.process.events.emit('error', { code: 'result-mismatch', message: `task ${taskId}: copies from different peers differ` })
     if (winner) {
@@ -411,14 +453,16 @@ class Job {
   }
 
   #addPeer (answer) {
-    const limit = Math.min(this.spec.maxInFlightPerPeer, (answer.workers | 0) + 1)
+    const limit = Math.min(this.spec.maxInFlightPerPeer, (answer.workers | 0) + this.spec.prefetch)
     this.scheduler.addPeer(answer.peerId, limit)
     if (answer.peerId !== this.process.peerId) this.probes.set(answer.peerId, { sentAt: 0, misses: 0 })
   }
 
   #lose (peerId, why) {
-    if (this.gone.has(peerId) || !this.scheduler.peers.has(peerId)) return
+    if (!this.scheduler.peers.has(peerId)) return
     this.gone.add(peerId)
+    this.sharedSent.delete(peerId)
+    this.declines.delete(peerId)
     this.probes.delete(peerId)
     this.peersLost++
     this.scheduler.removePeer(peerId)
@@ -427,13 +471,15 @@ class Job {
 
   #pump () {
     if (this.settled) return
+    if (!this.process.peerId) { this.cancel('stopped', 'this peer left the ring'); return }
     const now = performance.now()
     for (const { taskId, peerId, attempt } of this.scheduler.assign(now)) {
-      const input = this.spec.inputs[taskId]
-      this.process.post(peerId, {
-        kind: 'task', jobId: this.id, taskId, attempt, runtime: this.spec.runtime,
-        source: this.spec.source, mode: this.spec.mode, input, deadlineMs: this.spec.deadlineMs
-      }).catch((error) => { this.scheduler.fail(taskId, peerId, 'lost', error.message, performance.now()) })
+      const task = { kind: 'task', jobId: this.id, taskId, attempt, runtime: this.spec.runtime, input: this.spec.inputs[taskId], deadlineMs: this.spec.deadlineMs }
+      if (!this.sharedSent.has(peerId)) { task.shared = this.spec.shared; this.sharedSent.add(peerId) }
+      this.process.post(peerId, task).catch((error) => {
+        this.sharedSent.delete(peerId)
+        this.scheduler.fail(taskId, peerId, 'lost', error.message, performance.now())
+      })
     }
     if (this.scheduler.finished) this.#finish()
   }
@@ -463,7 +509,8 @@ class Job {
     if (this.discovering || active >= this.spec.nPeers || this.scheduler.pending === 0 || now - this.lastDiscovery < 2000) return
     this.discovering = true
     this.lastDiscovery = now
-    const exclude = new Set([...this.gone, ...this.scheduler.peers.keys()])
+    // Peers reported gone may be found again: a peer that answers discovery is alive.
+    const exclude = new Set(this.scheduler.peers.keys())
     this.process.discover(this.spec.nPeers - active, this.spec.runtime, { discoveryMs: this.spec.discoveryMs, exclude }).then((found) => {
       this.discovering = false
       if (this.settled) return

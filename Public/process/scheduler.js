@@ -10,33 +10,40 @@
 //   slowest outstanding tasks (at most `maxCopies` running copies of a task, each on a different peer);
 // - the first result of a task wins; later copies are discarded (and their SHA-256 compared);
 // - a task whose function throws fails at once (functions are deterministic); a task that misses its
-//   deadline `maxAttempts` times fails; a lost copy (peer left) never counts against the task.
+//   deadline (or crashes its worker) `maxAttempts` times fails; a copy lost with a peer that left never
+//   counts against the task; copies lost in transit, corrupt or cancelled fail it after `maxRetries`.
 
 /** Failure codes after which a task is dispatched again; any other code (e.g. 'threw') fails it at once. */
-const RETRIED = new Set(['busy', 'lost', 'corrupt', 'cancelled', 'stopped', 'deadline', 'crashed'])
-/** Of those, the ones that count as an attempt towards maxAttempts. */
+const RETRIED = new Set(['busy', 'stopped', 'need-shared', 'lost', 'corrupt', 'cancelled', 'deadline', 'crashed'])
+/** Of those, the ones that count towards maxAttempts (the task itself may be at fault). */
 const COUNTED = new Set(['deadline', 'crashed'])
+/** The ones where the peer declined without trying: it pauses, and nothing is counted against the task. */
+const DECLINED = new Set(['busy', 'stopped'])
 
 export class Scheduler {
   /**
    * @param {object} o
    * @param {number} o.taskCount number of tasks, indexed 0 … taskCount − 1
    * @param {number} [o.deadlineMs] time a dispatched copy may take before it is considered late
-   * @param {number} [o.maxAttempts] dispatches that ended late before a task fails (default 3)
+   * @param {number} [o.maxAttempts] copies that ended late or crashed before a task fails (default 3)
    * @param {number} [o.maxCopies] running copies of one task at most (default 2; 1 disables speculation)
    * @param {number} [o.speculateAfter] a task is a straggler once running for this many median task times (default 1.5)
    * @param {number} [o.speculateMinMs] … and for at least this long (default 1000), so that short tasks are not duplicated
+   * @param {number} [o.maxRetries] copies of a task lost, corrupt or cancelled before it fails (default 10)
    */
-  constructor ({ taskCount, deadlineMs = 120000, maxAttempts = 3, maxCopies = 2, speculateAfter = 1.5, speculateMinMs = 1000 }) {
+  constructor ({ taskCount, deadlineMs = 120000, maxAttempts = 3, maxCopies = 2, speculateAfter = 1.5, speculateMinMs = 1000, maxRetries = 10 }) {
     if (!Number.isInteger(taskCount) || taskCount < 0) throw new Error('taskCount must be a non-negative integer')
     this.deadlineMs = deadlineMs
     this.maxAttempts = maxAttempts
     this.maxCopies = maxCopies
     this.speculateAfter = speculateAfter
     this.speculateMinMs = speculateMinMs
+    this.maxRetries = maxRetries
     // Per task: 0 pending, 1 running, 2 done, 3 failed.
     this.status = new Uint8Array(taskCount)
-    this.attempts = new Uint16Array(taskCount)
+    this.attempts = new Uint32Array(taskCount)    // dispatches (the attempt number sent with a copy)
+    this.failures = new Uint32Array(taskCount)    // copies that ended in a COUNTED code
+    this.retries = new Uint32Array(taskCount)     // copies that ended lost, corrupt, cancelled
     this.copies = Array.from({ length: taskCount }, () => new Map())   // peerId → { sentAt, attempt }
     this.sentTo = Array.from({ length: taskCount }, () => new Set())   // every peer a copy went to
     this.winners = new Map()           // taskId → SHA-256 of the winning result
@@ -72,6 +79,7 @@ export class Scheduler {
       this.counts.lost++
       this.#dropCopy(taskId, peerId)
     }
+    // Not counted against the tasks: the peer is gone, they go to others.
     return lost
   }
 
@@ -131,22 +139,26 @@ export class Scheduler {
   }
 
   /**
-   * A copy ended without a result. `code`: 'deadline' or 'crashed' (counts an attempt; the task fails
-   * after maxAttempts), 'busy' (the peer refused it: it pauses for `pauseMs`), 'lost', 'corrupt',
-   * 'cancelled', 'stopped' (dispatched again); any other code, such as 'threw', fails the task at once. Returns `{ failed, cancel }`: `failed` is true
+   * A copy ended without a result. `code`: 'deadline' or 'crashed' (the task fails after maxAttempts
+   * of these); 'busy' or 'stopped' (the peer declined: it pauses for `pauseMs`, nothing is counted);
+   * 'need-shared' (the peer needs the job's shared data: dispatched again at once); 'lost', 'corrupt',
+   * 'cancelled' (dispatched again; the task fails after maxRetries of these); any other code, such as
+   * 'threw', fails the task at once. Returns `{ failed, cancel }`: `failed` is true
    * once the task failed for good, and `cancel` then lists the peers still running other copies.
    */
   fail (taskId, peerId, code, message, now, pauseMs = 500) {
     if (!this.copies[taskId]?.has(peerId)) return { failed: false, cancel: [] }   // a copy already dropped (late, lost) or never sent
     this.#dropCopy(taskId, peerId)
-    if (code === 'busy') {
+    if (DECLINED.has(code)) {
       this.counts.busy++
-      this.attempts[taskId]--
       const peer = this.peers.get(peerId)
       if (peer) peer.pausedUntil = now + pauseMs
     }
     if (code === 'deadline') this.counts.late++
-    const permanent = !RETRIED.has(code) || (COUNTED.has(code) && this.attempts[taskId] >= this.maxAttempts)
+    if (code === 'lost') this.counts.lost++
+    if (COUNTED.has(code)) this.failures[taskId]++
+    else if (RETRIED.has(code) && !DECLINED.has(code) && code !== 'need-shared') this.retries[taskId]++
+    const permanent = !RETRIED.has(code) || this.failures[taskId] >= this.maxAttempts || this.retries[taskId] > this.maxRetries
     if (!permanent) return { failed: false, cancel: [] }
     const cancel = [...this.copies[taskId].keys()]
     this.#failTask(taskId, code, message)

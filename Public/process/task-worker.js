@@ -1,16 +1,18 @@
 // The Web Worker that runs one task at a time for the worker pool (docs/jobs.md).
 //
-// In:  { id, runtime: 'raytrace', jobId, input: { scene, tile } }
-//      { id, runtime: 'js', jobId, source, mode: 'map' | 'partition', input }
+// In:  { id, runtime: 'raytrace', jobId, shared: { scene }, input: { tile } }
+//      { id, runtime: 'js', jobId, shared: { source, mode: 'map' | 'partition' }, input }
 // Out: { id, ok: true, encoding: 'base64' | 'json', payload, sha256 }   (sha256: hex SHA-256 of the
 //      raw bytes for 'base64', of the UTF-8 JSON text for 'json')
 //      { id, ok: false, error: { code: 'threw' | 'bad-task', message } }
 
 import { prepareScene, renderTile } from '../raytracer.js'
 
-// Task functions come from other peers. A worker cannot reach the page (DOM, the explorer, its token);
-// on top of that, the network APIs are removed from this scope before any task runs. This is a
-// best-effort guard, not a security boundary: see docs/jobs.md.
+// Task functions come from other peers. A worker cannot reach the page (DOM, the explorer, its token)
+// and only runs tasks of one job (the pool replaces it before another job's task); on top of that, the
+// network APIs are removed from this scope before any task runs, and the message handlers are fixed.
+// This is a best-effort guard, not a security boundary: see docs/jobs.md.
+const post = self.postMessage.bind(self)
 for (const name of ['fetch', 'XMLHttpRequest', 'WebSocket', 'EventSource', 'WebTransport', 'BroadcastChannel', 'importScripts', 'indexedDB', 'caches']) {
   for (let o = self; o && o !== Object.prototype; o = Object.getPrototypeOf(o)) {
     try { if (Object.prototype.hasOwnProperty.call(o, name)) delete o[name] } catch {}
@@ -52,14 +54,14 @@ async function hex (bytes) {
 
 async function execute (m) {
   if (m.runtime === 'raytrace') {
-    const scene = remember(scenes, m.jobId, () => prepareScene(m.input?.scene))
+    const scene = remember(scenes, m.jobId, () => prepareScene(m.shared?.scene))
     const bytes = renderTile(scene, m.input?.tile ?? {})
     return { encoding: 'base64', payload: base64(bytes), sha256: await hex(bytes) }
   }
   if (m.runtime === 'js') {
-    const fn = remember(functions, m.jobId, () => compile(m.source))
+    const fn = remember(functions, m.jobId, () => compile(m.shared?.source))
     let value
-    if (m.mode === 'partition') value = await fn(m.input)
+    if (m.shared?.mode === 'partition') value = await fn(m.input)
     else if (Array.isArray(m.input)) { value = []; for (const x of m.input) value.push(await fn(x)) }
     else throw Object.assign(new Error("input of a 'map' task must be an array"), { code: 'bad-task' })
     const payload = JSON.stringify(value) ?? 'null'
@@ -68,11 +70,13 @@ async function execute (m) {
   throw Object.assign(new Error(`unknown runtime '${m.runtime}'`), { code: 'bad-task' })
 }
 
-onmessage = async (e) => {
+async function handle (e) {
   const m = e.data
   try {
-    postMessage({ id: m.id, ok: true, ...(await execute(m)) })
+    post({ id: m.id, ok: true, ...(await execute(m)) })
   } catch (error) {
-    postMessage({ id: m.id, ok: false, error: { code: error?.code ?? 'threw', message: String(error?.message ?? error) } })
+    post({ id: m.id, ok: false, error: { code: typeof error?.code === 'string' ? error.code : 'threw', message: String(error?.message ?? error) } })
   }
 }
+self.addEventListener('message', handle)
+for (const name of ['onmessage', 'postMessage']) Object.defineProperty(self, name, { value: undefined, writable: false, configurable: false })

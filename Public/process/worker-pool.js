@@ -12,11 +12,14 @@ export class WorkerPool {
    * @param {object} o
    * @param {number} o.size number of workers (at least 1)
    * @param {number} o.maxQueued tasks that may wait for a worker; beyond that `run` refuses with 'busy'
+   * @param {(key) => string} [o.affinity] a worker runs tasks of one affinity only: before a task of
+   *   another one, it is replaced by a fresh worker (the engine uses the job, so jobs cannot see each other)
    */
-  constructor ({ size, maxQueued }) {
+  constructor ({ size, maxQueued, affinity = () => '' }) {
     this.size = Math.max(1, size | 0)
     this.maxQueued = Math.max(0, maxQueued | 0)
-    this.slots = Array.from({ length: this.size }, () => ({ worker: null, entry: null }))
+    this.affinity = affinity
+    this.slots = Array.from({ length: this.size }, () => ({ worker: null, entry: null, affinity: null }))
     this.queue = []
     this.counter = 0
     this.stopped = false
@@ -72,6 +75,9 @@ export class WorkerPool {
       if (slot.entry) continue
       const entry = this.queue.shift()
       slot.entry = entry
+      const affinity = this.affinity(entry.key)
+      if (slot.worker && slot.affinity !== affinity) { slot.worker.terminate(); slot.worker = null }
+      slot.affinity = affinity
       if (!slot.worker) slot.worker = this.#spawn(slot)
       entry.started = performance.now()
       entry.timer = setTimeout(() => {

@@ -8,6 +8,7 @@ final class Job {
     unowned let engine: JobEngine
     let id: String
     let runtime: String
+    let shared: JSONValue
     let inputs: [JSONValue]
     let nPeers: Int
     let options: JobOptions
@@ -15,6 +16,9 @@ final class Job {
     var wins: [String: Int] = [:]
     var probes: [String: (sentAt: Double, misses: Int)] = [:]
     var gone = Set<String>()
+    var sharedSent = Set<String>()     // peers that got the job's shared data
+    var declines: [String: Int] = [:]  // tasks declined in a row, per peer
+    static let maxDeclines = 20
     var everUsed: [String] = []
     var peersLost = 0
     var lastDiscovery = 0.0
@@ -28,14 +32,15 @@ final class Job {
     var onProgress: ((Int, Int) -> Void)?
     var onFinish: ((Result<JobStats, JobFailure>) -> Void)?
 
-    init(engine: JobEngine, id: String, runtime: String, inputs: [JSONValue], nPeers: Int, options: JobOptions) {
+    init(engine: JobEngine, id: String, runtime: String, shared: JSONValue, inputs: [JSONValue], nPeers: Int, options: JobOptions) {
         self.engine = engine
         self.id = id
         self.runtime = runtime
+        self.shared = shared
         self.inputs = inputs
         self.nPeers = max(1, nPeers)
         self.options = options
-        scheduler = Scheduler(taskCount: inputs.count, deadline: 2 * options.deadlineSeconds + 2, maxAttempts: options.maxAttempts,
+        scheduler = Scheduler(taskCount: inputs.count, deadline: 2 * options.deadlineSeconds + 2, maxAttempts: options.maxAttempts, maxRetries: options.maxRetries,
                               maxCopies: options.maxCopies, speculateAfter: options.speculateAfter, speculateMin: options.speculateMinSeconds)
     }
 
@@ -64,14 +69,16 @@ final class Job {
     func addPeer(_ answer: JSONValue) {
         guard let peer = answer["peerId"]?.stringValue else { return }
         let workers = int(answer["workers"]) ?? 1
-        scheduler.addPeer(peer, limit: min(options.maxInFlightPerPeer, workers + 1))
+        scheduler.addPeer(peer, limit: min(options.maxInFlightPerPeer, workers + options.prefetch))
         if !everUsed.contains(peer) { everUsed.append(peer) }
         if peer != engine.node.peerId?.hex { probes[peer] = (0, 0) }
     }
 
     func lose(_ peer: String, reason: String) {
-        guard !gone.contains(peer), scheduler.peerIDs.contains(peer) else { return }
+        guard scheduler.peerIDs.contains(peer) else { return }
         gone.insert(peer)
+        sharedSent.remove(peer)
+        declines[peer] = nil
         probes[peer] = nil
         peersLost += 1
         scheduler.removePeer(peer)
@@ -79,6 +86,7 @@ final class Job {
     }
 
     func sendFailed(taskId: Int, peer: String) {
+        sharedSent.remove(peer)
         _ = scheduler.fail(taskId, from: peer, code: "lost", message: "no route to the peer", now: Self.clock())
     }
 
@@ -87,7 +95,8 @@ final class Job {
         let now = Self.clock()
         switch m["kind"]?.stringValue {
         case "gone":
-            if let p = m["peerId"]?.stringValue { lose(p, reason: "gone") }
+            // Only the peer now responsible for the ID says so; nobody reports itself or this peer gone.
+            if let p = m["peerId"]?.stringValue, p != src, p != engine.node.peerId?.hex { lose(p, reason: "gone") }
         case "probe-reply":
             guard let probe = probes[src], case .array(let held)? = m["taskIds"] else { return }
             probes[src]!.misses = 0
@@ -107,7 +116,12 @@ final class Job {
     private func onResult(_ src: String, _ t: Int, _ m: [String: JSONValue], _ now: Double) {
         guard m["ok"] == .bool(true) else {
             let code = m["error"]?["code"]?.stringValue ?? "threw"
-            let message = m["error"]?["message"]?.stringValue ?? "unknown error"
+            let message = String((m["error"]?["message"]?.stringValue ?? "unknown error").prefix(1000))
+            if code == "need-shared" { sharedSent.remove(src) }
+            if code == "busy" || code == "stopped" {
+                declines[src, default: 0] += 1
+                if declines[src]! >= Self.maxDeclines { lose(src, reason: "declining"); return }
+            }
             let f = scheduler.fail(t, from: src, code: code, message: message, now: now)
             if f.failed {
                 cancelCopies(t, f.cancel)
@@ -126,6 +140,7 @@ final class Job {
             _ = scheduler.fail(t, from: src, code: "corrupt", message: "the SHA-256 of the result does not match its bytes", now: now)
             return
         }
+        declines[src] = nil
         let c = scheduler.complete(t, from: src, sha256: sha, now: now)
         if c.mismatch { engine.logger.error("job \(id): task \(t): copies from different peers differ") }
         guard c.winner else { return }
@@ -137,9 +152,12 @@ final class Job {
 
     func pump() {
         guard !settled else { return }
+        guard engine.node.peerId != nil else { cancel("stopped", "this peer left the ring"); return }
         for a in scheduler.assign(now: Self.clock()) {
-            engine.post(a.peer, ["kind": "task", "jobId": .string(id), "taskId": .number(Double(a.taskId)), "attempt": .number(Double(a.attempt)),
-                                 "runtime": .string(runtime), "input": inputs[a.taskId], "deadlineMs": .number(options.deadlineSeconds * 1000)])
+            var task: [String: JSONValue] = ["kind": "task", "jobId": .string(id), "taskId": .number(Double(a.taskId)), "attempt": .number(Double(a.attempt)),
+                                             "runtime": .string(runtime), "input": inputs[a.taskId], "deadlineMs": .number(options.deadlineSeconds * 1000)]
+            if sharedSent.insert(a.peer).inserted { task["shared"] = shared }
+            engine.post(a.peer, task)
         }
         if scheduler.finished { finish() }
     }
@@ -168,7 +186,8 @@ final class Job {
         guard !discovering, active < nPeers, scheduler.pending > 0, now - lastDiscovery >= 2 else { return }
         discovering = true
         lastDiscovery = now
-        let exclude = gone.union(scheduler.peerIDs)
+        // Peers reported gone may be found again: a peer that answers discovery is alive.
+        let exclude = Set(scheduler.peerIDs)
         engine.discover(nPeers - active, runtime: runtime, seconds: options.discoverySeconds, exclude: exclude) { [self] found in
             discovering = false
             guard !settled else { return }

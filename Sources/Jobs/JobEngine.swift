@@ -11,10 +11,12 @@ import WireProtocol
 public struct JobOptions: Sendable {
     public var deadlineSeconds = 60.0
     public var maxAttempts = 3
+    public var maxRetries = 10
     public var maxCopies = 2
     public var speculateAfter = 1.5
     public var speculateMinSeconds = 1.0
-    public var maxInFlightPerPeer = 8
+    public var prefetch = 2
+    public var maxInFlightPerPeer = 16
     public var discoverySeconds = 3.0
     public var probeIntervalSeconds = 1.0
     public var probeMisses = 5
@@ -59,10 +61,12 @@ public final class JobEngine: @unchecked Sendable {
     public let workers: Int
     let logger: Logger
     var jobs: [String: Job] = [:]
-    var queries: [String: (JSONValue) -> Void] = [:]
+    var queries: [String: (JSONValue, String) -> Void] = [:]
     var discoveries: [String: (deadline: UInt64, finish: () -> Void)] = [:]
+    /// The shared data of jobs (their scene, parsed), per `src|jobId`, for `sharedCache` jobs.
     var scenes: [String: Scene] = [:]
     var sceneOrder: [String] = []
+    static let sharedCache = 16
     var counter = 0
     /// Tasks run here, and how they ended (for logs and `report`).
     public private(set) var tasksRun = 0
@@ -74,7 +78,7 @@ public final class JobEngine: @unchecked Sendable {
     public init(node: PeerNode, workers: Int, logger: Logger = Logger(label: "browsercloud.jobs")) {
         self.node = node
         self.workers = workers
-        self.pool = workers > 0 ? WorkerPool(size: workers, maxQueued: workers) : nil
+        self.pool = workers > 0 ? WorkerPool(size: workers, maxQueued: max(4, workers)) : nil
         self.logger = logger
         node.onMessage = { [unowned self] envelope in
             if envelope.data["proto"]?.stringValue == Self.proto { self.onMessage(envelope) } else { self.onOtherMessage?(envelope) }
@@ -114,12 +118,13 @@ public final class JobEngine: @unchecked Sendable {
         let src = envelope.srcId.hex
         switch kind {
         case "query":
-            post(src, ["kind": "available", "qid": m["qid"] ?? .null, "peerId": .string(me.hex),
+            guard case .string? = m["qid"] else { return }
+            post(src, ["kind": "available", "qid": m["qid"]!, "peerId": .string(me.hex),
                        "workers": .number(Double(pool == nil ? 0 : workers)), "free": .number(Double(max(0, pool?.free ?? 0))),
                        "runtimes": .array(Self.runtimes.map { .string($0) }),
                        "successors": .array(node.ring.successors.map { .string($0.hex) })])
         case "available":
-            if let qid = m["qid"]?.stringValue { queries[qid]?(envelope.data) }
+            if let qid = m["qid"]?.stringValue { queries[qid]?(envelope.data, src) }
         case "task", "probe":
             if envelope.dstId != me {
                 post(src, ["kind": "gone", "jobId": m["jobId"] ?? .null, "peerId": .string(envelope.dstId.hex)])
@@ -151,23 +156,27 @@ public final class JobEngine: @unchecked Sendable {
         func refuse(_ code: String, _ message: String) {
             post(src, header.merging(["ok": .bool(false), "error": .object(["code": .string(code), "message": .string(message)])]) { $1 })
         }
-        guard let pool else { refuse("busy", "this peer does not offer its CPU"); return }
-        guard m["runtime"]?.stringValue == "raytrace" else {
-            refuse("unsupported", "this peer does not offer the '\(m["runtime"]?.stringValue ?? "?")' runtime")
+        guard let pool else { refuse("stopped", "this peer does not offer its CPU"); return }
+        guard case .string(let runtime)? = m["runtime"] else { return }
+        guard runtime == "raytrace" else {
+            refuse("unsupported", "this peer does not offer the '\(runtime.prefix(32))' runtime")
             return
         }
-        // The scene is parsed once per job (and kept for 8 jobs).
-        let sceneKey = "\(src)/\(jobId)"
-        let scene: Scene
-        do {
-            if let cached = scenes[sceneKey] { scene = cached } else {
-                scene = try Scene(m["input"]?["scene"] ?? .null)
-                scenes[sceneKey] = scene
-                sceneOrder.append(sceneKey)
-                if sceneOrder.count > 8 { scenes[sceneOrder.removeFirst()] = nil }
+        // The job's shared data (the scene) comes with the first task to this peer; it is parsed once
+        // and kept for `sharedCache` jobs.
+        let sceneKey = "\(src)|\(jobId)"
+        if let shared = m["shared"] {
+            do {
+                let parsed = try Scene(shared["scene"] ?? .null)
+                if scenes.updateValue(parsed, forKey: sceneKey) == nil { sceneOrder.append(sceneKey) }
+                if sceneOrder.count > Self.sharedCache { scenes[sceneOrder.removeFirst()] = nil }
+            } catch {
+                refuse("threw", "\(error)")
+                return
             }
-        } catch {
-            refuse("threw", "\(error)")
+        }
+        guard let scene = scenes[sceneKey] else {
+            refuse("need-shared", "this peer does not hold the job's shared data")
             return
         }
         guard case .object(let tile)? = m["input"]?["tile"], let x = int(tile["x"]), let y = int(tile["y"]),
@@ -231,6 +240,9 @@ public final class JobEngine: @unchecked Sendable {
         counter += 1
         let qid = "\(me)-q\(counter)"
         var asked = Set<String>()
+        var answered = Set<String>()
+        let k = min(64, max(n, 4))
+        let maxQueries = 2 * k + 2 * n
         var outstanding = 0
         var finished = false
         let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(seconds * 1e9)
@@ -245,22 +257,22 @@ public final class JobEngine: @unchecked Sendable {
             done(Array((mine + others).prefix(n)))
         }
         func ask(_ target: String) {
-            guard !asked.contains(target) else { return }
+            guard !asked.contains(target), asked.count < maxQueries else { return }
             asked.insert(target)
             outstanding += 1
             post(target, ["kind": "query", "qid": .string(qid)])
         }
-        queries[qid] = { answer in
+        queries[qid] = { answer, src in
+            guard answered.insert(src).inserted else { return }   // one answer per peer
             outstanding -= 1
-            if let id = answer["peerId"]?.stringValue { found[id] = answer }
+            if answer["peerId"]?.stringValue == src { found[src] = answer }
             if eligible().count < n, case .array(let s)? = answer["successors"] {
-                for case .string(let id) in s where found[id] == nil && id != me { ask(id) }
+                for case .string(let id) in s.prefix(16) where PeerID(hex: id) != nil && found[id] == nil && id != me { ask(id) }
             }
             if eligible().count >= n || outstanding <= 0 { finish() }
         }
         discoveries[qid] = (deadline, finish)
         if eligible().count >= n { finish(); return }
-        let k = min(64, max(n, 4))
         let base = UInt64.random(in: 0..<PeerID.spaceSize)
         for i in 0..<k {
             ask(PeerID(base &+ UInt64(i) * (PeerID.spaceSize / UInt64(k))).hex)
@@ -277,12 +289,12 @@ public final class JobEngine: @unchecked Sendable {
         let grid = tiles(width: scene.width, height: scene.height, count: count)
         var image = [UInt8](repeating: 0, count: scene.width * scene.height * 4)
         let inputs: [JSONValue] = grid.map { t in
-            .object(["scene": sceneJSON, "tile": .object(["x": .number(Double(t.x)), "y": .number(Double(t.y)),
-                                                          "width": .number(Double(t.width)), "height": .number(Double(t.height))])])
+            .object(["tile": .object(["x": .number(Double(t.x)), "y": .number(Double(t.y)),
+                                      "width": .number(Double(t.width)), "height": .number(Double(t.height))])])
         }
         counter += 1
         let jobId = "\(node.peerId?.hex ?? "0")-\(counter)-\(UInt32.random(in: 0...UInt32.max))"
-        let job = Job(engine: self, id: jobId, runtime: "raytrace", inputs: inputs, nPeers: peers, options: options)
+        let job = Job(engine: self, id: jobId, runtime: "raytrace", shared: .object(["scene": sceneJSON]), inputs: inputs, nPeers: peers, options: options)
         job.onResult = { i, bytes in
             guard bytes.count == grid[i].width * grid[i].height * 4 else { return false }
             blit(&image, imageWidth: scene.width, tile: grid[i], pixels: bytes)

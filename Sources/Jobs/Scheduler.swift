@@ -16,13 +16,17 @@ public struct Scheduler: Sendable {
     struct PeerSlot { var limit: Int; var running: Set<Int> = []; var won = 0; var pausedUntil = 0.0 }
 
     /// Codes after which a task is dispatched again; any other code fails it at once.
-    static let retried: Set<String> = ["busy", "lost", "corrupt", "cancelled", "stopped", "deadline", "crashed"]
-    /// Of those, the ones that count towards `maxAttempts`.
+    static let retried: Set<String> = ["busy", "stopped", "need-shared", "lost", "corrupt", "cancelled", "deadline", "crashed"]
+    /// Of those, the ones that count towards `maxAttempts` (the task itself may be at fault).
     static let counted: Set<String> = ["deadline", "crashed"]
+    /// The ones where the peer declined without trying: it pauses, nothing counts against the task.
+    static let declined: Set<String> = ["busy", "stopped"]
 
-    public let deadline: Double, maxAttempts: Int, maxCopies: Int, speculateAfter: Double, speculateMin: Double
+    public let deadline: Double, maxAttempts: Int, maxRetries: Int, maxCopies: Int, speculateAfter: Double, speculateMin: Double
     var status: [Status]
-    var attempts: [Int]
+    var attempts: [Int]      // dispatches (the attempt number sent with a copy)
+    var failures: [Int]      // copies that ended in a counted code
+    var retries: [Int]       // copies lost in transit, corrupt or cancelled
     var copies: [[String: Copy]]
     var sentTo: [Set<String>]
     var winners: [Int: String] = [:]
@@ -37,11 +41,13 @@ public struct Scheduler: Sendable {
     public private(set) var counts = Counts()
 
     /// Times are in seconds on any monotonic clock.
-    public init(taskCount: Int, deadline: Double = 120, maxAttempts: Int = 3, maxCopies: Int = 2, speculateAfter: Double = 1.5, speculateMin: Double = 1) {
-        self.deadline = deadline; self.maxAttempts = maxAttempts; self.maxCopies = maxCopies
+    public init(taskCount: Int, deadline: Double = 120, maxAttempts: Int = 3, maxRetries: Int = 10, maxCopies: Int = 2, speculateAfter: Double = 1.5, speculateMin: Double = 1) {
+        self.deadline = deadline; self.maxAttempts = maxAttempts; self.maxRetries = maxRetries; self.maxCopies = maxCopies
         self.speculateAfter = speculateAfter; self.speculateMin = speculateMin
         status = Array(repeating: .pending, count: taskCount)
         attempts = Array(repeating: 0, count: taskCount)
+        failures = Array(repeating: 0, count: taskCount)
+        retries = Array(repeating: 0, count: taskCount)
         copies = Array(repeating: [:], count: taskCount)
         sentTo = Array(repeating: [], count: taskCount)
         queue = Array(0..<taskCount)
@@ -118,13 +124,15 @@ public struct Scheduler: Sendable {
     public mutating func fail(_ t: Int, from peer: String, code: String, message: String, now: Double, pause: Double = 0.5) -> Failure {
         guard t >= 0, t < taskCount, copies[t][peer] != nil else { return Failure(failed: false, cancel: []) }
         dropCopy(t, peer)
-        if code == "busy" {
+        if Self.declined.contains(code) {
             counts.busy += 1
-            attempts[t] -= 1
             peers[peer]?.pausedUntil = now + pause
         }
         if code == "deadline" { counts.late += 1 }
-        let permanent = !Self.retried.contains(code) || (Self.counted.contains(code) && attempts[t] >= maxAttempts)
+        if code == "lost" { counts.lost += 1 }
+        if Self.counted.contains(code) { failures[t] += 1 }
+        else if Self.retried.contains(code) && !Self.declined.contains(code) && code != "need-shared" { retries[t] += 1 }
+        let permanent = !Self.retried.contains(code) || failures[t] >= maxAttempts || retries[t] > maxRetries
         guard permanent else { return Failure(failed: false, cancel: []) }
         let cancel = copies[t].keys.sorted()
         failTask(t, code: code, message: message)

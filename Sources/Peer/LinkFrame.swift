@@ -38,7 +38,7 @@ public enum LinkFrame: Equatable, Sendable {
             else { return nil }
             return .chunk(id: id, index: index, count: count, part: Array(bytes[(colons[2] + 1)...]))
         case UInt8(ascii: "H"), UInt8(ascii: "W"):
-            guard let raw = RawJSON(parsing: Array(bytes.dropFirst())), case .object(let o)? = raw.value,
+            guard case .object(let o)? = JSONValue(parsing: Array(bytes.dropFirst())),
                   let hex = o["peerId"]?.stringValue, let peerId = PeerID(hex: hex) else { return nil }
             if first == UInt8(ascii: "W") { return .welcome(peerId: peerId) }
             guard let nonce = o["nonce"]?.stringValue, nonce.utf8.count <= 64 else { return nil }

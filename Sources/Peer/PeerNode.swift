@@ -18,7 +18,7 @@ public struct Envelope: Sendable {
     }
 
     init?(_ bytes: [UInt8]) {
-        guard let raw = RawJSON(parsing: bytes), case .object(let o)? = raw.value,
+        guard case .object(let o)? = JSONValue(parsing: bytes),
               let src = o["srcId"]?.stringValue.flatMap(PeerID.init(hex:)),
               let dst = o["dstId"]?.stringValue.flatMap(PeerID.init(hex:)) else { return nil }
         srcId = src

@@ -66,7 +66,7 @@ public struct Scene: Sendable {
 
     /// Parses and validates scene JSON text.
     public init(json: [UInt8]) throws {
-        guard let value = RawJSON(parsing: json)?.value else { throw Invalid(path: "", problem: "is not valid JSON") }
+        guard let value = JSONValue(parsing: json) else { throw Invalid(path: "", problem: "is not valid JSON") }
         try self.init(value)
     }
 

@@ -33,7 +33,7 @@ extension ClientMessage {
 extension ServerMessage {
     /// Decodes a frame from the server. Throws `ProtocolError(.badJSON / .badField / .unknownType)`.
     public static func decode(_ bytes: [UInt8]) throws(ProtocolError) -> ServerMessage {
-        guard let raw = RawJSON(parsing: bytes), case .object(let o)? = raw.value else {
+        guard case .object(let o)? = JSONValue(parsing: bytes) else {
             throw ProtocolError(.badJSON, "server message is not a JSON object")
         }
         func id(_ key: String) throws(ProtocolError) -> PeerID? {

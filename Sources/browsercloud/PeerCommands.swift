@@ -69,7 +69,7 @@ func loadScene(_ nameOrPath: String, dir: String) throws -> (json: JSONValue, sc
     guard let data = FileManager.default.contents(atPath: path) else {
         throw ValidationError("no scene file '\(nameOrPath)' (nor \(path))")
     }
-    guard let value = RawJSON(parsing: [UInt8](data))?.value else { throw ValidationError("\(path): not valid JSON") }
+    guard let value = JSONValue(parsing: [UInt8](data)) else { throw ValidationError("\(path): not valid JSON") }
     return (value, try Scene(value))
 }
 
@@ -153,7 +153,7 @@ private func readCommands(_ node: PeerNode) {
         let parts = line.split(separator: " ", maxSplits: 2).map(String.init)
         switch parts.first {
         case "send" where parts.count == 3:
-            guard let dst = PeerID(hex: parts[1]), let data = RawJSON(parsing: Array(parts[2].utf8))?.value else {
+            guard let dst = PeerID(hex: parts[1]), let data = JSONValue(parsing: Array(parts[2].utf8)) else {
                 emitLine(.object(["event": "error", "code": "bad-command", "message": .string("send <12 hex> <json>")]))
                 continue
             }

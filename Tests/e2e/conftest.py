@@ -17,12 +17,18 @@ N = int(os.environ.get("E2E_PEERS", "8"))   # peers of the overlay scenarios (ma
 
 
 @pytest.fixture(scope="session")
-def browser():
+def playwright():
+    """One Playwright driver for the session (the sync API allows only one at a time)."""
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True)
-        yield b
-        b.close()
+        yield p
+
+
+@pytest.fixture(scope="session")
+def browser(playwright):
+    b = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+    yield b
+    b.close()
 
 
 @pytest.fixture(scope="session")
@@ -62,18 +68,15 @@ def ring_server(namespace, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def overlay(namespace, ring_server, tmp_path_factory, request):
-    from playwright.sync_api import sync_playwright
+def overlay(playwright, namespace, ring_server, tmp_path_factory, request):
     timeline = Timeline()
     wrapper = namespace.chromium_wrapper(tmp_path_factory.mktemp("bin"), CHROMIUM)
-    with sync_playwright() as p:
-        # WebCrypto (SHA-256 of job results) exists only in secure contexts; http://10.x is not one. A
-        # real deployment serves https (or localhost); the test marks its own origin as trustworthy.
-        browser = p.chromium.launch(executable_path=wrapper, headless=True,
-                                    args=[f"--unsafely-treat-insecure-origin-as-secure={ring_server.http}"])
-        o = Overlay(browser, ring_server.http, ring_server.ws, timeline)
-        yield o
-        browser.close()
+    # WebCrypto (SHA-256 of job results) exists only in secure contexts; http://10.x is not one. A
+    # real deployment serves https (or localhost); the test marks its own origin as trustworthy.
+    browser = playwright.chromium.launch(executable_path=wrapper, headless=True,
+                                         args=[f"--unsafely-treat-insecure-origin-as-secure={ring_server.http}"])
+    yield Overlay(browser, ring_server.http, ring_server.ws, timeline)
+    browser.close()
     artifact = pathlib.Path(os.environ.get("E2E_ARTIFACTS", tmp_path_factory.getbasetemp())) / f"{request.module.__name__}-timeline.json"
     timeline.save(artifact)
     print(f"timeline: {artifact}", file=sys.stderr)

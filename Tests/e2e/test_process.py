@@ -70,7 +70,27 @@ def test_deadlines_errors_and_busy_peers(page):
       b.assign(0)
       b.fail(0, 'a', 'busy', 'full', 0, 500)
       eq(b.assign(100), [], 'a busy peer pauses')
-      eq(b.assign(600).map(x => [x.taskId, x.attempt]), [[0, 1]], 'then gets the task again; busy is no attempt')
+      eq(b.assign(600).map(x => [x.taskId, x.peerId]), [[0, 'a']], 'then gets the task again')
+      b.fail(0, 'a', 'stopped', 'stopped', 600, 500)
+      eq(b.assign(601), [], 'a stopped peer pauses too')
+      for (let i = 0; i < 50; i++) { b.assign(2000 + i * 1000); b.fail(0, 'a', 'busy', 'full', 2000 + i * 1000, 500) }
+      eq(b.finished, false, 'declines never fail the task')
+    """) == []
+
+
+def test_losses_are_bounded_and_only_deadlines_and_crashes_count_as_attempts(page):
+    assert scheduler(page, """
+      const s = new Scheduler({ taskCount: 1, maxAttempts: 2, maxRetries: 3 })
+      s.addPeer('a', 1); s.addPeer('b', 1); s.addPeer('c', 1)
+      s.assign(0); s.removePeer('a')
+      s.assign(1); s.removePeer('b')
+      s.assign(2)
+      eq(s.fail(0, 'c', 'crashed', 'x', 3).failed, false, 'peers leaving do not count: one crash is not yet maxAttempts')
+      for (let i = 0; i < 3; i++) { s.assign(10 + i); eq(s.fail(0, 'c', 'lost', 'x', 10 + i).failed, false, `loss ${i}`) }
+      s.assign(20)
+      eq(s.fail(0, 'c', 'corrupt', 'x', 20), { failed: true, cancel: [] }, 'the fourth loss or corruption fails the task')
+      eq(s.errors.get(0).code, 'corrupt', 'with its code')
+      eq(s.counts.lost, 5, 'lost counts both peers leaving and losses in transit')
     """) == []
 
 
@@ -99,7 +119,7 @@ POOL = """async ({ tasks, size, maxQueued }) => {
   const { WorkerPool } = await import('/process/worker-pool.js')
   const pool = new WorkerPool({ size, maxQueued })
   const out = await Promise.all(tasks.map(([source, input, deadline], i) =>
-    pool.run(i, { runtime: 'js', jobId: `j${i}`, source, mode: 'partition', input }, deadline)))
+    pool.run(i, { runtime: 'js', jobId: `j${i}`, shared: { source, mode: 'partition' }, input }, deadline)))
   pool.stop()
   return out.map((r) => r.ok ? JSON.parse(r.payload) : r.error.code)
 }"""
@@ -118,14 +138,34 @@ def test_cancel_stops_a_running_task(page):
     assert page.evaluate("""async () => {
       const { WorkerPool } = await import('/process/worker-pool.js')
       const pool = new WorkerPool({ size: 1, maxQueued: 1 })
-      const endless = pool.run('a', { runtime: 'js', jobId: 'j', source: '() => { for (;;) {} }', mode: 'partition', input: 0 }, 60000)
-      const queued = pool.run('b', { runtime: 'js', jobId: 'j', source: '(x) => x', mode: 'partition', input: 7 }, 60000)
+      const endless = pool.run('a', { runtime: 'js', jobId: 'j1', shared: { source: '() => { for (;;) {} }', mode: 'partition' }, input: 0 }, 60000)
+      const queued = pool.run('b', { runtime: 'js', jobId: 'j2', shared: { source: '(x) => x', mode: 'partition' }, input: 7 }, 60000)
       await new Promise((r) => setTimeout(r, 100))
       pool.cancel((key) => key === 'a')
       const out = [(await endless).error.code, JSON.parse((await queued).payload)]
       pool.stop()
       return out
     }""") == ["cancelled", 7]
+
+
+def test_a_job_cannot_tamper_with_the_workers_of_another_job(page):
+    """A worker runs one job's tasks only; a task cannot replace the worker's handlers either."""
+    assert page.evaluate("""async () => {
+      const { WorkerPool } = await import('/process/worker-pool.js')
+      const pool = new WorkerPool({ size: 1, maxQueued: 4, affinity: (key) => key.job })
+      let n = 0
+      const run = (job, source) => pool.run({ job }, { runtime: 'js', jobId: `${job}${n++}`, shared: { source, mode: 'partition' }, input: 0 }, 5000)
+      const out = []
+      for (const [job, source] of [
+        ['a', '() => { globalThis.leak = 42; try { self.onmessage = () => {} } catch {} return String(self.onmessage === undefined) }'],
+        ['a', '() => typeof globalThis.leak'],
+        ['b', '() => typeof globalThis.leak']]) {
+        const r = await run(job, source)
+        out.push(r.ok ? JSON.parse(r.payload) : r.error.code)
+      }
+      pool.stop()
+      return out
+    }""") == ["true", "number", "undefined"]
 
 
 PROCESS = """async ({ url, body }) => {
