@@ -5,6 +5,8 @@
 2. Join latency (register -> registered) at that N, joins one at a time.
 3. Signal relay throughput between many connection pairs, next to a bare libwebsockets echo server
    driven by the same native load generator, as a ratio.
+4. The pure ring: cost of a join plus a leave.
+5. Ray-tracing jobs on 2 native worker peers versus one core: speedup, efficiency, overhead per task.
 
 Writes a Markdown report (default docs/benchmarks.md) and prints it."""
 import argparse
@@ -108,6 +110,51 @@ def bench_ring():
     return [json.loads(line) for line in r.stdout.strip().splitlines()]
 
 
+def bench_jobs(tmp, rounds, tile_counts=(25, 400, 2500)):
+    """The standard scene rendered by `render` on one core, then submitted across 2 native worker peers
+    (one worker thread each) with 25, 400 and 2500 tiles, in alternating rounds."""
+    exe = str(RELEASE / "browsercloud")
+    scenes = str(ROOT / "Public" / "scenes")
+    reference = tmp / "standard-render.png"
+    singles = []
+    for _ in range(2):
+        r = subprocess.run([exe, "render", "--scene", "standard", "--scenes", scenes, "--out", str(reference)],
+                           capture_output=True, text=True, timeout=900, check=True)
+        singles.append(float(r.stdout.rsplit(" in ", 1)[1].split()[0]))
+    server, port = start_server(tmp, [])
+    peers = [subprocess.Popen([exe, "peer", "--server", f"ws://127.0.0.1:{port}", "--workers", "1", "--log-level", "error"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
+    time.sleep(2)
+    makespans = {t: [] for t in tile_counts}
+    try:
+        for _ in range(rounds):
+            for tiles in tile_counts:
+                out = tmp / f"standard-{tiles}.png"
+                r = subprocess.run([exe, "submit", "raytrace", "--server", f"ws://127.0.0.1:{port}", "--scene", "standard",
+                                    "--scenes", scenes, "--tiles", str(tiles), "--peers", "2", "--out", str(out)],
+                                   capture_output=True, text=True, timeout=900)
+                if r.returncode != 0:
+                    raise RuntimeError(f"submit failed: {r.stderr}")
+                if out.read_bytes() != reference.read_bytes():
+                    raise RuntimeError(f"the {tiles}-tile image differs from render's")
+                makespans[tiles].append(float(r.stdout.split("makespan ", 1)[1].split()[0]))
+    finally:
+        for p in peers:
+            stop(p)
+        stop(server)
+    one_core = statistics.median(singles)
+    rows = []
+    for tiles in tile_counts:
+        m = statistics.median(makespans[tiles])
+        speedup = one_core / m
+        rows.append({"tiles": tiles, "makespan": m, "all": makespans[tiles], "speedup": speedup, "efficiency": speedup / 2,
+                     "overheadMs": (2 * m - one_core) / tiles * 1000})
+    first, last = tile_counts[0], tile_counts[-1]
+    ratios = [b / a for a, b in zip(makespans[first], makespans[last])]
+    return {"oneCore": one_core, "singles": singles, "rows": rows, "rounds": rounds,
+            "ratio": statistics.median(ratios), "ratios": ratios}
+
+
 def cpu_model():
     for line in open("/proc/cpuinfo"):
         if line.startswith("model name"):
@@ -125,6 +172,7 @@ def main():
     ap.add_argument("--payload", type=int, default=200)
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--job-rounds", type=int, default=3)
     a = ap.parse_args()
     tmp = ROOT / ".build" / "bench-tmp"
     tmp.mkdir(parents=True, exist_ok=True)
@@ -132,9 +180,12 @@ def main():
     ring = bench_ring()
     hold = bench_hold(tmp, a.peers, a.samples)
     relay = bench_relay(tmp, a.pairs, a.window, a.payload, a.seconds, a.rounds)
+    jobs = bench_jobs(tmp, a.job_rounds)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
     fmt = lambda xs: ", ".join(f"{x:,.0f}" for x in xs)
     ring_rows = "\n".join(f"| {r['peers']:,} | {r['fingerRows']} | {r['updatesPerJoinAndLeave']:.1f} | {r['nsPerJoinAndLeave'] / 1000:.1f} µs |" for r in ring)
+    jobs_rows = "\n".join(f"| {r['tiles']:,} | {r['makespan']:.2f} s | {', '.join(f'{x:.2f}' for x in r['all'])} | {r['speedup']:.2f}× | {r['efficiency']:.2f} | {r['overheadMs']:.2f} ms |" for r in jobs["rows"])
+    jobs_first, jobs_last = jobs["rows"][0]["tiles"], jobs["rows"][-1]["tiles"]
     report = f"""# Benchmarks
 
 Measured by `make bench` (`bench/run.py`) in one run on {datetime.date.today().isoformat()}, commit `{commit}`,
@@ -190,6 +241,27 @@ peer, and the per-peer change sets, auto finger rows, r = 3.
 The work grows with F log N plus the updates, not with N: a join or leave touches only the peers whose
 state changes. The one O(N) step is the memmove of the sorted member array (8 bytes per peer), visible
 at 100,000 peers.
+
+## 5. Ray-tracing jobs on native peers: speedup and scheduling overhead
+
+The standard scene (1280×720, 3×3 samples per pixel, 37 objects) rendered by `browsercloud render` in
+one process on one core: **{jobs['oneCore']:.2f} s** (median of {", ".join(f"{x:.2f}" for x in jobs['singles'])} s).
+Then the same scene submitted with `browsercloud submit raytrace --peers 2` to a ring of 2 native
+worker peers (`browsercloud peer --workers 1`, one worker thread each) plus the submitting peer
+(no workers), with the server, all on this 2-core machine; {jobs['rounds']} rounds, the tilings alternating
+within each round; every image is checked byte for byte against the one-core render.
+
+| tiles | makespan (median) | rounds | speedup vs one core | parallel efficiency | scheduling overhead per task |
+|---:|---:|---|---:|---:|---:|
+{jobs_rows}
+
+Speedup = one-core time / makespan; parallel efficiency = speedup / 2 workers (target ≥ 0.85);
+overhead per task = (2 × makespan − one-core time) / tiles: the worker time each task costs beyond
+rendering (messages, JSON, base64, SHA-256, scheduling, idle gaps), on the same 2 cores.
+**Makespan with {jobs_last} tiles / with {jobs_first} tiles: {jobs['ratio']:.3f}** (median of per-round ratios
+{", ".join(f"{x:.3f}" for x in jobs['ratios'])}; target ≤ 1.05). The thesis found its 2500-tile job slower than
+25 tiles because of messaging overhead; here each task carries only its tile, since the scene goes
+to each peer once (docs/jobs.md, "shared").
 
 Reproduce: `make bench` (options: `python3 bench/run.py --help`).
 """
