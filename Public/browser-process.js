@@ -347,7 +347,7 @@ class Job {
     this.settled = false
     this.scheduler = new Scheduler({
       taskCount: spec.inputs.length,
-      // The worker stops a task at deadlineMs from its start; a task may also wait behind one other.
+      // The worker stops a task at deadlineMs from its start; before that it may wait behind others.
       deadlineMs: 2 * spec.deadlineMs + 2000,
       maxAttempts: spec.maxAttempts,
       maxCopies: spec.maxCopies,

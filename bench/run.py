@@ -155,6 +155,34 @@ def bench_jobs(tmp, rounds, tile_counts=(25, 400, 2500)):
             "ratio": statistics.median(ratios), "ratios": ratios}
 
 
+def jobs_report(jobs):
+    jobs_rows = "\n".join(f"| {r['tiles']:,} | {r['makespan']:.2f} s | {', '.join(f'{x:.2f}' for x in r['all'])} | {r['speedup']:.2f}× | {r['efficiency']:.2f} | {r['overheadMs']:.2f} ms |" for r in jobs["rows"])
+    jobs_first, jobs_last = jobs["rows"][0]["tiles"], jobs["rows"][-1]["tiles"]
+    measured = datetime.date.today().isoformat()
+    return f"""## 5. Ray-tracing jobs on native peers: speedup and scheduling overhead
+
+The standard scene (1280×720, 3×3 samples per pixel, 37 objects) rendered by `browsercloud render` in
+one process on one core: **{jobs['oneCore']:.2f} s** (median of {", ".join(f"{x:.2f}" for x in jobs['singles'])} s).
+Then the same scene submitted with `browsercloud submit raytrace --peers 2` to a ring of 2 native
+worker peers (`browsercloud peer --workers 1`, one worker thread each) plus the submitting peer
+(no workers), with the server, all on this 2-core machine (measured {measured}); {jobs['rounds']} rounds, the tilings alternating
+within each round; every image is checked byte for byte against the one-core render.
+
+| tiles | makespan (median) | rounds | speedup vs one core | parallel efficiency | scheduling overhead per task |
+|---:|---:|---|---:|---:|---:|
+{jobs_rows}
+
+Speedup = one-core time / makespan; parallel efficiency = speedup / 2 workers (target ≥ 0.85);
+overhead per task = (2 × makespan − one-core time) / tiles: the worker time each task costs beyond
+rendering (messages, JSON, base64, SHA-256, scheduling, idle gaps), on the same 2 cores.
+**Makespan with {jobs_last} tiles / with {jobs_first} tiles: {jobs['ratio']:.3f}** (median of per-round ratios
+{", ".join(f"{x:.3f}" for x in jobs['ratios'])}; target ≤ 1.05). The thesis found its 2500-tile job slower than
+25 tiles because of messaging overhead; here each task carries only its tile, since the scene goes
+to each peer once (docs/jobs.md, "shared").
+
+"""
+
+
 def cpu_model():
     for line in open("/proc/cpuinfo"):
         if line.startswith("model name"):
@@ -172,20 +200,27 @@ def main():
     ap.add_argument("--payload", type=int, default=200)
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--job-rounds", type=int, default=3)
+    ap.add_argument("--job-rounds", type=int, default=5)
+    ap.add_argument("--only-jobs", action="store_true", help="run section 5 only and replace it in the existing report")
     a = ap.parse_args()
     tmp = ROOT / ".build" / "bench-tmp"
     tmp.mkdir(parents=True, exist_ok=True)
 
-    ring = bench_ring()
-    hold = bench_hold(tmp, a.peers, a.samples)
-    relay = bench_relay(tmp, a.pairs, a.window, a.payload, a.seconds, a.rounds)
     jobs = bench_jobs(tmp, a.job_rounds)
+    if not a.only_jobs:
+        ring = bench_ring()
+        hold = bench_hold(tmp, a.peers, a.samples)
+        relay = bench_relay(tmp, a.pairs, a.window, a.payload, a.seconds, a.rounds)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    jobs_section = jobs_report(jobs)
+    if a.only_jobs:
+        old = pathlib.Path(a.out).read_text()
+        start, end = old.index("## 5. "), old.index("Reproduce: `make bench`")
+        pathlib.Path(a.out).write_text(old[:start] + jobs_section + old[end:])
+        print(jobs_section)
+        return
     fmt = lambda xs: ", ".join(f"{x:,.0f}" for x in xs)
     ring_rows = "\n".join(f"| {r['peers']:,} | {r['fingerRows']} | {r['updatesPerJoinAndLeave']:.1f} | {r['nsPerJoinAndLeave'] / 1000:.1f} µs |" for r in ring)
-    jobs_rows = "\n".join(f"| {r['tiles']:,} | {r['makespan']:.2f} s | {', '.join(f'{x:.2f}' for x in r['all'])} | {r['speedup']:.2f}× | {r['efficiency']:.2f} | {r['overheadMs']:.2f} ms |" for r in jobs["rows"])
-    jobs_first, jobs_last = jobs["rows"][0]["tiles"], jobs["rows"][-1]["tiles"]
     report = f"""# Benchmarks
 
 Measured by `make bench` (`bench/run.py`) in one run on {datetime.date.today().isoformat()}, commit `{commit}`,
@@ -242,28 +277,7 @@ The work grows with F log N plus the updates, not with N: a join or leave touche
 state changes. The one O(N) step is the memmove of the sorted member array (8 bytes per peer), visible
 at 100,000 peers.
 
-## 5. Ray-tracing jobs on native peers: speedup and scheduling overhead
-
-The standard scene (1280×720, 3×3 samples per pixel, 37 objects) rendered by `browsercloud render` in
-one process on one core: **{jobs['oneCore']:.2f} s** (median of {", ".join(f"{x:.2f}" for x in jobs['singles'])} s).
-Then the same scene submitted with `browsercloud submit raytrace --peers 2` to a ring of 2 native
-worker peers (`browsercloud peer --workers 1`, one worker thread each) plus the submitting peer
-(no workers), with the server, all on this 2-core machine; {jobs['rounds']} rounds, the tilings alternating
-within each round; every image is checked byte for byte against the one-core render.
-
-| tiles | makespan (median) | rounds | speedup vs one core | parallel efficiency | scheduling overhead per task |
-|---:|---:|---|---:|---:|---:|
-{jobs_rows}
-
-Speedup = one-core time / makespan; parallel efficiency = speedup / 2 workers (target ≥ 0.85);
-overhead per task = (2 × makespan − one-core time) / tiles: the worker time each task costs beyond
-rendering (messages, JSON, base64, SHA-256, scheduling, idle gaps), on the same 2 cores.
-**Makespan with {jobs_last} tiles / with {jobs_first} tiles: {jobs['ratio']:.3f}** (median of per-round ratios
-{", ".join(f"{x:.3f}" for x in jobs['ratios'])}; target ≤ 1.05). The thesis found its 2500-tile job slower than
-25 tiles because of messaging overhead; here each task carries only its tile, since the scene goes
-to each peer once (docs/jobs.md, "shared").
-
-Reproduce: `make bench` (options: `python3 bench/run.py --help`).
+{jobs_section}Reproduce: `make bench` (options: `python3 bench/run.py --help`).
 """
     pathlib.Path(a.out).write_text(report)
     print(report)

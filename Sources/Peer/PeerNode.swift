@@ -275,7 +275,7 @@ public final class PeerNode: TransportHandler, @unchecked Sendable {
     // MARK: links
 
     private func reconcileLinks() {
-        guard let me = peerId else { return }
+        guard peerId != nil else { return }
         let needed = neededPeers()
         for p in needed where links[p]?.open != true && !dialling.values.contains(where: { $0.peer == p }) {
             sendDialMe(to: p)
@@ -284,7 +284,6 @@ public final class PeerNode: TransportHandler, @unchecked Sendable {
             links[p]?.retiringSince = now()
             _ = transport.send(LinkFrame.retire.encoded(), to: link.connection)
         }
-        _ = me
     }
 
     private func dial(_ peer: PeerID, url: String, nonce: String) {

@@ -25,8 +25,10 @@ def chord_hop_bound(n):
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     s = Server(tmp_path_factory.mktemp("native"), "--max-connections", "4000")
+    s.restarts = []   # servers started in its place by the restart test
     yield s
-    s.stop()
+    for r in [s] + s.restarts:
+        r.stop()
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +143,16 @@ def test_a_job_survives_30_percent_of_its_workers_killed(server, ring, tmp_path)
     done_after_kill = [line for line in stderr.splitlines() if line.startswith("progress ")]
     assert done_after_kill, "the job ended before the workers were killed: the scenario proves nothing"
     assert "peers lost 0" not in stdout or "re-dispatched 0" not in stdout, stdout
+
+
+def test_native_peers_come_back_with_their_ids_after_a_server_restart(server, ring, tmp_path):
+    live = [p for p in ring if p.alive]
+    before = sorted(p.peer_id for p in live)
+    server.stop()
+    restarted = Server(tmp_path, "--max-connections", "4000", port=server.port, secret_file=server.secret_file)
+    server.restarts.append(restarted)
+    network = wait_stable(restarted, live, timeout=90)
+    assert sorted(p["peerId"] for p in network["peers"]) == before
+    assert all(any(e.get("again") for e in p.of("registered")) for p in live)
+    delivered, expected, _ = all_pairs(live)
+    assert delivered == expected
