@@ -284,6 +284,12 @@ public final class PeerNode: TransportHandler, @unchecked Sendable {
             links[p]?.retiringSince = now()
             _ = transport.send(LinkFrame.retire.encoded(), to: link.connection)
         }
+        // Needed again while being retired (the ring changed back): keep it, and tell the other side,
+        // which may have marked it as retiring too.
+        for (p, link) in links where link.open && needed.contains(p) && link.retiringSince != nil {
+            links[p]?.retiringSince = nil
+            _ = transport.send(LinkFrame.keep.encoded(), to: link.connection)
+        }
     }
 
     private func dial(_ peer: PeerID, url: String, nonce: String) {

@@ -166,6 +166,7 @@ private func readCommands(_ node: PeerNode) {
                     "event": "state", "peerId": node.peerId.map { .string($0.hex) } ?? .null, "ready": .bool(node.isReady),
                     "predecessor": node.ring.predecessor.map { .string($0.hex) } ?? .null,
                     "successors": .array(node.ring.successors.map { .string($0.hex) }),
+                    "fingers": .object(Dictionary(uniqueKeysWithValues: node.ring.fingers.map { row, peer in (String(row), peer.map { .string($0.hex) } ?? .null) })),
                     "links": .array(node.linkedPeers.map { .string($0.hex) }.sorted { "\($0)" < "\($1)" }),
                 ]))
             }

@@ -53,7 +53,8 @@ def wait_mixed(overlay, natives, ring_server, timeout=60):
                 break
             s = p.state()
             e = expected.get(p.peer_id)
-            ok = e is not None and s["ready"] and s["predecessor"] == e["predecessor"] and s["successors"] == e["successors"]
+            ok = (e is not None and s["ready"] and s["predecessor"] == e["predecessor"] and s["successors"] == e["successors"]
+                  and s["fingers"] == e["fingers"])
         if ok:
             return network
         time.sleep(0.2)

@@ -99,7 +99,8 @@ def wait_stable(server, peers, timeout=60):
             s = p.state()
             e = expected.get(p.peer_id)
             last = (s, e)
-            ok = e is not None and s["ready"] and s["predecessor"] == e["predecessor"] and s["successors"] == e["successors"]
+            ok = (e is not None and s["ready"] and s["predecessor"] == e["predecessor"] and s["successors"] == e["successors"]
+                  and s["fingers"] == e["fingers"])
         if ok:
             return network
         time.sleep(0.2)
