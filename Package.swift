@@ -36,6 +36,8 @@ let package = Package(
         ),
         // Wire protocol v1: message types, JSON encoding/decoding and validation. No I/O.
         .target(name: "WireProtocol", dependencies: ["Ring"]),
+        // The ring simulator (docs/overlay.md): the server's ring and the peers' router on a virtual network.
+        .target(name: "Simulator", dependencies: ["Ring"]),
         // The deterministic ray tracer (docs/raytracer.md): the same bytes as Public/raytracer.js. No I/O.
         .target(name: "RayTracer", dependencies: ["WireProtocol"]),
         // PNG encoding of RGBA images (deterministic: no time chunks).
@@ -70,7 +72,7 @@ let package = Package(
         .executableTarget(
             name: "browsercloud",
             dependencies: [
-                "Rendezvous", "Transport", "Peer", "Jobs", "RayTracer", "PNG", "Ring", "WireProtocol",
+                "Rendezvous", "Transport", "Peer", "Jobs", "RayTracer", "PNG", "Ring", "WireProtocol", "Simulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -86,6 +88,7 @@ let package = Package(
         .testTarget(name: "RingTests", dependencies: ["Ring"]),
         .testTarget(name: "RayTracerTests", dependencies: ["RayTracer", "PNG", "CCrypto"]),
         .testTarget(name: "JobsTests", dependencies: ["Jobs"]),
+        .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "Ring"]),
         .testTarget(name: "WireProtocolTests", dependencies: ["WireProtocol"]),
         .testTarget(name: "RendezvousTests", dependencies: ["Rendezvous", "Ring", "WireProtocol", "Transport"]),
     ],

@@ -10,7 +10,7 @@ struct BrowserCloud: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "browsercloud",
         abstract: "BrowserCloud: a community cloud on a peer-to-peer overlay of browsers and machines.",
-        subcommands: [Serve.self, PeerCommand.self, Submit.self, Render.self]
+        subcommands: [Serve.self, PeerCommand.self, Submit.self, Render.self, Simulate.self]
     )
 }
 
