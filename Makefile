@@ -37,6 +37,7 @@ bench: deps
 	$(SWIFT) build -c release --product bc-loadgen
 	mkdir -p .build && $(CC) -O2 -Wall bench/echo-server.c $$(pkg-config --cflags --libs libwebsockets) -o .build/echo-server
 	$(PYTHON) bench/run.py --out docs/benchmarks.md
+	$(PYTHON) bench/overlay.py --out docs/overlay.md
 
 clean:
 	rm -rf .build
