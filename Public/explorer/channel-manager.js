@@ -25,6 +25,7 @@ const RETIRE_GRACE_MS = 2000
 /** Bounds on reassembly, so a faulty or hostile peer cannot make this page hold unbounded memory. */
 const MAX_CHUNKS = 8192 // 128 MiB at 16 KiB per chunk
 const MAX_PARTIAL_MESSAGES = 16
+const MAX_PARTIAL_CHARS = 64 * 1024 * 1024 // characters held in partial messages of one link
 
 function randomId () {
   const bytes = crypto.getRandomValues(new Uint8Array(12))
@@ -78,6 +79,7 @@ class Link {
     this.pendingCandidates = []
     this.sendChain = Promise.resolve()
     this.partial = new Map() // message id -> { parts, received }
+    this.partialChars = 0
     this.chunkSize = DEFAULT_CHUNK
     this.retiring = false // no new messages are sent on a retiring link
     this.retireTimer = null
@@ -279,10 +281,18 @@ export class ChannelManager {
       link.partial.set(id, entry)
     }
     if (entry.parts.length !== count) return
-    if (entry.parts[index] === undefined) { entry.parts[index] = data.slice(head + 1); entry.received++ }
+    if (entry.parts[index] === undefined) {
+      const part = data.slice(head + 1)
+      link.partialChars += part.length
+      if (link.partialChars > MAX_PARTIAL_CHARS) { this.#teardown(link); return }
+      entry.parts[index] = part
+      entry.received++
+    }
     if (entry.received === count) {
       link.partial.delete(id)
-      this.o.onLinkMessage(link.peerId, entry.parts.join(''))
+      const text = entry.parts.join('')
+      link.partialChars -= text.length
+      this.o.onLinkMessage(link.peerId, text)
     }
   }
 

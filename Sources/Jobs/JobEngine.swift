@@ -184,6 +184,12 @@ public final class JobEngine: @unchecked Sendable {
             refuse("bad-task", "input.tile must be {x, y, width, height} in integers")
             return
         }
+        // The result travels as one overlay message (base64): refuse what no link would carry.
+        let resultBytes = Double(max(0, w)) * Double(max(0, h)) * 4 * 4 / 3 + 4096
+        guard resultBytes <= Double(node.configuration.maxLinkMessageBytes) else {
+            refuse("too-large", "a \(w)x\(h) tile's result exceeds the link message limit of \(node.configuration.maxLinkMessageBytes) bytes: use more tiles")
+            return
+        }
         var deadline = JobOptions().deadlineSeconds
         if case .number(let ms)? = m["deadlineMs"], ms.isFinite, ms > 0 { deadline = min(ms / 1000, 600) }
         let key = TaskKey(src: src, jobId: jobId, taskId: taskId)

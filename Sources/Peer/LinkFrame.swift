@@ -67,23 +67,28 @@ public enum LinkFrame: Equatable, Sendable {
 public struct Reassembler: Sendable {
     public static let maxChunks = 8192
     public static let maxPartialMessages = 16
+    /// Bytes held in partial messages at most (the link's message size limit).
+    public let maxBytes: Int
     private var partial: [String: (parts: [[UInt8]?], received: Int)] = [:]
+    private var held = 0
 
-    public init() {}
+    public init(maxBytes: Int) { self.maxBytes = maxBytes }
 
     public enum Outcome: Equatable { case pending, complete([UInt8]), overflow }
 
     public mutating func add(id: String, index: Int, count: Int, part: [UInt8]) -> Outcome {
-        guard count <= Self.maxChunks else { return .overflow }
+        guard count <= Self.maxChunks, part.count <= maxBytes - held else { return .overflow }
         if partial[id] == nil {
             guard partial.count < Self.maxPartialMessages else { return .overflow }
             partial[id] = (Array(repeating: nil, count: count), 0)
         }
         guard var entry = partial[id], entry.parts.count == count else { return .pending }
-        if entry.parts[index] == nil { entry.parts[index] = part; entry.received += 1 }
+        if entry.parts[index] == nil { entry.parts[index] = part; entry.received += 1; held += part.count }
         if entry.received == count {
             partial[id] = nil
-            return .complete(entry.parts.flatMap { $0! })
+            let whole = entry.parts.flatMap { $0! }
+            held -= whole.count
+            return .complete(whole)
         }
         partial[id] = entry
         return .pending

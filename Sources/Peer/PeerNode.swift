@@ -55,6 +55,10 @@ public struct PeerConfiguration: Sendable {
     public var dialRetrySeconds = 3.0
     /// Seconds a retired link stays open for messages in flight.
     public var retireGraceSeconds = 2.0
+    /// Simultaneous WebSocket connections to the link listener (links and handshakes).
+    public var maxLinks = 512
+    /// Messages larger than this go out in `C` parts of this size.
+    public var partBytes = 1024 * 1024
 
     public init() {}
 }
@@ -80,7 +84,7 @@ public final class PeerNode: TransportHandler, @unchecked Sendable {
         var open = false
         var retiringSince: UInt64?
         var keptByRemote = false
-        var reassembler = Reassembler()
+        var reassembler: Reassembler
     }
 
     public let configuration: PeerConfiguration
@@ -126,6 +130,7 @@ public final class PeerNode: TransportHandler, @unchecked Sendable {
         t.subprotocol = "bc-link.v1"
         t.maxMessageBytes = configuration.maxLinkMessageBytes
         t.maxSendQueueBytes = max(4 * 1024 * 1024, 4 * configuration.maxLinkMessageBytes)
+        t.maxConnections = configuration.maxLinks
         transport = Transport(configuration: t, logger: logger)
     }
 
@@ -294,7 +299,9 @@ public final class PeerNode: TransportHandler, @unchecked Sendable {
 
     private func dial(_ peer: PeerID, url: String, nonce: String) {
         guard links[peer]?.open != true, !dialling.values.contains(where: { $0.peer == peer }) else { return }
-        guard let (host, port, path) = parseWebSocketURL(url) else {
+        // Only IP literals: a host name would be resolved synchronously on the service thread (lws 4.1
+        // without async DNS), so another peer could stall this one with a slow name.
+        guard let (host, port, path) = parseWebSocketURL(url), isIPLiteral(host) else {
             logger.warning("\(peer.hex) asked to be dialled at an unusable URL \(url)")
             return
         }
@@ -313,7 +320,7 @@ public final class PeerNode: TransportHandler, @unchecked Sendable {
             connectionPeer[existing.connection] = nil
             transport.close(existing.connection, status: 1000, reason: "duplicate link")
         }
-        links[peer] = Link(connection: connection, dialer: dialer, open: true)
+        links[peer] = Link(connection: connection, dialer: dialer, open: true, reassembler: Reassembler(maxBytes: configuration.maxLinkMessageBytes))
         connectionPeer[connection] = peer
         logger.info("link up: \(peer.hex)")
         onLinkUp?(peer)
@@ -361,7 +368,19 @@ public final class PeerNode: TransportHandler, @unchecked Sendable {
             return true
         case .next(let next):
             guard let link = links[next] else { return false }
-            return transport.send(LinkFrame.message(envelope.json.encoded()).encoded(), to: link.connection)
+            let text = envelope.json.encoded()
+            guard text.count + 1 > configuration.partBytes else {
+                return transport.send(LinkFrame.message(text).encoded(), to: link.connection)
+            }
+            // Large messages go in parts (the receiver's frame limit), as the browsers do.
+            let id = randomHex(8)
+            let size = configuration.partBytes - 64
+            let count = (text.count + size - 1) / size
+            for i in 0..<count {
+                let part = Array(text[(i * size)..<min(text.count, (i + 1) * size)])
+                guard transport.send(LinkFrame.chunk(id: id, index: i, count: count, part: part).encoded(), to: link.connection) else { return false }
+            }
+            return true
         case .noRoute:
             return false
         }
@@ -468,6 +487,11 @@ func randomHex(_ bytes: Int) -> String {
 
 extension String {
     func leftPadded(_ n: Int) -> String { count >= n ? self : String(repeating: "0", count: n - count) + self }
+}
+
+func isIPLiteral(_ host: String) -> Bool {
+    var v4 = in_addr(), v6 = in6_addr()
+    return inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1
 }
 
 /// `ws://host:port/path` → (host, port, path). Only ws:// is dialled (wss:// links are not supported yet).

@@ -115,8 +115,9 @@ extension Scene {
     /// Renders `tile`: width · height · 4 bytes, RGBA, rows top to bottom, alpha 255.
     /// `isCancelled` is polled once per row (a deadline or a cancelled task stops the render).
     public func render(_ tile: Tile, isCancelled: () -> Bool = { false }) throws -> [UInt8] {
+        // Compared without adding: the numbers may come from another peer and must not overflow.
         guard tile.x >= 0, tile.y >= 0, tile.width >= 1, tile.height >= 1,
-              tile.x + tile.width <= width, tile.y + tile.height <= height
+              tile.width <= width, tile.height <= height, tile.x <= width - tile.width, tile.y <= height - tile.height
         else { throw RenderError.tileOutside(tile, width: width, height: height) }
         var out = [UInt8](repeating: 0, count: tile.width * tile.height * 4)
         let s = samples

@@ -28,7 +28,8 @@ public struct TokenAuthority: Sendable {
             return bytes
         }
         let secret = randomSecret()
-        let directory = (path as NSString).deletingLastPathComponent
+        // (NSString.deletingLastPathComponent crashes on one-character names in this Foundation.)
+        let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? ""
         if !directory.isEmpty { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
         guard FileManager.default.createFile(atPath: path, contents: Data((Hex.encode(secret) + "\n").utf8),
                                              attributes: [.posixPermissions: 0o600]) else {

@@ -804,6 +804,8 @@ final class CStorage {
     private let port: Int32?
     private let options: UInt64
     private let fdLimit: UInt32
+    private let certificate: UnsafeMutablePointer<CChar>?
+    private let privateKey: UnsafeMutablePointer<CChar>?
 
     init(configuration c: TransportConfiguration) {
         func keep(_ s: String) -> UnsafeMutablePointer<CChar> { strdup(s)! }
@@ -859,6 +861,17 @@ final class CStorage {
             strings.append(s)
             iface = s
         }
+        if let cert = c.tlsCertificatePath, let key = c.tlsPrivateKeyPath {
+            // https and wss on the same port (OpenSSL through libwebsockets).
+            opts |= UInt64(LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT)
+            let certC = strdup(cert)!, keyC = strdup(key)!
+            strings += [certC, keyC]
+            certificate = certC
+            privateKey = keyC
+        } else {
+            certificate = nil
+            privateKey = nil
+        }
         options = opts
         port = c.port.map { Int32($0) }
         fdLimit = UInt32(clamping: c.maxConnections + 64)
@@ -875,6 +888,8 @@ final class CStorage {
         info.fd_limit_per_thread = fdLimit
         info.keepalive_timeout = 5
         info.timeout_secs = 10
+        info.ssl_cert_filepath = UnsafePointer(certificate)
+        info.ssl_private_key_filepath = UnsafePointer(privateKey)
     }
 
     func free() {

@@ -33,6 +33,9 @@ public struct TransportConfiguration: Sendable {
     /// Most simultaneous accepted connections (HTTP, WebSocket and event streams alike); further TCP
     /// connections are closed at once.
     public var maxConnections = 20_000
+    /// PEM certificate (chain) and private key: when both are set, the port serves https and wss only.
+    public var tlsCertificatePath: String? = nil
+    public var tlsPrivateKeyPath: String? = nil
 
     public init() {}
 }

@@ -92,6 +92,12 @@ struct Serve: ParsableCommand {
     @Flag(help: "Offer permessage-deflate (about 100 KB of memory per connection).")
     var permessageDeflate = false
 
+    @Option(help: "PEM certificate (chain) file: with --tls-key, the port serves https and wss only.")
+    var tlsCert: String?
+
+    @Option(help: "PEM private key file of --tls-cert.")
+    var tlsKey: String?
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
         guard successors >= 1 && successors <= 32 else { throw ValidationError("--successors must be 1...32") }
@@ -104,6 +110,10 @@ struct Serve: ParsableCommand {
             throw ValidationError("--idle-timeout must exceed --ping-after (both in seconds)")
         }
         if adminToken != nil && adminTokenFile != nil { throw ValidationError("give --admin-token or --admin-token-file, not both") }
+        if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("give --tls-cert and --tls-key together") }
+        for path in [tlsCert, tlsKey].compactMap({ $0 }) where !FileManager.default.isReadableFile(atPath: path) {
+            throw ValidationError("cannot read \(path)")
+        }
     }
 
     func run() throws {
@@ -128,6 +138,8 @@ struct Serve: ParsableCommand {
         config.transport.permessageDeflate = permessageDeflate
         config.transport.useLibev = eventLoop == .epoll
         config.transport.eventStreamKeepaliveSeconds = eventKeepalive
+        config.transport.tlsCertificatePath = tlsCert
+        config.transport.tlsPrivateKeyPath = tlsKey
         config.transport.allowedOrigins = allowedOrigins.map { Set($0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }) }
         config.fingerPolicy = fingers
         config.successorListLength = successors

@@ -15,7 +15,7 @@ struct ServerAddress: ExpressibleByArgument, Sendable {
     var host: String, port: Int
     init?(argument: String) {
         var s = Substring(argument)
-        if s.hasPrefix("ws://") { s = s.dropFirst(5) }
+        if s.hasPrefix("ws://") { s = s.dropFirst(5) } else if s.contains("://") { return nil }   // wss:// is not supported yet
         if s.hasSuffix("/") { s = s.dropLast() }
         guard let colon = s.lastIndex(of: ":"), let port = Int(s[s.index(after: colon)...]), (1...65535).contains(port) else { return nil }
         host = String(s[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
@@ -27,6 +27,7 @@ struct ServerAddress: ExpressibleByArgument, Sendable {
 /// `host:port` to listen on for links.
 struct ListenAddress: ExpressibleByArgument, Sendable {
     var host: String, port: Int
+    var defaultValueDescription: String { "\(host):\(port)" }
     init?(argument: String) {
         guard let colon = argument.lastIndex(of: ":"), let port = Int(argument[argument.index(after: colon)...]), (0...65535).contains(port) else { return nil }
         host = String(argument[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
@@ -63,14 +64,28 @@ func emitLine(_ value: JSONValue) {
     FileHandle.standardOutput.write(Data(value.encoded() + [UInt8(ascii: "\n")]))
 }
 
-/// Loads a scene: a file path, or the name of a shipped scene in `dir`.
-func loadScene(_ nameOrPath: String, dir: String) throws -> (json: JSONValue, scene: Scene) {
-    let path = FileManager.default.fileExists(atPath: nameOrPath) ? nameOrPath : "\(dir)/\(nameOrPath).json"
-    guard let data = FileManager.default.contents(atPath: path) else {
-        throw ValidationError("no scene file '\(nameOrPath)' (nor \(path))")
+/// Loads a scene: a file path, or the name of a shipped scene (in `dir`, or else in Public/scenes of
+/// the working directory, of the source tree the executable was built in, or of /usr/local/share/browsercloud).
+func loadScene(_ nameOrPath: String, dir: String?) throws -> (json: JSONValue, scene: Scene) {
+    let executableDir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
+    let dirs = dir.map { [$0] } ?? ["Public/scenes", "\(executableDir)/../../Public/scenes", "\(executableDir)/../../../Public/scenes",
+                                    "/usr/local/share/browsercloud/Public/scenes"]
+    let candidates = [nameOrPath] + dirs.map { "\($0)/\(nameOrPath).json" }
+    guard let path = candidates.first(where: { FileManager.default.isReadableFile(atPath: $0) && !$0.hasSuffix("/") }),
+          let data = FileManager.default.contents(atPath: path) else {
+        throw Message("no scene file '\(nameOrPath)' (looked in \(dirs.joined(separator: ", ")))")
     }
-    guard let value = JSONValue(parsing: [UInt8](data)) else { throw ValidationError("\(path): not valid JSON") }
+    guard let value = JSONValue(parsing: [UInt8](data)) else { throw Message("\(path): not valid JSON") }
     return (value, try Scene(value))
+}
+
+/// Fails early (before any work) when `path` cannot be written.
+func checkWritable(_ path: String) throws {
+    let existed = FileManager.default.fileExists(atPath: path)
+    guard FileManager.default.isWritableFile(atPath: path) || (!existed && FileManager.default.createFile(atPath: path, contents: nil)) else {
+        throw Message("cannot write \(path)")
+    }
+    if !existed { try? FileManager.default.removeItem(atPath: path) }
 }
 
 /// Writes an RGBA image as PNG (or binary PPM when the name ends in .ppm; alpha is dropped).
@@ -84,7 +99,7 @@ func writeImage(_ rgba: [UInt8], width: Int, height: Int, to path: String) throw
     } else {
         bytes = try PNG.encode(rgba: rgba, width: width, height: height)
     }
-    guard FileManager.default.createFile(atPath: path, contents: Data(bytes)) else { throw ValidationError("cannot write \(path)") }
+    guard FileManager.default.createFile(atPath: path, contents: Data(bytes)) else { throw Message("cannot write \(path)") }
 }
 
 // MARK: peer
@@ -99,7 +114,7 @@ struct PeerCommand: ParsableCommand {
         """)
 
     @Option(help: "Rendezvous server, ws://host:port.") var server: ServerAddress
-    @Option(help: "Worker threads offered to jobs (0: none).") var workers = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "Worker threads offered to jobs (0: none; default: the number of CPUs).") var workers = ProcessInfo.processInfo.activeProcessorCount
     @Option(help: "Address and port for WebSocket links from other peers (port 0: any free port).") var listen = ListenAddress(argument: "127.0.0.1:0")!
     @Option(help: "URL other peers dial (default ws://<listen address>:<port>/); set it when listening on 0.0.0.0.") var advertise: String?
     @Option(help: "Largest link message, in bytes.") var maxLinkMessageBytes = 16 * 1024 * 1024
@@ -191,8 +206,8 @@ struct SubmitRaytrace: ParsableCommand {
         abstract: "Render a scene across the ring and write the image (PNG, or PPM for a .ppm name).")
 
     @Option(help: "Rendezvous server, ws://host:port.") var server: ServerAddress
-    @Option(help: "A scene file, or the name of a shipped scene (small, medium, standard).") var scene: String
-    @Option(help: "Directory of the shipped scenes.") var scenes = "Public/scenes"
+    @Option(help: "A scene file, or the name of a shipped scene (small, odd, medium, standard).") var scene: String
+    @Option(help: "Directory of the shipped scenes (default: Public/scenes of the working directory or of the source tree).") var scenes: String?
     @Option(help: "Tasks (tiles).") var tiles = 400
     @Option(help: "Peers to use at most.") var peers = 8
     @Option(help: "Output image.") var out: String
@@ -214,6 +229,7 @@ struct SubmitRaytrace: ParsableCommand {
         bootstrapLogging(logLevel)
         let logger = Logger(label: "browsercloud.submit")
         let (sceneJSON, parsed) = try loadScene(scene, dir: scenes)
+        try checkWritable(out)
         var config = PeerConfiguration()
         config.serverHost = server.host
         config.serverPort = server.port
@@ -229,7 +245,7 @@ struct SubmitRaytrace: ParsableCommand {
         // Wait until this peer is in the ring with its links open.
         let joinDeadline = Date().addingTimeInterval(joinTimeout)
         while !node.transport.sync({ node.isReady }) {
-            guard Date() < joinDeadline else { throw ValidationError("could not join the ring at \(server.host):\(server.port) within \(joinTimeout) s") }
+            guard Date() < joinDeadline else { throw Message("could not join the ring at \(server.host):\(server.port) within \(joinTimeout) s") }
             usleep(50_000)
         }
         let showBar = isatty(STDERR_FILENO) != 0
@@ -283,6 +299,7 @@ private final class ResultBox: Sendable {
 struct Message: Error, CustomStringConvertible, ExpressibleByStringInterpolation {
     let description: String
     init(stringLiteral value: String) { description = value }
+    init(_ value: String) { description = value }
 }
 
 private func drawBar(_ done: Int, _ total: Int) {
@@ -298,13 +315,14 @@ struct Render: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Render a scene locally in one process on one core (the reference for jobs).")
 
-    @Option(help: "A scene file, or the name of a shipped scene (small, medium, standard).") var scene: String
-    @Option(help: "Directory of the shipped scenes.") var scenes = "Public/scenes"
+    @Option(help: "A scene file, or the name of a shipped scene (small, odd, medium, standard).") var scene: String
+    @Option(help: "Directory of the shipped scenes (default: Public/scenes of the working directory or of the source tree).") var scenes: String?
     @Option(help: "Output image (PNG, or PPM for a .ppm name).") var out: String
     @Option(help: "Render only this tile: x,y,width,height.") var tile: String?
 
     func run() throws {
         let (_, parsed) = try loadScene(scene, dir: scenes)
+        try checkWritable(out)
         var t = Tile(x: 0, y: 0, width: parsed.width, height: parsed.height)
         if let tile {
             let v = tile.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }

@@ -90,6 +90,9 @@ def test_render_writes_the_reference_image_and_single_tiles(tmp_path):
     bad = subprocess.run([BIN, "render", "--scene", "small", "--scenes", str(ROOT / "Public/scenes"), "--out", str(tmp_path / "x.png"),
                           "--tile", "60,0,10,10"], capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0 and "not inside" in bad.stderr
+    huge = subprocess.run([BIN, "render", "--scene", "small", "--scenes", str(ROOT / "Public/scenes"), "--out", str(tmp_path / "x.png"),
+                           "--tile", "4611686018427387904,0,4611686018427387904,1"], capture_output=True, text=True, timeout=60)
+    assert huge.returncode == 1 and "not inside" in huge.stderr      # no overflow trap
 
 
 def test_all_ordered_pairs_deliver_within_the_chord_bound(server, ring):

@@ -1,0 +1,27 @@
+import Peer
+import Ring
+import Testing
+
+@Test func linkFramesRoundTrip() throws {
+    let id = try #require(PeerID(hex: "0123456789ab"))
+    for frame: LinkFrame in [.message(Array(#"{"a":1}"#.utf8)), .chunk(id: "x1", index: 2, count: 3, part: Array("abc".utf8)),
+                             .retire, .keep, .hello(peerId: id, nonce: "n0"), .welcome(peerId: id)] {
+        #expect(LinkFrame.parse(frame.encoded()) == frame)
+    }
+    for bad in ["", "Q", "C:1:2:x", "Cid:3:2:x", "Cid:-1:2:x", "Cid:a:2:x", "H{}", "H{\"peerId\":\"zz\"}", "XX"] {
+        #expect(LinkFrame.parse(Array(bad.utf8)) == nil, "\(bad)")
+    }
+}
+
+@Test func reassemblyIsBoundedInPartsMessagesAndBytes() {
+    var r = Reassembler(maxBytes: 10)
+    #expect(r.add(id: "a", index: 1, count: 2, part: Array("world".utf8)) == .pending)
+    #expect(r.add(id: "a", index: 0, count: 2, part: Array("hello".utf8)) == .complete(Array("helloworld".utf8)))
+    #expect(r.add(id: "b", index: 0, count: 3, part: Array("123456".utf8)) == .pending)
+    #expect(r.add(id: "b", index: 1, count: 3, part: Array("78901".utf8)) == .overflow, "more bytes than the budget")
+    var parts = Reassembler(maxBytes: 1 << 20)
+    #expect(parts.add(id: "c", index: 0, count: Reassembler.maxChunks + 1, part: [1]) == .overflow)
+    var many = Reassembler(maxBytes: 1 << 20)
+    for i in 0..<Reassembler.maxPartialMessages { #expect(many.add(id: "m\(i)", index: 0, count: 2, part: [1]) == .pending) }
+    #expect(many.add(id: "one-more", index: 0, count: 2, part: [1]) == .overflow)
+}

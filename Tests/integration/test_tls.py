@@ -1,0 +1,73 @@
+"""Native TLS (https and wss on one port, OpenSSL through libwebsockets), with a throwaway CA and
+certificate made by openssl in the test: a client that verifies against that CA gets /healthz and
+registers; a client without the CA is refused; plain http on the TLS port gets nothing."""
+import json
+import ssl
+import subprocess
+
+import pytest
+import requests
+from websockets.sync.client import connect
+
+from harness import BIN, Server
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pki")
+    def run(*args):
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True, timeout=60)
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=BrowserCloud test CA")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost")
+    (d / "ext.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf")
+    return d
+
+
+@pytest.fixture(scope="module")
+def tls_server(pki, tmp_path_factory):
+    s = Server(tmp_path_factory.mktemp("tls"), "--tls-cert", pki / "server.pem", "--tls-key", pki / "server.key")
+    yield s
+    s.stop()
+
+
+def test_https_and_wss_with_the_ca(tls_server, pki):
+    r = requests.get(f"https://127.0.0.1:{tls_server.port}/healthz", verify=str(pki / "ca.pem"), timeout=10)
+    assert r.status_code == 200 and r.json()["status"] == "ok"
+    ctx = ssl.create_default_context(cafile=str(pki / "ca.pem"))
+    with connect(f"wss://127.0.0.1:{tls_server.port}/", subprotocols=["webrtc-explorer.v1"], ssl=ctx, open_timeout=10) as ws:
+        ws.send(json.dumps({"type": "register"}))
+        assert json.loads(ws.recv(timeout=10))["type"] == "registered"
+
+
+def test_clients_without_the_ca_are_refused(tls_server):
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.get(f"https://127.0.0.1:{tls_server.port}/healthz", timeout=10)
+    with pytest.raises(ssl.SSLCertVerificationError):
+        with connect(f"wss://127.0.0.1:{tls_server.port}/", ssl=ssl.create_default_context(), open_timeout=10):
+            pass
+
+
+def test_plain_http_on_the_tls_port_gets_no_page(tls_server):
+    with pytest.raises(requests.exceptions.ConnectionError):
+        requests.get(f"http://127.0.0.1:{tls_server.port}/healthz", timeout=5)
+
+
+def test_tls_flags_are_checked(tmp_path, pki):
+    only_cert = subprocess.run([BIN, "serve", "--port", "0", "--tls-cert", str(pki / "server.pem")], capture_output=True, text=True, timeout=30)
+    assert only_cert.returncode != 0 and "--tls-cert and --tls-key together" in only_cert.stderr
+    missing = subprocess.run([BIN, "serve", "--port", "0", "--tls-cert", str(tmp_path / "nope.pem"), "--tls-key", str(pki / "server.key")],
+                             capture_output=True, text=True, timeout=30)
+    assert missing.returncode != 0 and "cannot read" in missing.stderr
+
+
+def test_a_secret_file_named_in_the_working_directory(tmp_path):
+    """A one-character relative name used to crash Foundation's path handling."""
+    proc = subprocess.Popen([BIN, "serve", "--port", "0", "--secret-file", "s"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "listening on" in proc.stdout.readline()
+        assert len((tmp_path / "s").read_text().strip()) == 64
+    finally:
+        proc.terminate()
+        proc.wait(10)
