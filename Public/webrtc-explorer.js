@@ -10,7 +10,8 @@
 //   await peer.leave()
 //
 // Other events: 'link-up' / 'link-down' ({ peerId }), 'ring' (the finger table snapshot after every
-// change), 'signalling-lost', 'signalling-restored', 'error' ({ code, message }).
+// change), 'signalling-lost', 'signalling-restored', 'server-going-away' ({ retryAfterMs }: the server
+// is shutting down; the peer comes back after that delay with its ID), 'error' ({ code, message }).
 //
 // The four parts of the thesis: channel manager (explorer/channel-manager.js), finger table
 // (explorer/finger-table.js), router (explorer/ring.js) and this interface (with explorer/events.js).
@@ -114,6 +115,11 @@ export class Explorer {
   #onServerMessage (m) {
     if (m.type === 'error') {
       this.events.emit('error', { code: m.code, message: m.message })
+      return
+    }
+    if (m.type === 'going-away') {
+      // The server is restarting: the channel manager reconnects after retryAfterMs, with our token.
+      this.events.emit('server-going-away', { retryAfterMs: m.retryAfterMs })
       return
     }
     if (m.type === 'registered') {

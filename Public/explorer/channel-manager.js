@@ -126,6 +126,7 @@ export class ChannelManager {
       ws.onmessage = (e) => {
         let m
         try { m = JSON.parse(e.data) } catch { return }
+        if (m.type === 'going-away' && Number.isFinite(m.retryAfterMs)) this.retryAfterMs = Math.min(60000, Math.max(0, m.retryAfterMs))
         if (m.type === 'signal') this.#onSignal(m)
         else this.o.onServerMessage(m)
       }
@@ -141,8 +142,10 @@ export class ChannelManager {
 
   #scheduleReconnect () {
     if (this.stopped || this.reconnectTimer) return
-    // Exponential backoff with jitter: 0.25 s, 0.5 s, 1 s ... at most 10 s.
-    const delay = Math.min(10000, 250 * 2 ** this.attempt) * (0.75 + Math.random() / 2)
+    // After a going-away, the delay the server asked for; otherwise exponential backoff with jitter:
+    // 0.25 s, 0.5 s, 1 s ... at most 10 s.
+    const delay = this.retryAfterMs ?? Math.min(10000, 250 * 2 ** this.attempt) * (0.75 + Math.random() / 2)
+    this.retryAfterMs = undefined
     this.attempt++
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null

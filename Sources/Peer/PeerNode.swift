@@ -98,6 +98,8 @@ public final class PeerNode: TransportHandler, @unchecked Sendable {
     private var serverConnection: ConnectionID?
     private var reconnectAttempt = 0
     private var reconnectAt: UInt64?
+    /// Set by `going-away`: the delay the server asked for before the next connection attempt.
+    private var retryAfter: UInt64?
 
     private var links: [PeerID: Link] = [:]
     /// Connections that are not (yet) a link: dialled ones waiting to open or for a welcome, accepted
@@ -116,6 +118,8 @@ public final class PeerNode: TransportHandler, @unchecked Sendable {
     public var onLinkDown: ((PeerID) -> Void)?
     public var onRingChange: (() -> Void)?
     public var onTick: ((UInt64) -> Void)?
+    /// The server announced a shutdown (`going-away`); the peer reconnects after the given milliseconds.
+    public var onGoingAway: ((Int) -> Void)?
     /// Errors the peer cannot act on (e.g. `server-full`, `bad-token`), and hop-limit drops.
     public var onError: ((String, String) -> Void)?
 
@@ -203,6 +207,12 @@ public final class PeerNode: TransportHandler, @unchecked Sendable {
         guard state != .stopped else { return }
         state = .idle
         serverConnection = nil
+        if let retryAfter {
+            // The server went away on purpose and said when to come back.
+            self.retryAfter = nil
+            reconnectAt = now() + retryAfter
+            return
+        }
         // Exponential backoff with jitter: 0.25 s … 10 s.
         let base = min(10.0, 0.25 * Double(1 << min(reconnectAttempt, 6)))
         reconnectAttempt += 1
@@ -237,6 +247,10 @@ public final class PeerNode: TransportHandler, @unchecked Sendable {
             onRegistered?(id, again)
         case .signal(let from, let intentId, let signal):
             onSignal(from: from, intentId: intentId, signal: signal.value ?? .null)
+        case .goingAway(let ms):
+            logger.info("the server is going away; reconnecting in \(ms) ms with the same ID")
+            retryAfter = UInt64(ms) * 1_000_000
+            onGoingAway?(ms)
         case .error(let code, let text):
             logger.warning("server error \(code.rawValue): \(text)")
             onError?(code.rawValue, text)

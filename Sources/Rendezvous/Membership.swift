@@ -78,6 +78,16 @@ struct Membership {
             remoteAddress: remoteAddress)
     }
 
+    /// Shutdown: every connection is told to come back after a delay spread over `spreadMs` (so that
+    /// peers do not all reconnect at once), then closed with 1001 "going away".
+    func goingAway(spreadMs: Int) -> [Action] {
+        var rng = SystemRandomNumberGenerator()
+        return sessions.keys.flatMap { c -> [Action] in
+            [.send(c, .goingAway(retryAfterMs: 250 + Int.random(in: 0...max(0, spreadMs), using: &rng))),
+             .close(c, status: 1001, reason: "server going away")]
+        }
+    }
+
     mutating func closed(_ connection: ConnectionID) -> [Action] {
         guard var session = sessions.removeValue(forKey: connection) else { return [] }
         guard let peer = session.machine.closed(), peers[peer]?.connection == connection else { return [] }

@@ -17,6 +17,8 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
     var membership: Membership
     let files: StaticFiles?
     var subscribers = Set<ConnectionID>()
+    /// Set by `shutdown`: new connections are told to go away, closes are not leaves.
+    var shuttingDown = false
     private let started = DispatchTime.now()
 
     public init(configuration: ServerConfiguration, secret: [UInt8], logger: Logger = Logger(label: "browsercloud.server")) throws {
@@ -49,12 +51,37 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
         logger.info("stopped")
     }
 
+    /// Graceful shutdown: refuses new connections, tells every peer the server is going away (they
+    /// reconnect after a spread delay and re-register with their tokens), waits up to `grace` seconds
+    /// for the messages to flush and the connections to close, then stops. From any thread but the
+    /// service thread.
+    public func shutdown(grace: Double) {
+        let open = transport.sync { [self] () -> Int in
+            shuttingDown = true
+            let spread = min(10_000, membership.ring.count)   // about 1 ms per peer, at most 10 s
+            perform(membership.goingAway(spreadMs: spread))
+            for s in subscribers { transport.sendEvent(Array("event: going-away\ndata: {}\n\n".utf8), to: s) }
+            return transport.counters.webSocketsOpen
+        }
+        logger.info("shutting down", metadata: ["connections": "\(open)"])
+        let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(max(0, grace) * 1e9)
+        while DispatchTime.now().uptimeNanoseconds < deadline, transport.sync({ [self] in transport.counters.webSocketsOpen }) > 0 {
+            usleep(20_000)
+        }
+        stop()
+    }
+
     var now: Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
     var uptime: Double { Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9 }
 
     // MARK: TransportHandler (service thread)
 
     public func webSocketOpened(_ connection: ConnectionID, remoteAddress: String, origin: String?) {
+        if shuttingDown {
+            transport.send(ServerMessage.goingAway(retryAfterMs: 1000).encoded(), to: connection)
+            transport.close(connection, status: 1001, reason: "server going away")
+            return
+        }
         membership.opened(connection, remoteAddress: remoteAddress, now: now)
         logger.debug("connection opened", metadata: ["connection": "\(connection)", "remote": "\(remoteAddress)"])
     }
@@ -69,7 +96,7 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
 
     public func webSocketClosed(_ connection: ConnectionID, cause: CloseCause) {
         logger.debug("connection closed", metadata: ["connection": "\(connection)", "cause": "\(cause.rawValue)"])
-        if cause == .shutdown { return }
+        if cause == .shutdown || shuttingDown { return }   // no leaves: the peers come back
         perform(membership.closed(connection))
     }
 

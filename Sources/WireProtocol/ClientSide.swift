@@ -83,6 +83,9 @@ extension ServerMessage {
                 throw ProtocolError(.badField, "'signal' needs from, intentId and a signal object")
             }
             return .signal(from: from, intentId: intentId, signal: RawJSON(signal.objectValue!))
+        case "going-away":
+            guard case .number(let ms)? = o["retryAfterMs"], ms >= 0, ms < 3_600_000 else { throw ProtocolError(.badField, "'retryAfterMs' must be a number of milliseconds") }
+            return .goingAway(retryAfterMs: Int(ms))
         case "error":
             guard let code = o["code"]?.stringValue else { throw ProtocolError(.badField, "'error' needs a code") }
             return .error(ErrorCode(rawValue: code) ?? .badField, o["message"]?.stringValue ?? code)

@@ -74,6 +74,8 @@ public enum ServerMessage: Equatable, Sendable {
     case fingerUpdate(row: Int, start: PeerID, peer: PeerID?)
     case signal(from: PeerID, intentId: String, signal: RawJSON)
     case error(ErrorCode, String)
+    /// The server is shutting down: reconnect after `retryAfterMs` and re-register with the token.
+    case goingAway(retryAfterMs: Int)
 
     public var json: JSONValue {
         func id(_ p: PeerID?) -> JSONValue { p.map { .string($0.hex) } ?? .null }
@@ -94,6 +96,8 @@ public enum ServerMessage: Equatable, Sendable {
             return .object(["type": "signal", "from": id(from), "intentId": .string(intentId), "signal": signal.value ?? .null])
         case .error(let code, let message):
             return .object(["type": "error", "code": .string(code.rawValue), "message": .string(message)])
+        case .goingAway(let ms):
+            return .object(["type": "going-away", "retryAfterMs": .number(Double(ms))])
         }
     }
 

@@ -92,6 +92,9 @@ struct Serve: ParsableCommand {
     @Flag(help: "Offer permessage-deflate (about 100 KB of memory per connection).")
     var permessageDeflate = false
 
+    @Option(help: "Seconds to wait, on SIGTERM or SIGINT, for peers to be told the server is going away and to disconnect.")
+    var shutdownGrace = 5.0
+
     @Option(help: "PEM certificate (chain) file: with --tls-key, the port serves https and wss only.")
     var tlsCert: String?
 
@@ -177,7 +180,7 @@ struct Serve: ParsableCommand {
             sources.append(source)
         }
         done.wait()
-        server.stop()
+        server.shutdown(grace: shutdownGrace)
         _ = sources
     }
 }

@@ -147,6 +147,7 @@ struct PeerCommand: ParsableCommand {
             logger.debug("message from \(envelope.srcId.hex) after \(envelope.hops) hops")
             if events { emitLine(.object(["event": "message", "srcId": .string(envelope.srcId.hex), "dstId": .string(envelope.dstId.hex), "hops": .number(Double(envelope.hops)), "data": envelope.data])) }
         }
+        node.onGoingAway = { ms in if events { emitLine(.object(["event": "going-away", "retryAfterMs": .number(Double(ms))])) } }
         node.onError = { code, message in if events { emitLine(.object(["event": "error", "code": .string(code), "message": .string(message)])) } }
         engine.onTaskRun = { from, jobId, taskId, code, seconds in
             logger.info("task \(taskId) of job \(jobId) from \(from): \(code ?? "ok") in \(String(format: "%.3f", seconds)) s")

@@ -11,7 +11,7 @@ SETUP = """async ({ index, url, workers }) => {
   const peer = new Explorer({ signalingURL: url, iceServers: [] })
   window.peer = peer
   window.inbox = []
-  for (const name of ['registered', 'ready', 'link-up', 'link-down', 'error', 'signalling-lost', 'signalling-restored']) {
+  for (const name of ['registered', 'ready', 'link-up', 'link-down', 'error', 'signalling-lost', 'signalling-restored', 'server-going-away']) {
     peer.events.on(name, (payload) => window.bcEvent(index, name, payload))
   }
   peer.events.on('message', (m) => {

@@ -31,13 +31,14 @@ def test_delivery_is_complete_again_after_a_quarter_leave(overlay):
 
 def test_peers_come_back_with_their_ids_after_a_server_restart(overlay, ring_server, namespace, tmp_path_factory):
     before = sorted(p[2] for p in overlay.live)
-    ring_server.stop()
+    assert ring_server.stop() == 0          # SIGTERM: every page is told the server is going away
     restarted = Server(tmp_path_factory.mktemp("restart"), host=namespace.address, prefix=namespace.prefix,
                        port=ring_server.port, secret_file=ring_server.secret_file)
     ring_server.restarts.append(restarted)
     network = overlay.wait_stable(timeout=60)
     assert sorted(p["peerId"] for p in network["peers"]) == before
     assert len(overlay.timeline.of("signalling-restored")) >= len(before)
+    assert {e["peer"] for e in overlay.timeline.of("server-going-away")} >= {i for i, p in enumerate(overlay.pages) if p[0] is not None}
     delivered, expected, _ = overlay.all_pairs()
     assert delivered == expected
 

@@ -102,6 +102,25 @@ def test_all_ordered_pairs_deliver_within_the_chord_bound(server, ring):
     assert max(hops) <= chord_hop_bound(N), sorted(hops)[-10:]
 
 
+def test_sigterm_with_all_peers_connected_then_restart_all_come_back_with_their_ids(server, ring, tmp_path):
+    live = [p for p in ring if p.alive]
+    before = sorted(p.peer_id for p in live)
+    t0 = time.monotonic()
+    assert server.stop() == 0                     # SIGTERM: graceful shutdown, exit 0
+    assert time.monotonic() - t0 < 8              # within --shutdown-grace (5 s) and a margin
+    wait_until = time.monotonic() + 10
+    while time.monotonic() < wait_until and not all(p.of("going-away") for p in live):
+        time.sleep(0.05)
+    assert all(p.of("going-away") for p in live), "every peer was told the server is going away"
+    restarted = Server(tmp_path, "--max-connections", "4000", port=server.port, secret_file=server.secret_file)
+    server.restarts.append(restarted)
+    network = wait_stable(restarted, live, timeout=90)
+    assert sorted(p["peerId"] for p in network["peers"]) == before
+    assert all(any(e.get("again") for e in p.of("registered")) for p in live)
+    delivered, expected, _ = all_pairs(live)
+    assert delivered == expected
+
+
 def test_a_400_tile_job_is_byte_identical_to_render(server, ring, tmp_path):
     reference = render(tmp_path, "medium")
     proc, out = submit(server, tmp_path, "medium", 400, len(ring), "job.png")
@@ -146,16 +165,3 @@ def test_a_job_survives_30_percent_of_its_workers_killed(server, ring, tmp_path)
     done_after_kill = [line for line in stderr.splitlines() if line.startswith("progress ")]
     assert done_after_kill, "the job ended before the workers were killed: the scenario proves nothing"
     assert "peers lost 0" not in stdout or "re-dispatched 0" not in stdout, stdout
-
-
-def test_native_peers_come_back_with_their_ids_after_a_server_restart(server, ring, tmp_path):
-    live = [p for p in ring if p.alive]
-    before = sorted(p.peer_id for p in live)
-    server.stop()
-    restarted = Server(tmp_path, "--max-connections", "4000", port=server.port, secret_file=server.secret_file)
-    server.restarts.append(restarted)
-    network = wait_stable(restarted, live, timeout=90)
-    assert sorted(p["peerId"] for p in network["peers"]) == before
-    assert all(any(e.get("again") for e in p.of("registered")) for p in live)
-    delivered, expected, _ = all_pairs(live)
-    assert delivered == expected
