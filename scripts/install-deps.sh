@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 
 apt_packages=(libwebsockets-dev libssl-dev zlib1g-dev pkg-config)
 if [ "${1:-}" = "--test" ]; then
-    # Browser tests drive Debian's Chromium (never a downloaded browser) through Playwright.
-    apt_packages+=(iproute2 python3-pip chromium)
+    # Browser tests drive Debian's Chromium (never a downloaded browser) through Playwright; the
+    # deployment tests run nginx in front of the server and check the unit with systemd-analyze.
+    apt_packages+=(iproute2 python3-pip chromium nginx openssl systemd)
 fi
 
 missing=()
@@ -19,7 +20,15 @@ if [ ${#missing[@]} -gt 0 ]; then
     sudo_cmd=""
     [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
     $sudo_cmd apt-get update -qq
+    # Packages must not start services (nginx would listen on port 80): a policy-rc.d says no.
+    policy=/usr/sbin/policy-rc.d
+    own_policy=""
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' | $sudo_cmd tee "$policy" >/dev/null && $sudo_cmd chmod 755 "$policy" && own_policy=1
+        trap '$sudo_cmd rm -f "$policy"' EXIT
+    fi
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
+    [ -z "$own_policy" ] || $sudo_cmd rm -f "$policy"
 fi
 
 if [ "${1:-}" = "--test" ]; then

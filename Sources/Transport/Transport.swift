@@ -566,7 +566,8 @@ public final class Transport: @unchecked Sendable {
         let method = Self.method(methodIndex)
         // HEAD is answered like GET without the body (RFC 9110 §9.3.2).
         let request = HTTPRequest(connection: id, method: method == .head ? .get : method, path: path.isEmpty ? "/" : path,
-                                  query: queryArguments(wsi), authorization: header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION))
+                                  query: queryArguments(wsi), authorization: header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION),
+                                  host: header(wsi, WSI_TOKEN_HOST))
         if lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0 {
             // lws 4.1 never completes chunked request bodies, and no route takes a body: answer and close.
             let body = Array("chunked request bodies are not accepted\n".utf8)

@@ -55,6 +55,8 @@ public struct HTTPRequest: Sendable {
     /// Decoded query arguments (`?a=1&b=2`); a repeated name keeps its last value.
     public var query: [String: String] = [:]
     public var authorization: String?
+    /// The `Host` header, if any.
+    public var host: String? = nil
 }
 
 /// What a route answers.

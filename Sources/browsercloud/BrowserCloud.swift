@@ -12,11 +12,34 @@ struct BrowserCloud: ParsableCommand {
         abstract: "BrowserCloud: a community cloud on a peer-to-peer overlay of browsers and machines.",
         subcommands: [Serve.self, PeerCommand.self, Submit.self, Render.self, Simulate.self]
     )
+
+    /// `serve` also takes its settings from the environment and a configuration file (see Settings).
+    static func main() {
+        var arguments = Array(CommandLine.arguments.dropFirst())
+        if arguments.first == "serve", !arguments.contains("--help"), !arguments.contains("-h") {
+            do {
+                arguments = ["serve"] + (try Settings.expand(Array(arguments.dropFirst()), command: Serve.self,
+                                                              environment: ProcessInfo.processInfo.environment))
+            } catch {
+                exit(withError: error)
+            }
+        }
+        main(arguments)
+    }
 }
 
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the rendezvous (signalling) server: ring meta-state, SDP relay, REST analytics, static bundle.")
+        abstract: "Run the rendezvous (signalling) server: ring meta-state, SDP relay, REST analytics, static bundle.",
+        discussion: """
+        Every flag can also be set by an environment variable BROWSERCLOUD_<FLAG> (upper case, '-' as \
+        '_', e.g. BROWSERCLOUD_MAX_PEERS=50000) or in a configuration file (--config FILE or \
+        BROWSERCLOUD_CONFIG; lines `max-peers = 50000`, `#` comments, `true`/`false` for switches). \
+        Precedence: command line > environment > file > defaults. See docs/operations.md.
+        """)
+
+    @Option(help: "Configuration file of `name = value` lines (also BROWSERCLOUD_CONFIG).")
+    var config: String?
 
     @Option(help: "Address to bind (IPv4/IPv6 literal, localhost, or 0.0.0.0 for all interfaces).")
     var host = "127.0.0.1"
@@ -101,6 +124,9 @@ struct Serve: ParsableCommand {
     @Option(help: "PEM private key file of --tls-cert.")
     var tlsKey: String?
 
+    @Option(help: "With TLS: also listen for plain http on this port and redirect every request to https.")
+    var redirectPort: Int?
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
         guard successors >= 1 && successors <= 32 else { throw ValidationError("--successors must be 1...32") }
@@ -114,6 +140,10 @@ struct Serve: ParsableCommand {
         }
         if adminToken != nil && adminTokenFile != nil { throw ValidationError("give --admin-token or --admin-token-file, not both") }
         if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("give --tls-cert and --tls-key together") }
+        if let redirectPort {
+            guard tlsCert != nil else { throw ValidationError("--redirect-port needs --tls-cert and --tls-key") }
+            guard (1...65535).contains(redirectPort), redirectPort != port else { throw ValidationError("--redirect-port must be 1...65535 and differ from --port") }
+        }
         for path in [tlsCert, tlsKey].compactMap({ $0 }) where !FileManager.default.isReadableFile(atPath: path) {
             throw ValidationError("cannot read \(path)")
         }
@@ -162,6 +192,12 @@ struct Serve: ParsableCommand {
         let secret = try TokenAuthority.loadOrCreateSecret(at: secretFile)
         let server = try RendezvousServer(configuration: config, secret: secret, logger: logger)
         try server.start()
+        var redirect: RedirectServer?
+        if let redirectPort {
+            let r = RedirectServer(host: host, port: redirectPort, httpsPort: server.port, logger: logger)
+            try r.start()
+            redirect = r
+        }
         // Machine-readable line for scripts and tests (the port matters with --port 0).
         let shownHost = host.contains(":") ? "[\(host)]" : host
         FileHandle.standardOutput.write(Data("browsercloud: listening on \(shownHost):\(server.port)\n".utf8))
@@ -180,6 +216,7 @@ struct Serve: ParsableCommand {
             sources.append(source)
         }
         done.wait()
+        redirect?.stop()
         server.shutdown(grace: shutdownGrace)
         _ = sources
     }

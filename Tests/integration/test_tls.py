@@ -71,3 +71,21 @@ def test_a_secret_file_named_in_the_working_directory(tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_plain_http_port_redirects_to_https(pki, tmp_path):
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        redirect = s.getsockname()[1]
+    server = Server(tmp_path, "--tls-cert", pki / "server.pem", "--tls-key", pki / "server.key", "--redirect-port", redirect)
+    try:
+        r = requests.get(f"http://localhost:{redirect}/api/network?limit=5", allow_redirects=False, timeout=10)
+        assert r.status_code == 301
+        assert r.headers["Location"] == f"https://localhost:{server.port}/api/network?limit=5"
+        followed = requests.get(f"http://localhost:{redirect}/healthz", verify=str(pki / "ca.pem"), timeout=10)
+        assert followed.status_code == 200 and followed.url.startswith("https://")
+    finally:
+        server.stop()
+    refused = subprocess.run([BIN, "serve", "--port", "0", "--redirect-port", "8080"], capture_output=True, text=True, timeout=30)
+    assert refused.returncode != 0 and "--redirect-port needs --tls-cert" in refused.stderr
