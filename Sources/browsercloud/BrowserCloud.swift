@@ -189,6 +189,8 @@ struct Serve: ParsableCommand {
         }
         if let token = config.adminToken, token.count < 16 { throw ValidationError("the admin token must be at least 16 characters") }
 
+        // Before anything can tell a supervisor that the server is up (no window where SIGTERM is lost).
+        let termination = TerminationSignals()
         let secret = try TokenAuthority.loadOrCreateSecret(at: secretFile)
         let server = try RendezvousServer(configuration: config, secret: secret, logger: logger)
         try server.start()
@@ -202,23 +204,10 @@ struct Serve: ParsableCommand {
         let shownHost = host.contains(":") ? "[\(host)]" : host
         FileHandle.standardOutput.write(Data("browsercloud: listening on \(shownHost):\(server.port)\n".utf8))
 
-        let done = DispatchSemaphore(value: 0)
-        let queue = DispatchQueue(label: "signals")
-        var sources: [any DispatchSourceSignal] = []
-        for sig in [SIGINT, SIGTERM] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
-            source.setEventHandler { @Sendable in
-                logger.info("signal received, shutting down", metadata: ["signal": "\(sig)"])
-                done.signal()
-            }
-            source.resume()
-            sources.append(source)
-        }
-        done.wait()
+        termination.wait()
+        logger.info("signal received, shutting down")
         redirect?.stop()
         server.shutdown(grace: shutdownGrace)
-        _ = sources
     }
 }
 

@@ -44,19 +44,38 @@ func bootstrapLogging(_ level: Logger.Level) {
     }
 }
 
-/// Blocks until SIGINT or SIGTERM.
-func waitForTermination() {
-    let done = DispatchSemaphore(value: 0)
-    var sources: [any DispatchSourceSignal] = []
-    for sig in [SIGINT, SIGTERM] {
-        signal(sig, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: sig, queue: DispatchQueue(label: "signals"))
-        source.setEventHandler { done.signal() }
-        source.resume()
-        sources.append(source)
+/// The settings of a native peer from the command line (`peer` and `submit`).
+func peerConfiguration(server: ServerAddress, listen: ListenAddress, advertise: String?, workers: Int) -> PeerConfiguration {
+    var config = PeerConfiguration()
+    config.serverHost = server.host
+    config.serverPort = server.port
+    config.listenHost = listen.host
+    config.listenPort = listen.port
+    config.advertisedURL = advertise
+    config.capabilities = JobEngine.capabilities(workers: workers)
+    return config
+}
+
+/// SIGINT and SIGTERM, caught from creation on: `wait()` returns once one arrived.
+final class TerminationSignals {
+    private let done = DispatchSemaphore(value: 0)
+    private let sources: [any DispatchSourceSignal]
+
+    init() {
+        let queue = DispatchQueue(label: "signals")
+        var sources: [any DispatchSourceSignal] = []
+        for sig in [SIGINT, SIGTERM] {
+            // The dispatch source is armed before the default action is turned off.
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
+            source.setEventHandler { [done] in done.signal() }
+            source.resume()
+            signal(sig, SIG_IGN)
+            sources.append(source)
+        }
+        self.sources = sources
     }
-    done.wait()
-    _ = sources
+
+    func wait() { done.wait() }
 }
 
 /// One JSON object per line on stdout (machine-readable events for scripts and tests).
@@ -129,14 +148,8 @@ struct PeerCommand: ParsableCommand {
     func run() throws {
         bootstrapLogging(logLevel)
         let logger = Logger(label: "browsercloud.peer")
-        var config = PeerConfiguration()
-        config.serverHost = server.host
-        config.serverPort = server.port
-        config.listenHost = listen.host
-        config.listenPort = listen.port
-        config.advertisedURL = advertise
+        var config = peerConfiguration(server: server, listen: listen, advertise: advertise, workers: workers)
         config.maxLinkMessageBytes = maxLinkMessageBytes
-        config.capabilities = JobEngine.capabilities(workers: workers)
         let node = PeerNode(configuration: config, logger: logger)
         let engine = JobEngine(node: node, workers: workers, logger: logger)
         let events = stdinCommands
@@ -152,11 +165,12 @@ struct PeerCommand: ParsableCommand {
         engine.onTaskRun = { from, jobId, taskId, code, seconds in
             logger.info("task \(taskId) of job \(jobId) from \(from): \(code ?? "ok") in \(String(format: "%.3f", seconds)) s")
         }
+        let termination = TerminationSignals()
         try node.start()
         if stdinCommands {
             Thread.detachNewThread { readCommands(node) }
         }
-        waitForTermination()
+        termination.wait()
         logger.info("leaving the ring")
         engine.pool?.stop()
         node.stop()
@@ -231,14 +245,7 @@ struct SubmitRaytrace: ParsableCommand {
         let logger = Logger(label: "browsercloud.submit")
         let (sceneJSON, parsed) = try loadScene(scene, dir: scenes)
         try checkWritable(out)
-        var config = PeerConfiguration()
-        config.serverHost = server.host
-        config.serverPort = server.port
-        config.listenHost = listen.host
-        config.listenPort = listen.port
-        config.advertisedURL = advertise
-        config.capabilities = JobEngine.capabilities(workers: workers)
-        let node = PeerNode(configuration: config, logger: logger)
+        let node = PeerNode(configuration: peerConfiguration(server: server, listen: listen, advertise: advertise, workers: workers), logger: logger)
         let engine = JobEngine(node: node, workers: workers, logger: logger)
         try node.start()
         defer { engine.pool?.stop(); node.stop() }

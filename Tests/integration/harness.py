@@ -204,3 +204,16 @@ def auto_rows(n):
         k += 1
     top = min(ID_BITS - 1, k + 2)
     return [0] + list(range(ID_BITS - top, ID_BITS))
+
+
+def make_pki(directory):
+    """A throwaway CA and a server certificate for localhost and 127.0.0.1 (openssl); returns the directory
+    holding ca.pem, server.pem and server.key."""
+    def run(*args):
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True, timeout=60)
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=BrowserCloud test CA")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost")
+    (directory / "ext.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "2",
+        "-extfile", "ext.cnf")
+    return directory
