@@ -49,7 +49,10 @@ final class Job {
     func start() {
         started = Self.clock()
         if inputs.isEmpty { finish(); return }
+        discovering = true   // ticks wait for the first discovery
+        lastDiscovery = started
         engine.discover(nPeers, runtime: runtime, seconds: options.discoverySeconds, exclude: []) { [self] found in
+            discovering = false
             discoverySeconds = Self.clock() - started
             if found.isEmpty {
                 cancel("unsupported", "no peer offers the '\(runtime)' runtime (discovery waited \(options.discoverySeconds) s)")
@@ -163,7 +166,7 @@ final class Job {
     }
 
     func tick() {
-        guard !settled, scheduler.peerIDs.count > 0 || discovering == false else { return }
+        guard !settled else { return }
         let now = Self.clock()
         guard now - lastTick >= 0.2 else { return }
         lastTick = now
