@@ -79,7 +79,8 @@ public final class PeerNode: TransportHandler, @unchecked Sendable {
     public enum SessionState: Equatable, Sendable { case idle, connecting, registering, registered, stopped }
 
     struct Link {
-        var connection: ConnectionID
+        /// The WebSocket, or nil for a link relayed through the rendezvous server (last resort).
+        var connection: ConnectionID?
         var dialer: PeerID
         var open = false
         var retiringSince: UInt64?
@@ -109,6 +110,11 @@ public final class PeerNode: TransportHandler, @unchecked Sendable {
     private var connectionPeer: [ConnectionID: PeerID] = [:]
     private var nonces: [String: (peer: PeerID, expires: UInt64)] = [:]
     private var lastDialMe: [PeerID: UInt64] = [:]
+    /// "Dial me" requests sent since the last link to each peer, and when the first went out.
+    private var dialAttempts: [PeerID: (count: Int, since: UInt64)] = [:]
+    /// Whether the server relays link frames (from its `registered` config), and its message limit.
+    public private(set) var relayAllowed = false
+    private var serverMaxMessageBytes = 65536
     private var counter = 0
 
     /// Called on the service thread.
@@ -241,12 +247,23 @@ public final class PeerNode: TransportHandler, @unchecked Sendable {
             peerId = id
             self.token = token
             ring.apply([.config(fingerRows: config.fingerRows)])
+            relayAllowed = config.linkRelay
+            serverMaxMessageBytes = config.maxMessageBytes
             state = .registered
             reconnectAttempt = 0
             logger.info("registered as \(id.hex)\(again ? " (again)" : "")")
             onRegistered?(id, again)
         case .signal(let from, let intentId, let signal):
             onSignal(from: from, intentId: intentId, signal: signal.value ?? .null)
+        case .link(let from, let frame):
+            guard relayAllowed, state == .registered else { return }
+            if links[from] == nil {
+                // The other side reaches us only through the relay: answer the same way.
+                links[from] = Link(connection: nil, dialer: from, open: true, reassembler: Reassembler(maxBytes: configuration.maxLinkMessageBytes))
+                logger.info("link up (relayed by the server): \(from.hex)")
+                onLinkUp?(from)
+            }
+            onLinkFrame(from, Array(frame.utf8))
         case .goingAway(let ms):
             logger.info("the server is going away; reconnecting in \(ms) ms with the same ID")
             retryAfter = UInt64(ms) * 1_000_000
@@ -286,6 +303,8 @@ public final class PeerNode: TransportHandler, @unchecked Sendable {
         let t = now()
         if !force, let last = lastDialMe[peer], t - last < UInt64(configuration.dialRetrySeconds * 1e9) { return }
         lastDialMe[peer] = t
+        let attempts = dialAttempts[peer] ?? (0, t)
+        dialAttempts[peer] = (attempts.count + 1, attempts.since)
         let nonce = randomHex(16)
         nonces[nonce] = (peer, t + UInt64(max(configuration.handshakeSeconds, configuration.dialRetrySeconds) * 3e9))
         signal(peer, intentId: intentId ?? randomHex(8), ["type": "dial-me", "url": .string(url), "nonce": .string(nonce)])
@@ -296,23 +315,31 @@ public final class PeerNode: TransportHandler, @unchecked Sendable {
     private func reconcileLinks() {
         guard peerId != nil else { return }
         let needed = neededPeers()
+        let t = now()
         for p in needed where links[p]?.open != true && !dialling.values.contains(where: { $0.peer == p }) {
+            // Last resort: after a few "dial me" rounds without a link, relay through the server.
+            if relayAllowed, let a = dialAttempts[p], a.count >= 3, t - a.since > UInt64(2 * configuration.dialRetrySeconds * 1e9) {
+                links[p] = Link(connection: nil, dialer: peerId!, open: true, reassembler: Reassembler(maxBytes: configuration.maxLinkMessageBytes))
+                logger.info("link up (relayed by the server, no direct connection): \(p.hex)")
+                onLinkUp?(p)
+                continue
+            }
             sendDialMe(to: p)
         }
         for (p, link) in links where link.open && !needed.contains(p) && link.retiringSince == nil && !link.keptByRemote {
             links[p]?.retiringSince = now()
-            _ = transport.send(LinkFrame.retire.encoded(), to: link.connection)
+            sendFrame(p, LinkFrame.retire.encoded())
         }
         // Needed again while being retired (the ring changed back): keep it, and tell the other side,
         // which may have marked it as retiring too.
         for (p, link) in links where link.open && needed.contains(p) && link.retiringSince != nil {
             links[p]?.retiringSince = nil
-            _ = transport.send(LinkFrame.keep.encoded(), to: link.connection)
+            sendFrame(p, LinkFrame.keep.encoded())
         }
     }
 
     private func dial(_ peer: PeerID, url: String, nonce: String) {
-        guard links[peer]?.open != true, !dialling.values.contains(where: { $0.peer == peer }) else { return }
+        guard links[peer]?.open != true || links[peer]?.connection == nil, !dialling.values.contains(where: { $0.peer == peer }) else { return }
         // Only IP literals: a host name would be resolved synchronously on the service thread (lws 4.1
         // without async DNS), so another peer could stall this one with a slow name.
         guard let (host, port, path) = parseWebSocketURL(url), isIPLiteral(host) else {
@@ -324,24 +351,26 @@ public final class PeerNode: TransportHandler, @unchecked Sendable {
     }
 
     private func linkOpened(_ peer: PeerID, connection: ConnectionID, dialer: PeerID) {
-        if let existing = links[peer], existing.connection != connection {
+        if let existing = links[peer], let old = existing.connection, old != connection {
             // Both sides dialled: keep the link dialled by the smaller ID (both ends choose the same).
             let keeper = min(peer, peerId ?? peer)
             if existing.dialer == keeper && existing.open {
                 transport.close(connection, status: 1000, reason: "duplicate link")
                 return
             }
-            connectionPeer[existing.connection] = nil
-            transport.close(existing.connection, status: 1000, reason: "duplicate link")
+            connectionPeer[old] = nil
+            transport.close(old, status: 1000, reason: "duplicate link")
         }
+        let wasRelayed = links[peer]?.connection == nil && links[peer] != nil
         links[peer] = Link(connection: connection, dialer: dialer, open: true, reassembler: Reassembler(maxBytes: configuration.maxLinkMessageBytes))
         connectionPeer[connection] = peer
-        logger.info("link up: \(peer.hex)")
-        onLinkUp?(peer)
+        dialAttempts[peer] = nil
+        logger.info("link up: \(peer.hex)\(wasRelayed ? " (direct, replacing the relayed one)" : "")")
+        if !wasRelayed { onLinkUp?(peer) }
         if !neededPeers().contains(peer) { reconcileLinks() }
     }
 
-    private func onLinkFrame(_ peer: PeerID, connection: ConnectionID, _ bytes: [UInt8]) {
+    private func onLinkFrame(_ peer: PeerID, _ bytes: [UInt8]) {
         guard let frame = LinkFrame.parse(bytes) else { return }
         switch frame {
         case .message(let text):
@@ -349,11 +378,11 @@ public final class PeerNode: TransportHandler, @unchecked Sendable {
         case .chunk(let id, let index, let count, let part):
             switch links[peer]?.reassembler.add(id: id, index: index, count: count, part: part) {
             case .complete(let text)?: receive(text)
-            case .overflow?: transport.close(connection, status: 1009, reason: "too many partial messages")
+            case .overflow?: dropLink(peer, reason: "too many partial messages")
             default: break
             }
         case .retire:
-            if neededPeers().contains(peer) { _ = transport.send(LinkFrame.keep.encoded(), to: connection) }
+            if neededPeers().contains(peer) { sendFrame(peer, LinkFrame.keep.encoded()) }
             else if links[peer]?.retiringSince == nil { links[peer]?.retiringSince = now() }
         case .keep:
             links[peer]?.retiringSince = nil
@@ -383,16 +412,22 @@ public final class PeerNode: TransportHandler, @unchecked Sendable {
         case .next(let next):
             guard let link = links[next] else { return false }
             let text = envelope.json.encoded()
-            guard text.count + 1 > configuration.partBytes else {
-                return transport.send(LinkFrame.message(text).encoded(), to: link.connection)
-            }
-            // Large messages go in parts (the receiver's frame limit), as the browsers do.
+            // Relayed frames must fit the server's message limit inside a `link` message (escaping
+            // may double them); direct ones go whole up to `partBytes`.
+            let limit = link.connection == nil ? max(1024, serverMaxMessageBytes / 2 - 256) : configuration.partBytes
+            guard text.count + 1 > limit else { return sendFrame(next, LinkFrame.message(text).encoded()) }
+            // Large messages go in parts, as the browsers do. Parts end on UTF-8 character boundaries.
             let id = randomHex(8)
-            let size = configuration.partBytes - 64
-            let count = (text.count + size - 1) / size
-            for i in 0..<count {
-                let part = Array(text[(i * size)..<min(text.count, (i + 1) * size)])
-                guard transport.send(LinkFrame.chunk(id: id, index: i, count: count, part: part).encoded(), to: link.connection) else { return false }
+            var parts: [ArraySlice<UInt8>] = []
+            var start = 0
+            while start < text.count {
+                var end = min(text.count, start + limit - 64)
+                while end < text.count && end > start + 1 && (text[end] & 0xC0) == 0x80 { end -= 1 }
+                parts.append(text[start..<end])
+                start = end
+            }
+            for (i, part) in parts.enumerated() {
+                guard sendFrame(next, LinkFrame.chunk(id: id, index: i, count: parts.count, part: Array(part)).encoded()) else { return false }
             }
             return true
         case .noRoute:
@@ -414,10 +449,7 @@ public final class PeerNode: TransportHandler, @unchecked Sendable {
         let grace = UInt64(configuration.retireGraceSeconds * 1e9)
         for (p, link) in links {
             if let since = link.retiringSince, t - since > grace, !neededPeers().contains(p) {
-                links[p] = nil
-                connectionPeer[link.connection] = nil
-                transport.close(link.connection, status: 1000, reason: "retired")
-                onLinkDown?(p)
+                dropLink(p, reason: "retired")
             }
         }
         if state == .registered { reconcileLinks() }
@@ -438,7 +470,7 @@ public final class PeerNode: TransportHandler, @unchecked Sendable {
 
     public func webSocketReceived(_ connection: ConnectionID, text: [UInt8]) {
         if connection == serverConnection { onServerMessage(text); return }
-        if let peer = connectionPeer[connection] { onLinkFrame(peer, connection: connection, text); return }
+        if let peer = connectionPeer[connection] { onLinkFrame(peer, text); return }
         if let d = dialling[connection] {
             guard case .welcome(let who)? = LinkFrame.parse(text), who == d.peer else {
                 transport.close(connection, status: 1008, reason: "expected a welcome")
@@ -468,6 +500,7 @@ public final class PeerNode: TransportHandler, @unchecked Sendable {
     public func webSocketClosed(_ connection: ConnectionID, cause: CloseCause) {
         if connection == serverConnection {
             if state != .stopped { logger.warning("lost the rendezvous server (\(cause.rawValue))") }
+            for (p, link) in links where link.connection == nil { dropLink(p, reason: "the relay went with the server") }
             scheduleReconnect()
             return
         }
@@ -489,6 +522,27 @@ public final class PeerNode: TransportHandler, @unchecked Sendable {
             return
         }
         if let d = dialling.removeValue(forKey: connection) { logger.info("cannot dial \(d.peer.hex): \(reason)") }
+    }
+}
+
+extension PeerNode {
+    /// Sends one link frame on the peer's WebSocket, or through the server's relay.
+    @discardableResult
+    func sendFrame(_ peer: PeerID, _ frame: [UInt8]) -> Bool {
+        guard let link = links[peer] else { return false }
+        if let c = link.connection { return transport.send(frame, to: c) }
+        guard let server = serverConnection, state == .registered else { return false }
+        return transport.send(ClientMessage.link(to: peer, frame: String(decoding: frame, as: UTF8.self)).encoded(), to: server)
+    }
+
+    /// Ends a link (closing its WebSocket, if any).
+    func dropLink(_ peer: PeerID, reason: String) {
+        guard let link = links.removeValue(forKey: peer) else { return }
+        if let c = link.connection {
+            connectionPeer[c] = nil
+            transport.close(c, status: reason == "retired" ? 1000 : 1009, reason: reason)
+        }
+        onLinkDown?(peer)
     }
 }
 

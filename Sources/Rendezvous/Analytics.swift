@@ -28,6 +28,9 @@ struct StatsSnapshot {
             "replacements": n(membership.replacements),
             "evictions": n(membership.evictions),
             "signalsRelayed": n(membership.signalsRelayed),
+            "linkRelayFrames": n(membership.linkRelayFrames),
+            "linkRelayBytes": n(membership.linkRelayBytes),
+            "linkRelayDropped": n(membership.linkRelayDropped),
             "reports": n(membership.reports),
             "messagesIn": n(transport.messagesIn),
             "messagesOut": n(transport.messagesOut),
@@ -64,6 +67,9 @@ struct StatsSnapshot {
         metric("replacements_total", "counter", "Sessions replaced by a new session for the same ID.", Double(membership.replacements))
         metric("evictions_total", "counter", "Peers evicted by the operator.", Double(membership.evictions))
         metric("signals_relayed_total", "counter", "WebRTC signals relayed between peers.", Double(membership.signalsRelayed))
+        metric("link_relay_frames_total", "counter", "Link frames relayed between peers that cannot reach each other.", Double(membership.linkRelayFrames))
+        metric("link_relay_bytes_total", "counter", "Bytes of relayed link frames.", Double(membership.linkRelayBytes))
+        metric("link_relay_dropped_total", "counter", "Link frames dropped by the relay rate limit.", Double(membership.linkRelayDropped))
         metric("reports_total", "counter", "Peer stats reports received.", Double(membership.reports))
         metric("messages_in_total", "counter", "WebSocket messages received.", Double(transport.messagesIn))
         metric("messages_out_total", "counter", "WebSocket messages sent.", Double(transport.messagesOut))

@@ -26,6 +26,11 @@ public struct ServerConfiguration: Sendable {
     public var decoding = DecodingLimits()
     /// Seed for ID allocation (tests); nil seeds from the system generator.
     public var seed: UInt64?
+    /// Relay link frames (`link`) between peers that cannot reach each other; off by default.
+    public var linkRelay = false
+    /// Relayed frames per second per connection (sustained) and burst, on top of the general rate limit.
+    public var linkRelayPerSecond = 20.0
+    public var linkRelayBurst = 100.0
 
     public init() {}
 }

@@ -46,6 +46,7 @@ struct Membership {
     struct Session {
         var machine = SessionStateMachine()
         var bucket: TokenBucket
+        var relayBucket: TokenBucket
         var remoteAddress: String
         var droppedInARow = 0
         var lastRateLimitNotice = -Double.infinity
@@ -63,7 +64,7 @@ struct Membership {
     func config(rows: [Int]) -> RingConfig {
         RingConfig(fingerRows: rows, successors: configuration.successorListLength,
                    maxMessageBytes: configuration.transport.maxMessageBytes,
-                   idleTimeoutSeconds: configuration.transport.hangupAfterSeconds)
+                   idleTimeoutSeconds: configuration.transport.hangupAfterSeconds, linkRelay: configuration.linkRelay)
     }
 
     var connectionCount: Int { sessions.count }
@@ -75,6 +76,7 @@ struct Membership {
     mutating func opened(_ connection: ConnectionID, remoteAddress: String, now: Double) {
         sessions[connection] = Session(
             bucket: TokenBucket(rate: configuration.rateLimitPerSecond, burst: configuration.rateLimitBurst, now: now),
+            relayBucket: TokenBucket(rate: configuration.linkRelayPerSecond, burst: configuration.linkRelayBurst, now: now),
             remoteAddress: remoteAddress)
     }
 
@@ -133,6 +135,21 @@ struct Membership {
             peers[peer]?.stats = stats
             counters.reports += 1
             return []
+        case .link(let to, let frame):
+            guard let from = session.machine.peer else { return fail(connection, notRegistered) }
+            guard configuration.linkRelay else {
+                return fail(connection, ProtocolError(.relayDisabled, "this server does not relay links (--link-relay)"))
+            }
+            guard let target = peers[to] else {
+                return fail(connection, ProtocolError(.unknownPeer, "peer \(to.hex) is not in the ring"))
+            }
+            guard sessions[connection]!.relayBucket.take(now: now) else {
+                counters.linkRelayDropped += 1
+                return rateLimitActions(connection, now: now)
+            }
+            counters.linkRelayFrames += 1
+            counters.linkRelayBytes += frame.utf8.count
+            return [.send(target.connection, .link(from: from, frame: frame))]
         }
     }
 
@@ -270,6 +287,10 @@ struct MembershipCounters: Sendable {
     var replacements = 0
     var evictions = 0
     var signalsRelayed = 0
+    /// Link frames relayed (`--link-relay`), their bytes, and frames dropped by the relay rate limit.
+    var linkRelayFrames = 0
+    var linkRelayBytes = 0
+    var linkRelayDropped = 0
     var reports = 0
     var abusiveDisconnects = 0
     /// Messages dropped by the rate limit (an error is sent for at most one per second).

@@ -26,6 +26,8 @@ extension ClientMessage {
             return Array(#"{"type":"leave"}"#.utf8)
         case .report(let stats):
             return JSONValue.object(["type": "report", "stats": .object(stats.mapValues { .number($0) })]).encoded()
+        case .link(let to, let frame):
+            return JSONValue.object(["type": "link", "to": .string(to.hex), "frame": .string(frame)]).encoded()
         }
     }
 }
@@ -55,7 +57,8 @@ extension ServerMessage {
             for r in rows { fingerRows.append(try int(r, "fingerRows")) }
             return RingConfig(fingerRows: fingerRows, successors: try int(c["successors"], "successors"),
                               maxMessageBytes: try int(c["maxMessageBytes"], "maxMessageBytes"),
-                              idleTimeoutSeconds: try int(c["idleTimeoutSeconds"], "idleTimeoutSeconds"))
+                              idleTimeoutSeconds: try int(c["idleTimeoutSeconds"], "idleTimeoutSeconds"),
+                              linkRelay: c["linkRelay"] == .bool(true))
         }
         switch o["type"]?.stringValue {
         case "registered":
@@ -83,6 +86,9 @@ extension ServerMessage {
                 throw ProtocolError(.badField, "'signal' needs from, intentId and a signal object")
             }
             return .signal(from: from, intentId: intentId, signal: RawJSON(signal.objectValue!))
+        case "link":
+            guard let from = try id("from"), let frame = o["frame"]?.stringValue else { throw ProtocolError(.badField, "'link' needs from and frame") }
+            return .link(from: from, frame: frame)
         case "going-away":
             guard case .number(let ms)? = o["retryAfterMs"], ms >= 0, ms < 3_600_000 else { throw ProtocolError(.badField, "'retryAfterMs' must be a number of milliseconds") }
             return .goingAway(retryAfterMs: Int(ms))

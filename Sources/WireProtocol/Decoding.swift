@@ -87,6 +87,11 @@ extension ClientMessage {
         case "leave":
             return .leave
 
+        case "link":
+            guard let to = try optionalPeerID(object, "to") else { throw ProtocolError(.badField, "missing field 'to'") }
+            guard let frame = try optionalString(object, "frame"), !frame.isEmpty else { throw ProtocolError(.badField, "'frame' must be a non-empty string") }
+            return .link(to: to, frame: frame)
+
         case "report":
             guard case .object(let raw)? = object["stats"] else { throw ProtocolError(.badField, "'stats' must be an object") }
             guard raw.count <= limits.maxReportKeys else {

@@ -16,6 +16,7 @@ public enum ErrorCode: String, Sendable, CaseIterable, Codable {
     case binaryFrame = "binary-frame"
     case replaced = "replaced"
     case evicted = "evicted"
+    case relayDisabled = "relay-disabled"
 }
 
 /// A protocol violation: what the server answers with an `error` message.
@@ -38,6 +39,8 @@ public enum ClientMessage: Equatable, Sendable {
     case leave
     /// Numbers the peer reports for analytics.
     case report(stats: [String: Double])
+    /// One link frame for a peer this one cannot reach directly (the server's link relay).
+    case link(to: PeerID, frame: String)
 }
 
 /// The configuration a peer gets in `registered` and `config`.
@@ -46,12 +49,15 @@ public struct RingConfig: Equatable, Sendable {
     public var successors: Int
     public var maxMessageBytes: Int
     public var idleTimeoutSeconds: Int
+    /// Whether the server relays link frames (`link`) between peers that cannot reach each other.
+    public var linkRelay: Bool
 
-    public init(fingerRows: [Int], successors: Int, maxMessageBytes: Int, idleTimeoutSeconds: Int) {
+    public init(fingerRows: [Int], successors: Int, maxMessageBytes: Int, idleTimeoutSeconds: Int, linkRelay: Bool = false) {
         self.fingerRows = fingerRows
         self.successors = successors
         self.maxMessageBytes = maxMessageBytes
         self.idleTimeoutSeconds = idleTimeoutSeconds
+        self.linkRelay = linkRelay
     }
 
     var json: JSONValue {
@@ -61,6 +67,7 @@ public struct RingConfig: Equatable, Sendable {
             "successors": .number(Double(successors)),
             "maxMessageBytes": .number(Double(maxMessageBytes)),
             "idleTimeoutSeconds": .number(Double(idleTimeoutSeconds)),
+            "linkRelay": .bool(linkRelay),
         ])
     }
 }
@@ -76,6 +83,8 @@ public enum ServerMessage: Equatable, Sendable {
     case error(ErrorCode, String)
     /// The server is shutting down: reconnect after `retryAfterMs` and re-register with the token.
     case goingAway(retryAfterMs: Int)
+    /// A link frame relayed from another peer.
+    case link(from: PeerID, frame: String)
 
     public var json: JSONValue {
         func id(_ p: PeerID?) -> JSONValue { p.map { .string($0.hex) } ?? .null }
@@ -98,6 +107,8 @@ public enum ServerMessage: Equatable, Sendable {
             return .object(["type": "error", "code": .string(code.rawValue), "message": .string(message)])
         case .goingAway(let ms):
             return .object(["type": "going-away", "retryAfterMs": .number(Double(ms))])
+        case .link(let from, let frame):
+            return .object(["type": "link", "from": id(from), "frame": .string(frame)])
         }
     }
 

@@ -127,6 +127,15 @@ struct Serve: ParsableCommand {
     @Option(help: "With TLS: also listen for plain http on this port and redirect every request to https.")
     var redirectPort: Int?
 
+    @Flag(help: "Relay link frames between peers that cannot reach each other (last resort; off by default).")
+    var linkRelay = false
+
+    @Option(help: "Relayed link frames per second per connection (sustained).")
+    var linkRelayRate = 20.0
+
+    @Option(help: "Relayed link frames a connection may send in a burst.")
+    var linkRelayBurst = 100.0
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
         guard successors >= 1 && successors <= 32 else { throw ValidationError("--successors must be 1...32") }
@@ -140,6 +149,7 @@ struct Serve: ParsableCommand {
         }
         if adminToken != nil && adminTokenFile != nil { throw ValidationError("give --admin-token or --admin-token-file, not both") }
         if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("give --tls-cert and --tls-key together") }
+        guard linkRelayRate > 0, linkRelayBurst >= 1 else { throw ValidationError("--link-relay-rate and --link-relay-burst must be positive") }
         if let redirectPort {
             guard tlsCert != nil else { throw ValidationError("--redirect-port needs --tls-cert and --tls-key") }
             guard (1...65535).contains(redirectPort), redirectPort != port else { throw ValidationError("--redirect-port must be 1...65535 and differ from --port") }
@@ -181,6 +191,9 @@ struct Serve: ParsableCommand {
         config.rateLimitBurst = rateBurst
         config.abusiveAfterDropped = abusiveAfter
         config.publicDirectory = `public`
+        config.linkRelay = linkRelay
+        config.linkRelayPerSecond = linkRelayRate
+        config.linkRelayBurst = linkRelayBurst
         config.decoding.maxCapabilitiesBytes = maxCapabilitiesBytes
         if let adminTokenFile {
             config.adminToken = try String(contentsOfFile: adminTokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)

@@ -49,3 +49,36 @@ def test_relay_on_poll_event_loop(start_server, peers):
     a.send({"type": "signal", "to": b.peer_id, "intentId": "p", "signal": {"type": "offer", "sdp": "v=0"}})
     assert b.expect(lambda m: m["type"] == "signal")["from"] == a.peer_id
     assert server.get("/healthz").status_code == 200
+
+
+def test_link_frames_are_refused_unless_the_relay_is_on(server, peers):
+    a = Peer(server); peers.append(a)
+    b = Peer(server); peers.append(b)
+    a.register(); b.register()
+    assert a.config["linkRelay"] is False
+    a.send({"type": "link", "to": b.peer_id, "frame": "M{}"})
+    assert "--link-relay" in a.expect_error("relay-disabled")["message"]
+
+
+def test_the_link_relay_carries_frames_with_a_rate_limit_and_counts_them(start_server):
+    server = start_server("--link-relay", "--link-relay-rate", "5", "--link-relay-burst", "10")
+    a = Peer(server); b = Peer(server)
+    try:
+        a.register(); b.register()
+        assert a.config["linkRelay"] is True
+        frame = 'M{"srcId":"%s","dstId":"%s","data":{"n":1},"hops":0,"id":"x"}' % (a.peer_id, b.peer_id)
+        a.send({"type": "link", "to": b.peer_id, "frame": frame})
+        assert b.expect(lambda m: m["type"] == "link") == {"type": "link", "from": a.peer_id, "frame": frame}
+        a.send({"type": "link", "to": "000000000000", "frame": "K"})
+        a.expect_error("unknown-peer")
+        a.send({"type": "link", "to": b.peer_id, "frame": ""})
+        a.expect_error("bad-field")
+        for i in range(40):                       # far beyond the burst of 10
+            a.send({"type": "link", "to": b.peer_id, "frame": f"C{i}:0:1:x"})
+        a.expect_error("rate-limited")
+        stats = server.stats()
+        assert 10 <= stats["linkRelayFrames"] <= 14 and stats["linkRelayDropped"] >= 26
+        assert stats["linkRelayBytes"] >= len(frame)
+        assert "browsercloud_link_relay_frames_total" in server.get("/metrics").text
+    finally:
+        a.close(); b.close()
