@@ -32,6 +32,8 @@ export class Explorer {
    * @param {RTCIceServer[]} [options.iceServers] STUN/TURN servers for real deployments; none on a LAN
    * @param {object} [options.capabilities] sent in `register` (runtimes, workers, transports)
    * @param {number} [options.maxHops] messages are dropped after this many hops (default 64)
+   * @param {boolean} [options.webrtc] false: never try WebRTC (links go through the server's relay,
+   *   when it offers one, and to native peers over WebSockets)
    */
   constructor (options = {}) {
     const here = typeof location !== 'undefined' ? `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}` : undefined
@@ -54,7 +56,8 @@ export class Explorer {
       onLinkMessage: (peerId, text) => this.#onLinkMessage(peerId, text),
       onLinkUp: (peerId) => { this.events.emit('link-up', { peerId }); this.#checkReady() },
       onLinkDown: (peerId) => { this.events.emit('link-down', { peerId }); this.#reconcileLinks() },
-      isNeeded: (peerId) => this.table.neededPeers().has(peerId)
+      isNeeded: (peerId) => this.table.neededPeers().has(peerId),
+      webrtc: options.webrtc ?? true
     })
   }
 
@@ -123,6 +126,8 @@ export class Explorer {
       return
     }
     if (m.type === 'registered') {
+      this.channels.relayAllowed = m.config?.linkRelay === true
+      this.channels.serverMaxMessageBytes = m.config?.maxMessageBytes
       const again = this.table.peerId === m.peerId
       this.token = m.token
       this.channels.selfId = m.peerId

@@ -10,12 +10,19 @@
 // "dial-me" signal ({ type: 'dial-me', url, nonce }), also in answer to an offer. The browser then
 // dials that URL and says hello with the nonce; the link carries the same frames as a data channel
 // (docs/protocol.md, "Links").
+//
+// Last resort: when the server relays links (`linkRelay` in its config) and WebRTC to a peer failed
+// twice (or is turned off), the link's frames go through the server in `link` messages.
 
 const SUBPROTOCOL = 'webrtc-explorer.v1'
 const LINK_SUBPROTOCOL = 'bc-link.v1'
 /** Piece size on WebSocket links (native peers accept 16 MiB messages by default). */
 const SOCKET_CHUNK = 256 * 1024
 const SOCKET_HANDSHAKE_MS = 10000
+/** A WebRTC attempt still connecting after this long has failed. */
+const CONNECT_TIMEOUT_MS = 15000
+/** WebRTC failures to one peer before its link goes through the server's relay (when allowed). */
+const FAILURES_BEFORE_RELAY = 2
 const CHANNEL_LABEL = 'webrtc-explorer'
 /** Largest piece sent in one data channel message (RFC 8831 implementations accept at least 16 KiB). */
 const DEFAULT_CHUNK = 16 * 1024
@@ -33,16 +40,36 @@ function randomId () {
 }
 
 /**
- * A WebSocket link presented with the parts of RTCDataChannel the manager uses (readyState, send,
- * bufferedAmount, the 'bufferedamountlow' and 'close' events, close).
+ * The parts of RTCDataChannel the manager uses (readyState, send, bufferedAmount, the
+ * 'bufferedamountlow' and 'close' events, close), for links that are not data channels. WebSockets
+ * have no 'bufferedamountlow' event: it is polled until the buffer drains.
  */
-class SocketChannel extends EventTarget {
-  constructor (ws) {
+class ChannelLike extends EventTarget {
+  constructor () {
     super()
-    this.ws = ws
     this.bufferedAmountLowThreshold = 0
     this.onmessage = null
     this.onclose = null
+  }
+
+  addEventListener (name, handler) {
+    super.addEventListener(name, handler)
+    if (name === 'bufferedamountlow') {
+      const poll = () => {
+        if (this.readyState !== 'open') return
+        if (this.bufferedAmount <= this.bufferedAmountLowThreshold) this.dispatchEvent(new Event('bufferedamountlow'))
+        else setTimeout(poll, 10)
+      }
+      setTimeout(poll, 10)
+    }
+  }
+}
+
+/** A WebSocket link to a native peer. */
+class SocketChannel extends ChannelLike {
+  constructor (ws) {
+    super()
+    this.ws = ws
     ws.onmessage = (e) => this.onmessage?.(e)
     ws.onclose = () => { this.dispatchEvent(new Event('close')); this.onclose?.() }
   }
@@ -51,19 +78,21 @@ class SocketChannel extends EventTarget {
   get bufferedAmount () { return this.ws.bufferedAmount }
   send (text) { this.ws.send(text) }
   close () { this.ws.close() }
+}
 
-  addEventListener (name, handler) {
-    super.addEventListener(name, handler)
-    // WebSockets have no 'bufferedamountlow' event: poll until the buffer drains.
-    if (name === 'bufferedamountlow') {
-      const poll = () => {
-        if (this.ws.readyState !== WebSocket.OPEN) return
-        if (this.ws.bufferedAmount <= this.bufferedAmountLowThreshold) this.dispatchEvent(new Event('bufferedamountlow'))
-        else setTimeout(poll, 10)
-      }
-      setTimeout(poll, 10)
-    }
+/** A link relayed by the server: frames go out as `link` messages on the signalling WebSocket. */
+class RelayChannel extends ChannelLike {
+  constructor (manager, peerId) {
+    super()
+    this.manager = manager
+    this.peerId = peerId
+    this.closed = false
   }
+
+  get readyState () { return this.closed || !this.manager.signallingOpen ? 'closed' : 'open' }
+  get bufferedAmount () { return this.manager.ws?.bufferedAmount ?? 0 }
+  send (text) { this.manager.sendToServer({ type: 'link', to: this.peerId, frame: text }) }
+  close () { if (!this.closed) { this.closed = true; this.dispatchEvent(new Event('close')) } }
 }
 
 /** Link states: connecting -> open -> closed (an explicit, one-way state machine per attempt). */
@@ -71,7 +100,7 @@ class Link {
   constructor (peerId, intentId, role, pc) {
     this.peerId = peerId
     this.intentId = intentId
-    this.role = role // 'offerer' | 'answerer' | 'socket' (a WebSocket link to a native peer)
+    this.role = role // 'offerer' | 'answerer' | 'socket' (a WebSocket link to a native peer) | 'relay'
     this.pc = pc
     this.dc = null
     this.state = 'connecting'
@@ -103,6 +132,8 @@ export class ChannelManager {
     this.o = o
     this.selfId = null
     this.links = new Map()
+    this.failures = new Map()   // peerId → WebRTC attempts that never opened
+    this.relayAllowed = false   // from the server's config (`linkRelay`)
     this.ws = null
     this.stopped = false
     this.attempt = 0
@@ -128,12 +159,14 @@ export class ChannelManager {
         try { m = JSON.parse(e.data) } catch { return }
         if (m.type === 'going-away' && Number.isFinite(m.retryAfterMs)) this.retryAfterMs = Math.min(60000, Math.max(0, m.retryAfterMs))
         if (m.type === 'signal') this.#onSignal(m)
+        else if (m.type === 'link') this.#onRelayed(m)
         else this.o.onServerMessage(m)
       }
       ws.onclose = () => {
         if (this.ws !== ws) return
         this.ws = null
         if (!opened) reject(new Error(`cannot reach the signalling server at ${this.o.url}`))
+        for (const link of [...this.links.values()]) if (link.role === 'relay') this.#teardown(link)
         if (opened) this.o.onSignallingLost()
         this.#scheduleReconnect()
       }
@@ -187,7 +220,12 @@ export class ChannelManager {
   /** Starts a connection attempt to `peerId` unless one is open or under way. */
   dial (peerId) {
     if (this.links.has(peerId) || peerId === this.selfId) return
+    if (this.relayAllowed && (this.o.webrtc === false || (this.failures.get(peerId) ?? 0) >= FAILURES_BEFORE_RELAY)) {
+      this.#openRelay(peerId)
+      return
+    }
     const link = this.#newLink(peerId, randomId(), 'offerer')
+    link.connectTimer = setTimeout(() => { if (link.state === 'connecting') this.#teardown(link) }, CONNECT_TIMEOUT_MS)
     const dc = link.pc.createDataChannel(CHANNEL_LABEL, { ordered: true })
     this.#attachChannel(link, dc)
     link.pc.createOffer()
@@ -360,6 +398,26 @@ export class ChannelManager {
     }
   }
 
+  /** A link through the server's relay (last resort). */
+  #openRelay (peerId) {
+    const link = new Link(peerId, randomId(), 'relay', null)
+    link.dc = new RelayChannel(this, peerId)
+    // A relayed frame travels inside a JSON `link` message under the server's message limit.
+    link.chunkSize = Math.max(1024, Math.floor(((this.serverMaxMessageBytes ?? 65536) - 512) / 6))
+    link.state = 'open'
+    this.links.set(peerId, link)
+    this.o.onLinkUp(peerId)
+    return link
+  }
+
+  #onRelayed ({ from, frame }) {
+    if (!this.relayAllowed || typeof from !== 'string' || typeof frame !== 'string' || from === this.selfId) return
+    let link = this.links.get(from)
+    if (link && link.state !== 'open') { this.#teardown(link); link = undefined }
+    if (!link) link = this.#openRelay(from)   // the other side reaches us only through the relay
+    this.#receive(link, frame)
+  }
+
   /** A native peer asks to be dialled at `url` (its WebSocket listener); `nonce` proves who we are. */
   #dialSocket (peerId, { url, nonce }) {
     if (typeof url !== 'string' || !/^wss?:\/\//.test(url) || typeof nonce !== 'string' || nonce.length > 64) return
@@ -406,8 +464,13 @@ export class ChannelManager {
   #teardown (link) {
     if (link.state === 'closed') return
     const wasOpen = link.state === 'open'
+    if (!wasOpen && (link.role === 'offerer' || link.role === 'answerer')) {
+      this.failures.set(link.peerId, (this.failures.get(link.peerId) ?? 0) + 1)
+    }
+    if (wasOpen) this.failures.delete(link.peerId)
     link.state = 'closed'
     clearTimeout(link.retireTimer)
+    clearTimeout(link.connectTimer)
     if (this.links.get(link.peerId) === link) this.links.delete(link.peerId)
     try { link.dc?.close() } catch {}
     try { link.pc?.close() } catch {}
