@@ -10,10 +10,7 @@ import pytest
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "integration"))
 from harness import Server  # noqa: E402
 from netns import NetNS  # noqa: E402
-from overlay import Overlay, Timeline  # noqa: E402
-
-CHROMIUM = "/usr/lib/chromium/chromium"
-N = int(os.environ.get("E2E_PEERS", "8"))   # peers of the overlay scenarios (make e2e-large: 20)
+from overlay import CHROMIUM, Overlay, Timeline  # noqa: E402
 
 
 @pytest.fixture(scope="session")

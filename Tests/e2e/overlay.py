@@ -3,7 +3,11 @@ browser context each), orchestrates them, collects their events with timestamps 
 lets tests assert on it. Server and browsers run inside a network namespace of the test's own."""
 import json
 import math
+import os
 import time
+
+CHROMIUM = "/usr/lib/chromium/chromium"
+N = int(os.environ.get("E2E_PEERS", "8"))   # peers of the overlay scenarios (make e2e-large: 20)
 
 SETUP = """async ({ index, url, workers }) => {
   const { Explorer } = await import('/webrtc-explorer.js')
@@ -75,22 +79,25 @@ class Overlay:
     def snapshot(self, page):
         return page.evaluate("() => window.peer.snapshot()")
 
-    def wait_stable(self, timeout=30):
-        """Until every live peer has an open link to each peer it needs and its state matches the server's."""
+    def matches(self, page, entry):
+        """Whether a page's ring state equals the server's entry and its needed links are open."""
+        s = self.snapshot(page)
+        needed = set(s["successors"]) | {p for p in s["fingers"].values() if p}
+        return (entry is not None and s["predecessor"] == entry["predecessor"] and s["successors"] == entry["successors"]
+                and {str(k): v for k, v in s["fingers"].items()} == entry["fingers"] and needed <= set(s["links"]))
+
+    def wait_stable(self, timeout=30, natives=()):
+        """Until every live page (and every native peer in `natives`) has its state equal to the
+        server's and an open link to each peer it needs. The server is asked through a page: it is
+        reachable only inside the namespace."""
         deadline = time.monotonic() + timeout
         page = self.live[0][1]
         while time.monotonic() < deadline:
             network = page.evaluate("async () => (await fetch('/api/network?limit=10000')).json()")
             expected = {e["peerId"]: e for e in network["peers"]}
-            ok = len(expected) == len(self.live)
-            for _, pg, peer_id in self.live:
-                if not ok:
-                    break
-                s = self.snapshot(pg)
-                e = expected.get(peer_id)
-                needed = set(s["successors"]) | {p for p in s["fingers"].values() if p}
-                ok = (e is not None and s["predecessor"] == e["predecessor"] and s["successors"] == e["successors"]
-                      and {str(k): v for k, v in s["fingers"].items()} == e["fingers"] and needed <= set(s["links"]))
+            ok = (len(expected) == len(self.live) + len(natives)
+                  and all(self.matches(pg, expected.get(peer_id)) for _, pg, peer_id in self.live)
+                  and all(n.matches(expected.get(n.peer_id)) for n in natives))
             if ok:
                 return network
             page.wait_for_timeout(100)

@@ -5,7 +5,7 @@ import json
 import math
 import pathlib
 
-from conftest import N
+from overlay import N
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 VECTORS = {v["scene"]: v["sha256"] for v in json.loads((ROOT / "Tests/vectors/raytracer.json").read_text())["images"]}

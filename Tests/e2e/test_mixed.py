@@ -8,10 +8,9 @@ import subprocess
 
 import pytest
 
-from conftest import N
+from overlay import N, chord_hop_bound
 from harness import BIN, ROOT
 from native import NativePeer, all_pairs as native_pairs  # noqa: F401
-from overlay import chord_hop_bound
 
 VECTORS = {v["scene"]: v["sha256"] for v in json.loads((ROOT / "Tests/vectors/raytracer.json").read_text())["images"]}
 BROWSERS = max(2, N // 2)
@@ -32,38 +31,13 @@ def natives(namespace, ring_server):
             p.stop()
 
 
-def wait_mixed(overlay, natives, ring_server, timeout=60):
-    """Every browser's and every native peer's state equals the server's, with their links open."""
-    import time
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        # The server is only reachable inside the namespace: ask through a page.
-        network = overlay.live[0][1].evaluate("async () => (await fetch('/api/network?limit=10000')).json()")
-        expected = {e["peerId"]: e for e in network["peers"]}
-        ok = len(expected) == len(overlay.live) + len(natives)
-        for _, page, peer_id in overlay.live:
-            if not ok:
-                break
-            s = overlay.snapshot(page)
-            e = expected.get(peer_id)
-            needed = set(s["successors"]) | {p for p in s["fingers"].values() if p}
-            ok = e is not None and s["predecessor"] == e["predecessor"] and s["successors"] == e["successors"] and needed <= set(s["links"])
-        for p in natives:
-            if not ok:
-                break
-            s = p.state()
-            e = expected.get(p.peer_id)
-            ok = (e is not None and s["ready"] and s["predecessor"] == e["predecessor"] and s["successors"] == e["successors"]
-                  and s["fingers"] == e["fingers"])
-        if ok:
-            return network
-        time.sleep(0.2)
-    raise AssertionError("mixed ring did not stabilise")
+def wait_mixed(overlay, natives):
+    return overlay.wait_stable(timeout=60, natives=natives)
 
 
 def test_browsers_and_native_peers_exchange_messages_in_every_direction(overlay, natives, ring_server):
     overlay.spawn(BROWSERS)
-    wait_mixed(overlay, natives, ring_server)
+    wait_mixed(overlay, natives)
     browsers = overlay.live
     ids = [p[2] for p in browsers] + [n.peer_id for n in natives]
     for _, page, _ in browsers:
@@ -97,7 +71,7 @@ def test_browsers_and_native_peers_exchange_messages_in_every_direction(overlay,
 
 
 def test_a_browser_submits_a_job_that_browsers_and_native_peers_compute_together(overlay, natives, ring_server):
-    wait_mixed(overlay, natives, ring_server)
+    wait_mixed(overlay, natives)
     page = overlay.live[0][1]
     total = len(overlay.live) + len(natives)
     result = page.evaluate("""async (peers) => {
@@ -112,7 +86,7 @@ def test_a_browser_submits_a_job_that_browsers_and_native_peers_compute_together
 
 
 def test_a_native_submitter_gets_the_render_bytes_from_browsers_and_native_peers(overlay, natives, ring_server, namespace, tmp_path):
-    wait_mixed(overlay, natives, ring_server)
+    wait_mixed(overlay, natives)
     out = tmp_path / "mixed.png"
     reference = tmp_path / "reference.png"
     subprocess.run([BIN, "render", "--scene", "small", "--scenes", str(ROOT / "Public/scenes"), "--out", str(reference)],

@@ -3,9 +3,8 @@ their fingers through its relay, and route messages over the overlay (docs/proto
 import pathlib
 import sys
 
-from conftest import N
+from overlay import N, chord_hop_bound
 from harness import Server
-from overlay import chord_hop_bound
 
 
 def test_all_pairs_deliver_within_the_chord_bound(overlay):

@@ -64,6 +64,12 @@ class NativePeer:
         assert self.peer_id, f"peer did not register: {self.stderr[-10:]}"
         return self.peer_id
 
+    def matches(self, entry):
+        """Whether this peer's ring state equals the server's entry and all its needed links are open."""
+        s = self.state()
+        return (entry is not None and s["ready"] and s["predecessor"] == entry["predecessor"]
+                and s["successors"] == entry["successors"] and s["fingers"] == entry["fingers"])
+
     @property
     def alive(self):
         return self.proc.poll() is None
@@ -92,15 +98,8 @@ def wait_stable(server, peers, timeout=60):
     while time.monotonic() < deadline:
         network = server.get("/api/network?limit=10000").json()
         expected = {e["peerId"]: e for e in network["peers"]}
-        ok = len(expected) == len(peers)
-        for p in peers:
-            if not ok:
-                break
-            s = p.state()
-            e = expected.get(p.peer_id)
-            last = (s, e)
-            ok = (e is not None and s["ready"] and s["predecessor"] == e["predecessor"] and s["successors"] == e["successors"]
-                  and s["fingers"] == e["fingers"])
+        ok = len(expected) == len(peers) and all(p.matches(expected.get(p.peer_id)) for p in peers)
+        last = network
         if ok:
             return network
         time.sleep(0.2)
