@@ -130,6 +130,8 @@ public final class PeerNode: TransportHandler, @unchecked Sendable {
     public var onError: ((String, String) -> Void)?
 
     private var timer: DispatchSourceTimer?
+    /// Signalled when the server connection has closed after `stop`.
+    private var serverClosed: DispatchSemaphore?
 
     public init(configuration: PeerConfiguration, logger: Logger = Logger(label: "browsercloud.peer")) {
         self.configuration = configuration
@@ -162,15 +164,28 @@ public final class PeerNode: TransportHandler, @unchecked Sendable {
         transport.post { self.connectToServer() }
     }
 
-    /// Leaves the ring and stops (from any thread; blocks until done).
-    public func stop() {
+    /// Leaves the ring and stops (from any thread; blocks until done, at most `seconds` plus the
+    /// transport's teardown). A registered peer sends `leave` and closes its server connection with 1000
+    /// after its send queue is flushed; links are closed with 1001. Whatever the session's state
+    /// (connecting, registering, waiting to reconnect to a dead server), the wait is bounded.
+    public func stop(within seconds: Double = 2) {
         timer?.cancel()
+        let flushed = DispatchSemaphore(value: 0)
         transport.sync {
+            let wasOpen = self.state == .registering || self.state == .registered
             if let c = self.serverConnection, self.state == .registered { _ = self.transport.send(ClientMessage.leave.encoded(), to: c) }
             self.state = .stopped
+            for link in self.links.values { if let c = link.connection { self.transport.close(c, status: 1001, reason: "leaving") } }
+            if let c = self.serverConnection, wasOpen {
+                self.serverClosed = flushed
+                self.transport.close(c, status: 1000, reason: "leaving")
+            } else {
+                flushed.signal()
+            }
         }
-        // Give the leave a moment to go out before the sockets close.
-        usleep(100_000)
+        if flushed.wait(timeout: .now() + max(0, seconds)) == .timedOut {
+            logger.warning("the server connection did not close within \(seconds) s")
+        }
         transport.stop()
     }
 
@@ -499,7 +514,11 @@ public final class PeerNode: TransportHandler, @unchecked Sendable {
 
     public func webSocketClosed(_ connection: ConnectionID, cause: CloseCause) {
         if connection == serverConnection {
-            if state != .stopped { logger.warning("lost the rendezvous server (\(cause.rawValue))") }
+            if state == .stopped {
+                serverClosed?.signal()
+                return
+            }
+            logger.warning("lost the rendezvous server (\(cause.rawValue))")
             for (p, link) in links where link.connection == nil { dropLink(p, reason: "the relay went with the server") }
             scheduleReconnect()
             return
@@ -517,6 +536,10 @@ public final class PeerNode: TransportHandler, @unchecked Sendable {
 
     public func webSocketConnectFailed(_ connection: ConnectionID, reason: String) {
         if connection == serverConnection {
+            if state == .stopped {
+                serverClosed?.signal()
+                return
+            }
             logger.warning("cannot reach the rendezvous server: \(reason)")
             scheduleReconnect()
             return

@@ -9,7 +9,7 @@ extension RendezvousServer {
     func route(_ request: HTTPRequest) -> HTTPResponse {
         let path = request.path
         if path == "/healthz" || path == "/healthz/" {
-            return only(.get, request) { json(200, ["status": "ok", "peersOnline": .number(Double(membership.ring.count))]) }
+            return only(.get, request) { json(200, ["status": "ok", "version": .string(browserCloudVersion), "peersOnline": .number(Double(membership.ring.count))]) }
         }
         if path == "/metrics" || path == "/metrics/" {
             return only(.get, request) {

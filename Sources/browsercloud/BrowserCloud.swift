@@ -5,17 +5,17 @@ import Rendezvous
 import Transport
 import Ring
 
-@main
-struct BrowserCloud: ParsableCommand {
+struct BrowserCloud: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "browsercloud",
         abstract: "BrowserCloud: a community cloud on a peer-to-peer overlay of browsers and machines.",
+        version: browserCloudVersion,
         subcommands: [Serve.self, PeerCommand.self, Submit.self, Render.self, Simulate.self]
     )
 
     /// `serve` also takes its settings from the environment and a configuration file (see Settings).
-    static func main() {
-        var arguments = Array(CommandLine.arguments.dropFirst())
+    static func run(_ arguments: [String]) async {
+        var arguments = arguments
         if arguments.first == "serve", !arguments.contains("--help"), !arguments.contains("-h") {
             do {
                 arguments = ["serve"] + (try Settings.expand(Array(arguments.dropFirst()), command: Serve.self,
@@ -24,11 +24,28 @@ struct BrowserCloud: ParsableCommand {
                 exit(withError: error)
             }
         }
-        main(arguments)
+        await main(arguments)
     }
 }
 
-struct Serve: ParsableCommand {
+/// The process entry point. The main thread starts the command as a task and waits for it; see
+/// `LongRunning.prepareSignals` for why the long-running subcommands do not use an async `main`.
+@main
+enum Entry {
+    static func main() {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if let first = arguments.first, ["serve", "peer", "submit"].contains(first) { LongRunning.prepareSignals() }
+        let done = DispatchSemaphore(value: 0)
+        // Detached: `main` is on the main actor, whose queue nothing drains while this thread waits.
+        Task.detached {
+            await BrowserCloud.run(arguments)
+            done.signal()
+        }
+        done.wait()
+    }
+}
+
+struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the rendezvous (signalling) server: ring meta-state, SDP relay, REST analytics, static bundle.",
         discussion: """
@@ -159,13 +176,8 @@ struct Serve: ParsableCommand {
         }
     }
 
-    func run() throws {
-        let level = logLevel
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+    func run() async throws {
+        bootstrapLogging(logLevel)
         let logger = Logger(label: "browsercloud")
         Transport.raiseFileLimit(to: maxConnections + 256)
 
@@ -202,25 +214,27 @@ struct Serve: ParsableCommand {
         }
         if let token = config.adminToken, token.count < 16 { throw ValidationError("the admin token must be at least 16 characters") }
 
-        // Before anything can tell a supervisor that the server is up (no window where SIGTERM is lost).
-        let termination = TerminationSignals()
         let secret = try TokenAuthority.loadOrCreateSecret(at: secretFile)
-        let server = try RendezvousServer(configuration: config, secret: secret, logger: logger)
-        try server.start()
-        var redirect: RedirectServer?
-        if let redirectPort {
-            let r = RedirectServer(host: host, port: redirectPort, httpsPort: server.port, logger: logger)
-            try r.start()
-            redirect = r
+        let grace = shutdownGrace
+        try await LongRunning.run("serve", grace: grace, logger: logger) { [host, redirectPort, config] in
+            let server = try RendezvousServer(configuration: config, secret: secret, logger: logger)
+            try server.start()
+            var redirect: RedirectServer?
+            if let redirectPort {
+                let r = RedirectServer(host: host, port: redirectPort, httpsPort: server.port, logger: logger)
+                do { try r.start() } catch { server.stop(); throw error }
+                redirect = r
+            }
+            // Machine-readable line for scripts and tests (the port matters with --port 0).
+            let shownHost = host.contains(":") ? "[\(host)]" : host
+            FileHandle.standardOutput.write(Data("browsercloud: listening on \(shownHost):\(server.port)\n".utf8))
+            await untilShutdown()
+            logger.info("shutting down")
+            try await blocking { [redirect] in
+                redirect?.stop()
+                server.shutdown(grace: grace)
+            }
         }
-        // Machine-readable line for scripts and tests (the port matters with --port 0).
-        let shownHost = host.contains(":") ? "[\(host)]" : host
-        FileHandle.standardOutput.write(Data("browsercloud: listening on \(shownHost):\(server.port)\n".utf8))
-
-        termination.wait()
-        logger.info("signal received, shutting down")
-        redirect?.stop()
-        server.shutdown(grace: shutdownGrace)
     }
 }
 

@@ -56,28 +56,6 @@ func peerConfiguration(server: ServerAddress, listen: ListenAddress, advertise: 
     return config
 }
 
-/// SIGINT and SIGTERM, caught from creation on: `wait()` returns once one arrived.
-final class TerminationSignals {
-    private let done = DispatchSemaphore(value: 0)
-    private let sources: [any DispatchSourceSignal]
-
-    init() {
-        let queue = DispatchQueue(label: "signals")
-        var sources: [any DispatchSourceSignal] = []
-        for sig in [SIGINT, SIGTERM] {
-            // The dispatch source is armed before the default action is turned off.
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
-            source.setEventHandler { [done] in done.signal() }
-            source.resume()
-            signal(sig, SIG_IGN)
-            sources.append(source)
-        }
-        self.sources = sources
-    }
-
-    func wait() { done.wait() }
-}
-
 /// One JSON object per line on stdout (machine-readable events for scripts and tests).
 func emitLine(_ value: JSONValue) {
     FileHandle.standardOutput.write(Data(value.encoded() + [UInt8(ascii: "\n")]))
@@ -107,8 +85,10 @@ func checkWritable(_ path: String) throws {
     if !existed { try? FileManager.default.removeItem(atPath: path) }
 }
 
-/// Writes an RGBA image as PNG (or binary PPM when the name ends in .ppm; alpha is dropped).
-func writeImage(_ rgba: [UInt8], width: Int, height: Int, to path: String) throws {
+/// Writes an RGBA image as PNG (or binary PPM when the name ends in .ppm; alpha is dropped) and
+/// returns the SHA-256 of the file (what `sha256sum` prints).
+@discardableResult
+func writeImage(_ rgba: [UInt8], width: Int, height: Int, to path: String) throws -> String {
     let bytes: [UInt8]
     if path.hasSuffix(".ppm") {
         var out = Array("P6\n\(width) \(height)\n255\n".utf8)
@@ -119,11 +99,12 @@ func writeImage(_ rgba: [UInt8], width: Int, height: Int, to path: String) throw
         bytes = try PNG.encode(rgba: rgba, width: width, height: height)
     }
     guard FileManager.default.createFile(atPath: path, contents: Data(bytes)) else { throw Message("cannot write \(path)") }
+    return sha256Hex(bytes)
 }
 
 // MARK: peer
 
-struct PeerCommand: ParsableCommand {
+struct PeerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "peer",
         abstract: "Join the ring as a native peer and volunteer this machine's CPU (WebSocket links, native kernels).",
@@ -139,46 +120,97 @@ struct PeerCommand: ParsableCommand {
     @Option(help: "Largest link message, in bytes.") var maxLinkMessageBytes = 16 * 1024 * 1024
     @Flag(help: "Read commands from stdin and print events as JSON lines.") var stdinCommands = false
     @Option(help: "Log level.") var logLevel: Logger.Level = .info
+    @Option(help: "Seconds to leave the ring on SIGTERM/SIGINT (the leave is flushed to the server), before the exit is forced.") var shutdownGrace = 3.0
 
     func validate() throws {
         guard (0...256).contains(workers) else { throw ValidationError("--workers must be in [0, 256]") }
+        guard shutdownGrace >= 0 else { throw ValidationError("--shutdown-grace must not be negative") }
         if let advertise, !advertise.hasPrefix("ws://") { throw ValidationError("--advertise must be a ws:// URL") }
     }
 
-    func run() throws {
+    func run() async throws {
         bootstrapLogging(logLevel)
         let logger = Logger(label: "browsercloud.peer")
         var config = peerConfiguration(server: server, listen: listen, advertise: advertise, workers: workers)
         config.maxLinkMessageBytes = maxLinkMessageBytes
-        let node = PeerNode(configuration: config, logger: logger)
-        let engine = JobEngine(node: node, workers: workers, logger: logger)
-        let events = stdinCommands
-        node.onRegistered = { id, again in
-            if events { emitLine(.object(["event": "registered", "peerId": .string(id.hex), "again": .bool(again), "url": .string(node.url)])) }
+        let events = stdinCommands, grace = shutdownGrace
+        try await LongRunning.run("peer", grace: grace, logger: logger) { [workers, config] in
+            let node = PeerNode(configuration: config, logger: logger)
+            let engine = JobEngine(node: node, workers: workers, logger: logger)
+            node.onRegistered = { id, again in
+                if events { emitLine(.object(["event": "registered", "peerId": .string(id.hex), "again": .bool(again), "url": .string(node.url)])) }
+            }
+            engine.onOtherMessage = { envelope in
+                logger.debug("message from \(envelope.srcId.hex) after \(envelope.hops) hops")
+                if events { emitLine(.object(["event": "message", "srcId": .string(envelope.srcId.hex), "dstId": .string(envelope.dstId.hex), "hops": .number(Double(envelope.hops)), "data": envelope.data])) }
+            }
+            node.onGoingAway = { ms in if events { emitLine(.object(["event": "going-away", "retryAfterMs": .number(Double(ms))])) } }
+            node.onError = { code, message in if events { emitLine(.object(["event": "error", "code": .string(code), "message": .string(message)])) } }
+            let served = ServedJobs()
+            engine.onTaskRun = { from, jobId, taskId, code, seconds in
+                logger.debug("task \(taskId) of job \(jobId) from \(from): \(code ?? "ok") in \(String(format: "%.3f", seconds)) s")
+                served.record(from: from, jobId: jobId, failed: code != nil, seconds: seconds)
+            }
+            try node.start()
+            let (leaves, leave) = AsyncStream<Void>.makeStream()
+            if events {
+                Thread.detachNewThread { readCommands(node, leave: leave) }
+            }
+            // Until SIGTERM/SIGINT, or `leave` on stdin; meanwhile one info line per job served.
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await untilShutdown() }
+                group.addTask { for await _ in leaves { return } }
+                group.addTask {
+                    while (try? await Task.sleep(for: .seconds(1))) != nil {
+                        for line in served.finished(idleSeconds: ServedJobs.idleSeconds) { logger.info("\(line)") }
+                    }
+                }
+                await group.next()
+                group.cancelAll()
+            }
+            for line in served.finished(idleSeconds: 0) { logger.info("\(line)") }
+            logger.info("leaving the ring")
+            try await blocking {
+                engine.pool?.stop()
+                node.stop(within: grace)
+            }
         }
-        engine.onOtherMessage = { envelope in
-            logger.debug("message from \(envelope.srcId.hex) after \(envelope.hops) hops")
-            if events { emitLine(.object(["event": "message", "srcId": .string(envelope.srcId.hex), "dstId": .string(envelope.dstId.hex), "hops": .number(Double(envelope.hops)), "data": envelope.data])) }
+    }
+}
+
+/// Per-job totals of the tasks this peer ran for others, logged once per job (info) when the job has
+/// sent no task for `idleSeconds` (workers are not told when a job ends).
+final class ServedJobs: Sendable {
+    static let idleSeconds = 5.0
+    private struct Totals { var tasks = 0, failed = 0, seconds = 0.0, last = 0.0 }
+    private let jobs = Mutex<[String: Totals]>([:])
+
+    func record(from: String, jobId: String, failed: Bool, seconds: Double) {
+        jobs.withLock {
+            var t = $0["job \(jobId) from \(from)", default: Totals()]
+            t.tasks += 1
+            t.failed += failed ? 1 : 0
+            t.seconds += seconds
+            t.last = ProcessInfo.processInfo.systemUptime
+            $0["job \(jobId) from \(from)"] = t
         }
-        node.onGoingAway = { ms in if events { emitLine(.object(["event": "going-away", "retryAfterMs": .number(Double(ms))])) } }
-        node.onError = { code, message in if events { emitLine(.object(["event": "error", "code": .string(code), "message": .string(message)])) } }
-        engine.onTaskRun = { from, jobId, taskId, code, seconds in
-            logger.info("task \(taskId) of job \(jobId) from \(from): \(code ?? "ok") in \(String(format: "%.3f", seconds)) s")
+    }
+
+    /// Summary lines of the jobs idle for at least `idleSeconds`, which are then forgotten.
+    func finished(idleSeconds: Double) -> [String] {
+        let now = ProcessInfo.processInfo.systemUptime
+        return jobs.withLock { jobs in
+            let done = jobs.filter { now - $0.value.last >= idleSeconds }
+            for key in done.keys { jobs[key] = nil }
+            return done.sorted { $0.key < $1.key }.map { key, t in
+                "\(key): \(t.tasks) tasks (\(t.failed) failed), \(String(format: "%.3f", t.seconds)) s of work"
+            }
         }
-        let termination = TerminationSignals()
-        try node.start()
-        if stdinCommands {
-            Thread.detachNewThread { readCommands(node) }
-        }
-        termination.wait()
-        logger.info("leaving the ring")
-        engine.pool?.stop()
-        node.stop()
     }
 }
 
 /// The --stdin-commands loop (its own thread; every action is posted to the node's service thread).
-private func readCommands(_ node: PeerNode) {
+private func readCommands(_ node: PeerNode, leave: AsyncStream<Void>.Continuation) {
     while let line = readLine() {
         let parts = line.split(separator: " ", maxSplits: 2).map(String.init)
         switch parts.first {
@@ -201,7 +233,7 @@ private func readCommands(_ node: PeerNode) {
                 ]))
             }
         case "leave":
-            kill(getpid(), SIGTERM)
+            leave.yield()
         default:
             emitLine(.object(["event": "error", "code": "bad-command", "message": .string("commands: send <peerId> <json> | state | leave")]))
         }
@@ -215,7 +247,7 @@ struct Submit: ParsableCommand {
         abstract: "Join the ring, submit a job, wait for its result.", subcommands: [SubmitRaytrace.self])
 }
 
-struct SubmitRaytrace: ParsableCommand {
+struct SubmitRaytrace: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "raytrace",
         abstract: "Render a scene across the ring and write the image (PNG, or PPM for a .ppm name).")
@@ -232,36 +264,71 @@ struct SubmitRaytrace: ParsableCommand {
     @Option(help: "URL other peers dial.") var advertise: String?
     @Option(help: "Seconds to wait for the ring before giving up.") var joinTimeout = 30.0
     @Option(help: "Log level.") var logLevel: Logger.Level = .warning
+    @Option(help: "Seconds to leave the ring on SIGTERM/SIGINT, before the exit is forced.") var shutdownGrace = 3.0
 
     func validate() throws {
+        guard shutdownGrace >= 0 else { throw ValidationError("--shutdown-grace must not be negative") }
         guard (1...100_000).contains(tiles) else { throw ValidationError("--tiles must be in [1, 100000]") }
         guard (1...10_000).contains(peers) else { throw ValidationError("--peers must be in [1, 10000]") }
         guard (0...256).contains(workers) else { throw ValidationError("--workers must be in [0, 256]") }
         guard deadline > 0 else { throw ValidationError("--deadline must be positive") }
     }
 
-    func run() throws {
+    func run() async throws {
         bootstrapLogging(logLevel)
         let logger = Logger(label: "browsercloud.submit")
         let (sceneJSON, parsed) = try loadScene(scene, dir: scenes)
         try checkWritable(out)
-        let node = PeerNode(configuration: peerConfiguration(server: server, listen: listen, advertise: advertise, workers: workers), logger: logger)
-        let engine = JobEngine(node: node, workers: workers, logger: logger)
-        try node.start()
-        defer { engine.pool?.stop(); node.stop() }
+        let config = peerConfiguration(server: server, listen: listen, advertise: advertise, workers: workers)
+        let grace = shutdownGrace
+        try await LongRunning.run("submit", grace: grace, logger: logger) { [self] in
+            let node = PeerNode(configuration: config, logger: logger)
+            let engine = JobEngine(node: node, workers: workers, logger: logger)
+            try node.start()
+            let outcome = await withTaskGroup(of: Result<([UInt8], JobStats), Message>?.self) { group in
+                group.addTask { await untilShutdown(); return nil }
+                group.addTask { await submit(node: node, engine: engine, sceneJSON: sceneJSON) }
+                let first = await group.next() ?? nil
+                group.cancelAll()
+                return first
+            }
+            try await blocking {
+                engine.pool?.stop()
+                node.stop(within: grace)
+            }
+            switch outcome {
+            case nil:
+                FileHandle.standardError.write(Data("browsercloud: stopped before the job finished; \(out) not written\n".utf8))
+            case .failure(let failure)?:
+                FileHandle.standardError.write(Data("browsercloud: \(failure)\n".utf8))
+                throw ExitCode.failure
+            case .success(let (image, stats))?:
+                let sha256 = try writeImage(image, width: parsed.width, height: parsed.height, to: out)
+                let c = stats.counts
+                print("wrote \(out) (\(parsed.width)x\(parsed.height), file sha256 \(sha256), pixels sha256 \(sha256Hex(image)))")
+                print(String(format: "makespan %.3f s (discovery %.3f s); %d tasks on %d peers", stats.makespanSeconds, stats.discoverySeconds, stats.tasks, stats.tasksPerPeer.count))
+                for (peer, n) in stats.tasksPerPeer.sorted(by: { $0.value > $1.value }) { print("  \(peer)  \(n) tasks") }
+                print("dispatched \(c.dispatched), re-dispatched \(c.redispatched), speculative \(c.speculative) (discarded \(c.discarded), mismatches \(c.mismatches)), late \(c.late), lost \(c.lost), busy \(c.busy), peers lost \(stats.peersLost)")
+            }
+        }
+    }
 
-        // Wait until this peer is in the ring with its links open.
-        let joinDeadline = Date().addingTimeInterval(joinTimeout)
-        while !node.transport.sync({ node.isReady }) {
-            guard Date() < joinDeadline else { throw Message("could not join the ring at \(server.host):\(server.port) within \(joinTimeout) s") }
-            usleep(50_000)
+    /// Waits until this peer is in the ring with its links open, then runs the job; nil when cancelled.
+    private func submit(node: PeerNode, engine: JobEngine, sceneJSON: JSONValue) async -> Result<([UInt8], JobStats), Message>? {
+        let joinDeadline = ContinuousClock.now + .milliseconds(Int64(joinTimeout * 1000))
+        while !(await onServiceThread(node) { node.isReady }) {
+            guard ContinuousClock.now < joinDeadline else {
+                return .failure("could not join the ring at \(server.host):\(server.port) within \(joinTimeout) s")
+            }
+            guard (try? await Task.sleep(for: .milliseconds(50))) != nil else { return nil }
         }
         let showBar = isatty(STDERR_FILENO) != 0
-        let finished = DispatchSemaphore(value: 0)
-        let box = ResultBox()
         var jobOptions = JobOptions()
         jobOptions.deadlineSeconds = deadline
         let options = jobOptions
+        let (tiles, peers) = (tiles, peers)
+        // A stream rather than a continuation: waiting on it ends when the task is cancelled (a shutdown).
+        let (results, result) = AsyncStream<Result<([UInt8], JobStats), Message>>.makeStream()
         node.transport.post {
             do {
                 var lastTenth = 0
@@ -270,37 +337,28 @@ struct SubmitRaytrace: ParsableCommand {
                     // Not a terminal: one line per tenth, for logs and scripts.
                     let tenth = done * 10 / max(1, total)
                     if tenth > lastTenth { lastTenth = tenth; FileHandle.standardError.write(Data("progress \(done)/\(total)\n".utf8)) }
-                }, completion: { result in
-                    box.set(result.map { ($0.image, $0.stats) }.mapError { "\($0)" })
-                    finished.signal()
+                }, completion: { outcome in
+                    result.yield(outcome.map { ($0.image, $0.stats) }.mapError { Message("\($0)") })
                 })
             } catch {
-                box.set(.failure("\(error)"))
-                finished.signal()
+                result.yield(.failure(Message("\(error)")))
             }
         }
-        finished.wait()
-        if showBar { FileHandle.standardError.write(Data("\n".utf8)) }
-        switch box.get()! {
-        case .failure(let failure):
-            FileHandle.standardError.write(Data("browsercloud: \(failure)\n".utf8))
-            throw ExitCode.failure
-        case .success(let (image, stats)):
-            try writeImage(image, width: parsed.width, height: parsed.height, to: out)
-            let c = stats.counts
-            print("wrote \(out) (\(parsed.width)x\(parsed.height), sha256 \(sha256Hex(image)))")
-            print(String(format: "makespan %.3f s (discovery %.3f s); %d tasks on %d peers", stats.makespanSeconds, stats.discoverySeconds, stats.tasks, stats.tasksPerPeer.count))
-            for (peer, n) in stats.tasksPerPeer.sorted(by: { $0.value > $1.value }) { print("  \(peer)  \(n) tasks") }
-            print("dispatched \(c.dispatched), re-dispatched \(c.redispatched), speculative \(c.speculative) (discarded \(c.discarded), mismatches \(c.mismatches)), late \(c.late), lost \(c.lost), busy \(c.busy), peers lost \(stats.peersLost)")
+        var outcome: Result<([UInt8], JobStats), Message>?
+        for await r in results {
+            outcome = r
+            break
         }
+        if showBar { FileHandle.standardError.write(Data("\n".utf8)) }
+        return outcome
     }
 }
 
-/// The job's outcome, handed from the service thread to the main thread.
-private final class ResultBox: Sendable {
-    private let value = Mutex<Result<([UInt8], JobStats), Message>?>(nil)
-    func set(_ r: Result<([UInt8], JobStats), Message>) { value.withLock { $0 = r } }
-    func get() -> Result<([UInt8], JobStats), Message>? { value.withLock { $0 } }
+/// Runs `work` on the node's service thread and returns its result.
+func onServiceThread<T: Sendable>(_ node: PeerNode, _ work: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in
+        node.transport.post { continuation.resume(returning: work()) }
+    }
 }
 
 /// An error message as an Error.
@@ -340,7 +398,7 @@ struct Render: ParsableCommand {
         let start = Date()
         let pixels = try parsed.render(t)
         let seconds = Date().timeIntervalSince(start)
-        try writeImage(pixels, width: t.width, height: t.height, to: out)
-        print("wrote \(out) (\(t.width)x\(t.height), sha256 \(sha256Hex(pixels))) in \(String(format: "%.3f", seconds)) s")
+        let sha256 = try writeImage(pixels, width: t.width, height: t.height, to: out)
+        print("wrote \(out) (\(t.width)x\(t.height), file sha256 \(sha256), pixels sha256 \(sha256Hex(pixels))) in \(String(format: "%.3f", seconds)) s")
     }
 }
