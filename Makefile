@@ -4,14 +4,32 @@ HOST       ?= 0.0.0.0
 PORT       ?= 9000
 SERVE_ARGS ?=
 PYTHON     ?= python3
+# The Python test packages live in a virtual environment made with $(PYTHON), never in the system's
+# or the user's Python; they are (re)installed when Tests/requirements.txt differs from the copy kept
+# in the environment. The browser tests drive Debian's Chromium (Tests/e2e/overlay.py), never a
+# browser Playwright downloads.
+VENV        := .build/venv
+VENV_PYTHON := $(VENV)/bin/python
+VENV_STAMP  := $(VENV)/requirements.installed
 
-.PHONY: deps test-deps build release run test e2e-large bench clean
+.PHONY: deps test-deps system-test-deps build release run test e2e-large bench clean
 
 deps:
 	@scripts/install-deps.sh
 
-test-deps:
+test-deps: system-test-deps $(VENV_STAMP)
+
+system-test-deps:
 	@scripts/install-deps.sh --test
+
+$(VENV_PYTHON): | system-test-deps
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV_STAMP): Tests/requirements.txt $(VENV_PYTHON)
+	@if cmp -s Tests/requirements.txt $@; then touch $@; else \
+	    echo "installing Python test packages into $(VENV)"; \
+	    $(VENV_PYTHON) -m pip install -q -r Tests/requirements.txt && cp Tests/requirements.txt $@; \
+	fi
 
 build: deps
 	$(SWIFT) build --product browsercloud
@@ -25,12 +43,12 @@ run: release
 test: test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
-	BROWSERCLOUD_BIN=$$($(SWIFT) build --show-bin-path)/browsercloud $(PYTHON) -m pytest -q Tests/integration Tests/e2e
+	BROWSERCLOUD_BIN=$$($(SWIFT) build --show-bin-path)/browsercloud $(VENV_PYTHON) -m pytest -q Tests/integration Tests/e2e
 
 # The browser overlay and job scenarios with 20 Chromium peers instead of 8.
 e2e-large: test-deps
 	$(SWIFT) build --product browsercloud
-	E2E_PEERS=20 BROWSERCLOUD_BIN=$$($(SWIFT) build --show-bin-path)/browsercloud $(PYTHON) -m pytest -q Tests/e2e/test_overlay.py Tests/e2e/test_jobs.py
+	E2E_PEERS=20 BROWSERCLOUD_BIN=$$($(SWIFT) build --show-bin-path)/browsercloud $(VENV_PYTHON) -m pytest -q Tests/e2e/test_overlay.py Tests/e2e/test_jobs.py
 
 bench: deps
 	$(SWIFT) build -c release --product browsercloud

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing BrowserCloud needs on Debian 12. Idempotent: does nothing
-# when everything is present. Usage: scripts/install-deps.sh [--test]
+# when everything is present. Usage: scripts/install-deps.sh [--test]. The Python test packages are
+# installed by `make test-deps` into a virtual environment (.build/venv), not here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,7 +9,8 @@ apt_packages=(libwebsockets-dev libssl-dev zlib1g-dev pkg-config)
 if [ "${1:-}" = "--test" ]; then
     # Browser tests drive Debian's Chromium (never a downloaded browser) through Playwright; the
     # deployment tests run nginx in front of the server and check the unit with systemd-analyze.
-    apt_packages+=(iproute2 python3-pip chromium nginx openssl systemd)
+    # The Python test packages go into a virtual environment the Makefile makes (python3-venv).
+    apt_packages+=(iproute2 python3-venv chromium nginx openssl systemd)
 fi
 
 missing=()
@@ -29,11 +31,4 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
     [ -z "$own_policy" ] || $sudo_cmd rm -f "$policy"
-fi
-
-if [ "${1:-}" = "--test" ]; then
-    if ! python3 -c 'import pytest, pytest_timeout, websockets, requests, playwright, aiortc' 2>/dev/null; then
-        echo "installing Python test packages"
-        python3 -m pip install -q -r Tests/requirements.txt
-    fi
 fi

@@ -23,6 +23,9 @@ def playwright():
 
 @pytest.fixture(scope="session")
 def browser(playwright):
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"Debian's Chromium is missing: no executable {CHROMIUM} (scripts/install-deps.sh --test installs "
+                    "the chromium package)", pytrace=False)
     b = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
     yield b
     b.close()
@@ -50,7 +53,8 @@ def page(browser, web_server):
 @pytest.fixture(scope="module")
 def namespace():
     if os.geteuid() != 0:
-        pytest.skip("network namespaces need root")
+        pytest.fail("this test needs root: it creates a network namespace (ip netns add) for Chromium's WebRTC "
+                    "(CI runs as root); run pytest as root", pytrace=False)
     with NetNS() as ns:
         yield ns
 

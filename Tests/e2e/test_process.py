@@ -135,17 +135,35 @@ def test_worker_pool_reports_errors_and_replaces_a_worker_past_its_deadline(page
 
 
 def test_cancel_stops_a_running_task(page):
+    """The endless task takes a Web Lock once it runs (task workers keep navigator.locks) and never
+    gives it back: the page waits for the lock to be held (the task started) before cancelling, and
+    for it to be released (its worker is gone) after."""
     assert page.evaluate("""async () => {
       const { WorkerPool } = await import('/process/worker-pool.js')
+      const LOCK = 'test-endless-task-running'
+      const held = async () => (await navigator.locks.query()).held.some((l) => l.name === LOCK)
+      const until = async (predicate, what) => {
+        const deadline = performance.now() + 10000
+        while (!(await predicate())) {
+          if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+          await new Promise((r) => setTimeout(r, 10))
+        }
+      }
       const pool = new WorkerPool({ size: 1, maxQueued: 1 })
-      const endless = pool.run('a', { runtime: 'js', jobId: 'j1', shared: { source: '() => { for (;;) {} }', mode: 'partition' }, input: 0 }, 60000)
+      const source = `async () => {
+        await new Promise((started) => navigator.locks.request('${LOCK}', () => { started(); return new Promise(() => {}) }))
+        for (;;) {}
+      }`
+      const endless = pool.run('a', { runtime: 'js', jobId: 'j1', shared: { source, mode: 'partition' }, input: 0 }, 60000)
       const queued = pool.run('b', { runtime: 'js', jobId: 'j2', shared: { source: '(x) => x', mode: 'partition' }, input: 7 }, 60000)
-      await new Promise((r) => setTimeout(r, 100))
+      await until(held, 'the endless task to start')
+      const before = pool.keys()
       pool.cancel((key) => key === 'a')
-      const out = [(await endless).error.code, JSON.parse((await queued).payload)]
+      const out = [before, (await endless).error.code, JSON.parse((await queued).payload)]
+      await until(async () => !(await held()), 'the worker of the cancelled task to end')
       pool.stop()
       return out
-    }""") == ["cancelled", 7]
+    }""") == [["b", "a"], "cancelled", 7]
 
 
 def test_a_job_cannot_tamper_with_the_workers_of_another_job(page):

@@ -33,7 +33,7 @@ def pki(tmp_path_factory):
 def proxied(pki, tmp_path_factory):
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if not pathlib.Path(nginx).exists():
-        pytest.skip("nginx is not installed (scripts/install-deps.sh --test installs it)")
+        pytest.fail(f"nginx is missing: no {nginx} (scripts/install-deps.sh --test installs the nginx package)", pytrace=False)
     server = Server(tmp_path_factory.mktemp("upstream"))
     prefix = tmp_path_factory.mktemp("nginx")
     tls_port, http_port = free_port(), free_port()
@@ -117,7 +117,7 @@ def test_event_stream_is_not_buffered_by_nginx(proxied):
 def test_the_systemd_unit_verifies(tmp_path):
     analyze = shutil.which("systemd-analyze")
     if not analyze:
-        pytest.skip("systemd-analyze is not available")
+        pytest.fail("systemd-analyze is missing (scripts/install-deps.sh --test installs the systemd package)", pytrace=False)
     unit = (DEPLOY / "browsercloud.service").read_text().replace("/usr/local/bin/browsercloud", BIN)
     path = tmp_path / "browsercloud.service"
     path.write_text(unit)

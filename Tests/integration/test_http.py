@@ -3,6 +3,7 @@ import json
 import socket
 import subprocess
 import threading
+import time
 
 import pytest
 import requests
@@ -153,14 +154,88 @@ def test_event_stream(start_server, peers):
     wait_until(lambda: server.stats()["eventSubscribers"] == 0, message="unsubscribed")
 
 
-def test_pipelined_event_stream_requests_do_not_leak_subscribers(start_server):
-    # A closed stream is noticed at the next keep-alive write (every second here).
+class RawHTTP:
+    """One TCP connection read as bytes, so that pipelined responses can be told apart."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.buffer = b""
+
+    def _fill(self, deadline):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"timed out; received so far: {self.buffer[-300:]!r}")
+        self.sock.settimeout(left)
+        try:
+            chunk = self.sock.recv(65536)
+        except socket.timeout:
+            chunk = None
+        if chunk == b"":
+            raise AssertionError(f"connection closed; received so far: {self.buffer[-300:]!r}")
+        self.buffer += chunk or b""
+
+    def read_until(self, marker, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while marker not in self.buffer:
+            self._fill(deadline)
+        head, _, self.buffer = self.buffer.partition(marker)
+        return head
+
+    def read_exactly(self, n, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while len(self.buffer) < n:
+            self._fill(deadline)
+        data, self.buffer = self.buffer[:n], self.buffer[n:]
+        return data
+
+    def response_head(self):
+        """(status line, {lower-case header name: value}) of the next response."""
+        lines = self.read_until(b"\r\n\r\n").decode("latin-1").split("\r\n")
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            assert name.lower() not in headers, f"header {name} twice: {lines}"
+            headers[name.lower()] = value.strip()
+        return lines[0], headers
+
+    def next_event(self, timeout=5.0):
+        """The next Server-Sent Event as (event, data), skipping keep-alive comments."""
+        deadline = time.monotonic() + timeout
+        while True:
+            block = self.read_until(b"\n\n", timeout=max(0.0, deadline - time.monotonic())).decode()
+            fields = dict(line.split(": ", 1) for line in block.split("\n") if line and not line.startswith(":"))
+            if fields:
+                return fields.get("event"), json.loads(fields["data"])
+
+    def close(self):
+        self.sock.close()
+
+
+def test_pipelined_event_stream_requests_are_answered_and_do_not_leak_subscribers(start_server, peers):
+    """GET /healthz and GET /api/events pipelined on one connection: the first response is the health
+    check, the second the event stream (which gets later events); closed streams are noticed at the
+    next keep-alive write (every second here), so the subscriber count goes back to zero."""
     server = start_server("--event-keepalive", "1")
-    for _ in range(20):
-        s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
-        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /api/events HTTP/1.1\r\nHost: x\r\n\r\n")
-        s.recv(4096)
-        s.close()
+    streams = []
+    for i in range(1, 21):
+        c = RawHTTP(server.port)
+        streams.append(c)
+        c.sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /api/events HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, headers = c.response_head()
+        assert status == "HTTP/1.1 200 OK" and headers["content-type"] == "application/json", (status, headers)
+        assert json.loads(c.read_exactly(int(headers["content-length"])))["status"] == "ok"
+        status, headers = c.response_head()
+        assert status == "HTTP/1.1 200 OK", (i, status)
+        assert headers["content-type"] == "text/event-stream", headers
+        assert headers["cache-control"] == "no-cache", headers
+        assert "content-length" not in headers, headers
+        wait_until(lambda: server.stats()["eventSubscribers"] == i, message=f"{i} event subscribers")
+    joiner = Peer(server); peers.append(joiner)
+    joiner.register()
+    for c in streams:
+        assert c.next_event() == ("join", {"peerId": joiner.peer_id})
+    for c in streams:
+        c.close()
     wait_until(lambda: server.stats()["eventSubscribers"] == 0, message="no leaked subscribers")
 
 
