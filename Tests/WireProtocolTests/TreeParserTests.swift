@@ -1,4 +1,5 @@
 import Foundation
+import Ring
 import Testing
 @testable import WireProtocol
 
@@ -18,11 +19,13 @@ import Testing
     }
     // Duplicate keys: the last wins, as in JavaScript's JSON.parse (Foundation keeps the first).
     #expect(JSONValue(parsing: Array(#"{"dup":1,"dup":2}"#.utf8)) == .object(["dup": .number(2)]))
-    // A random mix of numbers round-trips exactly (correct rounding).
-    var g = SystemRandomNumberGenerator()
+    // A random mix of numbers round-trips exactly (correct rounding). TREE_PARSER_SEED=<n> replays a run.
+    let seed = ProcessInfo.processInfo.environment["TREE_PARSER_SEED"].flatMap { UInt64($0) } ?? UInt64.random(in: 0...UInt64.max)
+    print("TREE_PARSER_SEED=\(seed)")
+    var g = SplitMix64(seed: seed)
     for _ in 0..<2000 {
-        let d = Double.random(in: -1e6...1e6, using: &g) * (Bool.random() ? 1 : 1e-9)
-        #expect(JSONValue(parsing: Array("\(d)".utf8)) == .number(d))
+        let d = Double.random(in: -1e6...1e6, using: &g) * (Bool.random(using: &g) ? 1 : 1e-9)
+        #expect(JSONValue(parsing: Array("\(d)".utf8)) == .number(d), "TREE_PARSER_SEED=\(seed)")
     }
 }
 
