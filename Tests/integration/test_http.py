@@ -1,5 +1,6 @@
 """REST analytics, Prometheus metrics, Server-Sent Events, admin eviction, static files, bound address."""
 import json
+import re
 import socket
 import subprocess
 import threading
@@ -8,14 +9,17 @@ import time
 import pytest
 import requests
 
-from harness import Peer, wait_until
+from harness import BIN, Peer, wait_until
 
 ADMIN = "admin-token-for-tests-0123456789"
 
 
-def test_healthz(server):
+def test_healthz_and_version(server):
     r = server.get("/healthz")
     assert r.status_code == 200 and r.json()["status"] == "ok"
+    version = subprocess.run([BIN, "--version"], capture_output=True, text=True, timeout=30, check=True).stdout.strip()
+    assert re.fullmatch(r"\d+\.\d+\.\d+", version), version
+    assert r.json()["version"] == version
 
 
 def test_stats_shape(server, peers):

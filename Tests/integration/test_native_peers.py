@@ -48,9 +48,12 @@ def ring(server):
 
 def render(tmp_path, scene, *extra):
     out = tmp_path / f"render-{scene}.png"
-    subprocess.run([BIN, "render", "--scene", scene, "--scenes", str(ROOT / "Public/scenes"), "--out", str(out), *extra],
-                   check=True, capture_output=True, timeout=300)
-    return out.read_bytes()
+    done = subprocess.run([BIN, "render", "--scene", scene, "--scenes", str(ROOT / "Public/scenes"), "--out", str(out), *extra],
+                          check=True, capture_output=True, text=True, timeout=300)
+    data = out.read_bytes()
+    # The digest printed is the file's, as sha256sum prints it.
+    assert f"file sha256 {hashlib.sha256(data).hexdigest()}" in done.stdout, done.stdout
+    return data
 
 
 def submit(server, tmp_path, scene, tiles, peers, name):
