@@ -18,7 +18,7 @@ enum Settings {
             let t = line.drop { $0 == " " }
             guard t.hasPrefix("--") else { continue }
             let name = String(t.dropFirst(2).prefix { $0.isLetter || $0.isNumber || $0 == "-" })
-            guard !name.isEmpty, name != "help", name != "config" else { continue }
+            guard !name.isEmpty, !["help", "version", "config"].contains(name) else { continue }
             out[name] = t.dropFirst(2 + name.count).hasPrefix(" <")
         }
         return out
