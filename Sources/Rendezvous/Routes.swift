@@ -36,7 +36,7 @@ extension RendezvousServer {
         case "/api/stats":
             return only(.get, request) { .body(status: 200, contentType: "application/json", body: statsSnapshot().json.prettyEncoded()) }
         case "/api/network":
-            return only(.get, request) { networkPage(request.query) }
+            return only(.get, request) { networkPage(request.query, admin: isAdmin(request)) }
         case "/api/events":
             return only(.get, request) { .eventStream }
         default:
@@ -50,7 +50,8 @@ extension RendezvousServer {
             switch request.method {
             case .get:
                 guard membership.peers[id] != nil else { return error(404, "unknown-peer", "peer \(id.hex) is not in the ring") }
-                return .body(status: 200, contentType: "application/json", body: peerJSON(id).prettyEncoded())
+                return .body(status: 200, contentType: "application/json", body: peerJSON(id, admin: isAdmin(request)).prettyEncoded(),
+                             headers: [("vary", "authorization")])
             case .delete:
                 if let denied = authorize(request) { return denied }
                 guard let actions = membership.evict(id) else { return error(404, "unknown-peer", "peer \(id.hex) is not in the ring") }
@@ -68,7 +69,7 @@ extension RendezvousServer {
     static let networkPageMax = 10_000
 
     /// `GET /api/network[?after=<peerId>][&limit=N]`: peers in ID order after `after`, at most `limit`.
-    private func networkPage(_ query: [String: String]) -> HTTPResponse {
+    private func networkPage(_ query: [String: String], admin: Bool) -> HTTPResponse {
         var limit = Self.networkPageDefault
         if let text = query["limit"] {
             guard let n = Int(text), n >= 1, n <= Self.networkPageMax else {
@@ -90,11 +91,17 @@ extension RendezvousServer {
             "successors": .number(Double(configuration.successorListLength)),
             "total": .number(Double(members.count)),
             "next": next,
-            "peers": .array(page.map(peerJSON)),
-        ])
+            "peers": .array(page.map { peerJSON($0, admin: admin) }),
+        ], headers: [("vary", "authorization")])
     }
 
-    private func peerJSON(_ id: PeerID) -> JSONValue {
+    /// The `capabilities` keys every caller sees: those the bundled peers send that never hold an
+    /// address. Everything else a peer sent (notably a native peer's listening `url`) goes only to
+    /// callers with the admin token (docs/api.md, "Who sees what").
+    static let publicCapabilityKeys: Set<String> = ["runtimes", "workers", "transports"]
+
+    /// One peer as the analytics routes show it; `admin` callers also see every capability (addresses).
+    private func peerJSON(_ id: PeerID, admin: Bool) -> JSONValue {
         let state = membership.ring.state(of: id)
         let record = membership.peers[id]
         var fingers: [String: JSONValue] = [:]
@@ -107,19 +114,26 @@ extension RendezvousServer {
             "successors": .array(state.successors.map { .string($0.hex) }),
             "fingers": .object(fingers),
             "connectedAt": .string(record?.connectedAt ?? ""),
-            "capabilities": record?.capabilities.map { .object($0) } ?? .null,
+            "capabilities": record?.capabilities.map { .object(admin ? $0 : $0.filter { Self.publicCapabilityKeys.contains($0.key) }) } ?? .null,
             "stats": .object(stats),
         ])
     }
 
+    /// Whether the request carries the admin bearer token (false when admin routes are off). A missing
+    /// or wrong token is not an error on read routes: the caller gets the anonymous view.
+    private func isAdmin(_ request: HTTPRequest) -> Bool {
+        guard let adminToken = configuration.adminToken, let authorization = request.authorization else { return false }
+        let expected = Array("Bearer \(adminToken)".utf8)
+        let given = Array(authorization.utf8)
+        return given.count == expected.count && bc_const_time_compare(given, expected, given.count) == 0
+    }
+
     /// Nil when the request carries the admin bearer token; otherwise the refusal.
     private func authorize(_ request: HTTPRequest) -> HTTPResponse? {
-        guard let adminToken = configuration.adminToken else {
+        guard configuration.adminToken != nil else {
             return error(403, "admin-disabled", "admin routes are off; start the server with --admin-token or --admin-token-file")
         }
-        let expected = Array("Bearer \(adminToken)".utf8)
-        let given = Array((request.authorization ?? "").utf8)
-        if given.count == expected.count && bc_const_time_compare(given, expected, given.count) == 0 { return nil }
+        if isAdmin(request) { return nil }
         return error(401, "unauthorized", "missing or wrong 'Authorization: Bearer <admin token>'",
                      headers: [("www-authenticate", "Bearer")])
     }
