@@ -43,6 +43,8 @@ struct StatsSnapshot {
             "socketsOpen": n(transport.connectionsOpen),
             "originRejections": n(transport.originRejections),
             "connectionLimitRejections": n(transport.connectionLimitRejections),
+            "httpBadRequests": n(transport.badRequests),
+            "httpHeadersTooLarge": n(transport.headersTooLarge),
             "eventSubscribers": n(eventSubscribers),
             "errors": .object(errors),
             "uptimeSeconds": .number((uptimeSeconds * 1000).rounded() / 1000),
@@ -88,6 +90,10 @@ struct StatsSnapshot {
                Double(transport.originRejections))
         metric("connection_limit_rejections_total", "counter", "WebSocket upgrades refused by the connection limit.",
                Double(transport.connectionLimitRejections))
+        metric("http_bad_requests_total", "counter", "HTTP requests answered 400 because they could not be parsed (NUL in the request target).",
+               Double(transport.badRequests))
+        metric("http_headers_too_large_total", "counter", "HTTP requests answered 431 because their head exceeded --max-header-bytes.",
+               Double(transport.headersTooLarge))
         out += "# HELP browsercloud_errors_total Protocol errors sent to peers, by code.\n# TYPE browsercloud_errors_total counter\n"
         for code in ErrorCode.allCases {
             out += "browsercloud_errors_total{code=\"\(code.rawValue)\"} \(membership.errors[code] ?? 0)\n"

@@ -29,6 +29,8 @@ public final class Transport: @unchecked Sendable {
 
     // Service-thread state.
     private var context: OpaquePointer?
+    /// The libev loop lws runs on (nil on lws's poll loop); the request gate's watchers live on it.
+    private var evLoop: OpaquePointer?
     private var boundPort = 0
     private var nextID: ConnectionID = 1
     private var sockets: [ConnectionID: WebSocketSession] = [:]
@@ -39,8 +41,9 @@ public final class Transport: @unchecked Sendable {
     private let housekeepingTimer: UnsafeMutablePointer<bc_timer_t>
     /// Session slots of dialled connections (lws uses them as their user space; freed at WSI_DESTROY).
     private var clientSlots = Set<UnsafeMutablePointer<ConnectionID>>()
-    /// Every accepted connection still alive (HTTP, WebSocket, event stream), for the connection limit.
-    private var accepted = Set<OpaquePointer>()
+    /// Every accepted connection still alive (HTTP, WebSocket, event stream), for the connection limit
+    /// and for answering requests that libwebsockets gives up on.
+    private var accepted: [OpaquePointer: AcceptedConnection] = [:]
     private var housekeepingTicks = 0
 
     public init(configuration: TransportConfiguration, logger: Logger = Logger(label: "browsercloud.transport")) {
@@ -154,7 +157,10 @@ public final class Transport: @unchecked Sendable {
     // MARK: Service thread
 
     private func serviceThreadMain(ready: DispatchSemaphore, ok: LockedBox<Bool>) {
-        lws_set_log_level(logger.logLevel <= .debug ? LLL_ERR | LLL_WARN | LLL_NOTICE : LLL_ERR | LLL_WARN, nil)
+        // lws logs on the thread that calls it: the sink finds this transport through the thread's slot.
+        bc_thread_owner_slot().pointee = Unmanaged.passUnretained(self).toOpaque()
+        defer { bc_thread_owner_slot().pointee = nil }
+        bc_lws_set_log(logger.logLevel <= .debug ? LLL_ERR | LLL_WARN | LLL_NOTICE : LLL_ERR | LLL_WARN, lwsLogSink)
         var loop: OpaquePointer? = configuration.useLibev ? bc_ev_loop_new() : nil
         var ctx = createContext(loop: loop)
         if ctx == nil, let failed = loop {
@@ -170,6 +176,7 @@ public final class Transport: @unchecked Sendable {
                 context = ctx
                 boundPort = configuration.port == nil ? 0 : listening
             }
+            evLoop = loop
             ok.value = configuration.port == nil || listening > 0
             logger.debug("event loop", metadata: ["backend": "\(loop.map { String(cString: bc_ev_backend_name($0)) } ?? "lws poll")"])
         }
@@ -193,6 +200,7 @@ public final class Transport: @unchecked Sendable {
         // Drain posted work so that waiters in `sync` do not hang, then tear down.
         drainInbox()
         lws_context_destroy(ctx)
+        evLoop = nil
         if let loop {
             _ = bc_ev_run_nowait(loop)
             bc_ev_loop_destroy(loop)
@@ -205,6 +213,10 @@ public final class Transport: @unchecked Sendable {
     private func createContext(loop: OpaquePointer?) -> OpaquePointer? {
         var info = lws_context_creation_info()
         storage.fill(&info)
+        // With the request gate (libev, no TLS) the gate enforces `maxHeaderBytes` on the raw bytes; lws's
+        // buffer gets room to spare so that lws never drops a head the gate has not judged yet.
+        let gated = loop != nil && configuration.tlsCertificatePath == nil
+        info.max_http_header_data = UInt16(clamping: configuration.maxHeaderBytes + (gated ? 2048 : 0))
         info.user = Unmanaged.passUnretained(self).toOpaque()
         guard let loop else { return lws_create_context(&info) }
         info.options |= UInt64(LWS_SERVER_OPTION_LIBEV)
@@ -372,6 +384,23 @@ public final class Transport: @unchecked Sendable {
         return Int(written) >= bytes.count
     }
 
+    // MARK: lws log messages (service thread)
+
+    /// A line lws logged while working for this transport. A request head too large for lws's header
+    /// buffer is the client's doing, not a server error (the request gate answers it with `431` where
+    /// it can see the bytes first; see `gateReadable`).
+    fileprivate func lwsLogged(level: Int32, line: String) {
+        if line.contains("Ran out of header data space") || line.contains("More hdr frags than we can deal with") {
+            logger.debug("request headers too large for libwebsockets' buffer", metadata: ["lws": "\(line)"])
+            return
+        }
+        switch level {
+        case LLL_ERR: logger.error("libwebsockets: \(line)")
+        case LLL_WARN: logger.warning("libwebsockets: \(line)")
+        default: logger.debug("libwebsockets: \(line)")
+        }
+    }
+
     // MARK: Callback dispatch (service thread)
 
     fileprivate func callback(_ wsi: OpaquePointer?, _ reason: lws_callback_reasons, _ user: UnsafeMutableRawPointer?,
@@ -391,7 +420,18 @@ public final class Transport: @unchecked Sendable {
             return 0
 
         case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
-            if let wsi { accepted.insert(wsi) }
+            if let wsi {
+                let c = AcceptedConnection()
+                accepted[wsi] = c
+                if let loop = evLoop, lws_is_ssl(wsi) == 0 {
+                    let gate = UnsafeMutablePointer<bc_gate_t>.allocate(capacity: 1)
+                    gate.initialize(to: bc_gate_t())
+                    gate.pointee.owner = Unmanaged.passUnretained(self).toOpaque()
+                    gate.pointee.wsi = UnsafeMutableRawPointer(wsi)
+                    c.gate = gate
+                    bc_gate_start(loop, gate, lws_get_socket_fd(wsi), transportGateReadable)
+                }
+            }
             counters.connectionsOpen = accepted.count
             return 0
 
@@ -400,7 +440,7 @@ public final class Transport: @unchecked Sendable {
             return -1
 
         case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-            guard let wsi else { return 1 }
+            guard let wsi, accepted[wsi]?.refused != true else { return 1 }
             if let allowed = configuration.allowedOrigins {
                 let origin = header(wsi, WSI_TOKEN_ORIGIN) ?? ""
                 if !allowed.contains(origin) {
@@ -417,6 +457,12 @@ public final class Transport: @unchecked Sendable {
             let id = idSlot.pointee
             let s = WebSocketSession(wsi: wsi)
             sockets[id] = s
+            if let c = accepted[wsi], let gate = c.gate {
+                // No more request heads on this connection: the request gate's watcher goes.
+                if let loop = evLoop { bc_gate_stop(loop, gate) }
+                gate.deallocate()
+                c.gate = nil
+            }
             if configuration.permessageDeflate {
                 // Send compressed messages in 16 KiB fragments instead of lws's default 1 KiB ones.
                 _ = lws_set_extension_option(wsi, "permessage-deflate", "tx_buf_size", "14")
@@ -447,7 +493,13 @@ public final class Transport: @unchecked Sendable {
 
         case LWS_CALLBACK_WSI_DESTROY:
             if let idSlot, clientSlots.remove(idSlot) != nil { idSlot.deallocate() }
-            if let wsi, accepted.remove(wsi) != nil { counters.connectionsOpen = accepted.count }
+            if let wsi, let c = accepted.removeValue(forKey: wsi) {
+                counters.connectionsOpen = accepted.count
+                if let gate = c.gate {
+                    if let loop = evLoop { bc_gate_stop(loop, gate) }
+                    gate.deallocate()
+                }
+            }
 
         case LWS_CALLBACK_CLOSED, LWS_CALLBACK_CLIENT_CLOSED:
             guard let id = idSlot?.pointee, let s = sockets.removeValue(forKey: id) else { return 0 }
@@ -478,7 +530,7 @@ public final class Transport: @unchecked Sendable {
 
         case LWS_CALLBACK_HTTP_FILE_COMPLETION:
             guard let wsi else { break }
-            return lws_http_transaction_completed(wsi) != 0 ? -1 : 0
+            return completeTransaction(wsi)
 
         case LWS_CALLBACK_CLOSED_HTTP, LWS_CALLBACK_HTTP_DROP_PROTOCOL:
             if let id = idSlot?.pointee, let h = https.removeValue(forKey: id), h.isEventStream {
@@ -559,6 +611,7 @@ public final class Transport: @unchecked Sendable {
         counters.httpRequests += 1
         if idSlot.pointee == 0 { idSlot.pointee = newID() }
         let id = idSlot.pointee
+        if accepted[wsi]?.refused == true { return -1 }   // the request gate answered it already
         var uriPointer: UnsafeMutablePointer<CChar>?
         var uriLength: Int32 = 0
         let methodIndex = lws_http_get_uri_and_method(wsi, &uriPointer, &uriLength)
@@ -585,8 +638,8 @@ public final class Transport: @unchecked Sendable {
         switch response {
         case .file(let file, let contentType):
             let n = lws_serve_http_file(wsi, file, contentType, nil, 0)
-            if n < 0 || (n > 0 && lws_http_transaction_completed(wsi) != 0) { return -1 }
-            return 0
+            if n < 0 { return -1 }
+            return n > 0 ? completeTransaction(wsi) : 0
 
         case .body(let status, let contentType, let body, let headers):
             guard writeHeaders(wsi, status: status, contentType: contentType, length: UInt64(body.count),
@@ -625,7 +678,7 @@ public final class Transport: @unchecked Sendable {
             written = writeHeaders(wsi, status: 200, contentType: "text/event-stream", length: 0, headers: [])
         }
         guard written else { return -1 }
-        return lws_http_transaction_completed(wsi) != 0 ? -1 : 0
+        return completeTransaction(wsi)
     }
 
     private func writeHeaders(_ wsi: OpaquePointer, status: Int, contentType: String, length: UInt64,
@@ -671,10 +724,111 @@ public final class Transport: @unchecked Sendable {
         }
         if last {
             https[lws_wsi_user(wsi).assumingMemoryBound(to: ConnectionID.self).pointee] = nil
-            return lws_http_transaction_completed(wsi) != 0 ? -1 : 0
+            return completeTransaction(wsi)
         }
         if !h.pending.isEmpty { lws_callback_on_writable(wsi) }
         return 0
+    }
+
+    /// The response is complete: lws may read the next request on this connection (keep-alive), which
+    /// the request gate checks like the first one.
+    private func completeTransaction(_ wsi: OpaquePointer) -> Int32 {
+        if let c = accepted[wsi], let gate = c.gate, let loop = evLoop, c.head.resumable {
+            c.head = RequestHead(start: c.head.scanned)
+            bc_gate_start(loop, gate, lws_get_socket_fd(wsi), transportGateReadable)
+        }
+        return lws_http_transaction_completed(wsi) != 0 ? -1 : 0
+    }
+
+    // MARK: Request gate (service thread)
+
+    /// libwebsockets closes a connection without ever passing its request on, and without an answer,
+    /// when the request head is larger than its header buffer or holds something its parser refuses
+    /// (a NUL byte in the path or query): the client gets nothing at all (curl: "empty reply";
+    /// browsers: a bare 1006 on a WebSocket upgrade). lws has no hook between reading those bytes and
+    /// closing, so the transport looks at them first: a libev watcher of higher priority than lws's
+    /// own on each plain-TCP HTTP connection peeks at a request head before lws reads it, and answers
+    /// `431` (head over `maxHeaderBytes`) or `400` (NUL in the request target) itself. The kernel's
+    /// count of bytes read tells where lws is in the stream, so each byte is checked once; when that
+    /// count shows bytes the gate never saw (a request body, pipelined requests), the gate stops
+    /// checking that connection rather than guess. Off under TLS (the bytes are encrypted) and on the
+    /// poll() loop, where lws's header buffer alone bounds the head and such requests get no answer.
+    fileprivate func gateReadable(_ gatePointer: UnsafeMutablePointer<bc_gate_t>) {
+        guard let raw = gatePointer.pointee.wsi, let loop = evLoop else { return }
+        let wsi = OpaquePointer(raw)
+        guard let c = accepted[wsi] else { bc_gate_stop(loop, gatePointer); return }
+        let fd = lws_get_socket_fd(wsi)
+        let consumed = bc_tcp_consumed(fd)
+        guard consumed >= 0, UInt64(consumed) <= c.head.scanned else {
+            // lws read bytes the gate never saw: it cannot tell where a request starts any more.
+            c.head.lost = true
+            bc_gate_stop(loop, gatePointer)
+            return
+        }
+        let skip = Int(c.head.scanned - UInt64(consumed))
+        let budget = max(1, configuration.maxHeaderBytes + 1 - c.head.length)
+        var buffer = [UInt8](repeating: 0, count: skip + budget)
+        let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_PEEK | MSG_DONTWAIT)) }
+        guard n > skip else {
+            // End of stream, an error, or nothing new (lws is not reading yet): lws handles the first
+            // two; a watcher that keeps waking with nothing new stops rather than spin.
+            c.head.idleWakeups += 1
+            if n <= 0 || c.head.idleWakeups >= 8 {
+                c.head.lost = n > 0
+                bc_gate_stop(loop, gatePointer)
+            }
+            return
+        }
+        c.head.idleWakeups = 0
+        for i in skip..<n {
+            switch c.head.feed(buffer[i], limit: configuration.maxHeaderBytes) {
+            case .more:
+                continue
+            case .complete:
+                // lws passes the request on; the next head is checked after the response, if nothing
+                // but this head came.
+                if i + 1 < n { c.head.lost = true }
+                bc_gate_stop(loop, gatePointer)
+                return
+            case .nulInTarget:
+                refuse(wsi, c, gate: gatePointer, fd: fd, status: 400, reason: "Bad Request", code: "bad-request",
+                       message: "the request target holds a NUL byte (%00)")
+                return
+            case .tooLarge:
+                refuse(wsi, c, gate: gatePointer, fd: fd, status: 431, reason: "Request Header Fields Too Large",
+                       code: "headers-too-large", message: "the request line and headers exceed \(configuration.maxHeaderBytes) bytes")
+                return
+            }
+        }
+    }
+
+    /// Answers a request lws would drop, directly on the socket (lws has not read it yet), discards what
+    /// the client sent so far (so that closing does not reset the connection before the client reads
+    /// the answer), and has lws close the connection.
+    private func refuse(_ wsi: OpaquePointer, _ c: AcceptedConnection, gate: UnsafeMutablePointer<bc_gate_t>, fd: Int32,
+                        status: Int, reason: String, code: String, message: String) {
+        if let loop = evLoop { bc_gate_stop(loop, gate) }
+        if status == 431 { counters.headersTooLarge += 1 } else { counters.badRequests += 1 }
+        c.refused = true
+        c.head.lost = true
+        let body = Self.errorBody(code, message)
+        let head = "HTTP/1.1 \(status) \(reason)\r\ncontent-type: application/json\r\ncontent-length: \(body.count)\r\nconnection: close\r\n\r\n"
+        let answer = Array(head.utf8) + body
+        _ = answer.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT)) }
+        counters.bytesOut += body.count
+        var sink = [UInt8](repeating: 0, count: 64 * 1024)
+        var drained = 0
+        while drained < 4 << 20 {
+            let n = sink.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            if n <= 0 { break }
+            drained += n
+        }
+        lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC)
+    }
+
+    /// `{"error":…,"message":…}` as the API's error answers (docs/api.md).
+    static func errorBody(_ code: String, _ message: String) -> [UInt8] {
+        Array("{\"error\":\"\(code)\",\"message\":\"\(message)\"}\n".utf8)
     }
 
     private static func method(_ index: Int32) -> HTTPMethod {
@@ -734,6 +888,25 @@ private func withOptionalCString<R>(_ s: String?, _ body: (UnsafePointer<CChar>?
     return s.withCString { body($0) }
 }
 
+/// The lws log sink (one per process): hands each line to the transport whose service thread logged it.
+private func lwsLogSink(_ level: Int32, _ line: UnsafePointer<CChar>?) {
+    guard let line else { return }
+    let text = String(cString: line).trimmingCharacters(in: .whitespacesAndNewlines)
+    if let owner = bc_thread_owner_slot().pointee {
+        Unmanaged<Transport>.fromOpaque(owner).takeUnretainedValue().lwsLogged(level: level, line: text)
+    } else {
+        FileHandle.standardError.write(Data("libwebsockets: \(text)\n".utf8))
+    }
+}
+
+/// The request gate's libev callback (service thread): a plain-TCP HTTP connection has bytes to read.
+private func transportGateReadable(_ loop: OpaquePointer?, _ io: UnsafeMutablePointer<ev_io>?, _ events: Int32) {
+    guard let io else { return }
+    let gate = UnsafeMutableRawPointer(io).assumingMemoryBound(to: bc_gate_t.self)
+    guard let owner = gate.pointee.owner else { return }
+    Unmanaged<Transport>.fromOpaque(owner).takeUnretainedValue().gateReadable(gate)
+}
+
 /// The housekeeping timer callback (lws service thread).
 private func transportHousekeeping(_ sul: UnsafeMutablePointer<lws_sorted_usec_list_t>?) {
     guard let sul else { return }
@@ -765,6 +938,75 @@ final class WebSocketSession {
     var lastWritten: [UInt8]?
 
     init(wsi: OpaquePointer) { self.wsi = wsi }
+}
+
+/// Per accepted connection (service thread only).
+final class AcceptedConnection {
+    /// The request gate's watcher (plain-TCP HTTP connections on the libev loop).
+    var gate: UnsafeMutablePointer<bc_gate_t>?
+    /// Where the gate is in the current request head.
+    var head = RequestHead(start: 0)
+    /// The gate answered this connection's request: lws must not pass it on.
+    var refused = false
+}
+
+/// The request gate's view of one request head: the bytes from its first byte up to the blank line
+/// that ends the headers, each checked once. A head is bad when it is longer than the limit or its
+/// request target holds a NUL byte, raw or as `%00` (lws drops both without an answer).
+struct RequestHead {
+    enum Verdict { case more, complete, nulInTarget, tooLarge }
+    private enum Phase { case method, target, version, headers, done }
+
+    /// Stream offset of the next byte to check.
+    private(set) var scanned: UInt64
+    /// Bytes of this head so far.
+    private(set) var length = 0
+    /// The gate cannot follow this connection any more (bytes it never saw were read).
+    var lost = false
+    var idleWakeups = 0
+    private var phase = Phase.method
+    private var percent = 0          // 0: none; 1: after '%'; 2: after "%0"
+    private var lineLength = 0
+
+    init(start: UInt64) { scanned = start }
+
+    /// The head ended and nothing followed it: the next request starts right after it.
+    var resumable: Bool { phase == .done && !lost }
+
+    mutating func feed(_ byte: UInt8, limit: Int) -> Verdict {
+        scanned += 1
+        length += 1
+        if length > limit { return .tooLarge }
+        switch phase {
+        case .method:
+            if byte == UInt8(ascii: " ") { phase = .target }
+        case .target:
+            if byte == 0 { return .nulInTarget }
+            if byte == UInt8(ascii: " ") { phase = .version; break }
+            if byte == UInt8(ascii: "\n") { phase = .headers; lineLength = 0; break }
+            switch percent {
+            case 0:
+                if byte == UInt8(ascii: "%") { percent = 1 }
+            case 1:
+                percent = byte == UInt8(ascii: "0") ? 2 : (byte == UInt8(ascii: "%") ? 1 : 0)
+            default:
+                if byte == UInt8(ascii: "0") { return .nulInTarget }
+                percent = byte == UInt8(ascii: "%") ? 1 : 0
+            }
+        case .version:
+            if byte == UInt8(ascii: "\n") { phase = .headers; lineLength = 0 }
+        case .headers:
+            if byte == UInt8(ascii: "\n") {
+                if lineLength == 0 { phase = .done; return .complete }
+                lineLength = 0
+            } else if byte != UInt8(ascii: "\r") {
+                lineLength += 1
+            }
+        case .done:
+            return .complete
+        }
+        return .more
+    }
 }
 
 /// Per-HTTP-response state (service thread only).

@@ -33,6 +33,9 @@ public struct TransportConfiguration: Sendable {
     /// Most simultaneous accepted connections (HTTP, WebSocket and event streams alike); further TCP
     /// connections are closed at once.
     public var maxConnections = 20_000
+    /// Largest request head (request line and headers, as libwebsockets stores them) in bytes; a larger
+    /// one is answered `431` and the connection closed. At most 65535 (an lws limit).
+    public var maxHeaderBytes = 4096
     /// PEM certificate (chain) and private key: when both are set, the port serves https and wss only.
     public var tlsCertificatePath: String? = nil
     public var tlsPrivateKeyPath: String? = nil
@@ -127,6 +130,10 @@ public struct TransportCounters: Sendable {
     public var slowConsumerDisconnects = 0
     public var originRejections = 0
     public var connectionLimitRejections = 0
+    /// HTTP requests answered `400` because they could not be parsed (a NUL byte in the path or query, a
+    /// malformed request line) and `431` because their headers exceeded `maxHeaderBytes`.
+    public var badRequests = 0
+    public var headersTooLarge = 0
 }
 
 public enum TransportError: Error, CustomStringConvertible {

@@ -71,6 +71,9 @@ struct Serve: ParsableCommand {
     @Option(help: "Largest WebSocket message accepted, in bytes.")
     var maxMessageBytes = 64 * 1024
 
+    @Option(help: "Largest HTTP request head (request line and headers), in bytes; a larger one gets 431.")
+    var maxHeaderBytes = 4096
+
     @Option(help: "Most peers registered at once.")
     var maxPeers = 10_000
 
@@ -140,6 +143,7 @@ struct Serve: ParsableCommand {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
         guard successors >= 1 && successors <= 32 else { throw ValidationError("--successors must be 1...32") }
         guard maxMessageBytes >= 1024 else { throw ValidationError("--max-message-bytes must be at least 1024") }
+        guard (1024...61440).contains(maxHeaderBytes) else { throw ValidationError("--max-header-bytes must be 1024...61440") }
         guard maxPeers >= 1, maxConnections >= 1 else { throw ValidationError("--max-peers and --max-connections must be positive") }
         guard rateLimit > 0, rateBurst >= 1, abusiveAfter >= 1 else { throw ValidationError("rate limits must be positive") }
         guard eventKeepalive >= 1 else { throw ValidationError("--event-keepalive must be at least 1 second") }
@@ -174,6 +178,7 @@ struct Serve: ParsableCommand {
         config.transport.port = port
         config.transport.maxMessageBytes = maxMessageBytes
         config.transport.maxConnections = maxConnections
+        config.transport.maxHeaderBytes = maxHeaderBytes
         config.transport.maxSendQueueMessages = sendQueueMessages
         config.transport.maxSendQueueBytes = sendQueueBytes
         config.transport.pingAfterSeconds = pingAfter

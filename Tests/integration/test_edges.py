@@ -102,3 +102,125 @@ def test_addresses_hidden_when_admin_routes_are_off(server, peers):
     for headers in [{}, {"Authorization": "Bearer anything-at-all-0000000"}]:
         assert server.get(f"/api/peers/{p.peer_id}", headers=headers).json()["capabilities"] == {"workers": 3}
         assert server.network()["peers"][0]["capabilities"] == {"workers": 3}
+
+
+# --- Requests libwebsockets cannot parse ---------------------------------------------------------------
+
+def http_exchange(server, raw, pieces=1, timeout=10):
+    """Sends raw request bytes (in `pieces` parts, paced so that the server reads them separately) and
+    returns everything the server sends until it closes (or the timeout)."""
+    s = socket.create_connection(("127.0.0.1", server.port), timeout=timeout)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        step = max(1, len(raw) // pieces)
+        for i in range(0, len(raw), step):
+            s.sendall(raw[i:i + step])
+            if pieces > 1:
+                time.sleep(0.02)
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+    finally:
+        s.close()
+
+
+def responses(data):
+    """(status, headers, body) of each HTTP/1.1 response in `data` (bodies with content-length)."""
+    out = []
+    while data:
+        head, _, rest = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ")[1])
+        headers = {k.lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:])}
+        length = int(headers.get("content-length", 0))
+        out.append((status, headers, rest[:length]))
+        data = rest[length:]
+    return out
+
+
+def get(path, extra=""):
+    return f"GET {path} HTTP/1.1\r\nHost: x\r\n{extra}\r\n".encode()
+
+
+@pytest.mark.parametrize("target", ["/index.html%00.js", "/api/network?after=%00", "/api/peers/%00", "/%00",
+                                    "/api/stats?x=1&y=%00z"])
+def test_a_nul_byte_in_the_request_target_gets_400(server, target):
+    got = responses(http_exchange(server, get(target)))
+    assert len(got) == 1, got
+    status, headers, body = got[0]
+    assert status == 400 and headers["content-type"] == "application/json" and headers["connection"] == "close"
+    assert json.loads(body)["error"] == "bad-request"
+    assert server.stats()["httpBadRequests"] == 1
+    assert server.get("/healthz").status_code == 200
+
+
+def read_response(s):
+    """One HTTP/1.1 response with a content-length from socket `s`; None if it closes first."""
+    data = b""
+    while True:
+        got = responses(data) if b"\r\n\r\n" in data else []
+        if got and len(got[0][2]) == int(got[0][1].get("content-length", 0)):
+            return got[0]
+        chunk = s.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+
+
+def test_a_nul_byte_after_good_requests_on_one_connection(server):
+    """The check follows keep-alive connections: the third request on the connection is the bad one."""
+    s = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    try:
+        answers = []
+        for path in ["/healthz", "/api/stats", "/api/network?after=%00"]:
+            s.sendall(get(path))
+            answers.append(read_response(s)[0])
+        assert answers == [200, 200, 400]
+        assert s.recv(100) == b""   # closed after the 400
+    finally:
+        s.close()
+    assert server.stats()["httpBadRequests"] == 1
+
+
+def padded_request(total, path="/healthz", extra=""):
+    """A GET whose head (request line and headers, blank line included) is exactly `total` bytes."""
+    base = get(path, extra + "X-Pad: \r\n")
+    return get(path, extra + "X-Pad: " + "a" * (total - len(base)) + "\r\n")
+
+
+def test_headers_over_the_limit_get_431_and_at_the_limit_pass(start_server):
+    server = start_server("--max-header-bytes", "2048")
+    assert len(padded_request(2048)) == 2048
+    ok = responses(http_exchange(server, padded_request(2048, extra="Connection: close\r\n")))
+    assert ok[0][0] == 200
+    for pieces in [1, 7]:
+        got = responses(http_exchange(server, padded_request(2049), pieces=pieces))
+        assert len(got) == 1 and got[0][0] == 431, got
+        assert got[0][1]["content-type"] == "application/json"
+        body = json.loads(got[0][2])
+        assert body["error"] == "headers-too-large" and "2048" in body["message"]
+    big = responses(http_exchange(server, padded_request(200_000)))
+    assert big[0][0] == 431
+    stats = server.stats()
+    assert stats["httpHeadersTooLarge"] == 3 and stats["httpBadRequests"] == 0
+    assert "browsercloud_http_headers_too_large_total 3" in server.get("/metrics").text.splitlines()
+    assert not [ln for ln in server.stderr_lines if " E: " in ln or "error" in ln.split(" ")[1:2]]
+
+
+def test_default_header_limit_is_4096_for_http_and_websocket_upgrades(server):
+    assert responses(http_exchange(server, padded_request(4096, extra="Connection: close\r\n")))[0][0] == 200
+    assert responses(http_exchange(server, padded_request(5000)))[0][0] == 431
+    from websockets.sync.client import connect
+    from websockets.exceptions import InvalidStatus
+    with pytest.raises(InvalidStatus) as refused:
+        connect(server.ws, subprotocols=["webrtc-explorer.v1"], additional_headers={"X-Big": "b" * 5000}, open_timeout=10)
+    assert refused.value.response.status_code == 431
+    assert server.stats()["httpHeadersTooLarge"] == 2
+    p = Peer(server)
+    try:
+        assert p.register()
+    finally:
+        p.close()
