@@ -24,6 +24,8 @@ struct StatsSnapshot {
             "connectionsOpen": n(connectionsOpen),
             "joins": n(membership.joins),
             "leaves": n(membership.leaves),
+            "leavesByReason": .object(Dictionary(uniqueKeysWithValues: LeaveReason.allCases.map {
+                ($0.rawValue, n(membership.leavesByReason[$0] ?? 0)) })),
             "reRegistrations": n(membership.reRegistrations),
             "replacements": n(membership.replacements),
             "evictions": n(membership.evictions),
@@ -65,6 +67,10 @@ struct StatsSnapshot {
         metric("connections_open", "gauge", "Open signalling WebSocket connections.", Double(connectionsOpen))
         metric("joins_total", "counter", "Peers that joined the ring.", Double(membership.joins))
         metric("leaves_total", "counter", "Peers that left the ring (any reason).", Double(membership.leaves))
+        out += "# HELP browsercloud_leaves_by_reason_total Peers that left the ring, by reason.\n# TYPE browsercloud_leaves_by_reason_total counter\n"
+        for reason in LeaveReason.allCases {
+            out += "browsercloud_leaves_by_reason_total{reason=\"\(reason.rawValue)\"} \(membership.leavesByReason[reason] ?? 0)\n"
+        }
         metric("reregistrations_total", "counter", "Registrations with a previous ID and token.", Double(membership.reRegistrations))
         metric("replacements_total", "counter", "Sessions replaced by a new session for the same ID.", Double(membership.replacements))
         metric("evictions_total", "counter", "Peers evicted by the operator.", Double(membership.evictions))

@@ -17,10 +17,35 @@ enum RingEvent: Equatable, Sendable {
     case join(PeerID)
     case leave(PeerID, reason: LeaveReason)
     case updated(PeerID, [RingUpdate])
+    /// A new session registered the peer's ID with its token; the old one is closed. The ring is unchanged.
+    case replaced(PeerID)
 }
 
-enum LeaveReason: String, Sendable {
-    case leave, closed, evicted
+/// Why a peer left the ring (docs/protocol.md, "Why peers leave").
+enum LeaveReason: String, Sendable, CaseIterable {
+    /// It sent `leave`.
+    case leave
+    /// It closed its connection, or the network failed.
+    case closed
+    /// Nothing (no message, no pong) came from it for `--idle-timeout` seconds.
+    case idleTimeout = "idle-timeout"
+    /// Its send queue overflowed (`--send-queue-messages`, `--send-queue-bytes`).
+    case slowConsumer = "slow-consumer"
+    /// It was closed for flooding (`--abusive-after`).
+    case rateLimited = "rate-limited"
+    /// The operator evicted it (`DELETE /api/peers/<id>`).
+    case evicted
+    /// The server closed its connection for another reason.
+    case closedByServer = "closed-by-server"
+
+    init(_ cause: CloseCause) {
+        switch cause {
+        case .closed, .shutdown: self = .closed
+        case .idleTimeout: self = .idleTimeout
+        case .slowConsumer: self = .slowConsumer
+        case .closedByServer: self = .closedByServer
+        }
+    }
 }
 
 /// What the server keeps about a registered peer.
@@ -50,6 +75,8 @@ struct Membership {
         var remoteAddress: String
         var droppedInARow = 0
         var lastRateLimitNotice = -Double.infinity
+        /// Why the server is closing this connection, when it decided to.
+        var closing: LeaveReason?
     }
 
     init(configuration: ServerConfiguration, tokens: TokenAuthority) {
@@ -90,10 +117,11 @@ struct Membership {
         }
     }
 
-    mutating func closed(_ connection: ConnectionID) -> [Action] {
+    /// The connection is gone (`cause` from the transport); a peer it held leaves the ring.
+    mutating func closed(_ connection: ConnectionID, cause: CloseCause = .closed) -> [Action] {
         guard var session = sessions.removeValue(forKey: connection) else { return [] }
         guard let peer = session.machine.closed(), peers[peer]?.connection == connection else { return [] }
-        return removeFromRing(peer, reason: .closed)
+        return removeFromRing(peer, reason: session.closing ?? LeaveReason(cause))
     }
 
     /// A frame the transport refused (binary or too large): answered like any protocol error.
@@ -188,7 +216,7 @@ struct Membership {
                 peers[peerId] = record
                 sessions[connection]?.machine.registered(as: peerId)
                 return [.send(old.connection, .error(.replaced, "peer \(peerId.hex) registered on another connection")),
-                        .close(old.connection, status: 4000, reason: "replaced")]
+                        .close(old.connection, status: 4000, reason: "replaced"), .publish(.replaced(peerId))]
                     + welcome(connection, peerId)
             }
             return addToRing(connection, peerId, record: record)
@@ -228,6 +256,7 @@ struct Membership {
     private mutating func removeFromRing(_ peer: PeerID, reason: LeaveReason) -> [Action] {
         guard peers.removeValue(forKey: peer) != nil else { return [] }
         counters.leaves += 1
+        counters.leavesByReason[reason, default: 0] += 1
         let changes = (try? ring.leave(peer)) ?? [:]
         return [.publish(.leave(peer, reason: reason))] + push(changes)
     }
@@ -268,6 +297,7 @@ struct Membership {
             actions = [.send(connection, .error(.rateLimited, "too many messages; closing")),
                        .close(connection, status: 1008, reason: "rate limit")]
             session.droppedInARow = 0
+            session.closing = .rateLimited
         } else if now - session.lastRateLimitNotice >= 1 {
             session.lastRateLimitNotice = now
             counters.count(.rateLimited)
@@ -283,6 +313,8 @@ struct Membership {
 struct MembershipCounters: Sendable {
     var joins = 0
     var leaves = 0
+    /// Leaves by reason (they add up to `leaves`).
+    var leavesByReason: [LeaveReason: Int] = [:]
     var reRegistrations = 0
     var replacements = 0
     var evictions = 0

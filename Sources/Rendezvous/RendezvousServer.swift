@@ -97,7 +97,7 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
     public func webSocketClosed(_ connection: ConnectionID, cause: CloseCause) {
         logger.debug("connection closed", metadata: ["connection": "\(connection)", "cause": "\(cause.rawValue)"])
         if cause == .shutdown || shuttingDown { return }   // no leaves: the peers come back
-        perform(membership.closed(connection))
+        perform(membership.closed(connection, cause: cause))
     }
 
     public func originRejected(_ origin: String) {
@@ -137,6 +137,8 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
             logger.info("join", metadata: ["peer": "\(p.hex)", "peers": "\(membership.ring.count)"])
         case .leave(let p, let reason):
             logger.info("leave", metadata: ["peer": "\(p.hex)", "reason": "\(reason.rawValue)", "peers": "\(membership.ring.count)"])
+        case .replaced(let p):
+            logger.info("replaced", metadata: ["peer": "\(p.hex)", "peers": "\(membership.ring.count)"])
         case .updated:
             break
         }
@@ -147,6 +149,8 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
             name = "join"; data = .object(["peerId": .string(p.hex)])
         case .leave(let p, let reason):
             name = "leave"; data = .object(["peerId": .string(p.hex), "reason": .string(reason.rawValue)])
+        case .replaced(let p):
+            name = "replace"; data = .object(["peerId": .string(p.hex)])
         case .updated(let p, let updates):
             name = "update"
             data = .object(["peerId": .string(p.hex),

@@ -283,7 +283,7 @@ public final class Transport: @unchecked Sendable {
             let quiet = now &- s.lastHeard
             if quiet >= hangupAfter {
                 s.closing = true
-                s.closeCause = .closed
+                s.closeCause = .idleTimeout
                 lws_set_timeout(s.wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC)
             } else if quiet >= pingAfter && now &- s.lastPingSent >= pingAfter {
                 s.pingDue = true

@@ -75,8 +75,10 @@ public enum HTTPResponse: Sendable {
 
 /// Why a WebSocket connection ended.
 public enum CloseCause: String, Sendable {
-    /// The peer closed, the network failed, or the idle policy hung up.
+    /// The peer closed, or the network failed.
     case closed
+    /// Nothing (no message, no pong) came for `hangupAfterSeconds`.
+    case idleTimeout = "idle-timeout"
     /// The server closed it (`Transport.close`).
     case closedByServer = "closed-by-server"
     /// Its send queue exceeded `maxSendQueueMessages` or `maxSendQueueBytes`.

@@ -224,3 +224,110 @@ def test_default_header_limit_is_4096_for_http_and_websocket_upgrades(server):
         assert p.register()
     finally:
         p.close()
+
+
+# --- Why peers leave ---------------------------------------------------------------------------------
+
+LEAVE_REASONS = ["leave", "closed", "idle-timeout", "slow-consumer", "rate-limited", "evicted", "closed-by-server"]
+
+
+def register_raw(server):
+    """A raw WebSocket client that registers and then never reads again (so it never answers a ping)."""
+    s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+              b"Sec-WebSocket-Protocol: webrtc-explorer.v1\r\n\r\n")
+    assert b" 101 " in s.recv(4096).split(b"\r\n")[0]
+    payload = b'{"type":"register"}'
+    mask = b"\x01\x02\x03\x04"
+    s.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+    return s
+
+
+def leaves(stream):
+    return [(d["peerId"], d["reason"]) for n, d in stream.events() if n == "leave"]
+
+
+def test_every_leave_has_its_reason_in_events_stats_metrics_and_log(start_server, peers):
+    server = start_server("--admin-token", ADMIN, "--ping-after", "1", "--idle-timeout", "2", "--rate-limit", "5",
+                          "--rate-burst", "10", "--abusive-after", "20", "--log-level", "info")
+    stream = EventStream(server)
+    wait_until(lambda: server.stats()["eventSubscribers"] == 1, message="subscribed")
+    expected = []
+
+    def expect(peer_id, reason):
+        expected.append((peer_id, reason))
+        wait_until(lambda: leaves(stream) == expected, timeout=10, message=f"leave {reason}: {leaves(stream)}")
+
+    p = Peer(server); peers.append(p)
+    p.register()
+    p.send({"type": "leave"})
+    expect(p.peer_id, "leave")
+
+    p = Peer(server); peers.append(p)
+    p.register()
+    p.close()
+    expect(p.peer_id, "closed")
+
+    p = Peer(server); peers.append(p)
+    p.register()
+    assert requests.delete(f"{server.http}/api/peers/{p.peer_id}", headers={"Authorization": f"Bearer {ADMIN}"},
+                           timeout=5).status_code == 200
+    expect(p.peer_id, "evicted")
+
+    old = Peer(server); peers.append(old)
+    old.register()
+    new = Peer(server); peers.append(new)
+    new.register(peer_id=old.peer_id, token=old.token)
+    wait_until(lambda: ("replace", {"peerId": old.peer_id}) in stream.events(), message="replace event")
+    assert leaves(stream) == expected            # a replacement is not a leave
+    new.send({"type": "leave"})
+    expect(new.peer_id, "leave")
+
+    raw = register_raw(server)
+    try:
+        wait_until(lambda: server.stats()["peersOnline"] == 1, message="raw peer registered")
+        idle_id = server.network()["peers"][0]["peerId"]
+        expect(idle_id, "idle-timeout")
+    finally:
+        raw.close()
+
+    p = Peer(server); peers.append(p)
+    p.register()
+    for _ in range(200):
+        try:
+            p.send({"type": "report", "stats": {"x": 1}})
+        except Exception:
+            break
+    expect(p.peer_id, "rate-limited")
+
+    counts = dict.fromkeys(LEAVE_REASONS, 0)
+    counts.update({"leave": 2, "closed": 1, "evicted": 1, "idle-timeout": 1, "rate-limited": 1})
+    stats = server.stats()
+    assert stats["leavesByReason"] == counts and stats["leaves"] == 6 and stats["replacements"] == 1
+    metrics = server.get("/metrics").text.splitlines()
+    for reason, n in counts.items():
+        assert f'browsercloud_leaves_by_reason_total{{reason="{reason}"}} {n}' in metrics
+    log = "".join(server.stderr_lines)
+    for peer_id, reason in expected:
+        assert f"peer={peer_id} peers=0 reason={reason} [Rendezvous] leave" in log, (peer_id, reason)
+    assert f"peer={old.peer_id} peers=1 [Rendezvous] replaced" in log
+    stream.close()
+
+
+def test_slow_consumer_leave_reason(start_server, peers):
+    server = start_server("--send-queue-bytes", "65536", "--rate-limit", "100000", "--rate-burst", "100000")
+    stream = EventStream(server)
+    wait_until(lambda: server.stats()["eventSubscribers"] == 1, message="subscribed")
+    slow = Peer(server, max_queue=1); peers.append(slow)
+    slow.register()
+    fast = Peer(server); peers.append(fast)
+    fast.register()
+    blob = "z" * 60000
+    sent = 0
+    while server.stats()["slowConsumerDisconnects"] == 0 and sent < 2000:
+        fast.send({"type": "signal", "to": slow.peer_id, "intentId": "flood", "signal": {"sdp": blob}})
+        sent += 1
+    wait_until(lambda: leaves(stream) == [(slow.peer_id, "slow-consumer")], message="slow-consumer leave")
+    assert server.stats()["leavesByReason"]["slow-consumer"] == 1
+    stream.close()
