@@ -90,6 +90,7 @@ struct StatsSnapshot {
                Double(membership.abusiveDisconnects))
         metric("rate_limited_messages_total", "counter", "Messages dropped by the per-connection rate limit.",
                Double(membership.rateLimitedMessages))
+        metric("event_subscribers", "gauge", "Open /api/events streams.", Double(eventSubscribers))
         metric("sockets_open", "gauge", "Accepted TCP connections of every kind (HTTP, WebSocket, event streams).",
                Double(transport.connectionsOpen))
         metric("origin_rejections_total", "counter", "WebSocket upgrades refused by the Origin allow-list.",

@@ -291,6 +291,11 @@ public final class Transport: @unchecked Sendable {
                 lws_callback_on_writable(s.wsi)
             }
         }
+        // Event streams whose client closed (where the watcher cannot tell: TLS, the poll loop, or a
+        // client that also sent bytes): lws notices only when a write fails.
+        for h in https.values where h.isEventStream && streamEnded(lws_get_socket_fd(h.wsi)) {
+            lws_set_timeout(h.wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC)
+        }
         housekeepingTicks += 1
         if housekeepingTicks % max(1, configuration.eventStreamKeepaliveSeconds) == 0 {
             let comment = Array(":\n\n".utf8)
@@ -661,6 +666,12 @@ public final class Transport: @unchecked Sendable {
             h.isEventStream = true
             https[id] = h
             _ = lws_http_mark_sse(wsi)
+            if let c = accepted[wsi], let gate = c.gate, let loop = evLoop {
+                // lws does not notice that a stream's client went away until a write fails: the
+                // watcher does, as the socket closes.
+                c.streaming = true
+                bc_gate_start(loop, gate, lws_get_socket_fd(wsi), transportGateReadable)
+            }
             handler?.eventStreamOpened(id)
             return 0
         }
@@ -758,6 +769,20 @@ public final class Transport: @unchecked Sendable {
         let wsi = OpaquePointer(raw)
         guard let c = accepted[wsi] else { bc_gate_stop(loop, gatePointer); return }
         let fd = lws_get_socket_fd(wsi)
+        if c.streaming {
+            // An event stream: the client only ever reads, so readable means closed. Bytes from the
+            // client are lws's business: the watcher then stops (housekeeping looks once a second).
+            var probe: UInt8 = 0
+            let n = recv(fd, &probe, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+            if n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+                bc_gate_stop(loop, gatePointer)
+                // Now: an asynchronous kill would wait for lws's next timer run (up to a second).
+                lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_SYNC)
+            } else if n > 0 {
+                bc_gate_stop(loop, gatePointer)
+            }
+            return
+        }
         let consumed = bc_tcp_consumed(fd)
         guard consumed >= 0, UInt64(consumed) <= c.head.scanned else {
             // lws read bytes the gate never saw: it cannot tell where a request starts any more.
@@ -824,6 +849,13 @@ public final class Transport: @unchecked Sendable {
             drained += n
         }
         lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC)
+    }
+
+    /// Whether the client of an event stream has closed its side (or the connection failed).
+    private func streamEnded(_ fd: Int32) -> Bool {
+        var probe: UInt8 = 0
+        let n = recv(fd, &probe, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+        return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
     }
 
     /// `{"error":…,"message":…}` as the API's error answers (docs/api.md).
@@ -948,6 +980,8 @@ final class AcceptedConnection {
     var head = RequestHead(start: 0)
     /// The gate answered this connection's request: lws must not pass it on.
     var refused = false
+    /// It carries an event stream: the watcher only looks for the client's close.
+    var streaming = false
 }
 
 /// The request gate's view of one request head: the bytes from its first byte up to the blank line

@@ -53,10 +53,12 @@ class EventStream:
         return out
 
     def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+        # shutdown first: close() alone does not end a connection another thread is reading from.
+        for end in (lambda: self.sock.shutdown(socket.SHUT_RDWR), self.sock.close):
+            try:
+                end()
+            except OSError:
+                pass
 
 
 # --- Who sees listening addresses -------------------------------------------------------------------
@@ -331,3 +333,29 @@ def test_slow_consumer_leave_reason(start_server, peers):
     wait_until(lambda: leaves(stream) == [(slow.peer_id, "slow-consumer")], message="slow-consumer leave")
     assert server.stats()["leavesByReason"]["slow-consumer"] == 1
     stream.close()
+
+
+# --- Closed event streams ----------------------------------------------------------------------------
+
+def test_a_closed_event_stream_is_noticed_when_its_socket_closes(start_server):
+    # The keep-alive comment comes every 60 s here: only the close itself can make the count drop.
+    server = start_server("--event-keepalive", "60")
+    streams = [EventStream(server) for _ in range(3)]
+    wait_until(lambda: server.stats()["eventSubscribers"] == 3, message="subscribed")
+    streams[0].close()
+    wait_until(lambda: server.stats()["eventSubscribers"] == 2, timeout=5, message="first close noticed")
+    # A client that half-closes (shutdown of its sending side) has gone as well.
+    streams[1].sock.shutdown(socket.SHUT_WR)
+    wait_until(lambda: server.stats()["eventSubscribers"] == 1, timeout=5, message="half-close noticed")
+    assert "browsercloud_event_subscribers 1" in server.get("/metrics").text.splitlines()
+    streams[2].close()
+    wait_until(lambda: server.stats()["eventSubscribers"] == 0, timeout=5, message="last close noticed")
+    # The streams still open get events.
+    late = EventStream(server)
+    p = Peer(server)
+    try:
+        p.register()
+        wait_until(lambda: any(n == "join" for n, _ in late.events()), message="join on a new stream")
+    finally:
+        p.close()
+        late.close()
