@@ -665,7 +665,14 @@ public final class Transport: @unchecked Sendable {
             let h = HTTPSession(wsi: wsi)
             h.isEventStream = true
             https[id] = h
-            _ = lws_http_mark_sse(wsi)
+            if lws_get_network_wsi(wsi) != wsi {
+                _ = lws_http_mark_sse(wsi)   // an HTTP/2 stream
+            } else {
+                // HTTP/1.1: lws_http_mark_sse is meant for HTTP/2 streams and logs an error for any
+                // other; its HTTP/1.1 part is to free the headers and lift the timeout.
+                _ = lws_http_headers_detach(wsi)
+                lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0)
+            }
             if let c = accepted[wsi], let gate = c.gate, let loop = evLoop {
                 // lws does not notice that a stream's client went away until a write fails: the
                 // watcher does, as the socket closes.

@@ -359,3 +359,35 @@ def test_a_closed_event_stream_is_noticed_when_its_socket_closes(start_server):
     finally:
         p.close()
         late.close()
+
+
+# --- Quiet logs ----------------------------------------------------------------------------------------
+
+def error_lines(server):
+    """lws's own format ("E: …", "W: …") and swift-log's ("<time> error …", "<time> warning …")."""
+    return [ln for ln in server.stderr_lines
+            if " E: " in ln or " W: " in ln or ln.split(" ")[1:2] in (["error"], ["warning"], ["critical"])]
+
+
+def test_normal_operation_logs_no_errors(start_server, peers):
+    server = start_server("--log-level", "info")
+    page = server.get("/visualizer.html")
+    assert page.status_code == 200 and "visualizer.js" in page.text
+    for path in ["/visualizer.js", "/api/network?limit=1000", "/api/stats", "/index.html", "/healthz", "/metrics"]:
+        assert server.get(path).status_code == 200, path
+    streams = [EventStream(server) for _ in range(2)]
+    wait_until(lambda: server.stats()["eventSubscribers"] == 2, message="subscribed")
+    p = Peer(server); peers.append(p)
+    p.register()
+    q = Peer(server); peers.append(q)
+    q.register()
+    p.send({"type": "signal", "to": q.peer_id, "intentId": "i", "signal": {"x": 1}})
+    q.expect(lambda m: m["type"] == "signal")
+    p.close()
+    wait_until(lambda: all(sum(n == "leave" for n, _ in s.events()) == 1 for s in streams), message="leave seen")
+    for s in streams:
+        s.close()
+    wait_until(lambda: server.stats()["eventSubscribers"] == 0, message="streams closed")
+    assert server.get("/visualizer.html").status_code == 200
+    assert any("[Rendezvous] join" in ln for ln in server.stderr_lines)   # info lines do reach stderr
+    assert error_lines(server) == []
