@@ -41,6 +41,9 @@ struct StatsSnapshot {
             "httpRequests": n(transport.httpRequests),
             "slowConsumerDisconnects": n(transport.slowConsumerDisconnects),
             "abusiveDisconnects": n(membership.abusiveDisconnects),
+            "abusiveDisconnectsByRule": .object(Dictionary(uniqueKeysWithValues: AbuseRule.allCases.map {
+                ($0.rawValue, n(membership.abusiveDisconnectsByRule[$0] ?? 0)) })),
+            "controlFramesIn": n(membership.controlFrames),
             "rateLimitedMessages": n(membership.rateLimitedMessages),
             "socketsOpen": n(transport.connectionsOpen),
             "originRejections": n(transport.originRejections),
@@ -88,6 +91,13 @@ struct StatsSnapshot {
                Double(transport.slowConsumerDisconnects))
         metric("abusive_disconnects_total", "counter", "Connections closed for sustained rate-limit violations.",
                Double(membership.abusiveDisconnects))
+        out += "# HELP browsercloud_abusive_disconnects_by_rule_total Connections closed as abusive, by the rule that closed them.\n"
+        out += "# TYPE browsercloud_abusive_disconnects_by_rule_total counter\n"
+        for rule in AbuseRule.allCases {
+            out += "browsercloud_abusive_disconnects_by_rule_total{rule=\"\(rule.rawValue)\"} \(membership.abusiveDisconnectsByRule[rule] ?? 0)\n"
+        }
+        metric("control_frames_total", "counter", "Control frames (pings) received from peers, as estimated from their bytes.",
+               Double(membership.controlFrames))
         metric("rate_limited_messages_total", "counter", "Messages dropped by the per-connection rate limit.",
                Double(membership.rateLimitedMessages))
         metric("event_subscribers", "gauge", "Open /api/events streams.", Double(eventSubscribers))

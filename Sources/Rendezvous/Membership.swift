@@ -48,6 +48,14 @@ enum LeaveReason: String, Sendable, CaseIterable {
     }
 }
 
+/// Why a connection was closed as abusive.
+enum AbuseRule: String, Sendable, CaseIterable {
+    /// `--abusive-after` messages dropped in a row.
+    case droppedInARow = "dropped-in-a-row"
+    /// Dropped messages within `--abusive-window` reached `--abusive-fraction` of the rate limit.
+    case sustainedRate = "sustained-rate"
+}
+
 /// What the server keeps about a registered peer.
 struct PeerRecord: Sendable {
     var connection: ConnectionID
@@ -74,6 +82,9 @@ struct Membership {
         var relayBucket: TokenBucket
         var remoteAddress: String
         var droppedInARow = 0
+        /// Messages dropped in the current abuse window, which started at `windowStart`.
+        var droppedInWindow = 0
+        var windowStart = -Double.infinity
         var lastRateLimitNotice = -Double.infinity
         /// Why the server is closing this connection, when it decided to.
         var closing: LeaveReason?
@@ -181,6 +192,17 @@ struct Membership {
         }
     }
 
+    /// Control frames (pings) the transport saw on a connection: they cost the server like messages, so
+    /// they take from the same budget, and those beyond it count as dropped (the transport answered them
+    /// already; a flood of them is closed like a flood of messages).
+    mutating func controlFrames(_ connection: ConnectionID, count: Int, now: Double) -> [Action] {
+        guard count > 0, sessions[connection] != nil else { return [] }
+        counters.controlFrames += count
+        let taken = sessions[connection]!.bucket.take(count, now: now)
+        if taken > 0 { sessions[connection]!.droppedInARow = 0 }
+        return taken == count ? [] : rateLimitActions(connection, now: now, dropped: count - taken)
+    }
+
     /// Admin eviction; nil when the peer is unknown.
     mutating func evict(_ peer: PeerID) -> [Action]? {
         guard let record = peers[peer] else { return nil }
@@ -192,6 +214,9 @@ struct Membership {
     }
 
     // MARK: Registration
+
+    /// The close reason of a connection closed as abusive (the transport stops reading it at once).
+    static let abusiveCloseReason = "rate limit"
 
     private var notRegistered: ProtocolError { ProtocolError(.notRegistered, "send 'register' first") }
 
@@ -285,17 +310,27 @@ struct Membership {
         return true
     }
 
-    /// A dropped message: at most one `rate-limited` error per second; close when abusive.
-    private mutating func rateLimitActions(_ connection: ConnectionID, now: Double) -> [Action] {
-        guard var session = sessions[connection] else { return [] }
-        counters.rateLimitedMessages += 1
-        session.droppedInARow += 1
+    /// Dropped messages: at most one `rate-limited` error per second; close when abusive (too many
+    /// dropped in a row, or too many dropped within a window: see `ServerConfiguration`).
+    private mutating func rateLimitActions(_ connection: ConnectionID, now: Double, dropped: Int = 1) -> [Action] {
+        guard var session = sessions[connection], session.closing == nil else { return [] }
+        counters.rateLimitedMessages += dropped
+        session.droppedInARow += dropped
+        if now - session.windowStart >= configuration.abusiveWindowSeconds {
+            session.windowStart = now
+            session.droppedInWindow = 0
+        }
+        session.droppedInWindow += dropped
+        let sustained = Double(session.droppedInWindow)
+            >= configuration.abusiveFraction * configuration.rateLimitPerSecond * configuration.abusiveWindowSeconds
         var actions: [Action] = []
-        if session.droppedInARow >= configuration.abusiveAfterDropped {
+        if session.droppedInARow >= configuration.abusiveAfterDropped || sustained {
+            let rule: AbuseRule = session.droppedInARow >= configuration.abusiveAfterDropped ? .droppedInARow : .sustainedRate
             counters.abusiveDisconnects += 1
+            counters.abusiveDisconnectsByRule[rule, default: 0] += 1
             counters.count(.rateLimited)
             actions = [.send(connection, .error(.rateLimited, "too many messages; closing")),
-                       .close(connection, status: 1008, reason: "rate limit")]
+                       .close(connection, status: 1008, reason: Membership.abusiveCloseReason)]
             session.droppedInARow = 0
             session.closing = .rateLimited
         } else if now - session.lastRateLimitNotice >= 1 {
@@ -325,6 +360,10 @@ struct MembershipCounters: Sendable {
     var linkRelayDropped = 0
     var reports = 0
     var abusiveDisconnects = 0
+    /// Abusive disconnects by the rule that closed them.
+    var abusiveDisconnectsByRule: [AbuseRule: Int] = [:]
+    /// Control frames (pings) received, as the transport estimates them.
+    var controlFrames = 0
     /// Messages dropped by the rate limit (an error is sent for at most one per second).
     var rateLimitedMessages = 0
     var errors: [ErrorCode: Int] = [:]

@@ -90,6 +90,10 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
         perform(membership.received(connection, text: text, now: now))
     }
 
+    public func webSocketControlFrames(_ connection: ConnectionID, count: Int) {
+        perform(membership.controlFrames(connection, count: count, now: now))
+    }
+
     public func webSocketRejected(_ connection: ConnectionID, problem: FrameProblem) {
         perform(membership.rejected(connection, problem: problem, now: now))
     }
@@ -124,7 +128,8 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
             case .send(let connection, let message):
                 transport.send(message.encoded(), to: connection)
             case .close(let connection, let status, let reason):
-                transport.close(connection, status: status, reason: reason)
+                // A flood is not read any further while its connection closes.
+                transport.close(connection, status: status, reason: reason, stopReading: reason == Membership.abusiveCloseReason)
             case .publish(let event):
                 publish(event)
             }

@@ -279,7 +279,11 @@ public final class Transport: @unchecked Sendable {
         let now = DispatchTime.now().uptimeNanoseconds
         let pingAfter = UInt64(configuration.pingAfterSeconds) * 1_000_000_000
         let hangupAfter = UInt64(configuration.hangupAfterSeconds) * 1_000_000_000
-        for s in sockets.values where !s.closing {
+        for (id, s) in sockets where !s.closing {
+            if s.wire != nil, let frames = s.wire!.unaccountedFrames(consumed: bc_tcp_consumed(lws_get_socket_fd(s.wsi))) {
+                counters.controlFramesIn += frames
+                handler?.webSocketControlFrames(id, count: frames)
+            }
             let quiet = now &- s.lastHeard
             if quiet >= hangupAfter {
                 s.closing = true
@@ -336,15 +340,17 @@ public final class Transport: @unchecked Sendable {
     }
 
     /// Closes a WebSocket after its queued messages are sent, with a close status (RFC 6455 §7.4).
-    public func close(_ connection: ConnectionID, status: UInt16 = 1000, reason: String = "") {
+    /// `stopReading`: read nothing more from it (a flood), and give it one second instead of five.
+    public func close(_ connection: ConnectionID, status: UInt16 = 1000, reason: String = "", stopReading: Bool = false) {
         guard let s = sockets[connection], !s.closing else { return }
         s.closing = true
         s.closeStatus = status
         s.closeReason = Array(reason.utf8.prefix(120))
         s.closeCause = .closedByServer
+        if stopReading { _ = lws_rx_flow_control(s.wsi, 0) }
         lws_callback_on_writable(s.wsi)
         // Do not wait forever for a client that stopped reading.
-        lws_set_timeout(s.wsi, PENDING_TIMEOUT_CLOSE_SEND, 5)
+        lws_set_timeout(s.wsi, PENDING_TIMEOUT_CLOSE_SEND, stopReading ? 1 : 5)
     }
 
     /// Queues one Server-Sent Event block (already formatted, ending in a blank line).
@@ -462,6 +468,10 @@ public final class Transport: @unchecked Sendable {
             let id = idSlot.pointee
             let s = WebSocketSession(wsi: wsi)
             sockets[id] = s
+            if reason == LWS_CALLBACK_ESTABLISHED {
+                // Bytes read so far (the handshake) are not frames.
+                s.wire = WireAccount(baseline: bc_tcp_consumed(lws_get_socket_fd(wsi)), tls: lws_is_ssl(wsi) != 0)
+            }
             if let c = accepted[wsi], let gate = c.gate {
                 // No more request heads on this connection: the request gate's watcher goes.
                 if let loop = evLoop { bc_gate_stop(loop, gate) }
@@ -482,7 +492,10 @@ public final class Transport: @unchecked Sendable {
             return 0
 
         case LWS_CALLBACK_RECEIVE_PONG, LWS_CALLBACK_CLIENT_RECEIVE_PONG:
-            if let id = idSlot?.pointee, let s = sockets[id] { s.lastHeard = DispatchTime.now().uptimeNanoseconds }
+            if let id = idSlot?.pointee, let s = sockets[id] {
+                s.lastHeard = DispatchTime.now().uptimeNanoseconds
+                s.wire?.frame(payload: len)
+            }
             return 0
 
         case LWS_CALLBACK_SERVER_WRITEABLE, LWS_CALLBACK_CLIENT_WRITEABLE:
@@ -555,6 +568,11 @@ public final class Transport: @unchecked Sendable {
             s.rxBinary = lws_frame_is_binary(wsi) != 0
         }
         counters.bytesIn += len
+        if s.wire != nil {
+            // The frame's size is known at its first bytes: its payload so far plus what remains.
+            if s.frameStart { s.wire!.frame(payload: len + Int(lws_remaining_packet_payload(wsi))) }
+            s.frameStart = lws_remaining_packet_payload(wsi) == 0
+        }
         s.rxTotal += len
         if !s.rxBinary && s.rxTotal <= configuration.maxMessageBytes, let input, len > 0 {
             s.rx.append(contentsOf: UnsafeRawBufferPointer(start: input, count: len))
@@ -975,8 +993,49 @@ final class WebSocketSession {
     var pingDue = false
     /// The last buffer handed to lws_write, kept alive under permessage-deflate.
     var lastWritten: [UInt8]?
+    /// The bytes of an accepted WebSocket that are not messages or pongs (nil for dialled ones).
+    var wire: WireAccount?
+    /// The next payload bytes received start a frame.
+    var frameStart = true
 
     init(wsi: OpaquePointer) { self.wsi = wsi }
+}
+
+/// Where the bytes read from an accepted WebSocket went, to find the control frames (pings) that lws
+/// answers without telling: bytes read (the kernel's count) minus those of data frames and pongs.
+struct WireAccount {
+    /// Stream offset of the first frame byte (after the handshake); -1 when unknown.
+    let baseline: Int64
+    /// Bytes of frames accounted for: data frames and pongs, headers included, and control frames reported.
+    private var accounted: Int64 = 0
+    /// Bytes read that may be no control frame for a while: under TLS, a record OpenSSL holds (up to
+    /// 16 KiB) and its overhead. (Without TLS, a data frame's header read before its payload may count
+    /// as a control frame for a second; the frame's own bytes then make up for it.)
+    private let slack: Int64
+    private let perFrame: Int64
+
+    init(baseline: Int64, tls: Bool) {
+        self.baseline = baseline
+        slack = tls ? 17 * 1024 + 64 : 0
+        perFrame = tls ? 29 : 0
+    }
+
+    /// A frame from the client with `payload` bytes: its header is 2 bytes, 4 for the mask, and 2 or 8
+    /// for a longer length.
+    mutating func frame(payload: Int) {
+        accounted += Int64(6 + (payload < 126 ? 0 : payload < 65536 ? 2 : 8) + payload) + perFrame
+    }
+
+    /// Control frames (6 bytes each at least) among the bytes read beyond those accounted for; nil when
+    /// there are none. Reported frames count as accounted.
+    mutating func unaccountedFrames(consumed: Int64) -> Int? {
+        guard baseline >= 0, consumed >= baseline else { return nil }
+        let extra = consumed - baseline - accounted - slack
+        guard extra >= 6 else { return nil }
+        let frames = extra / 6
+        accounted += frames * 6
+        return Int(frames)
+    }
 }
 
 /// Per accepted connection (service thread only).

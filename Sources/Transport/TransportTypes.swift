@@ -99,6 +99,12 @@ public protocol TransportHandler: AnyObject {
     func webSocketOpened(_ connection: ConnectionID, remoteAddress: String, origin: String?)
     func webSocketReceived(_ connection: ConnectionID, text: [UInt8])
     func webSocketRejected(_ connection: ConnectionID, problem: FrameProblem)
+    /// About `count` control frames (pings) came on an accepted WebSocket since the last report (at most
+    /// once a second). lws answers pings itself and does not report them; the transport counts the
+    /// bytes of frames that are not messages or pongs, each 6 bytes (the smallest frame a client can
+    /// send) as one frame. Under TLS the bytes include the record overhead; under permessage-deflate
+    /// compression may hide some.
+    func webSocketControlFrames(_ connection: ConnectionID, count: Int)
     func webSocketClosed(_ connection: ConnectionID, cause: CloseCause)
     /// A connection started with `Transport.connect` failed before the WebSocket opened.
     func webSocketConnectFailed(_ connection: ConnectionID, reason: String)
@@ -111,6 +117,7 @@ public protocol TransportHandler: AnyObject {
 
 extension TransportHandler {
     public func webSocketConnectFailed(_ connection: ConnectionID, reason: String) {}
+    public func webSocketControlFrames(_ connection: ConnectionID, count: Int) {}
     public func originRejected(_ origin: String) {}
     public func httpRequest(_ request: HTTPRequest) -> HTTPResponse {
         .body(status: 404, contentType: "text/plain; charset=utf-8", body: Array("not found\n".utf8))
@@ -132,6 +139,8 @@ public struct TransportCounters: Sendable {
     public var slowConsumerDisconnects = 0
     public var originRejections = 0
     public var connectionLimitRejections = 0
+    /// Control frames (pings) received on accepted WebSockets, as estimated from their bytes.
+    public var controlFramesIn = 0
     /// HTTP requests answered `400` because they could not be parsed (a NUL byte in the path or query, a
     /// malformed request line) and `431` because their headers exceeded `maxHeaderBytes`.
     public var badRequests = 0

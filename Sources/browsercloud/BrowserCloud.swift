@@ -89,6 +89,12 @@ struct Serve: ParsableCommand {
     @Option(help: "Messages dropped in a row for rate limiting before the connection is closed.")
     var abusiveAfter = 1000
 
+    @Option(help: "Seconds of the window in which --abusive-fraction is measured.")
+    var abusiveWindow = 10.0
+
+    @Option(help: "Close a connection whose dropped messages within --abusive-window reach this fraction of what --rate-limit allows in it.")
+    var abusiveFraction = 0.5
+
     @Option(help: "Most messages queued for one receiver before it is disconnected as a slow consumer.")
     var sendQueueMessages = 1024
 
@@ -146,6 +152,7 @@ struct Serve: ParsableCommand {
         guard (1024...61440).contains(maxHeaderBytes) else { throw ValidationError("--max-header-bytes must be 1024...61440") }
         guard maxPeers >= 1, maxConnections >= 1 else { throw ValidationError("--max-peers and --max-connections must be positive") }
         guard rateLimit > 0, rateBurst >= 1, abusiveAfter >= 1 else { throw ValidationError("rate limits must be positive") }
+        guard abusiveWindow >= 1, abusiveFraction > 0 else { throw ValidationError("--abusive-window must be at least 1 and --abusive-fraction positive") }
         guard eventKeepalive >= 1 else { throw ValidationError("--event-keepalive must be at least 1 second") }
         guard sendQueueMessages >= 1, sendQueueBytes >= 1024 else { throw ValidationError("send queue limits too small") }
         guard pingAfter >= 1, idleTimeout > pingAfter, idleTimeout <= 65535 else {
@@ -195,6 +202,8 @@ struct Serve: ParsableCommand {
         config.rateLimitPerSecond = rateLimit
         config.rateLimitBurst = rateBurst
         config.abusiveAfterDropped = abusiveAfter
+        config.abusiveWindowSeconds = abusiveWindow
+        config.abusiveFraction = abusiveFraction
         config.publicDirectory = `public`
         config.linkRelay = linkRelay
         config.linkRelayPerSecond = linkRelayRate

@@ -391,3 +391,79 @@ def test_normal_operation_logs_no_errors(start_server, peers):
     assert server.get("/visualizer.html").status_code == 200
     assert any("[Rendezvous] join" in ln for ln in server.stderr_lines)   # info lines do reach stderr
     assert error_lines(server) == []
+
+
+# --- Floods: pings and steady over-limit traffic -------------------------------------------------------
+
+EMPTY_PING = b"\x89\x80" + b"\x11\x22\x33\x44"   # FIN + PING, masked, no payload: 6 bytes
+
+
+def test_pings_count_against_the_budget_and_a_ping_flood_is_closed(start_server):
+    server = start_server("--log-level", "info")
+    quiet = register_raw(server)          # pings at a modest rate: counted exactly, never closed
+    flood = register_raw(server)
+    try:
+        wait_until(lambda: server.stats()["peersOnline"] == 2, message="registered")
+        quiet.sendall(EMPTY_PING * 30)
+        wait_until(lambda: server.stats()["controlFramesIn"] == 30, timeout=5, message="30 pings counted")
+        flood.settimeout(10)
+        sent = 0
+        deadline = time.monotonic() + 20
+        try:
+            while time.monotonic() < deadline:
+                flood.sendall(EMPTY_PING * 1000)
+                sent += 1000
+        except OSError:
+            pass    # the server closed it
+        wait_until(lambda: server.stats()["abusiveDisconnects"] == 1, timeout=10, message="flood closed")
+        stats = server.stats()
+        # A second's pings are charged at once: thousands dropped in a row.
+        assert stats["abusiveDisconnectsByRule"] == {"dropped-in-a-row": 1, "sustained-rate": 0}
+        assert stats["leavesByReason"]["rate-limited"] == 1 and stats["peersOnline"] == 1
+        assert 30 + 1000 <= stats["controlFramesIn"] <= 30 + sent
+        assert stats["rateLimitedMessages"] >= 1000
+        metrics = server.get("/metrics").text.splitlines()
+        assert 'browsercloud_abusive_disconnects_by_rule_total{rule="dropped-in-a-row"} 1' in metrics
+        assert f"browsercloud_control_frames_total {stats['controlFramesIn']}" in metrics
+        assert any("reason=rate-limited [Rendezvous] leave" in ln for ln in server.stderr_lines)
+    finally:
+        quiet.close()
+        flood.close()
+
+
+def test_a_steady_flood_above_the_rate_limit_is_closed(start_server, peers):
+    """Drops are interleaved with admitted messages (never many in a row), but sustained."""
+    server = start_server("--rate-limit", "20", "--rate-burst", "20", "--abusive-window", "2", "--abusive-fraction", "0.5")
+    steady = Peer(server); peers.append(steady)
+    steady.register()
+    polite = Peer(server); peers.append(polite)
+    polite.register()
+    report = json.dumps({"type": "report", "stats": {"x": 1}})
+    start = time.monotonic()
+    closed = False
+    for i in range(60 * 8):                      # 60 messages/s, three times the limit, for up to 8 s
+        target = start + i / 60
+        time.sleep(max(0.0, target - time.monotonic()))
+        try:
+            steady.send(report)
+            if i % 4 == 0:
+                polite.send(report)              # 15 messages/s: under the limit
+        except Exception:
+            closed = True
+            break
+        if server.stats()["abusiveDisconnects"] == 1:
+            closed = True
+            break
+    assert closed
+    wait_until(lambda: server.stats()["abusiveDisconnects"] == 1, message="closed as abusive")
+    stats = server.stats()
+    assert stats["abusiveDisconnectsByRule"] == {"dropped-in-a-row": 0, "sustained-rate": 1}
+    assert stats["leavesByReason"]["rate-limited"] == 1 and stats["peersOnline"] == 1
+    # 20 dropped within 2 s close it: it took more than one window's budget, well under the 8 s.
+    assert time.monotonic() - start < 6
+    assert still_works(polite)
+
+
+def still_works(p):
+    p.send({"type": "signal", "to": "000000000001", "intentId": "probe", "signal": {}})
+    return p.expect(lambda m: m.get("type") == "error" and m["code"] == "unknown-peer") is not None
