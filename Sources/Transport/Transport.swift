@@ -1146,7 +1146,6 @@ final class CStorage {
     private let iface: UnsafeMutablePointer<CChar>?
     private let port: Int32?
     private let options: UInt64
-    private let fdLimit: UInt32
     private let certificate: UnsafeMutablePointer<CChar>?
     private let privateKey: UnsafeMutablePointer<CChar>?
 
@@ -1217,7 +1216,6 @@ final class CStorage {
         }
         options = opts
         port = c.port.map { Int32($0) }
-        fdLimit = UInt32(clamping: c.maxConnections + 64)
     }
 
     func fill(_ info: inout lws_context_creation_info) {
@@ -1228,7 +1226,10 @@ final class CStorage {
         info.extensions = extensions.map { UnsafePointer($0) }
         info.retry_and_idle_policy = UnsafePointer(retry)
         info.options = options
-        info.fd_limit_per_thread = fdLimit
+        // No fd_limit_per_thread: below the process's file limit, lws 4.1 then finds the connection of
+        // every socket event by a linear scan of its whole fd table (`wsi_from_fd`), which with 10,000
+        // peers took most of the service thread. `maxConnections` is enforced in
+        // FILTER_NETWORK_CONNECTION instead; lws sizes its table by the file limit (`raiseFileLimit`).
         info.keepalive_timeout = 5
         info.timeout_secs = 10
         info.ssl_cert_filepath = UnsafePointer(certificate)
