@@ -280,9 +280,14 @@ public final class Transport: @unchecked Sendable {
         let pingAfter = UInt64(configuration.pingAfterSeconds) * 1_000_000_000
         let hangupAfter = UInt64(configuration.hangupAfterSeconds) * 1_000_000_000
         for (id, s) in sockets where !s.closing {
-            if s.wire != nil, let frames = s.wire!.unaccountedFrames(consumed: bc_tcp_consumed(lws_get_socket_fd(s.wsi))) {
-                counters.controlFramesIn += frames
-                handler?.webSocketControlFrames(id, count: frames)
+            // Control frames: each second where the peer pinged (see writeQueued), and every socket
+            // once in ten seconds anyway (two system calls per socket).
+            if s.wire != nil && (s.checkWire || id % 10 == UInt64(housekeepingTicks % 10)) {
+                s.checkWire = false
+                if let frames = s.wire!.unaccountedFrames(consumed: bc_tcp_consumed(lws_get_socket_fd(s.wsi))) {
+                    counters.controlFramesIn += frames
+                    handler?.webSocketControlFrames(id, count: frames)
+                }
             }
             let quiet = now &- s.lastHeard
             if quiet >= hangupAfter {
@@ -595,6 +600,8 @@ public final class Transport: @unchecked Sendable {
     }
 
     private func writeQueued(_ s: WebSocketSession, wsi: OpaquePointer) -> Int32 {
+        // Nothing asked for this callback: lws has just written a PONG, so the peer sent a PING.
+        if !s.pingDue && s.queue.isEmpty && !s.closing { s.checkWire = true }
         if configuration.permessageDeflate == false { s.lastWritten = nil }
         if s.pingDue && !s.closing {
             s.pingDue = false
@@ -997,6 +1004,8 @@ final class WebSocketSession {
     var wire: WireAccount?
     /// The next payload bytes received start a frame.
     var frameStart = true
+    /// Look for control frames at the next housekeeping (the peer pinged).
+    var checkWire = false
 
     init(wsi: OpaquePointer) { self.wsi = wsi }
 }
