@@ -10,6 +10,10 @@
 #include <netinet/tcp.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <sys/socket.h>
 
 /// A libev loop on epoll (where available) that lws runs on as a foreign loop
@@ -56,6 +60,12 @@ static inline void **bc_thread_owner_slot(void) {
     static __thread void *owner;
     return &owner;
 }
+
+/// Sets the nice value of the calling thread (Linux: priorities are per thread). Returns 0 on success.
+static inline int bc_set_thread_nice(int nice) { return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nice); }
+
+/// Names the calling thread (up to 15 bytes), as `top -H` and /proc/<pid>/task/<tid>/comm show it.
+static inline void bc_set_thread_name(const char *name) { prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0); }
 
 /// Installs `sink` as the lws log sink for `level` (a C function, so Swift passes a global function).
 static inline void bc_lws_set_log(int level, void (*sink)(int level, const char *line)) { lws_set_log_level(level, sink); }

@@ -23,6 +23,8 @@ public struct ServerConfiguration: Sendable {
     /// window (`rateLimitPerSecond` × the window): a steady flood at (1 + fraction) × the limit or more.
     public var abusiveWindowSeconds = 10.0
     public var abusiveFraction = 0.5
+    /// Most `GET /api/network` requests waiting for the analytics thread; more are answered 503.
+    public var maxPendingAnalytics = 32
     /// Directory served over HTTP; nil serves no files.
     public var publicDirectory: String?
     /// Bearer token for admin routes (DELETE /api/peers/<id>); nil turns admin routes off.

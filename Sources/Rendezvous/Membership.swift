@@ -75,6 +75,14 @@ struct Membership {
     private(set) var peers: [PeerID: PeerRecord] = [:]
     private var sessions: [ConnectionID: Session] = [:]
     private(set) var counters = MembershipCounters()
+    /// Changes to the ring and the records since the last `takeChanges()`, for the analytics thread.
+    private var changes: [AnalyticsChange] = []
+
+    /// The changes since the last call (the server hands them to its analytics thread).
+    mutating func takeChanges() -> [AnalyticsChange] {
+        defer { changes.removeAll(keepingCapacity: true) }
+        return changes
+    }
 
     struct Session {
         var machine = SessionStateMachine()
@@ -172,6 +180,7 @@ struct Membership {
         case .report(let stats):
             guard let peer = session.machine.peer else { return fail(connection, notRegistered) }
             peers[peer]?.stats = stats
+            if let record = peers[peer] { changes.append(.record(peer, record)) }
             counters.reports += 1
             return []
         case .link(let to, let frame):
@@ -239,6 +248,7 @@ struct Membership {
                 counters.replacements += 1
                 counters.count(.replaced)
                 peers[peerId] = record
+                changes.append(.record(peerId, record))
                 sessions[connection]?.machine.registered(as: peerId)
                 return [.send(old.connection, .error(.replaced, "peer \(peerId.hex) registered on another connection")),
                         .close(old.connection, status: 4000, reason: "replaced"), .publish(.replaced(peerId))]
@@ -259,6 +269,7 @@ struct Membership {
             return fail(connection, ProtocolError(.alreadyRegistered, "peer \(id.hex) is already in the ring"))
         }
         peers[id] = record
+        self.changes.append(.joined(id, record))
         sessions[connection]?.machine.registered(as: id)
         counters.joins += 1
         return welcome(connection, id) + [.publish(.join(id))] + push(changes)
@@ -280,6 +291,7 @@ struct Membership {
 
     private mutating func removeFromRing(_ peer: PeerID, reason: LeaveReason) -> [Action] {
         guard peers.removeValue(forKey: peer) != nil else { return [] }
+        changes.append(.left(peer))
         counters.leaves += 1
         counters.leavesByReason[reason, default: 0] += 1
         let changes = (try? ring.leave(peer)) ?? [:]

@@ -17,6 +17,8 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
     var membership: Membership
     let files: StaticFiles?
     var subscribers = Set<ConnectionID>()
+    /// Renders `/api/network` pages off the signalling thread.
+    var analytics: AnalyticsWorker!
     /// Set by `shutdown`: new connections are told to go away, closes are not leaves.
     var shuttingDown = false
     private let started = DispatchTime.now()
@@ -33,10 +35,12 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
         membership = Membership(configuration: configuration, tokens: TokenAuthority(secret: secret))
         transport = Transport(configuration: configuration.transport, logger: logger)
         transport.handler = self
+        analytics = AnalyticsWorker(configuration: configuration, transport: transport)
     }
 
     /// Binds and starts serving on the transport's service thread.
     public func start() throws {
+        analytics.start()
         try transport.start()
         logger.info("listening", metadata: ["host": "\(configuration.transport.host)", "port": "\(transport.port)",
                                             "fingers": "\(configuration.fingerPolicy)"])
@@ -48,6 +52,7 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
     /// Closes every connection and stops the service thread.
     public func stop() {
         transport.stop()
+        analytics.stop()
         logger.info("stopped")
     }
 
@@ -123,6 +128,7 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
     // MARK: Actions
 
     func perform(_ actions: [Action]) {
+        analytics.apply(membership.takeChanges())
         for action in actions {
             switch action {
             case .send(let connection, let message):

@@ -122,6 +122,17 @@ public final class Transport: @unchecked Sendable {
         setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
     }
 
+    /// Gives the calling thread a lower priority (a nice value above 0), e.g. for work that must never
+    /// compete with a service thread for a core.
+    public static func lowerCurrentThreadPriority(nice: Int32) {
+        _ = bc_set_thread_nice(nice)
+    }
+
+    /// Names the calling thread (up to 15 bytes) for `top -H` and /proc.
+    public static func nameCurrentThread(_ name: String) {
+        bc_set_thread_name(name)
+    }
+
     /// Runs `work` on the service thread soon. Safe from any thread.
     public func post(_ work: @escaping @Sendable () -> Void) {
         lock.withLock {
@@ -157,6 +168,7 @@ public final class Transport: @unchecked Sendable {
     // MARK: Service thread
 
     private func serviceThreadMain(ready: DispatchSemaphore, ok: LockedBox<Bool>) {
+        bc_set_thread_name("lws-service")   // for top -H and /proc/<pid>/task/*/comm
         // lws logs on the thread that calls it: the sink finds this transport through the thread's slot.
         bc_thread_owner_slot().pointee = Unmanaged.passUnretained(self).toOpaque()
         defer { bc_thread_owner_slot().pointee = nil }
@@ -302,8 +314,14 @@ public final class Transport: @unchecked Sendable {
         }
         // Event streams whose client closed (where the watcher cannot tell: TLS, the poll loop, or a
         // client that also sent bytes): lws notices only when a write fails.
-        for h in https.values where h.isEventStream && streamEnded(lws_get_socket_fd(h.wsi)) {
-            lws_set_timeout(h.wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC)
+        for h in https.values {
+            if h.isEventStream && streamEnded(lws_get_socket_fd(h.wsi)) {
+                lws_set_timeout(h.wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC)
+            } else if h.awaitingAnswer {
+                // lws gives a request 10 s to be answered; a deferred one waits as long as it needs
+                // (the handler bounds how many wait).
+                lws_set_timeout(h.wsi, PENDING_TIMEOUT_HTTP_CONTENT, 10)
+            }
         }
         housekeepingTicks += 1
         if housekeepingTicks % max(1, configuration.eventStreamKeepaliveSeconds) == 0 {
@@ -684,6 +702,13 @@ public final class Transport: @unchecked Sendable {
             }
             return 0
 
+        case .deferred:
+            let h = HTTPSession(wsi: wsi)
+            h.awaitingAnswer = true
+            h.awaitingBody = Self.hasRequestBody(wsi)
+            https[id] = h
+            return 0
+
         case .eventStream:
             guard writeHeaders(wsi, status: 200, contentType: "text/event-stream", length: bc_lws_illegal_content_len(),
                                headers: [("cache-control", "no-cache"), ("x-accel-buffering", "no")]) else { return -1 }
@@ -719,6 +744,12 @@ public final class Transport: @unchecked Sendable {
             written = writeHeaders(wsi, status: 200, contentType: contentType, length: size, headers: [])
         case .eventStream:
             written = writeHeaders(wsi, status: 200, contentType: "text/event-stream", length: 0, headers: [])
+        case .deferred:
+            let h = HTTPSession(wsi: wsi)
+            h.awaitingAnswer = true
+            h.headOnly = true
+            https[id] = h
+            return 0
         }
         guard written else { return -1 }
         return completeTransaction(wsi)
@@ -749,9 +780,48 @@ public final class Transport: @unchecked Sendable {
         return (Int(text) ?? 1) > 0
     }
 
+    /// Answers a request that got `.deferred` (service thread). Only `.body` answers can be deferred;
+    /// nothing happens when the connection has closed meanwhile.
+    public func respond(to connection: ConnectionID, with response: HTTPResponse) {
+        guard let h = https[connection], h.awaitingAnswer else { return }
+        h.awaitingAnswer = false
+        lws_set_timeout(h.wsi, PENDING_TIMEOUT_HTTP_CONTENT, 10)
+        guard case .body(let status, let contentType, let body, let headers) = response else {
+            h.header = (500, "text/plain; charset=utf-8", 0, [("connection", "close")])
+            h.pending.append([])
+            lws_callback_on_writable(h.wsi)
+            return
+        }
+        h.header = (status, contentType, UInt64(body.count), headers)
+        if !h.headOnly { h.pending.append(body) }
+        if !h.awaitingBody { lws_callback_on_writable(h.wsi) }
+    }
+
     private func writeHTTP(_ h: HTTPSession, wsi: OpaquePointer) -> Int32 {
-        let chunkSize = 64 * 1024
-        guard !h.awaitingBody, let current = h.pending.first else { return 0 }
+        let chunkSize = 16 * 1024
+        guard !h.awaitingBody, !h.awaitingAnswer else { return 0 }
+        if let header = h.header {
+            // A deferred answer: its headers first.
+            h.header = nil
+            guard writeHeaders(wsi, status: header.status, contentType: header.contentType, length: header.length,
+                               headers: header.headers) else { return -1 }
+            if h.headOnly {
+                https[lws_wsi_user(wsi).assumingMemoryBound(to: ConnectionID.self).pointee] = nil
+                return completeTransaction(wsi)
+            }
+            lws_callback_on_writable(wsi)
+            return 0
+        }
+        if h.isEventStream && h.offset == 0 && h.pending.count > 1 {
+            // Events go out together (up to a chunk): one write per stream, not one per event.
+            var merged = h.pending.removeFirst()
+            while let next = h.pending.first, merged.count + next.count <= chunkSize {
+                merged += next
+                h.pending.removeFirst()
+            }
+            h.pending.prepend(merged)
+        }
+        guard let current = h.pending.first else { return 0 }
         let remaining = current.count - h.offset
         let n = min(chunkSize, remaining)
         let last = !h.isEventStream && n == remaining && h.pending.count == 1
@@ -1127,6 +1197,12 @@ final class HTTPSession {
     var isEventStream = false
     /// The response waits until lws has consumed the request body.
     var awaitingBody = false
+    /// A `.deferred` request: waiting for `Transport.respond(to:with:)`.
+    var awaitingAnswer = false
+    /// Answer a deferred request with headers only (HEAD).
+    var headOnly = false
+    /// The headers of a deferred answer, written at the next writeable callback.
+    var header: (status: Int, contentType: String, length: UInt64, headers: [(String, String)])?
 
     init(wsi: OpaquePointer) { self.wsi = wsi }
 }

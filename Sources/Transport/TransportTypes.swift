@@ -71,6 +71,9 @@ public enum HTTPResponse: Sendable {
     /// A Server-Sent Events stream; once `TransportHandler.eventStreamOpened` is called, push events with
     /// `Transport.sendEvent(_:to:)`. Answered with headers only to HEAD.
     case eventStream
+    /// The answer comes later, from `Transport.respond(to:with:)` (a `.body`), for work done off the
+    /// service thread; the connection waits meanwhile.
+    case deferred
 }
 
 /// Why a WebSocket connection ended.

@@ -107,6 +107,9 @@ struct Serve: ParsableCommand {
     @Option(help: "Seconds without a pong or message before a peer counts as gone (a leave).")
     var idleTimeout = 30
 
+    @Option(help: "Most /api/network requests waiting for the analytics thread; more are answered 503.")
+    var analyticsQueue = 32
+
     @Option(help: "Seconds between keep-alive comments on /api/events streams.")
     var eventKeepalive = 15
 
@@ -153,6 +156,7 @@ struct Serve: ParsableCommand {
         guard maxPeers >= 1, maxConnections >= 1 else { throw ValidationError("--max-peers and --max-connections must be positive") }
         guard rateLimit > 0, rateBurst >= 1, abusiveAfter >= 1 else { throw ValidationError("rate limits must be positive") }
         guard abusiveWindow >= 1, abusiveFraction > 0 else { throw ValidationError("--abusive-window must be at least 1 and --abusive-fraction positive") }
+        guard analyticsQueue >= 1 else { throw ValidationError("--analytics-queue must be at least 1") }
         guard eventKeepalive >= 1 else { throw ValidationError("--event-keepalive must be at least 1 second") }
         guard sendQueueMessages >= 1, sendQueueBytes >= 1024 else { throw ValidationError("send queue limits too small") }
         guard pingAfter >= 1, idleTimeout > pingAfter, idleTimeout <= 65535 else {
@@ -202,6 +206,7 @@ struct Serve: ParsableCommand {
         config.rateLimitPerSecond = rateLimit
         config.rateLimitBurst = rateBurst
         config.abusiveAfterDropped = abusiveAfter
+        config.maxPendingAnalytics = analyticsQueue
         config.abusiveWindowSeconds = abusiveWindow
         config.abusiveFraction = abusiveFraction
         config.publicDirectory = `public`
