@@ -457,7 +457,10 @@ public final class Transport: @unchecked Sendable {
             if let wsi {
                 let c = AcceptedConnection()
                 accepted[wsi] = c
-                if let loop = evLoop, lws_is_ssl(wsi) == 0 {
+                // lws 4.1 reports dialled connections here too (their user slot is ours): no gate on
+                // those; reading a connecting socket would also take its connect error from lws.
+                let dialled = idSlot.map { clientSlots.contains($0) } ?? false
+                if let loop = evLoop, lws_is_ssl(wsi) == 0, !dialled {
                     let gate = UnsafeMutablePointer<bc_gate_t>.allocate(capacity: 1)
                     gate.initialize(to: bc_gate_t())
                     gate.pointee.owner = Unmanaged.passUnretained(self).toOpaque()
