@@ -1,10 +1,20 @@
 // Thin shim over libwebsockets 4.1 for Swift: wraps what the importer cannot see
-// (function-like macros, variadic logging) and nothing else.
+// (function-like macros, variadic logging, a thread-local slot, the kernel's TCP byte counters,
+// a libev watcher).
 #ifndef BROWSERCLOUD_CLIBWEBSOCKETS_SHIM_H
 #define BROWSERCLOUD_CLIBWEBSOCKETS_SHIM_H
 
 #include <libwebsockets.h>
 #include <ev.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <sys/socket.h>
 
 /// A libev loop on epoll (where available) that lws runs on as a foreign loop
 /// (LWS_SERVER_OPTION_LIBEV), instead of its default poll(), whose cost grows with every open socket.
@@ -43,5 +53,55 @@ typedef struct bc_timer {
     lws_sorted_usec_list_t sul;
     void *owner;
 } bc_timer_t;
+
+/// A slot per thread for the object whose lws context runs on this thread: the lws log sink (one per
+/// process) uses it to hand a message to the transport that caused it.
+static inline void **bc_thread_owner_slot(void) {
+    static __thread void *owner;
+    return &owner;
+}
+
+/// Sets the nice value of the calling thread (Linux: priorities are per thread). Returns 0 on success.
+static inline int bc_set_thread_nice(int nice) { return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nice); }
+
+/// Names the calling thread (up to 15 bytes), as `top -H` and /proc/<pid>/task/<tid>/comm show it.
+static inline void bc_set_thread_name(const char *name) { prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0); }
+
+/// Installs `sink` as the lws log sink for `level` (a C function, so Swift passes a global function).
+static inline void bc_lws_set_log(int level, void (*sink)(int level, const char *line)) { lws_set_log_level(level, sink); }
+
+/// How many bytes of a TCP stream the application has read so far: the kernel's count of bytes received
+/// (`tcpi_bytes_received`, which also counts a received FIN as one) minus those still unread. -1 on error.
+/// glibc's copy of `struct tcp_info` stops before that field and <linux/tcp.h> clashes with it, so the
+/// offset of the kernel ABI (which only ever appends fields) is used: 128.
+static inline long long bc_tcp_consumed(int fd) {
+    unsigned char info[256];
+    socklen_t length = sizeof info;
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, info, &length) != 0 || length < 136) return -1;
+    unsigned long long received;
+    memcpy(&received, info + 128, 8);
+    int unread = 0;
+    if (ioctl(fd, FIONREAD, &unread) != 0) return -1;
+    unsigned char state = info[0];
+    int fin = state == TCP_CLOSE_WAIT || state == TCP_LAST_ACK || state == TCP_CLOSING || state == TCP_TIME_WAIT;
+    return (long long)received - unread - fin;
+}
+
+/// A libev read watcher that runs before libwebsockets' own watcher on the same socket (highest
+/// priority), so that the transport sees a request's bytes before lws parses them.
+typedef struct bc_gate {
+    ev_io io;
+    void *owner;
+    void *wsi;
+} bc_gate_t;
+
+static inline void bc_gate_start(struct ev_loop *loop, bc_gate_t *gate, int fd, void (*cb)(struct ev_loop *, ev_io *, int)) {
+    if (ev_is_active(&gate->io)) return;
+    ev_io_init(&gate->io, cb, fd, EV_READ);
+    ev_set_priority(&gate->io, EV_MAXPRI);
+    ev_io_start(loop, &gate->io);
+}
+
+static inline void bc_gate_stop(struct ev_loop *loop, bc_gate_t *gate) { ev_io_stop(loop, &gate->io); }
 
 #endif

@@ -24,6 +24,8 @@ struct StatsSnapshot {
             "connectionsOpen": n(connectionsOpen),
             "joins": n(membership.joins),
             "leaves": n(membership.leaves),
+            "leavesByReason": .object(Dictionary(uniqueKeysWithValues: LeaveReason.allCases.map {
+                ($0.rawValue, n(membership.leavesByReason[$0] ?? 0)) })),
             "reRegistrations": n(membership.reRegistrations),
             "replacements": n(membership.replacements),
             "evictions": n(membership.evictions),
@@ -39,10 +41,15 @@ struct StatsSnapshot {
             "httpRequests": n(transport.httpRequests),
             "slowConsumerDisconnects": n(transport.slowConsumerDisconnects),
             "abusiveDisconnects": n(membership.abusiveDisconnects),
+            "abusiveDisconnectsByRule": .object(Dictionary(uniqueKeysWithValues: AbuseRule.allCases.map {
+                ($0.rawValue, n(membership.abusiveDisconnectsByRule[$0] ?? 0)) })),
+            "controlFramesIn": n(membership.controlFrames),
             "rateLimitedMessages": n(membership.rateLimitedMessages),
             "socketsOpen": n(transport.connectionsOpen),
             "originRejections": n(transport.originRejections),
             "connectionLimitRejections": n(transport.connectionLimitRejections),
+            "httpBadRequests": n(transport.badRequests),
+            "httpHeadersTooLarge": n(transport.headersTooLarge),
             "eventSubscribers": n(eventSubscribers),
             "errors": .object(errors),
             "uptimeSeconds": .number((uptimeSeconds * 1000).rounded() / 1000),
@@ -63,6 +70,10 @@ struct StatsSnapshot {
         metric("connections_open", "gauge", "Open signalling WebSocket connections.", Double(connectionsOpen))
         metric("joins_total", "counter", "Peers that joined the ring.", Double(membership.joins))
         metric("leaves_total", "counter", "Peers that left the ring (any reason).", Double(membership.leaves))
+        out += "# HELP browsercloud_leaves_by_reason_total Peers that left the ring, by reason.\n# TYPE browsercloud_leaves_by_reason_total counter\n"
+        for reason in LeaveReason.allCases {
+            out += "browsercloud_leaves_by_reason_total{reason=\"\(reason.rawValue)\"} \(membership.leavesByReason[reason] ?? 0)\n"
+        }
         metric("reregistrations_total", "counter", "Registrations with a previous ID and token.", Double(membership.reRegistrations))
         metric("replacements_total", "counter", "Sessions replaced by a new session for the same ID.", Double(membership.replacements))
         metric("evictions_total", "counter", "Peers evicted by the operator.", Double(membership.evictions))
@@ -80,14 +91,26 @@ struct StatsSnapshot {
                Double(transport.slowConsumerDisconnects))
         metric("abusive_disconnects_total", "counter", "Connections closed for sustained rate-limit violations.",
                Double(membership.abusiveDisconnects))
+        out += "# HELP browsercloud_abusive_disconnects_by_rule_total Connections closed as abusive, by the rule that closed them.\n"
+        out += "# TYPE browsercloud_abusive_disconnects_by_rule_total counter\n"
+        for rule in AbuseRule.allCases {
+            out += "browsercloud_abusive_disconnects_by_rule_total{rule=\"\(rule.rawValue)\"} \(membership.abusiveDisconnectsByRule[rule] ?? 0)\n"
+        }
+        metric("control_frames_total", "counter", "Control frames (pings) received from peers, as estimated from their bytes.",
+               Double(membership.controlFrames))
         metric("rate_limited_messages_total", "counter", "Messages dropped by the per-connection rate limit.",
                Double(membership.rateLimitedMessages))
+        metric("event_subscribers", "gauge", "Open /api/events streams.", Double(eventSubscribers))
         metric("sockets_open", "gauge", "Accepted TCP connections of every kind (HTTP, WebSocket, event streams).",
                Double(transport.connectionsOpen))
         metric("origin_rejections_total", "counter", "WebSocket upgrades refused by the Origin allow-list.",
                Double(transport.originRejections))
         metric("connection_limit_rejections_total", "counter", "WebSocket upgrades refused by the connection limit.",
                Double(transport.connectionLimitRejections))
+        metric("http_bad_requests_total", "counter", "HTTP requests answered 400 because they could not be parsed (NUL in the request target).",
+               Double(transport.badRequests))
+        metric("http_headers_too_large_total", "counter", "HTTP requests answered 431 because their head exceeded --max-header-bytes.",
+               Double(transport.headersTooLarge))
         out += "# HELP browsercloud_errors_total Protocol errors sent to peers, by code.\n# TYPE browsercloud_errors_total counter\n"
         for code in ErrorCode.allCases {
             out += "browsercloud_errors_total{code=\"\(code.rawValue)\"} \(membership.errors[code] ?? 0)\n"

@@ -18,6 +18,13 @@ public struct ServerConfiguration: Sendable {
     public var rateLimitBurst = 200.0
     /// Messages dropped for rate limiting in a row before the connection is closed as abusive.
     public var abusiveAfterDropped = 1000
+    /// A connection is also closed as abusive when, within a window of `abusiveWindowSeconds`, the
+    /// messages dropped for rate limiting reach `abusiveFraction` of what the rate limit allows in that
+    /// window (`rateLimitPerSecond` × the window): a steady flood at (1 + fraction) × the limit or more.
+    public var abusiveWindowSeconds = 10.0
+    public var abusiveFraction = 0.5
+    /// Most `GET /api/network` requests waiting for the analytics thread; more are answered 503.
+    public var maxPendingAnalytics = 32
     /// Directory served over HTTP; nil serves no files.
     public var publicDirectory: String?
     /// Bearer token for admin routes (DELETE /api/peers/<id>); nil turns admin routes off.

@@ -17,10 +17,43 @@ enum RingEvent: Equatable, Sendable {
     case join(PeerID)
     case leave(PeerID, reason: LeaveReason)
     case updated(PeerID, [RingUpdate])
+    /// A new session registered the peer's ID with its token; the old one is closed. The ring is unchanged.
+    case replaced(PeerID)
 }
 
-enum LeaveReason: String, Sendable {
-    case leave, closed, evicted
+/// Why a peer left the ring (docs/protocol.md, "Why peers leave").
+enum LeaveReason: String, Sendable, CaseIterable {
+    /// It sent `leave`.
+    case leave
+    /// It closed its connection, or the network failed.
+    case closed
+    /// Nothing (no message, no pong) came from it for `--idle-timeout` seconds.
+    case idleTimeout = "idle-timeout"
+    /// Its send queue overflowed (`--send-queue-messages`, `--send-queue-bytes`).
+    case slowConsumer = "slow-consumer"
+    /// It was closed for flooding (`--abusive-after`).
+    case rateLimited = "rate-limited"
+    /// The operator evicted it (`DELETE /api/peers/<id>`).
+    case evicted
+    /// The server closed its connection for another reason.
+    case closedByServer = "closed-by-server"
+
+    init(_ cause: CloseCause) {
+        switch cause {
+        case .closed, .shutdown: self = .closed
+        case .idleTimeout: self = .idleTimeout
+        case .slowConsumer: self = .slowConsumer
+        case .closedByServer: self = .closedByServer
+        }
+    }
+}
+
+/// Why a connection was closed as abusive.
+enum AbuseRule: String, Sendable, CaseIterable {
+    /// `--abusive-after` messages dropped in a row.
+    case droppedInARow = "dropped-in-a-row"
+    /// Dropped messages within `--abusive-window` reached `--abusive-fraction` of the rate limit.
+    case sustainedRate = "sustained-rate"
 }
 
 /// What the server keeps about a registered peer.
@@ -42,6 +75,14 @@ struct Membership {
     private(set) var peers: [PeerID: PeerRecord] = [:]
     private var sessions: [ConnectionID: Session] = [:]
     private(set) var counters = MembershipCounters()
+    /// Changes to the ring and the records since the last `takeChanges()`, for the analytics thread.
+    private var changes: [AnalyticsChange] = []
+
+    /// The changes since the last call (the server hands them to its analytics thread).
+    mutating func takeChanges() -> [AnalyticsChange] {
+        defer { changes.removeAll(keepingCapacity: true) }
+        return changes
+    }
 
     struct Session {
         var machine = SessionStateMachine()
@@ -49,7 +90,12 @@ struct Membership {
         var relayBucket: TokenBucket
         var remoteAddress: String
         var droppedInARow = 0
+        /// Messages dropped in the current abuse window, which started at `windowStart`.
+        var droppedInWindow = 0
+        var windowStart = -Double.infinity
         var lastRateLimitNotice = -Double.infinity
+        /// Why the server is closing this connection, when it decided to.
+        var closing: LeaveReason?
     }
 
     init(configuration: ServerConfiguration, tokens: TokenAuthority) {
@@ -90,10 +136,11 @@ struct Membership {
         }
     }
 
-    mutating func closed(_ connection: ConnectionID) -> [Action] {
+    /// The connection is gone (`cause` from the transport); a peer it held leaves the ring.
+    mutating func closed(_ connection: ConnectionID, cause: CloseCause = .closed) -> [Action] {
         guard var session = sessions.removeValue(forKey: connection) else { return [] }
         guard let peer = session.machine.closed(), peers[peer]?.connection == connection else { return [] }
-        return removeFromRing(peer, reason: .closed)
+        return removeFromRing(peer, reason: session.closing ?? LeaveReason(cause))
     }
 
     /// A frame the transport refused (binary or too large): answered like any protocol error.
@@ -133,6 +180,7 @@ struct Membership {
         case .report(let stats):
             guard let peer = session.machine.peer else { return fail(connection, notRegistered) }
             peers[peer]?.stats = stats
+            if let record = peers[peer] { changes.append(.record(peer, record)) }
             counters.reports += 1
             return []
         case .link(let to, let frame):
@@ -153,6 +201,17 @@ struct Membership {
         }
     }
 
+    /// Control frames (pings) the transport saw on a connection: they cost the server like messages, so
+    /// they take from the same budget, and those beyond it count as dropped (the transport answered them
+    /// already; a flood of them is closed like a flood of messages).
+    mutating func controlFrames(_ connection: ConnectionID, count: Int, now: Double) -> [Action] {
+        guard count > 0, sessions[connection] != nil else { return [] }
+        counters.controlFrames += count
+        let taken = sessions[connection]!.bucket.take(count, now: now)
+        if taken > 0 { sessions[connection]!.droppedInARow = 0 }
+        return taken == count ? [] : rateLimitActions(connection, now: now, dropped: count - taken)
+    }
+
     /// Admin eviction; nil when the peer is unknown.
     mutating func evict(_ peer: PeerID) -> [Action]? {
         guard let record = peers[peer] else { return nil }
@@ -164,6 +223,9 @@ struct Membership {
     }
 
     // MARK: Registration
+
+    /// The close reason of a connection closed as abusive (the transport stops reading it at once).
+    static let abusiveCloseReason = "rate limit"
 
     private var notRegistered: ProtocolError { ProtocolError(.notRegistered, "send 'register' first") }
 
@@ -186,9 +248,10 @@ struct Membership {
                 counters.replacements += 1
                 counters.count(.replaced)
                 peers[peerId] = record
+                changes.append(.record(peerId, record))
                 sessions[connection]?.machine.registered(as: peerId)
                 return [.send(old.connection, .error(.replaced, "peer \(peerId.hex) registered on another connection")),
-                        .close(old.connection, status: 4000, reason: "replaced")]
+                        .close(old.connection, status: 4000, reason: "replaced"), .publish(.replaced(peerId))]
                     + welcome(connection, peerId)
             }
             return addToRing(connection, peerId, record: record)
@@ -206,6 +269,7 @@ struct Membership {
             return fail(connection, ProtocolError(.alreadyRegistered, "peer \(id.hex) is already in the ring"))
         }
         peers[id] = record
+        self.changes.append(.joined(id, record))
         sessions[connection]?.machine.registered(as: id)
         counters.joins += 1
         return welcome(connection, id) + [.publish(.join(id))] + push(changes)
@@ -227,7 +291,9 @@ struct Membership {
 
     private mutating func removeFromRing(_ peer: PeerID, reason: LeaveReason) -> [Action] {
         guard peers.removeValue(forKey: peer) != nil else { return [] }
+        changes.append(.left(peer))
         counters.leaves += 1
+        counters.leavesByReason[reason, default: 0] += 1
         let changes = (try? ring.leave(peer)) ?? [:]
         return [.publish(.leave(peer, reason: reason))] + push(changes)
     }
@@ -256,18 +322,29 @@ struct Membership {
         return true
     }
 
-    /// A dropped message: at most one `rate-limited` error per second; close when abusive.
-    private mutating func rateLimitActions(_ connection: ConnectionID, now: Double) -> [Action] {
-        guard var session = sessions[connection] else { return [] }
-        counters.rateLimitedMessages += 1
-        session.droppedInARow += 1
+    /// Dropped messages: at most one `rate-limited` error per second; close when abusive (too many
+    /// dropped in a row, or too many dropped within a window: see `ServerConfiguration`).
+    private mutating func rateLimitActions(_ connection: ConnectionID, now: Double, dropped: Int = 1) -> [Action] {
+        guard var session = sessions[connection], session.closing == nil else { return [] }
+        counters.rateLimitedMessages += dropped
+        session.droppedInARow += dropped
+        if now - session.windowStart >= configuration.abusiveWindowSeconds {
+            session.windowStart = now
+            session.droppedInWindow = 0
+        }
+        session.droppedInWindow += dropped
+        let sustained = Double(session.droppedInWindow)
+            >= configuration.abusiveFraction * configuration.rateLimitPerSecond * configuration.abusiveWindowSeconds
         var actions: [Action] = []
-        if session.droppedInARow >= configuration.abusiveAfterDropped {
+        if session.droppedInARow >= configuration.abusiveAfterDropped || sustained {
+            let rule: AbuseRule = session.droppedInARow >= configuration.abusiveAfterDropped ? .droppedInARow : .sustainedRate
             counters.abusiveDisconnects += 1
+            counters.abusiveDisconnectsByRule[rule, default: 0] += 1
             counters.count(.rateLimited)
             actions = [.send(connection, .error(.rateLimited, "too many messages; closing")),
-                       .close(connection, status: 1008, reason: "rate limit")]
+                       .close(connection, status: 1008, reason: Membership.abusiveCloseReason)]
             session.droppedInARow = 0
+            session.closing = .rateLimited
         } else if now - session.lastRateLimitNotice >= 1 {
             session.lastRateLimitNotice = now
             counters.count(.rateLimited)
@@ -283,6 +360,8 @@ struct Membership {
 struct MembershipCounters: Sendable {
     var joins = 0
     var leaves = 0
+    /// Leaves by reason (they add up to `leaves`).
+    var leavesByReason: [LeaveReason: Int] = [:]
     var reRegistrations = 0
     var replacements = 0
     var evictions = 0
@@ -293,6 +372,10 @@ struct MembershipCounters: Sendable {
     var linkRelayDropped = 0
     var reports = 0
     var abusiveDisconnects = 0
+    /// Abusive disconnects by the rule that closed them.
+    var abusiveDisconnectsByRule: [AbuseRule: Int] = [:]
+    /// Control frames (pings) received, as the transport estimates them.
+    var controlFrames = 0
     /// Messages dropped by the rate limit (an error is sent for at most one per second).
     var rateLimitedMessages = 0
     var errors: [ErrorCode: Int] = [:]

@@ -17,6 +17,8 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
     var membership: Membership
     let files: StaticFiles?
     var subscribers = Set<ConnectionID>()
+    /// Renders `/api/network` pages off the signalling thread.
+    var analytics: AnalyticsWorker!
     /// Set by `shutdown`: new connections are told to go away, closes are not leaves.
     var shuttingDown = false
     private let started = DispatchTime.now()
@@ -33,10 +35,12 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
         membership = Membership(configuration: configuration, tokens: TokenAuthority(secret: secret))
         transport = Transport(configuration: configuration.transport, logger: logger)
         transport.handler = self
+        analytics = AnalyticsWorker(configuration: configuration, transport: transport)
     }
 
     /// Binds and starts serving on the transport's service thread.
     public func start() throws {
+        analytics.start()
         try transport.start()
         logger.info("listening", metadata: ["host": "\(configuration.transport.host)", "port": "\(transport.port)",
                                             "fingers": "\(configuration.fingerPolicy)"])
@@ -48,6 +52,7 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
     /// Closes every connection and stops the service thread.
     public func stop() {
         transport.stop()
+        analytics.stop()
         logger.info("stopped")
     }
 
@@ -90,6 +95,10 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
         perform(membership.received(connection, text: text, now: now))
     }
 
+    public func webSocketControlFrames(_ connection: ConnectionID, count: Int) {
+        perform(membership.controlFrames(connection, count: count, now: now))
+    }
+
     public func webSocketRejected(_ connection: ConnectionID, problem: FrameProblem) {
         perform(membership.rejected(connection, problem: problem, now: now))
     }
@@ -97,7 +106,7 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
     public func webSocketClosed(_ connection: ConnectionID, cause: CloseCause) {
         logger.debug("connection closed", metadata: ["connection": "\(connection)", "cause": "\(cause.rawValue)"])
         if cause == .shutdown || shuttingDown { return }   // no leaves: the peers come back
-        perform(membership.closed(connection))
+        perform(membership.closed(connection, cause: cause))
     }
 
     public func originRejected(_ origin: String) {
@@ -119,12 +128,14 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
     // MARK: Actions
 
     func perform(_ actions: [Action]) {
+        analytics.apply(membership.takeChanges())
         for action in actions {
             switch action {
             case .send(let connection, let message):
                 transport.send(message.encoded(), to: connection)
             case .close(let connection, let status, let reason):
-                transport.close(connection, status: status, reason: reason)
+                // A flood is not read any further while its connection closes.
+                transport.close(connection, status: status, reason: reason, stopReading: reason == Membership.abusiveCloseReason)
             case .publish(let event):
                 publish(event)
             }
@@ -137,6 +148,8 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
             logger.info("join", metadata: ["peer": "\(p.hex)", "peers": "\(membership.ring.count)"])
         case .leave(let p, let reason):
             logger.info("leave", metadata: ["peer": "\(p.hex)", "reason": "\(reason.rawValue)", "peers": "\(membership.ring.count)"])
+        case .replaced(let p):
+            logger.info("replaced", metadata: ["peer": "\(p.hex)", "peers": "\(membership.ring.count)"])
         case .updated:
             break
         }
@@ -147,6 +160,8 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
             name = "join"; data = .object(["peerId": .string(p.hex)])
         case .leave(let p, let reason):
             name = "leave"; data = .object(["peerId": .string(p.hex), "reason": .string(reason.rawValue)])
+        case .replaced(let p):
+            name = "replace"; data = .object(["peerId": .string(p.hex)])
         case .updated(let p, let updates):
             name = "update"
             data = .object(["peerId": .string(p.hex),

@@ -36,7 +36,7 @@ extension RendezvousServer {
         case "/api/stats":
             return only(.get, request) { .body(status: 200, contentType: "application/json", body: statsSnapshot().json.prettyEncoded()) }
         case "/api/network":
-            return only(.get, request) { networkPage(request.query) }
+            return only(.get, request) { networkPage(request) }
         case "/api/events":
             return only(.get, request) { .eventStream }
         default:
@@ -50,7 +50,9 @@ extension RendezvousServer {
             switch request.method {
             case .get:
                 guard membership.peers[id] != nil else { return error(404, "unknown-peer", "peer \(id.hex) is not in the ring") }
-                return .body(status: 200, contentType: "application/json", body: peerJSON(id).prettyEncoded())
+                let entry = NetworkView.peerJSON(id, ring: membership.ring, record: membership.peers[id], admin: isAdmin(request))
+                return .body(status: 200, contentType: "application/json", body: entry.prettyEncoded(),
+                             headers: [("vary", "authorization")])
             case .delete:
                 if let denied = authorize(request) { return denied }
                 guard let actions = membership.evict(id) else { return error(404, "unknown-peer", "peer \(id.hex) is not in the ring") }
@@ -63,63 +65,41 @@ extension RendezvousServer {
         return error(404, "not-found", "no API route \(path)")
     }
 
-    /// Default and largest page of `/api/network`: bounds the time one request holds the service thread.
-    static let networkPageDefault = 1000
-    static let networkPageMax = 10_000
-
-    /// `GET /api/network[?after=<peerId>][&limit=N]`: peers in ID order after `after`, at most `limit`.
-    private func networkPage(_ query: [String: String]) -> HTTPResponse {
-        var limit = Self.networkPageDefault
-        if let text = query["limit"] {
-            guard let n = Int(text), n >= 1, n <= Self.networkPageMax else {
-                return error(400, "bad-field", "limit must be 1...\(Self.networkPageMax)")
+    /// `GET /api/network[?after=<peerId>][&limit=N]`: checked here, rendered by the analytics thread.
+    private func networkPage(_ request: HTTPRequest) -> HTTPResponse {
+        var limit = NetworkView.pageDefault
+        if let text = request.query["limit"] {
+            guard let n = Int(text), n >= 1, n <= NetworkView.pageMax else {
+                return error(400, "bad-field", "limit must be 1...\(NetworkView.pageMax)")
             }
             limit = n
         }
-        let members = membership.ring.members
-        var start = 0
-        if let text = query["after"] {
-            guard let after = PeerID(hex: text) else { return error(400, "bad-field", "after must be a peer ID") }
-            start = members.partitioningIndex { $0 > after }
+        var after: PeerID?
+        if let text = request.query["after"] {
+            guard let id = PeerID(hex: text) else { return error(400, "bad-field", "after must be a peer ID") }
+            after = id
         }
-        let page = members[start..<min(members.count, start + limit)]
-        let next: JSONValue = page.endIndex < members.count ? page.last.map { .string($0.hex) } ?? .null : .null
-        return json(200, [
-            "idBits": .number(Double(PeerID.bits)),
-            "fingerRows": .array(membership.ring.fingerRows.map { .number(Double($0)) }),
-            "successors": .number(Double(configuration.successorListLength)),
-            "total": .number(Double(members.count)),
-            "next": next,
-            "peers": .array(page.map(peerJSON)),
-        ])
+        guard analytics.requestPage(for: request.connection, after: after, limit: limit, admin: isAdmin(request)) else {
+            return error(503, "busy", "too many analytics requests are waiting; retry shortly", headers: [("retry-after", "1")])
+        }
+        return .deferred
     }
 
-    private func peerJSON(_ id: PeerID) -> JSONValue {
-        let state = membership.ring.state(of: id)
-        let record = membership.peers[id]
-        var fingers: [String: JSONValue] = [:]
-        for (row, peer) in state.fingers { fingers[String(row)] = peer.map { .string($0.hex) } ?? .null }
-        var stats: [String: JSONValue] = [:]
-        for (k, v) in record?.stats ?? [:] { stats[k] = .number(v) }
-        return .object([
-            "peerId": .string(id.hex),
-            "predecessor": state.predecessor.map { .string($0.hex) } ?? .null,
-            "successors": .array(state.successors.map { .string($0.hex) }),
-            "fingers": .object(fingers),
-            "connectedAt": .string(record?.connectedAt ?? ""),
-            "capabilities": record?.capabilities.map { .object($0) } ?? .null,
-            "stats": .object(stats),
-        ])
+    /// Whether the request carries the admin bearer token (false when admin routes are off). A missing
+    /// or wrong token is not an error on read routes: the caller gets the anonymous view.
+    private func isAdmin(_ request: HTTPRequest) -> Bool {
+        guard let adminToken = configuration.adminToken, let authorization = request.authorization else { return false }
+        let expected = Array("Bearer \(adminToken)".utf8)
+        let given = Array(authorization.utf8)
+        return given.count == expected.count && bc_const_time_compare(given, expected, given.count) == 0
     }
 
     /// Nil when the request carries the admin bearer token; otherwise the refusal.
     private func authorize(_ request: HTTPRequest) -> HTTPResponse? {
-        guard let adminToken = configuration.adminToken else {
+        guard configuration.adminToken != nil else {
             return error(403, "admin-disabled", "admin routes are off; start the server with --admin-token or --admin-token-file")
         }
-        let expected = Array("Bearer \(adminToken)".utf8)
-        let given = Array((request.authorization ?? "").utf8)
-        if given.count == expected.count && bc_const_time_compare(given, expected, given.count) == 0 { return nil }
+        if isAdmin(request) { return nil }
         return error(401, "unauthorized", "missing or wrong 'Authorization: Bearer <admin token>'",
                      headers: [("www-authenticate", "Bearer")])
     }

@@ -14,10 +14,15 @@ struct TokenBucket: Sendable {
 
     /// Takes one token if available. `now` is monotonic time in seconds.
     mutating func take(now: Double) -> Bool {
+        take(1, now: now) == 1
+    }
+
+    /// Takes up to `count` tokens; returns how many it took.
+    mutating func take(_ count: Int, now: Double) -> Int {
         tokens = min(burst, tokens + max(0, now - last) * rate)
         last = now
-        guard tokens >= 1 else { return false }
-        tokens -= 1
-        return true
+        let taken = min(count, Int(tokens))
+        tokens -= Double(taken)
+        return taken
     }
 }

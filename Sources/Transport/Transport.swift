@@ -29,6 +29,8 @@ public final class Transport: @unchecked Sendable {
 
     // Service-thread state.
     private var context: OpaquePointer?
+    /// The libev loop lws runs on (nil on lws's poll loop); the request gate's watchers live on it.
+    private var evLoop: OpaquePointer?
     private var boundPort = 0
     private var nextID: ConnectionID = 1
     private var sockets: [ConnectionID: WebSocketSession] = [:]
@@ -39,8 +41,9 @@ public final class Transport: @unchecked Sendable {
     private let housekeepingTimer: UnsafeMutablePointer<bc_timer_t>
     /// Session slots of dialled connections (lws uses them as their user space; freed at WSI_DESTROY).
     private var clientSlots = Set<UnsafeMutablePointer<ConnectionID>>()
-    /// Every accepted connection still alive (HTTP, WebSocket, event stream), for the connection limit.
-    private var accepted = Set<OpaquePointer>()
+    /// Every accepted connection still alive (HTTP, WebSocket, event stream), for the connection limit
+    /// and for answering requests that libwebsockets gives up on.
+    private var accepted: [OpaquePointer: AcceptedConnection] = [:]
     private var housekeepingTicks = 0
 
     public init(configuration: TransportConfiguration, logger: Logger = Logger(label: "browsercloud.transport")) {
@@ -119,6 +122,17 @@ public final class Transport: @unchecked Sendable {
         setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
     }
 
+    /// Gives the calling thread a lower priority (a nice value above 0), e.g. for work that must never
+    /// compete with a service thread for a core.
+    public static func lowerCurrentThreadPriority(nice: Int32) {
+        _ = bc_set_thread_nice(nice)
+    }
+
+    /// Names the calling thread (up to 15 bytes) for `top -H` and /proc.
+    public static func nameCurrentThread(_ name: String) {
+        bc_set_thread_name(name)
+    }
+
     /// Runs `work` on the service thread soon. Safe from any thread.
     public func post(_ work: @escaping @Sendable () -> Void) {
         lock.withLock {
@@ -154,7 +168,11 @@ public final class Transport: @unchecked Sendable {
     // MARK: Service thread
 
     private func serviceThreadMain(ready: DispatchSemaphore, ok: LockedBox<Bool>) {
-        lws_set_log_level(logger.logLevel <= .debug ? LLL_ERR | LLL_WARN | LLL_NOTICE : LLL_ERR | LLL_WARN, nil)
+        bc_set_thread_name("lws-service")   // for top -H and /proc/<pid>/task/*/comm
+        // lws logs on the thread that calls it: the sink finds this transport through the thread's slot.
+        bc_thread_owner_slot().pointee = Unmanaged.passUnretained(self).toOpaque()
+        defer { bc_thread_owner_slot().pointee = nil }
+        bc_lws_set_log(logger.logLevel <= .debug ? LLL_ERR | LLL_WARN | LLL_NOTICE : LLL_ERR | LLL_WARN, lwsLogSink)
         var loop: OpaquePointer? = configuration.useLibev ? bc_ev_loop_new() : nil
         var ctx = createContext(loop: loop)
         if ctx == nil, let failed = loop {
@@ -170,6 +188,7 @@ public final class Transport: @unchecked Sendable {
                 context = ctx
                 boundPort = configuration.port == nil ? 0 : listening
             }
+            evLoop = loop
             ok.value = configuration.port == nil || listening > 0
             logger.debug("event loop", metadata: ["backend": "\(loop.map { String(cString: bc_ev_backend_name($0)) } ?? "lws poll")"])
         }
@@ -193,6 +212,7 @@ public final class Transport: @unchecked Sendable {
         // Drain posted work so that waiters in `sync` do not hang, then tear down.
         drainInbox()
         lws_context_destroy(ctx)
+        evLoop = nil
         if let loop {
             _ = bc_ev_run_nowait(loop)
             bc_ev_loop_destroy(loop)
@@ -205,6 +225,10 @@ public final class Transport: @unchecked Sendable {
     private func createContext(loop: OpaquePointer?) -> OpaquePointer? {
         var info = lws_context_creation_info()
         storage.fill(&info)
+        // With the request gate (libev, no TLS) the gate enforces `maxHeaderBytes` on the raw bytes; lws's
+        // buffer gets room to spare so that lws never drops a head the gate has not judged yet.
+        let gated = loop != nil && configuration.tlsCertificatePath == nil
+        info.max_http_header_data = UInt16(clamping: configuration.maxHeaderBytes + (gated ? 2048 : 0))
         info.user = Unmanaged.passUnretained(self).toOpaque()
         guard let loop else { return lws_create_context(&info) }
         info.options |= UInt64(LWS_SERVER_OPTION_LIBEV)
@@ -267,16 +291,36 @@ public final class Transport: @unchecked Sendable {
         let now = DispatchTime.now().uptimeNanoseconds
         let pingAfter = UInt64(configuration.pingAfterSeconds) * 1_000_000_000
         let hangupAfter = UInt64(configuration.hangupAfterSeconds) * 1_000_000_000
-        for s in sockets.values where !s.closing {
+        for (id, s) in sockets where !s.closing {
+            // Control frames: each second where the peer pinged (see writeQueued), and every socket
+            // once in ten seconds anyway (two system calls per socket).
+            if s.wire != nil && (s.checkWire || id % 10 == UInt64(housekeepingTicks % 10)) {
+                s.checkWire = false
+                if let frames = s.wire!.unaccountedFrames(consumed: bc_tcp_consumed(lws_get_socket_fd(s.wsi))) {
+                    counters.controlFramesIn += frames
+                    handler?.webSocketControlFrames(id, count: frames)
+                }
+            }
             let quiet = now &- s.lastHeard
             if quiet >= hangupAfter {
                 s.closing = true
-                s.closeCause = .closed
+                s.closeCause = .idleTimeout
                 lws_set_timeout(s.wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC)
             } else if quiet >= pingAfter && now &- s.lastPingSent >= pingAfter {
                 s.pingDue = true
                 s.lastPingSent = now
                 lws_callback_on_writable(s.wsi)
+            }
+        }
+        // Event streams whose client closed (where the watcher cannot tell: TLS, the poll loop, or a
+        // client that also sent bytes): lws notices only when a write fails.
+        for h in https.values {
+            if h.isEventStream && streamEnded(lws_get_socket_fd(h.wsi)) {
+                lws_set_timeout(h.wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC)
+            } else if h.awaitingAnswer {
+                // lws gives a request 10 s to be answered; a deferred one waits as long as it needs
+                // (the handler bounds how many wait).
+                lws_set_timeout(h.wsi, PENDING_TIMEOUT_HTTP_CONTENT, 10)
             }
         }
         housekeepingTicks += 1
@@ -319,15 +363,17 @@ public final class Transport: @unchecked Sendable {
     }
 
     /// Closes a WebSocket after its queued messages are sent, with a close status (RFC 6455 §7.4).
-    public func close(_ connection: ConnectionID, status: UInt16 = 1000, reason: String = "") {
+    /// `stopReading`: read nothing more from it (a flood), and give it one second instead of five.
+    public func close(_ connection: ConnectionID, status: UInt16 = 1000, reason: String = "", stopReading: Bool = false) {
         guard let s = sockets[connection], !s.closing else { return }
         s.closing = true
         s.closeStatus = status
         s.closeReason = Array(reason.utf8.prefix(120))
         s.closeCause = .closedByServer
+        if stopReading { _ = lws_rx_flow_control(s.wsi, 0) }
         lws_callback_on_writable(s.wsi)
         // Do not wait forever for a client that stopped reading.
-        lws_set_timeout(s.wsi, PENDING_TIMEOUT_CLOSE_SEND, 5)
+        lws_set_timeout(s.wsi, PENDING_TIMEOUT_CLOSE_SEND, stopReading ? 1 : 5)
     }
 
     /// Queues one Server-Sent Event block (already formatted, ending in a blank line).
@@ -372,6 +418,23 @@ public final class Transport: @unchecked Sendable {
         return Int(written) >= bytes.count
     }
 
+    // MARK: lws log messages (service thread)
+
+    /// A line lws logged while working for this transport. A request head too large for lws's header
+    /// buffer is the client's doing, not a server error (the request gate answers it with `431` where
+    /// it can see the bytes first; see `gateReadable`).
+    fileprivate func lwsLogged(level: Int32, line: String) {
+        if line.contains("Ran out of header data space") || line.contains("More hdr frags than we can deal with") {
+            logger.debug("request headers too large for libwebsockets' buffer", metadata: ["lws": "\(line)"])
+            return
+        }
+        switch level {
+        case LLL_ERR: logger.error("libwebsockets: \(line)")
+        case LLL_WARN: logger.warning("libwebsockets: \(line)")
+        default: logger.debug("libwebsockets: \(line)")
+        }
+    }
+
     // MARK: Callback dispatch (service thread)
 
     fileprivate func callback(_ wsi: OpaquePointer?, _ reason: lws_callback_reasons, _ user: UnsafeMutableRawPointer?,
@@ -391,7 +454,21 @@ public final class Transport: @unchecked Sendable {
             return 0
 
         case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
-            if let wsi { accepted.insert(wsi) }
+            if let wsi {
+                let c = AcceptedConnection()
+                accepted[wsi] = c
+                // lws 4.1 reports dialled connections here too (their user slot is ours): no gate on
+                // those; reading a connecting socket would also take its connect error from lws.
+                let dialled = idSlot.map { clientSlots.contains($0) } ?? false
+                if let loop = evLoop, lws_is_ssl(wsi) == 0, !dialled {
+                    let gate = UnsafeMutablePointer<bc_gate_t>.allocate(capacity: 1)
+                    gate.initialize(to: bc_gate_t())
+                    gate.pointee.owner = Unmanaged.passUnretained(self).toOpaque()
+                    gate.pointee.wsi = UnsafeMutableRawPointer(wsi)
+                    c.gate = gate
+                    bc_gate_start(loop, gate, lws_get_socket_fd(wsi), transportGateReadable)
+                }
+            }
             counters.connectionsOpen = accepted.count
             return 0
 
@@ -400,7 +477,7 @@ public final class Transport: @unchecked Sendable {
             return -1
 
         case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-            guard let wsi else { return 1 }
+            guard let wsi, accepted[wsi]?.refused != true else { return 1 }
             if let allowed = configuration.allowedOrigins {
                 let origin = header(wsi, WSI_TOKEN_ORIGIN) ?? ""
                 if !allowed.contains(origin) {
@@ -417,6 +494,16 @@ public final class Transport: @unchecked Sendable {
             let id = idSlot.pointee
             let s = WebSocketSession(wsi: wsi)
             sockets[id] = s
+            if reason == LWS_CALLBACK_ESTABLISHED {
+                // Bytes read so far (the handshake) are not frames.
+                s.wire = WireAccount(baseline: bc_tcp_consumed(lws_get_socket_fd(wsi)), tls: lws_is_ssl(wsi) != 0)
+            }
+            if let c = accepted[wsi], let gate = c.gate {
+                // No more request heads on this connection: the request gate's watcher goes.
+                if let loop = evLoop { bc_gate_stop(loop, gate) }
+                gate.deallocate()
+                c.gate = nil
+            }
             if configuration.permessageDeflate {
                 // Send compressed messages in 16 KiB fragments instead of lws's default 1 KiB ones.
                 _ = lws_set_extension_option(wsi, "permessage-deflate", "tx_buf_size", "14")
@@ -431,7 +518,10 @@ public final class Transport: @unchecked Sendable {
             return 0
 
         case LWS_CALLBACK_RECEIVE_PONG, LWS_CALLBACK_CLIENT_RECEIVE_PONG:
-            if let id = idSlot?.pointee, let s = sockets[id] { s.lastHeard = DispatchTime.now().uptimeNanoseconds }
+            if let id = idSlot?.pointee, let s = sockets[id] {
+                s.lastHeard = DispatchTime.now().uptimeNanoseconds
+                s.wire?.frame(payload: len)
+            }
             return 0
 
         case LWS_CALLBACK_SERVER_WRITEABLE, LWS_CALLBACK_CLIENT_WRITEABLE:
@@ -447,7 +537,13 @@ public final class Transport: @unchecked Sendable {
 
         case LWS_CALLBACK_WSI_DESTROY:
             if let idSlot, clientSlots.remove(idSlot) != nil { idSlot.deallocate() }
-            if let wsi, accepted.remove(wsi) != nil { counters.connectionsOpen = accepted.count }
+            if let wsi, let c = accepted.removeValue(forKey: wsi) {
+                counters.connectionsOpen = accepted.count
+                if let gate = c.gate {
+                    if let loop = evLoop { bc_gate_stop(loop, gate) }
+                    gate.deallocate()
+                }
+            }
 
         case LWS_CALLBACK_CLOSED, LWS_CALLBACK_CLIENT_CLOSED:
             guard let id = idSlot?.pointee, let s = sockets.removeValue(forKey: id) else { return 0 }
@@ -478,7 +574,7 @@ public final class Transport: @unchecked Sendable {
 
         case LWS_CALLBACK_HTTP_FILE_COMPLETION:
             guard let wsi else { break }
-            return lws_http_transaction_completed(wsi) != 0 ? -1 : 0
+            return completeTransaction(wsi)
 
         case LWS_CALLBACK_CLOSED_HTTP, LWS_CALLBACK_HTTP_DROP_PROTOCOL:
             if let id = idSlot?.pointee, let h = https.removeValue(forKey: id), h.isEventStream {
@@ -498,6 +594,11 @@ public final class Transport: @unchecked Sendable {
             s.rxBinary = lws_frame_is_binary(wsi) != 0
         }
         counters.bytesIn += len
+        if s.wire != nil {
+            // The frame's size is known at its first bytes: its payload so far plus what remains.
+            if s.frameStart { s.wire!.frame(payload: len + Int(lws_remaining_packet_payload(wsi))) }
+            s.frameStart = lws_remaining_packet_payload(wsi) == 0
+        }
         s.rxTotal += len
         if !s.rxBinary && s.rxTotal <= configuration.maxMessageBytes, let input, len > 0 {
             s.rx.append(contentsOf: UnsafeRawBufferPointer(start: input, count: len))
@@ -520,6 +621,8 @@ public final class Transport: @unchecked Sendable {
     }
 
     private func writeQueued(_ s: WebSocketSession, wsi: OpaquePointer) -> Int32 {
+        // Nothing asked for this callback: lws has just written a PONG, so the peer sent a PING.
+        if !s.pingDue && s.queue.isEmpty && !s.closing { s.checkWire = true }
         if configuration.permessageDeflate == false { s.lastWritten = nil }
         if s.pingDue && !s.closing {
             s.pingDue = false
@@ -559,6 +662,7 @@ public final class Transport: @unchecked Sendable {
         counters.httpRequests += 1
         if idSlot.pointee == 0 { idSlot.pointee = newID() }
         let id = idSlot.pointee
+        if accepted[wsi]?.refused == true { return -1 }   // the request gate answered it already
         var uriPointer: UnsafeMutablePointer<CChar>?
         var uriLength: Int32 = 0
         let methodIndex = lws_http_get_uri_and_method(wsi, &uriPointer, &uriLength)
@@ -585,8 +689,8 @@ public final class Transport: @unchecked Sendable {
         switch response {
         case .file(let file, let contentType):
             let n = lws_serve_http_file(wsi, file, contentType, nil, 0)
-            if n < 0 || (n > 0 && lws_http_transaction_completed(wsi) != 0) { return -1 }
-            return 0
+            if n < 0 { return -1 }
+            return n > 0 ? completeTransaction(wsi) : 0
 
         case .body(let status, let contentType, let body, let headers):
             guard writeHeaders(wsi, status: status, contentType: contentType, length: UInt64(body.count),
@@ -601,13 +705,33 @@ public final class Transport: @unchecked Sendable {
             }
             return 0
 
+        case .deferred:
+            let h = HTTPSession(wsi: wsi)
+            h.awaitingAnswer = true
+            h.awaitingBody = Self.hasRequestBody(wsi)
+            https[id] = h
+            return 0
+
         case .eventStream:
             guard writeHeaders(wsi, status: 200, contentType: "text/event-stream", length: bc_lws_illegal_content_len(),
                                headers: [("cache-control", "no-cache"), ("x-accel-buffering", "no")]) else { return -1 }
             let h = HTTPSession(wsi: wsi)
             h.isEventStream = true
             https[id] = h
-            _ = lws_http_mark_sse(wsi)
+            if lws_get_network_wsi(wsi) != wsi {
+                _ = lws_http_mark_sse(wsi)   // an HTTP/2 stream
+            } else {
+                // HTTP/1.1: lws_http_mark_sse is meant for HTTP/2 streams and logs an error for any
+                // other; its HTTP/1.1 part is to free the headers and lift the timeout.
+                _ = lws_http_headers_detach(wsi)
+                lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0)
+            }
+            if let c = accepted[wsi], let gate = c.gate, let loop = evLoop {
+                // lws does not notice that a stream's client went away until a write fails: the
+                // watcher does, as the socket closes.
+                c.streaming = true
+                bc_gate_start(loop, gate, lws_get_socket_fd(wsi), transportGateReadable)
+            }
             handler?.eventStreamOpened(id)
             return 0
         }
@@ -623,9 +747,15 @@ public final class Transport: @unchecked Sendable {
             written = writeHeaders(wsi, status: 200, contentType: contentType, length: size, headers: [])
         case .eventStream:
             written = writeHeaders(wsi, status: 200, contentType: "text/event-stream", length: 0, headers: [])
+        case .deferred:
+            let h = HTTPSession(wsi: wsi)
+            h.awaitingAnswer = true
+            h.headOnly = true
+            https[id] = h
+            return 0
         }
         guard written else { return -1 }
-        return lws_http_transaction_completed(wsi) != 0 ? -1 : 0
+        return completeTransaction(wsi)
     }
 
     private func writeHeaders(_ wsi: OpaquePointer, status: Int, contentType: String, length: UInt64,
@@ -653,9 +783,48 @@ public final class Transport: @unchecked Sendable {
         return (Int(text) ?? 1) > 0
     }
 
+    /// Answers a request that got `.deferred` (service thread). Only `.body` answers can be deferred;
+    /// nothing happens when the connection has closed meanwhile.
+    public func respond(to connection: ConnectionID, with response: HTTPResponse) {
+        guard let h = https[connection], h.awaitingAnswer else { return }
+        h.awaitingAnswer = false
+        lws_set_timeout(h.wsi, PENDING_TIMEOUT_HTTP_CONTENT, 10)
+        guard case .body(let status, let contentType, let body, let headers) = response else {
+            h.header = (500, "text/plain; charset=utf-8", 0, [("connection", "close")])
+            h.pending.append([])
+            lws_callback_on_writable(h.wsi)
+            return
+        }
+        h.header = (status, contentType, UInt64(body.count), headers)
+        if !h.headOnly { h.pending.append(body) }
+        if !h.awaitingBody { lws_callback_on_writable(h.wsi) }
+    }
+
     private func writeHTTP(_ h: HTTPSession, wsi: OpaquePointer) -> Int32 {
-        let chunkSize = 64 * 1024
-        guard !h.awaitingBody, let current = h.pending.first else { return 0 }
+        let chunkSize = 16 * 1024
+        guard !h.awaitingBody, !h.awaitingAnswer else { return 0 }
+        if let header = h.header {
+            // A deferred answer: its headers first.
+            h.header = nil
+            guard writeHeaders(wsi, status: header.status, contentType: header.contentType, length: header.length,
+                               headers: header.headers) else { return -1 }
+            if h.headOnly {
+                https[lws_wsi_user(wsi).assumingMemoryBound(to: ConnectionID.self).pointee] = nil
+                return completeTransaction(wsi)
+            }
+            lws_callback_on_writable(wsi)
+            return 0
+        }
+        if h.isEventStream && h.offset == 0 && h.pending.count > 1 {
+            // Events go out together (up to a chunk): one write per stream, not one per event.
+            var merged = h.pending.removeFirst()
+            while let next = h.pending.first, merged.count + next.count <= chunkSize {
+                merged += next
+                h.pending.removeFirst()
+            }
+            h.pending.prepend(merged)
+        }
+        guard let current = h.pending.first else { return 0 }
         let remaining = current.count - h.offset
         let n = min(chunkSize, remaining)
         let last = !h.isEventStream && n == remaining && h.pending.count == 1
@@ -671,10 +840,132 @@ public final class Transport: @unchecked Sendable {
         }
         if last {
             https[lws_wsi_user(wsi).assumingMemoryBound(to: ConnectionID.self).pointee] = nil
-            return lws_http_transaction_completed(wsi) != 0 ? -1 : 0
+            return completeTransaction(wsi)
         }
         if !h.pending.isEmpty { lws_callback_on_writable(wsi) }
         return 0
+    }
+
+    /// The response is complete: lws may read the next request on this connection (keep-alive), which
+    /// the request gate checks like the first one.
+    private func completeTransaction(_ wsi: OpaquePointer) -> Int32 {
+        if let c = accepted[wsi], let gate = c.gate, let loop = evLoop, c.head.resumable {
+            c.head = RequestHead(start: c.head.scanned)
+            bc_gate_start(loop, gate, lws_get_socket_fd(wsi), transportGateReadable)
+        }
+        return lws_http_transaction_completed(wsi) != 0 ? -1 : 0
+    }
+
+    // MARK: Request gate (service thread)
+
+    /// libwebsockets closes a connection without ever passing its request on, and without an answer,
+    /// when the request head is larger than its header buffer or holds something its parser refuses
+    /// (a NUL byte in the path or query): the client gets nothing at all (curl: "empty reply";
+    /// browsers: a bare 1006 on a WebSocket upgrade). lws has no hook between reading those bytes and
+    /// closing, so the transport looks at them first: a libev watcher of higher priority than lws's
+    /// own on each plain-TCP HTTP connection peeks at a request head before lws reads it, and answers
+    /// `431` (head over `maxHeaderBytes`) or `400` (NUL in the request target) itself. The kernel's
+    /// count of bytes read tells where lws is in the stream, so each byte is checked once; when that
+    /// count shows bytes the gate never saw (a request body, pipelined requests), the gate stops
+    /// checking that connection rather than guess. Off under TLS (the bytes are encrypted) and on the
+    /// poll() loop, where lws's header buffer alone bounds the head and such requests get no answer.
+    fileprivate func gateReadable(_ gatePointer: UnsafeMutablePointer<bc_gate_t>) {
+        guard let raw = gatePointer.pointee.wsi, let loop = evLoop else { return }
+        let wsi = OpaquePointer(raw)
+        guard let c = accepted[wsi] else { bc_gate_stop(loop, gatePointer); return }
+        let fd = lws_get_socket_fd(wsi)
+        if c.streaming {
+            // An event stream: the client only ever reads, so readable means closed. Bytes from the
+            // client are lws's business: the watcher then stops (housekeeping looks once a second).
+            var probe: UInt8 = 0
+            let n = recv(fd, &probe, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+            if n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+                bc_gate_stop(loop, gatePointer)
+                // Now: an asynchronous kill would wait for lws's next timer run (up to a second).
+                lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_SYNC)
+            } else if n > 0 {
+                bc_gate_stop(loop, gatePointer)
+            }
+            return
+        }
+        let consumed = bc_tcp_consumed(fd)
+        guard consumed >= 0, UInt64(consumed) <= c.head.scanned else {
+            // lws read bytes the gate never saw: it cannot tell where a request starts any more.
+            c.head.lost = true
+            bc_gate_stop(loop, gatePointer)
+            return
+        }
+        let skip = Int(c.head.scanned - UInt64(consumed))
+        let budget = max(1, configuration.maxHeaderBytes + 1 - c.head.length)
+        var buffer = [UInt8](repeating: 0, count: skip + budget)
+        let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_PEEK | MSG_DONTWAIT)) }
+        guard n > skip else {
+            // End of stream, an error, or nothing new (lws is not reading yet): lws handles the first
+            // two; a watcher that keeps waking with nothing new stops rather than spin.
+            c.head.idleWakeups += 1
+            if n <= 0 || c.head.idleWakeups >= 8 {
+                c.head.lost = n > 0
+                bc_gate_stop(loop, gatePointer)
+            }
+            return
+        }
+        c.head.idleWakeups = 0
+        for i in skip..<n {
+            switch c.head.feed(buffer[i], limit: configuration.maxHeaderBytes) {
+            case .more:
+                continue
+            case .complete:
+                // lws passes the request on; the next head is checked after the response, if nothing
+                // but this head came.
+                if i + 1 < n { c.head.lost = true }
+                bc_gate_stop(loop, gatePointer)
+                return
+            case .nulInTarget:
+                refuse(wsi, c, gate: gatePointer, fd: fd, status: 400, reason: "Bad Request", code: "bad-request",
+                       message: "the request target holds a NUL byte (%00)")
+                return
+            case .tooLarge:
+                refuse(wsi, c, gate: gatePointer, fd: fd, status: 431, reason: "Request Header Fields Too Large",
+                       code: "headers-too-large", message: "the request line and headers exceed \(configuration.maxHeaderBytes) bytes")
+                return
+            }
+        }
+    }
+
+    /// Answers a request lws would drop, directly on the socket (lws has not read it yet), discards what
+    /// the client sent so far (so that closing does not reset the connection before the client reads
+    /// the answer), and has lws close the connection.
+    private func refuse(_ wsi: OpaquePointer, _ c: AcceptedConnection, gate: UnsafeMutablePointer<bc_gate_t>, fd: Int32,
+                        status: Int, reason: String, code: String, message: String) {
+        if let loop = evLoop { bc_gate_stop(loop, gate) }
+        if status == 431 { counters.headersTooLarge += 1 } else { counters.badRequests += 1 }
+        c.refused = true
+        c.head.lost = true
+        let body = Self.errorBody(code, message)
+        let head = "HTTP/1.1 \(status) \(reason)\r\ncontent-type: application/json\r\ncontent-length: \(body.count)\r\nconnection: close\r\n\r\n"
+        let answer = Array(head.utf8) + body
+        _ = answer.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT)) }
+        counters.bytesOut += body.count
+        var sink = [UInt8](repeating: 0, count: 64 * 1024)
+        var drained = 0
+        while drained < 4 << 20 {
+            let n = sink.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            if n <= 0 { break }
+            drained += n
+        }
+        lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC)
+    }
+
+    /// Whether the client of an event stream has closed its side (or the connection failed).
+    private func streamEnded(_ fd: Int32) -> Bool {
+        var probe: UInt8 = 0
+        let n = recv(fd, &probe, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+        return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+    }
+
+    /// `{"error":…,"message":…}` as the API's error answers (docs/api.md).
+    static func errorBody(_ code: String, _ message: String) -> [UInt8] {
+        Array("{\"error\":\"\(code)\",\"message\":\"\(message)\"}\n".utf8)
     }
 
     private static func method(_ index: Int32) -> HTTPMethod {
@@ -734,6 +1025,25 @@ private func withOptionalCString<R>(_ s: String?, _ body: (UnsafePointer<CChar>?
     return s.withCString { body($0) }
 }
 
+/// The lws log sink (one per process): hands each line to the transport whose service thread logged it.
+private func lwsLogSink(_ level: Int32, _ line: UnsafePointer<CChar>?) {
+    guard let line else { return }
+    let text = String(cString: line).trimmingCharacters(in: .whitespacesAndNewlines)
+    if let owner = bc_thread_owner_slot().pointee {
+        Unmanaged<Transport>.fromOpaque(owner).takeUnretainedValue().lwsLogged(level: level, line: text)
+    } else {
+        FileHandle.standardError.write(Data("libwebsockets: \(text)\n".utf8))
+    }
+}
+
+/// The request gate's libev callback (service thread): a plain-TCP HTTP connection has bytes to read.
+private func transportGateReadable(_ loop: OpaquePointer?, _ io: UnsafeMutablePointer<ev_io>?, _ events: Int32) {
+    guard let io else { return }
+    let gate = UnsafeMutableRawPointer(io).assumingMemoryBound(to: bc_gate_t.self)
+    guard let owner = gate.pointee.owner else { return }
+    Unmanaged<Transport>.fromOpaque(owner).takeUnretainedValue().gateReadable(gate)
+}
+
 /// The housekeeping timer callback (lws service thread).
 private func transportHousekeeping(_ sul: UnsafeMutablePointer<lws_sorted_usec_list_t>?) {
     guard let sul else { return }
@@ -763,8 +1073,122 @@ final class WebSocketSession {
     var pingDue = false
     /// The last buffer handed to lws_write, kept alive under permessage-deflate.
     var lastWritten: [UInt8]?
+    /// The bytes of an accepted WebSocket that are not messages or pongs (nil for dialled ones).
+    var wire: WireAccount?
+    /// The next payload bytes received start a frame.
+    var frameStart = true
+    /// Look for control frames at the next housekeeping (the peer pinged).
+    var checkWire = false
 
     init(wsi: OpaquePointer) { self.wsi = wsi }
+}
+
+/// Where the bytes read from an accepted WebSocket went, to find the control frames (pings) that lws
+/// answers without telling: bytes read (the kernel's count) minus those of data frames and pongs.
+struct WireAccount {
+    /// Stream offset of the first frame byte (after the handshake); -1 when unknown.
+    let baseline: Int64
+    /// Bytes of frames accounted for: data frames and pongs, headers included, and control frames reported.
+    private var accounted: Int64 = 0
+    /// Bytes read that may be no control frame for a while: under TLS, a record OpenSSL holds (up to
+    /// 16 KiB) and its overhead. (Without TLS, a data frame's header read before its payload may count
+    /// as a control frame for a second; the frame's own bytes then make up for it.)
+    private let slack: Int64
+    private let perFrame: Int64
+
+    init(baseline: Int64, tls: Bool) {
+        self.baseline = baseline
+        slack = tls ? 17 * 1024 + 64 : 0
+        perFrame = tls ? 29 : 0
+    }
+
+    /// A frame from the client with `payload` bytes: its header is 2 bytes, 4 for the mask, and 2 or 8
+    /// for a longer length.
+    mutating func frame(payload: Int) {
+        accounted += Int64(6 + (payload < 126 ? 0 : payload < 65536 ? 2 : 8) + payload) + perFrame
+    }
+
+    /// Control frames (6 bytes each at least) among the bytes read beyond those accounted for; nil when
+    /// there are none. Reported frames count as accounted.
+    mutating func unaccountedFrames(consumed: Int64) -> Int? {
+        guard baseline >= 0, consumed >= baseline else { return nil }
+        let extra = consumed - baseline - accounted - slack
+        guard extra >= 6 else { return nil }
+        let frames = extra / 6
+        accounted += frames * 6
+        return Int(frames)
+    }
+}
+
+/// Per accepted connection (service thread only).
+final class AcceptedConnection {
+    /// The request gate's watcher (plain-TCP HTTP connections on the libev loop).
+    var gate: UnsafeMutablePointer<bc_gate_t>?
+    /// Where the gate is in the current request head.
+    var head = RequestHead(start: 0)
+    /// The gate answered this connection's request: lws must not pass it on.
+    var refused = false
+    /// It carries an event stream: the watcher only looks for the client's close.
+    var streaming = false
+}
+
+/// The request gate's view of one request head: the bytes from its first byte up to the blank line
+/// that ends the headers, each checked once. A head is bad when it is longer than the limit or its
+/// request target holds a NUL byte, raw or as `%00` (lws drops both without an answer).
+struct RequestHead {
+    enum Verdict { case more, complete, nulInTarget, tooLarge }
+    private enum Phase { case method, target, version, headers, done }
+
+    /// Stream offset of the next byte to check.
+    private(set) var scanned: UInt64
+    /// Bytes of this head so far.
+    private(set) var length = 0
+    /// The gate cannot follow this connection any more (bytes it never saw were read).
+    var lost = false
+    var idleWakeups = 0
+    private var phase = Phase.method
+    private var percent = 0          // 0: none; 1: after '%'; 2: after "%0"
+    private var lineLength = 0
+
+    init(start: UInt64) { scanned = start }
+
+    /// The head ended and nothing followed it: the next request starts right after it.
+    var resumable: Bool { phase == .done && !lost }
+
+    mutating func feed(_ byte: UInt8, limit: Int) -> Verdict {
+        scanned += 1
+        length += 1
+        if length > limit { return .tooLarge }
+        switch phase {
+        case .method:
+            if byte == UInt8(ascii: " ") { phase = .target }
+        case .target:
+            if byte == 0 { return .nulInTarget }
+            if byte == UInt8(ascii: " ") { phase = .version; break }
+            if byte == UInt8(ascii: "\n") { phase = .headers; lineLength = 0; break }
+            switch percent {
+            case 0:
+                if byte == UInt8(ascii: "%") { percent = 1 }
+            case 1:
+                percent = byte == UInt8(ascii: "0") ? 2 : (byte == UInt8(ascii: "%") ? 1 : 0)
+            default:
+                if byte == UInt8(ascii: "0") { return .nulInTarget }
+                percent = byte == UInt8(ascii: "%") ? 1 : 0
+            }
+        case .version:
+            if byte == UInt8(ascii: "\n") { phase = .headers; lineLength = 0 }
+        case .headers:
+            if byte == UInt8(ascii: "\n") {
+                if lineLength == 0 { phase = .done; return .complete }
+                lineLength = 0
+            } else if byte != UInt8(ascii: "\r") {
+                lineLength += 1
+            }
+        case .done:
+            return .complete
+        }
+        return .more
+    }
 }
 
 /// Per-HTTP-response state (service thread only).
@@ -776,6 +1200,12 @@ final class HTTPSession {
     var isEventStream = false
     /// The response waits until lws has consumed the request body.
     var awaitingBody = false
+    /// A `.deferred` request: waiting for `Transport.respond(to:with:)`.
+    var awaitingAnswer = false
+    /// Answer a deferred request with headers only (HEAD).
+    var headOnly = false
+    /// The headers of a deferred answer, written at the next writeable callback.
+    var header: (status: Int, contentType: String, length: UInt64, headers: [(String, String)])?
 
     init(wsi: OpaquePointer) { self.wsi = wsi }
 }
@@ -804,7 +1234,6 @@ final class CStorage {
     private let iface: UnsafeMutablePointer<CChar>?
     private let port: Int32?
     private let options: UInt64
-    private let fdLimit: UInt32
     private let certificate: UnsafeMutablePointer<CChar>?
     private let privateKey: UnsafeMutablePointer<CChar>?
 
@@ -875,7 +1304,6 @@ final class CStorage {
         }
         options = opts
         port = c.port.map { Int32($0) }
-        fdLimit = UInt32(clamping: c.maxConnections + 64)
     }
 
     func fill(_ info: inout lws_context_creation_info) {
@@ -886,7 +1314,10 @@ final class CStorage {
         info.extensions = extensions.map { UnsafePointer($0) }
         info.retry_and_idle_policy = UnsafePointer(retry)
         info.options = options
-        info.fd_limit_per_thread = fdLimit
+        // No fd_limit_per_thread: below the process's file limit, lws 4.1 then finds the connection of
+        // every socket event by a linear scan of its whole fd table (`wsi_from_fd`), which with 10,000
+        // peers took most of the service thread. `maxConnections` is enforced in
+        // FILTER_NETWORK_CONNECTION instead; lws sizes its table by the file limit (`raiseFileLimit`).
         info.keepalive_timeout = 5
         info.timeout_secs = 10
         info.ssl_cert_filepath = UnsafePointer(certificate)

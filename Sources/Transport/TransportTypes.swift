@@ -33,6 +33,9 @@ public struct TransportConfiguration: Sendable {
     /// Most simultaneous accepted connections (HTTP, WebSocket and event streams alike); further TCP
     /// connections are closed at once.
     public var maxConnections = 20_000
+    /// Largest request head (request line and headers, as libwebsockets stores them) in bytes; a larger
+    /// one is answered `431` and the connection closed. At most 65535 (an lws limit).
+    public var maxHeaderBytes = 4096
     /// PEM certificate (chain) and private key: when both are set, the port serves https and wss only.
     public var tlsCertificatePath: String? = nil
     public var tlsPrivateKeyPath: String? = nil
@@ -68,12 +71,17 @@ public enum HTTPResponse: Sendable {
     /// A Server-Sent Events stream; once `TransportHandler.eventStreamOpened` is called, push events with
     /// `Transport.sendEvent(_:to:)`. Answered with headers only to HEAD.
     case eventStream
+    /// The answer comes later, from `Transport.respond(to:with:)` (a `.body`), for work done off the
+    /// service thread; the connection waits meanwhile.
+    case deferred
 }
 
 /// Why a WebSocket connection ended.
 public enum CloseCause: String, Sendable {
-    /// The peer closed, the network failed, or the idle policy hung up.
+    /// The peer closed, or the network failed.
     case closed
+    /// Nothing (no message, no pong) came for `hangupAfterSeconds`.
+    case idleTimeout = "idle-timeout"
     /// The server closed it (`Transport.close`).
     case closedByServer = "closed-by-server"
     /// Its send queue exceeded `maxSendQueueMessages` or `maxSendQueueBytes`.
@@ -94,6 +102,12 @@ public protocol TransportHandler: AnyObject {
     func webSocketOpened(_ connection: ConnectionID, remoteAddress: String, origin: String?)
     func webSocketReceived(_ connection: ConnectionID, text: [UInt8])
     func webSocketRejected(_ connection: ConnectionID, problem: FrameProblem)
+    /// About `count` control frames (pings) came on an accepted WebSocket since the last report (at most
+    /// once a second). lws answers pings itself and does not report them; the transport counts the
+    /// bytes of frames that are not messages or pongs, each 6 bytes (the smallest frame a client can
+    /// send) as one frame. Under TLS the bytes include the record overhead; under permessage-deflate
+    /// compression may hide some.
+    func webSocketControlFrames(_ connection: ConnectionID, count: Int)
     func webSocketClosed(_ connection: ConnectionID, cause: CloseCause)
     /// A connection started with `Transport.connect` failed before the WebSocket opened.
     func webSocketConnectFailed(_ connection: ConnectionID, reason: String)
@@ -106,6 +120,7 @@ public protocol TransportHandler: AnyObject {
 
 extension TransportHandler {
     public func webSocketConnectFailed(_ connection: ConnectionID, reason: String) {}
+    public func webSocketControlFrames(_ connection: ConnectionID, count: Int) {}
     public func originRejected(_ origin: String) {}
     public func httpRequest(_ request: HTTPRequest) -> HTTPResponse {
         .body(status: 404, contentType: "text/plain; charset=utf-8", body: Array("not found\n".utf8))
@@ -127,6 +142,12 @@ public struct TransportCounters: Sendable {
     public var slowConsumerDisconnects = 0
     public var originRejections = 0
     public var connectionLimitRejections = 0
+    /// Control frames (pings) received on accepted WebSockets, as estimated from their bytes.
+    public var controlFramesIn = 0
+    /// HTTP requests answered `400` because they could not be parsed (a NUL byte in the path or query, a
+    /// malformed request line) and `431` because their headers exceeded `maxHeaderBytes`.
+    public var badRequests = 0
+    public var headersTooLarge = 0
 }
 
 public enum TransportError: Error, CustomStringConvertible {

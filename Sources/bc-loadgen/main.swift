@@ -81,18 +81,21 @@ struct Hold: ParsableCommand {
         let seconds = Double(nowNanos() - t0) / 1e9
         emit(["phase": "hold", "peers": peers, "seconds": seconds, "joinsPerSecond": Double(peers) / seconds,
               "failures": transport.sync { state.failures }])
-        // The orchestrator reads the server's memory now; it tells us to go on with a line on stdin.
-        _ = readLine()
-        transport.post { state.startSampling(samples) }
-        guard wait(transport, timeout: timeout, { state.latencies.count >= samples }) else {
-            emit(["phase": "join-latency", "error": "timed out"])
-            throw ExitCode.failure
+        // The orchestrator reads the server's memory now; it tells us to go on with a line on stdin,
+        // and may ask for more rounds of samples (one "go" line each, e.g. under different loads).
+        while readLine() == "go" {
+            transport.sync { state.latencies = [] }
+            transport.post { state.startSampling(samples) }
+            guard wait(transport, timeout: timeout, { state.latencies.count >= samples }) else {
+                emit(["phase": "join-latency", "error": "timed out"])
+                throw ExitCode.failure
+            }
+            var latencies = transport.sync { state.latencies }.sorted()
+            latencies = latencies.map { $0 / 1000 }  // microseconds
+            func pct(_ p: Double) -> Double { latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
+            emit(["phase": "join-latency", "samples": latencies.count, "peersHeld": peers,
+                  "p50us": pct(0.50), "p90us": pct(0.90), "p99us": pct(0.99), "maxus": latencies.last ?? 0])
         }
-        var latencies = transport.sync { state.latencies }.sorted()
-        latencies = latencies.map { $0 / 1000 }  // microseconds
-        func pct(_ p: Double) -> Double { latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
-        emit(["phase": "join-latency", "samples": latencies.count, "peersHeld": peers,
-              "p50us": pct(0.50), "p90us": pct(0.90), "p99us": pct(0.99), "maxus": latencies.last ?? 0])
         transport.stop()
     }
 }

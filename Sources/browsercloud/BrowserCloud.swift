@@ -88,6 +88,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Largest WebSocket message accepted, in bytes.")
     var maxMessageBytes = 64 * 1024
 
+    @Option(help: "Largest HTTP request head (request line and headers), in bytes; a larger one gets 431.")
+    var maxHeaderBytes = 4096
+
     @Option(help: "Most peers registered at once.")
     var maxPeers = 10_000
 
@@ -103,6 +106,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Messages dropped in a row for rate limiting before the connection is closed.")
     var abusiveAfter = 1000
 
+    @Option(help: "Seconds of the window in which --abusive-fraction is measured.")
+    var abusiveWindow = 10.0
+
+    @Option(help: "Close a connection whose dropped messages within --abusive-window reach this fraction of what --rate-limit allows in it.")
+    var abusiveFraction = 0.5
+
     @Option(help: "Most messages queued for one receiver before it is disconnected as a slow consumer.")
     var sendQueueMessages = 1024
 
@@ -114,6 +123,9 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "Seconds without a pong or message before a peer counts as gone (a leave).")
     var idleTimeout = 30
+
+    @Option(help: "Most /api/network requests waiting for the analytics thread; more are answered 503.")
+    var analyticsQueue = 32
 
     @Option(help: "Seconds between keep-alive comments on /api/events streams.")
     var eventKeepalive = 15
@@ -157,8 +169,11 @@ struct Serve: AsyncParsableCommand {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
         guard successors >= 1 && successors <= 32 else { throw ValidationError("--successors must be 1...32") }
         guard maxMessageBytes >= 1024 else { throw ValidationError("--max-message-bytes must be at least 1024") }
+        guard (1024...61440).contains(maxHeaderBytes) else { throw ValidationError("--max-header-bytes must be 1024...61440") }
         guard maxPeers >= 1, maxConnections >= 1 else { throw ValidationError("--max-peers and --max-connections must be positive") }
         guard rateLimit > 0, rateBurst >= 1, abusiveAfter >= 1 else { throw ValidationError("rate limits must be positive") }
+        guard abusiveWindow >= 1, abusiveFraction > 0 else { throw ValidationError("--abusive-window must be at least 1 and --abusive-fraction positive") }
+        guard analyticsQueue >= 1 else { throw ValidationError("--analytics-queue must be at least 1") }
         guard eventKeepalive >= 1 else { throw ValidationError("--event-keepalive must be at least 1 second") }
         guard sendQueueMessages >= 1, sendQueueBytes >= 1024 else { throw ValidationError("send queue limits too small") }
         guard pingAfter >= 1, idleTimeout > pingAfter, idleTimeout <= 65535 else {
@@ -186,6 +201,7 @@ struct Serve: AsyncParsableCommand {
         config.transport.port = port
         config.transport.maxMessageBytes = maxMessageBytes
         config.transport.maxConnections = maxConnections
+        config.transport.maxHeaderBytes = maxHeaderBytes
         config.transport.maxSendQueueMessages = sendQueueMessages
         config.transport.maxSendQueueBytes = sendQueueBytes
         config.transport.pingAfterSeconds = pingAfter
@@ -202,6 +218,9 @@ struct Serve: AsyncParsableCommand {
         config.rateLimitPerSecond = rateLimit
         config.rateLimitBurst = rateBurst
         config.abusiveAfterDropped = abusiveAfter
+        config.maxPendingAnalytics = analyticsQueue
+        config.abusiveWindowSeconds = abusiveWindow
+        config.abusiveFraction = abusiveFraction
         config.publicDirectory = `public`
         config.linkRelay = linkRelay
         config.linkRelayPerSecond = linkRelayRate

@@ -85,6 +85,45 @@ private func registeredID(_ actions: [Action], _ c: ConnectionID) -> (PeerID, St
         #expect(m.counters.errors[.rateLimited] == 2)   // the notice at 0 and the closing error
     }
 
+    @Test func aSteadyFloodIsClosedAlthoughDropsAreNeverManyInARow() throws {
+        // 10 messages/s allowed; closed when 10 are dropped within 2 s (half of the 20 allowed).
+        var m = makeMembership { $0.rateLimitPerSecond = 10; $0.rateLimitBurst = 1; $0.abusiveWindowSeconds = 2; $0.abusiveFraction = 0.5 }
+        m.opened(1, remoteAddress: "a", now: 0)
+        let report = frame(#"{"type":"report","stats":{"x":1}}"#)
+        var closedAt: Double?
+        for i in 0..<200 where closedAt == nil {   // 20 messages/s: every other one is dropped
+            let now = Double(i) * 0.05
+            if m.received(1, text: report, now: now).contains(.close(1, status: 1008, reason: "rate limit")) { closedAt = now }
+        }
+        #expect(closedAt != nil && closedAt! < 1.1)
+        #expect(m.counters.abusiveDisconnectsByRule == [.sustainedRate: 1])
+        #expect(m.counters.rateLimitedMessages == 10)
+    }
+
+    @Test func controlFramesTakeFromTheBudget() throws {
+        var m = makeMembership { $0.rateLimitPerSecond = 10; $0.rateLimitBurst = 20 }
+        m.opened(1, remoteAddress: "a", now: 0)
+        #expect(m.controlFrames(1, count: 15, now: 0).isEmpty)             // within the burst
+        let over = m.controlFrames(1, count: 10, now: 0)                    // 5 left: 5 dropped
+        #expect(sent(over, to: 1).first?.isError(.rateLimited) == true)
+        #expect(m.counters.controlFrames == 25 && m.counters.rateLimitedMessages == 5)
+        let flood = m.controlFrames(1, count: 5000, now: 1)                 // 10 refilled, 4990 dropped
+        #expect(flood.contains(.close(1, status: 1008, reason: "rate limit")))
+        #expect(m.counters.abusiveDisconnectsByRule == [.droppedInARow: 1])
+        #expect(m.controlFrames(1, count: 5000, now: 2).isEmpty)           // closing: no second close
+    }
+
+    @Test func leaveReasonsFollowTheCloseCause() throws {
+        var m = makeMembership()
+        for (c, cause) in zip(1...4, [CloseCause.closed, .idleTimeout, .slowConsumer, .closedByServer]) {
+            m.opened(ConnectionID(c), remoteAddress: "x", now: 0)
+            _ = m.received(ConnectionID(c), text: frame(#"{"type":"register"}"#), now: 0)
+            let actions = m.closed(ConnectionID(c), cause: cause)
+            #expect(actions.contains { if case .publish(.leave(_, LeaveReason(cause))) = $0 { return true } else { return false } })
+        }
+        #expect(m.counters.leavesByReason == [.closed: 1, .idleTimeout: 1, .slowConsumer: 1, .closedByServer: 1])
+    }
+
     @Test func stateMachineTransitions() {
         var s = SessionStateMachine()
         #expect(s.acceptsMessages && s.peer == nil)
@@ -101,6 +140,7 @@ private func registeredID(_ actions: [Action], _ c: ConnectionID) -> (PeerID, St
         #expect(b.take(now: 0) && b.take(now: 0) && !b.take(now: 0))
         #expect(b.take(now: 0.1) && !b.take(now: 0.1))
         #expect(b.take(now: 100) && b.take(now: 100) && !b.take(now: 100))   // capped at the burst
+        #expect(b.take(5, now: 100.25) == 2 && b.take(5, now: 100.25) == 0)  // 2.5 tokens: 2 whole ones
     }
 }
 
