@@ -271,7 +271,7 @@ export class BrowserProcess {
           workers: this.participating && this.pool ? this.config.workers : 0,
           free: this.participating && this.pool ? Math.max(0, this.pool.free) : 0,
           runtimes: this.config.runtimes,
-          successors: this.explorer.table.successors
+          successors: this.explorer.successors
         })
         return
       case 'available':

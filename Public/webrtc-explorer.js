@@ -11,12 +11,15 @@
 //
 // Other events: 'link-up' / 'link-down' ({ peerId }), 'ring' (the finger table snapshot after every
 // change), 'signalling-lost', 'signalling-restored', 'server-going-away' ({ retryAfterMs }: the server
-// is shutting down; the peer comes back after that delay with its ID), 'error' ({ code, message }).
+// is shutting down; the peer comes back after that delay with its ID), 'error' ({ code, message }: the
+// server's error codes of docs/protocol.md, 'hop-limit', 'no-route', and link failures { code, message,
+// peerId } with a code of LINK_ERRORS, such as 'ERR_CONNECTION_FAILURE').
 //
 // The four parts of the thesis: channel manager (explorer/channel-manager.js), finger table
 // (explorer/finger-table.js), router (explorer/ring.js) and this interface (with explorer/events.js).
 
 import { ChannelManager } from './explorer/channel-manager.js'
+export { LINK_ERRORS } from './explorer/channel-manager.js'
 import { Events } from './explorer/events.js'
 import { FingerTable } from './explorer/finger-table.js'
 import { route, parseId } from './explorer/ring.js'
@@ -57,12 +60,16 @@ export class Explorer {
       onLinkUp: (peerId) => { this.events.emit('link-up', { peerId }); this.#checkReady() },
       onLinkDown: (peerId) => { this.events.emit('link-down', { peerId }); this.#reconcileLinks() },
       isNeeded: (peerId) => this.table.neededPeers().has(peerId),
+      onLinkError: (peerId, error) => this.events.emit('error', { code: error.code, message: error.message, peerId }),
       webrtc: options.webrtc ?? true
     })
   }
 
   /** This peer's ID (12 hex characters), or null before registration. */
   get peerId () { return this.table.peerId }
+
+  /** This peer's successor list, nearest first (a copy). */
+  get successors () { return [...this.table.successors] }
 
   /** Connects to the server and joins the ring. Resolves with `{ peerId }`. */
   async register () {
@@ -126,11 +133,9 @@ export class Explorer {
       return
     }
     if (m.type === 'registered') {
-      this.channels.relayAllowed = m.config?.linkRelay === true
-      this.channels.serverMaxMessageBytes = m.config?.maxMessageBytes
+      this.channels.configure({ selfId: m.peerId, relayAllowed: m.config?.linkRelay, serverMaxMessageBytes: m.config?.maxMessageBytes })
       const again = this.table.peerId === m.peerId
       this.token = m.token
-      this.channels.selfId = m.peerId
       if (!again) this.readyEmitted = false
       this.table.apply(m)
       this.events.emit('registered', { peerId: m.peerId, again })
@@ -148,7 +153,7 @@ export class Explorer {
     if (!this.table.peerId) return
     const needed = this.table.neededPeers()
     for (const peerId of needed) this.channels.dial(peerId)
-    for (const peerId of [...this.channels.links.keys()]) {
+    for (const peerId of this.channels.peers()) {
       if (!needed.has(peerId)) this.channels.retire(peerId)
     }
   }

@@ -34,6 +34,34 @@ const MAX_CHUNKS = 8192 // 128 MiB at 16 KiB per chunk
 const MAX_PARTIAL_MESSAGES = 16
 const MAX_PARTIAL_CHARS = 64 * 1024 * 1024 // characters held in partial messages of one link
 
+/**
+ * Error codes of links (as simple-peer names its errors): every failure of a link ends it through the one
+ * teardown path, `#destroy(link, error)`, and is reported once through `onLinkError` with one of these.
+ */
+export const LINK_ERRORS = Object.freeze({
+  CONNECT_TIMEOUT: 'ERR_CONNECT_TIMEOUT',       // a WebRTC attempt was still connecting after CONNECT_TIMEOUT_MS
+  CONNECTION_FAILURE: 'ERR_CONNECTION_FAILURE', // ICE or DTLS failed (RTCPeerConnection state 'failed')
+  SIGNALING: 'ERR_SIGNALING',                   // creating or applying an offer or answer threw
+  ICE_CANDIDATE: 'ERR_ADD_ICE_CANDIDATE',       // a remote ICE candidate was refused (the link goes on)
+  DIAL: 'ERR_DIAL',                             // a native peer's URL could not be dialled
+  HANDSHAKE: 'ERR_HANDSHAKE',                   // a WebSocket link's welcome was wrong or late
+  REASSEMBLY: 'ERR_REASSEMBLY',                 // a peer exceeded the bounds on partial messages
+  SEND: 'ERR_SEND'                              // a control frame could not be sent
+})
+
+/** An Error with a `code` from LINK_ERRORS. */
+export class LinkError extends Error {
+  constructor (code, message) {
+    super(message)
+    this.code = code
+  }
+}
+
+/** JSON.parse that answers undefined for text that is not JSON (a peer's or server's bad frame). */
+function parseJSON (text) {
+  try { return JSON.parse(text) } catch { return undefined }
+}
+
 function randomId () {
   const bytes = crypto.getRandomValues(new Uint8Array(12))
   return [...bytes].map((b) => b.toString(16).padStart(2, '0')).join('')
@@ -127,6 +155,7 @@ export class ChannelManager {
    * @param {(peerId: string, text: string) => void} o.onLinkMessage a whole message from a peer
    * @param {(peerId: string) => void} o.onLinkUp / o.onLinkDown
    * @param {(peerId: string) => boolean} o.isNeeded whether this peer needs a link to peerId
+   * @param {(peerId: string, error: LinkError) => void} [o.onLinkError] why a link failed (a code of LINK_ERRORS)
    */
   constructor (o) {
     this.o = o
@@ -138,6 +167,13 @@ export class ChannelManager {
     this.stopped = false
     this.attempt = 0
     this.reconnectTimer = null
+  }
+
+  /** What the server said at registration: this peer's ID and whether (and how large) it relays links. */
+  configure ({ selfId, relayAllowed, serverMaxMessageBytes }) {
+    this.selfId = selfId
+    this.relayAllowed = relayAllowed === true
+    this.serverMaxMessageBytes = serverMaxMessageBytes
   }
 
   // MARK: signalling
@@ -155,8 +191,8 @@ export class ChannelManager {
         this.o.onSignallingOpen()
       }
       ws.onmessage = (e) => {
-        let m
-        try { m = JSON.parse(e.data) } catch { return }
+        const m = parseJSON(e.data)
+        if (m === null || typeof m !== 'object') return
         if (m.type === 'going-away' && Number.isFinite(m.retryAfterMs)) this.retryAfterMs = Math.min(60000, Math.max(0, m.retryAfterMs))
         if (m.type === 'signal') this.#onSignal(m)
         else if (m.type === 'link') this.#onRelayed(m)
@@ -166,7 +202,7 @@ export class ChannelManager {
         if (this.ws !== ws) return
         this.ws = null
         if (!opened) reject(new Error(`cannot reach the signalling server at ${this.o.url}`))
-        for (const link of [...this.links.values()]) if (link.role === 'relay') this.#teardown(link)
+        for (const link of [...this.links.values()]) if (link.role === 'relay') this.#destroy(link)
         if (opened) this.o.onSignallingLost()
         this.#scheduleReconnect()
       }
@@ -201,6 +237,9 @@ export class ChannelManager {
     return link?.state === 'open' && !link.retiring
   }
 
+  /** Peers with a link in any state (connecting, open, retiring). */
+  peers () { return [...this.links.keys()] }
+
   /** Peers with a usable link (open and not being retired). */
   openPeers () { return [...this.links.values()].filter((l) => l.state === 'open' && !l.retiring).map((l) => l.peerId) }
 
@@ -210,11 +249,16 @@ export class ChannelManager {
     if (!link || link.state !== 'open' || link.retiring || link.keptByRemote) return
     link.retiring = true
     this.#sendControl(link, 'X')
-    link.retireTimer = setTimeout(() => this.#teardown(link), RETIRE_GRACE_MS)
+    link.retireTimer = setTimeout(() => this.#destroy(link), RETIRE_GRACE_MS)
   }
 
   #sendControl (link, code) {
-    try { if (link.dc?.readyState === 'open') link.dc.send(code) } catch {}
+    if (link.dc?.readyState !== 'open') return
+    try {
+      link.dc.send(code)
+    } catch (error) {
+      this.#destroy(link, new LinkError(LINK_ERRORS.SEND, `cannot send on the link to ${link.peerId}: ${error.message}`))
+    }
   }
 
   /** Starts a connection attempt to `peerId` unless one is open or under way. */
@@ -225,22 +269,24 @@ export class ChannelManager {
       return
     }
     const link = this.#newLink(peerId, randomId(), 'offerer')
-    link.connectTimer = setTimeout(() => { if (link.state === 'connecting') this.#teardown(link) }, CONNECT_TIMEOUT_MS)
+    link.connectTimer = setTimeout(() => {
+      if (link.state === 'connecting') this.#destroy(link, new LinkError(LINK_ERRORS.CONNECT_TIMEOUT, `no data channel to ${peerId} after ${CONNECT_TIMEOUT_MS} ms`))
+    }, CONNECT_TIMEOUT_MS)
     const dc = link.pc.createDataChannel(CHANNEL_LABEL, { ordered: true })
     this.#attachChannel(link, dc)
     link.pc.createOffer()
       .then((offer) => link.pc.setLocalDescription(offer))
       .then(() => this.#signal(link, { type: 'offer', sdp: link.pc.localDescription.sdp }))
-      .catch((error) => this.#fail(link, error))
+      .catch((error) => this.#destroy(link, new LinkError(LINK_ERRORS.SIGNALING, `offer to ${peerId}: ${error.message}`)))
   }
 
   close (peerId) {
     const link = this.links.get(peerId)
-    if (link) this.#teardown(link)
+    if (link) this.#destroy(link)
   }
 
   closeAll () {
-    for (const link of [...this.links.values()]) this.#teardown(link)
+    for (const link of [...this.links.values()]) this.#destroy(link)
   }
 
   stop () {
@@ -317,7 +363,10 @@ export class ChannelManager {
     if (!Number.isInteger(index) || !Number.isInteger(count) || count < 1 || count > MAX_CHUNKS || index >= count) return
     let entry = link.partial.get(id)
     if (!entry) {
-      if (link.partial.size >= MAX_PARTIAL_MESSAGES) { this.#teardown(link); return }
+      if (link.partial.size >= MAX_PARTIAL_MESSAGES) {
+        this.#destroy(link, new LinkError(LINK_ERRORS.REASSEMBLY, `${link.peerId} sent more than ${MAX_PARTIAL_MESSAGES} partial messages`))
+        return
+      }
       entry = { parts: new Array(count), received: 0 }
       link.partial.set(id, entry)
     }
@@ -325,7 +374,10 @@ export class ChannelManager {
     if (entry.parts[index] === undefined) {
       const part = data.slice(head + 1)
       link.partialChars += part.length
-      if (link.partialChars > MAX_PARTIAL_CHARS) { this.#teardown(link); return }
+      if (link.partialChars > MAX_PARTIAL_CHARS) {
+        this.#destroy(link, new LinkError(LINK_ERRORS.REASSEMBLY, `${link.peerId} sent more than ${MAX_PARTIAL_CHARS} characters in partial messages`))
+        return
+      }
       entry.parts[index] = part
       entry.received++
     }
@@ -345,7 +397,8 @@ export class ChannelManager {
       this.#signal(link, { candidate: e.candidate ? e.candidate.toJSON() : null })
     }
     pc.onconnectionstatechange = () => {
-      if (pc.connectionState === 'failed' || pc.connectionState === 'closed') this.#teardown(link)
+      if (pc.connectionState === 'failed') this.#destroy(link, new LinkError(LINK_ERRORS.CONNECTION_FAILURE, `the connection to ${peerId} failed`))
+      else if (pc.connectionState === 'closed') this.#destroy(link)
     }
     return link
   }
@@ -361,7 +414,7 @@ export class ChannelManager {
       this.o.onLinkUp(link.peerId)
     }
     dc.onmessage = (e) => this.#receive(link, e.data)
-    dc.onclose = () => this.#teardown(link)
+    dc.onclose = () => this.#destroy(link)
   }
 
   #signal (link, signal) {
@@ -375,7 +428,7 @@ export class ChannelManager {
     if (signal.type === 'offer') {
       if (link && link.intentId === intentId) return // duplicate
       if (link && link.state === 'connecting' && link.role === 'offerer' && this.selfId < from) return // glare: ours wins
-      if (link) this.#teardown(link) // the remote peer started over: replace the old link
+      if (link) this.#destroy(link) // the remote peer started over: replace the old link
       link = this.#newLink(from, intentId, 'answerer')
       link.pc.ondatachannel = (e) => this.#attachChannel(link, e.channel)
       link.pc.setRemoteDescription({ type: 'offer', sdp: signal.sdp })
@@ -383,7 +436,7 @@ export class ChannelManager {
         .then(() => link.pc.createAnswer())
         .then((answer) => link.pc.setLocalDescription(answer))
         .then(() => this.#signal(link, { type: 'answer', sdp: link.pc.localDescription.sdp }))
-        .catch((error) => this.#fail(link, error))
+        .catch((error) => this.#destroy(link, new LinkError(LINK_ERRORS.SIGNALING, `answer to ${from}: ${error.message}`)))
       return
     }
     if (!link || link.intentId !== intentId) return // a signal of another (abandoned) attempt
@@ -391,10 +444,10 @@ export class ChannelManager {
       if (link.role !== 'offerer' || link.remoteDescriptionSet) return
       link.pc.setRemoteDescription({ type: 'answer', sdp: signal.sdp })
         .then(() => { link.remoteDescriptionSet = true; return this.#flushCandidates(link) })
-        .catch((error) => this.#fail(link, error))
+        .catch((error) => this.#destroy(link, new LinkError(LINK_ERRORS.SIGNALING, `answer from ${from}: ${error.message}`)))
     } else if ('candidate' in signal) {
       if (!link.remoteDescriptionSet) { link.pendingCandidates.push(signal.candidate); return }
-      link.pc.addIceCandidate(signal.candidate ?? undefined).catch(() => {})
+      this.#addCandidate(link, signal.candidate)
     }
   }
 
@@ -413,7 +466,7 @@ export class ChannelManager {
   #onRelayed ({ from, frame }) {
     if (!this.relayAllowed || typeof from !== 'string' || typeof frame !== 'string' || from === this.selfId) return
     let link = this.links.get(from)
-    if (link && link.state !== 'open') { this.#teardown(link); link = undefined }
+    if (link && link.state !== 'open') { this.#destroy(link); link = undefined }
     if (!link) link = this.#openRelay(from)   // the other side reaches us only through the relay
     this.#receive(link, frame)
   }
@@ -423,45 +476,61 @@ export class ChannelManager {
     if (typeof url !== 'string' || !/^wss?:\/\//.test(url) || typeof nonce !== 'string' || nonce.length > 64) return
     const existing = this.links.get(peerId)
     if (existing && (existing.state === 'open' || existing.role === 'socket')) return
-    if (existing) this.#teardown(existing) // a WebRTC attempt the native peer cannot answer
+    if (existing) this.#destroy(existing) // a WebRTC attempt the native peer cannot answer
     let ws
-    try { ws = new WebSocket(url, LINK_SUBPROTOCOL) } catch (error) { console.warn(`webrtc-explorer: cannot dial ${url}:`, error); return }
+    try {
+      ws = new WebSocket(url, LINK_SUBPROTOCOL)
+    } catch (error) {
+      this.o.onLinkError?.(peerId, new LinkError(LINK_ERRORS.DIAL, `cannot dial ${url}: ${error.message}`))
+      return
+    }
     const link = new Link(peerId, randomId(), 'socket', null)
     this.links.set(peerId, link)
     const dc = new SocketChannel(ws)
     link.dc = dc
     dc.bufferedAmountLowThreshold = LOW_WATER
     link.chunkSize = SOCKET_CHUNK
-    const timer = setTimeout(() => { if (link.state === 'connecting') this.#teardown(link) }, SOCKET_HANDSHAKE_MS)
+    const timer = setTimeout(() => {
+      if (link.state === 'connecting') this.#destroy(link, new LinkError(LINK_ERRORS.HANDSHAKE, `no welcome from ${peerId} after ${SOCKET_HANDSHAKE_MS} ms`))
+    }, SOCKET_HANDSHAKE_MS)
     ws.onopen = () => ws.send('H' + JSON.stringify({ peerId: this.selfId, nonce }))
     dc.onmessage = (e) => {
       if (link.state === 'connecting') {
         // The first frame must be the welcome of the peer we meant to reach.
-        let welcome = null
-        try { if (typeof e.data === 'string' && e.data[0] === 'W') welcome = JSON.parse(e.data.slice(1)) } catch {}
-        if (welcome?.peerId !== peerId || this.links.get(peerId) !== link) { clearTimeout(timer); this.#teardown(link); return }
+        const welcome = typeof e.data === 'string' && e.data[0] === 'W' ? parseJSON(e.data.slice(1)) : undefined
         clearTimeout(timer)
+        if (this.links.get(peerId) !== link) { this.#destroy(link); return }
+        if (welcome?.peerId !== peerId) {
+          this.#destroy(link, new LinkError(LINK_ERRORS.HANDSHAKE, `${url} did not welcome us as ${peerId}`))
+          return
+        }
         link.state = 'open'
         this.o.onLinkUp(peerId)
         return
       }
       this.#receive(link, e.data)
     }
-    dc.onclose = () => { clearTimeout(timer); this.#teardown(link) }
+    dc.onclose = () => { clearTimeout(timer); this.#destroy(link) }
   }
 
   async #flushCandidates (link) {
     const pending = link.pendingCandidates
     link.pendingCandidates = []
-    for (const c of pending) await link.pc.addIceCandidate(c ?? undefined).catch(() => {})
+    for (const c of pending) await this.#addCandidate(link, c)
   }
 
-  #fail (link, error) {
-    console.warn(`webrtc-explorer: link to ${link.peerId} failed:`, error)
-    this.#teardown(link)
+  /** A refused remote candidate is reported; the link goes on with the others (RFC 8838 trickle ICE). */
+  #addCandidate (link, candidate) {
+    return link.pc.addIceCandidate(candidate ?? undefined).catch((error) => {
+      this.o.onLinkError?.(link.peerId, new LinkError(LINK_ERRORS.ICE_CANDIDATE, `a candidate from ${link.peerId}: ${error.message}`))
+    })
   }
 
-  #teardown (link) {
+  /**
+   * The one teardown path of a link, whatever ended it: closes its channel and connection, forgets it,
+   * counts a WebRTC attempt that never opened, and reports `error` (if any) and the link going down once.
+   */
+  #destroy (link, error) {
     if (link.state === 'closed') return
     const wasOpen = link.state === 'open'
     if (!wasOpen && (link.role === 'offerer' || link.role === 'answerer')) {
@@ -472,8 +541,10 @@ export class ChannelManager {
     clearTimeout(link.retireTimer)
     clearTimeout(link.connectTimer)
     if (this.links.get(link.peerId) === link) this.links.delete(link.peerId)
-    try { link.dc?.close() } catch {}
-    try { link.pc?.close() } catch {}
+    // Neither close() throws (RTCDataChannel, RTCPeerConnection, WebSocket without arguments).
+    link.dc?.close()
+    link.pc?.close()
+    if (error) this.o.onLinkError?.(link.peerId, error)
     if (wasOpen) this.o.onLinkDown(link.peerId)
   }
 }
