@@ -14,6 +14,8 @@
 // Last resort: when the server relays links (`linkRelay` in its config) and WebRTC to a peer failed
 // twice (or is turned off), the link's frames go through the server in `link` messages.
 
+import { parseFrame, chunkFrames, Reassembler, MAX_PARTIAL_MESSAGES } from './link-frame.js'
+
 const SUBPROTOCOL = 'webrtc-explorer.v1'
 const LINK_SUBPROTOCOL = 'bc-link.v1'
 /** Piece size on WebSocket links (native peers accept 16 MiB messages by default). */
@@ -29,10 +31,8 @@ const DEFAULT_CHUNK = 16 * 1024
 const HIGH_WATER = 1024 * 1024
 const LOW_WATER = 256 * 1024
 const RETIRE_GRACE_MS = 2000
-/** Bounds on reassembly, so a faulty or hostile peer cannot make this page hold unbounded memory. */
-const MAX_CHUNKS = 8192 // 128 MiB at 16 KiB per chunk
-const MAX_PARTIAL_MESSAGES = 16
-const MAX_PARTIAL_CHARS = 64 * 1024 * 1024 // characters held in partial messages of one link
+/** Characters held in partial messages of one link, at most (see Reassembler in link-frame.js). */
+const MAX_PARTIAL_CHARS = 64 * 1024 * 1024
 
 /**
  * Error codes of links (as simple-peer names its errors): every failure of a link ends it through the one
@@ -135,8 +135,7 @@ class Link {
     this.remoteDescriptionSet = false
     this.pendingCandidates = []
     this.sendChain = Promise.resolve()
-    this.partial = new Map() // message id -> { parts, received }
-    this.partialChars = 0
+    this.reassembler = new Reassembler(MAX_PARTIAL_CHARS)
     this.chunkSize = DEFAULT_CHUNK
     this.retiring = false // no new messages are sent on a retiring link
     this.retireTimer = null
@@ -308,23 +307,7 @@ export class ChannelManager {
 
   async #sendNow (link, text) {
     const dc = link.dc
-    const pieces = []
-    if (text.length + 1 <= link.chunkSize) {
-      pieces.push('M' + text)
-    } else {
-      // Parts never end between the two halves of a surrogate pair (each part is sent as UTF-8).
-      const size = link.chunkSize - 64
-      const parts = []
-      for (let start = 0; start < text.length;) {
-        let end = Math.min(text.length, start + size)
-        const last = text.charCodeAt(end - 1)
-        if (end < text.length && last >= 0xd800 && last <= 0xdbff) end--
-        parts.push(text.slice(start, end))
-        start = end
-      }
-      const id = randomId()
-      parts.forEach((part, i) => pieces.push(`C${id}:${i}:${parts.length}:` + part))
-    }
+    const pieces = text.length + 1 <= link.chunkSize ? ['M' + text] : chunkFrames(text, link.chunkSize - 64, randomId())
     for (const piece of pieces) {
       if (dc.readyState !== 'open') throw new Error(`link to ${link.peerId} closed`)
       if (dc.bufferedAmount > HIGH_WATER) {
@@ -340,52 +323,28 @@ export class ChannelManager {
   }
 
   #receive (link, data) {
-    if (typeof data !== 'string' || data.length === 0) return
-    if (data[0] === 'M') { this.o.onLinkMessage(link.peerId, data.slice(1)); return }
-    if (data === 'X') {
-      if (this.o.isNeeded(link.peerId)) {
-        this.#sendControl(link, 'K')
-      } else {
-        link.retiring = true // the remote will close it after its grace period
-      }
-      return
-    }
-    if (data === 'K') {
-      clearTimeout(link.retireTimer)
-      link.retiring = false
-      link.keptByRemote = true
-      return
-    }
-    if (data[0] !== 'C') return
-    const head = data.indexOf(':', data.indexOf(':', data.indexOf(':') + 1) + 1)
-    const [id, i, n] = data.slice(1, head).split(':')
-    const index = Number(i); const count = Number(n)
-    if (!Number.isInteger(index) || !Number.isInteger(count) || count < 1 || count > MAX_CHUNKS || index >= count) return
-    let entry = link.partial.get(id)
-    if (!entry) {
-      if (link.partial.size >= MAX_PARTIAL_MESSAGES) {
-        this.#destroy(link, new LinkError(LINK_ERRORS.REASSEMBLY, `${link.peerId} sent more than ${MAX_PARTIAL_MESSAGES} partial messages`))
+    const frame = parseFrame(data)
+    switch (frame?.kind) {
+      case 'message':
+        this.o.onLinkMessage(link.peerId, frame.text)
         return
-      }
-      entry = { parts: new Array(count), received: 0 }
-      link.partial.set(id, entry)
-    }
-    if (entry.parts.length !== count) return
-    if (entry.parts[index] === undefined) {
-      const part = data.slice(head + 1)
-      link.partialChars += part.length
-      if (link.partialChars > MAX_PARTIAL_CHARS) {
-        this.#destroy(link, new LinkError(LINK_ERRORS.REASSEMBLY, `${link.peerId} sent more than ${MAX_PARTIAL_CHARS} characters in partial messages`))
+      case 'retire':
+        if (this.o.isNeeded(link.peerId)) this.#sendControl(link, 'K')
+        else link.retiring = true // the remote will close it after its grace period
         return
+      case 'keep':
+        clearTimeout(link.retireTimer)
+        link.retiring = false
+        link.keptByRemote = true
+        return
+      case 'chunk': {
+        const outcome = link.reassembler.add(frame.id, frame.index, frame.count, frame.part)
+        if (outcome.status === 'complete') this.o.onLinkMessage(link.peerId, outcome.text)
+        if (outcome.status === 'overflow') {
+          this.#destroy(link, new LinkError(LINK_ERRORS.REASSEMBLY,
+            `${link.peerId} exceeded ${MAX_PARTIAL_MESSAGES} partial messages or ${MAX_PARTIAL_CHARS} characters in them`))
+        }
       }
-      entry.parts[index] = part
-      entry.received++
-    }
-    if (entry.received === count) {
-      link.partial.delete(id)
-      const text = entry.parts.join('')
-      link.partialChars -= text.length
-      this.o.onLinkMessage(link.peerId, text)
     }
   }
 
@@ -497,10 +456,10 @@ export class ChannelManager {
     dc.onmessage = (e) => {
       if (link.state === 'connecting') {
         // The first frame must be the welcome of the peer we meant to reach.
-        const welcome = typeof e.data === 'string' && e.data[0] === 'W' ? parseJSON(e.data.slice(1)) : undefined
+        const welcome = parseFrame(e.data)
         clearTimeout(timer)
         if (this.links.get(peerId) !== link) { this.#destroy(link); return }
-        if (welcome?.peerId !== peerId) {
+        if (welcome?.kind !== 'welcome' || welcome.peerId !== peerId) {
           this.#destroy(link, new LinkError(LINK_ERRORS.HANDSHAKE, `${url} did not welcome us as ${peerId}`))
           return
         }

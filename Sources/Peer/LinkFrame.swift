@@ -24,18 +24,18 @@ public enum LinkFrame: Equatable, Sendable {
         case UInt8(ascii: "X") where bytes.count == 1: return .retire
         case UInt8(ascii: "K") where bytes.count == 1: return .keep
         case UInt8(ascii: "C"):
-            // Three ':'-terminated header fields, then the part.
+            // C<id>:<index>:<count>:<part>: an id of 1 to 64 bytes, decimal digits, 1 <= count <= maxChunks.
             var colons: [Int] = []
             for i in bytes.indices.dropFirst() where bytes[i] == UInt8(ascii: ":") {
                 colons.append(i)
-                if colons.count == 3 || i > 96 { break }
+                if colons.count == 3 { break }
             }
-            guard colons.count == 3 else { return nil }
-            let id = String(decoding: bytes[1..<colons[0]], as: UTF8.self)
-            guard let index = Int(String(decoding: bytes[(colons[0] + 1)..<colons[1]], as: UTF8.self)),
-                  let count = Int(String(decoding: bytes[(colons[1] + 1)..<colons[2]], as: UTF8.self)),
-                  !id.isEmpty, count >= 1, index >= 0, index < count
+            guard colons.count == 3, (2...65).contains(colons[0]),
+                  let index = decimal(bytes[(colons[0] + 1)..<colons[1]]),
+                  let count = decimal(bytes[(colons[1] + 1)..<colons[2]]),
+                  (1...Reassembler.maxChunks).contains(count), index < count
             else { return nil }
+            let id = String(decoding: bytes[1..<colons[0]], as: UTF8.self)
             return .chunk(id: id, index: index, count: count, part: Array(bytes[(colons[2] + 1)...]))
         case UInt8(ascii: "H"), UInt8(ascii: "W"):
             guard case .object(let o)? = JSONValue(parsing: Array(bytes.dropFirst())),
@@ -46,6 +46,12 @@ public enum LinkFrame: Equatable, Sendable {
         default:
             return nil
         }
+    }
+
+    /// A run of decimal digits (no sign, no spaces) as a number, or nil (also beyond Int's range).
+    private static func decimal(_ digits: ArraySlice<UInt8>) -> Int? {
+        guard !digits.isEmpty, digits.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }) else { return nil }
+        return Int(String(decoding: digits, as: UTF8.self))
     }
 
     public func encoded() -> [UInt8] {
@@ -76,14 +82,21 @@ public struct Reassembler: Sendable {
 
     public enum Outcome: Equatable { case pending, complete([UInt8]), overflow }
 
+    /// Adds part `index` of `count` (as `LinkFrame.parse` gives them: 0 <= index < count <= maxChunks).
+    /// A part for a new message when `maxPartialMessages` are partial, or a new part that would take the
+    /// bytes held over `maxBytes`, is an overflow (drop the link); a part whose count differs from its
+    /// message's, or one already held, is ignored. The rules of Tests/vectors/link-frames.json.
     public mutating func add(id: String, index: Int, count: Int, part: [UInt8]) -> Outcome {
-        guard count <= Self.maxChunks, part.count <= maxBytes - held else { return .overflow }
+        guard index >= 0, index < count, count <= Self.maxChunks else { return .pending }
         if partial[id] == nil {
             guard partial.count < Self.maxPartialMessages else { return .overflow }
             partial[id] = (Array(repeating: nil, count: count), 0)
         }
-        guard var entry = partial[id], entry.parts.count == count else { return .pending }
-        if entry.parts[index] == nil { entry.parts[index] = part; entry.received += 1; held += part.count }
+        guard var entry = partial[id], entry.parts.count == count, entry.parts[index] == nil else { return .pending }
+        guard part.count <= maxBytes - held else { return .overflow }
+        entry.parts[index] = part
+        entry.received += 1
+        held += part.count
         if entry.received == count {
             partial[id] = nil
             let whole = entry.parts.flatMap { $0! }

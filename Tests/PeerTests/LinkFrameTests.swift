@@ -19,8 +19,7 @@ import Testing
     #expect(r.add(id: "a", index: 0, count: 2, part: Array("hello".utf8)) == .complete(Array("helloworld".utf8)))
     #expect(r.add(id: "b", index: 0, count: 3, part: Array("123456".utf8)) == .pending)
     #expect(r.add(id: "b", index: 1, count: 3, part: Array("78901".utf8)) == .overflow, "more bytes than the budget")
-    var parts = Reassembler(maxBytes: 1 << 20)
-    #expect(parts.add(id: "c", index: 0, count: Reassembler.maxChunks + 1, part: [1]) == .overflow)
+    #expect(LinkFrame.parse(Array("Cc:0:\(Reassembler.maxChunks + 1):x".utf8)) == nil, "more parts than allowed")
     var many = Reassembler(maxBytes: 1 << 20)
     for i in 0..<Reassembler.maxPartialMessages { #expect(many.add(id: "m\(i)", index: 0, count: 2, part: [1]) == .pending) }
     #expect(many.add(id: "one-more", index: 0, count: 2, part: [1]) == .overflow)

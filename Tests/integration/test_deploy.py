@@ -78,9 +78,10 @@ def test_https_through_nginx_and_the_redirect(proxied):
 
 def test_peers_register_and_relay_over_wss_through_nginx(proxied):
     ctx = ssl.create_default_context(cafile=proxied["ca"])
+    # An unbounded client queue keeps reading while the test does not, so closing is prompt (as in harness.Peer).
     url = f"wss://localhost:{proxied['tls']}/"
-    with connect(url, subprotocols=["webrtc-explorer.v1"], ssl=ctx, open_timeout=10) as a, \
-         connect(url, subprotocols=["webrtc-explorer.v1"], ssl=ctx, open_timeout=10) as b:
+    with connect(url, subprotocols=["webrtc-explorer.v1"], ssl=ctx, open_timeout=10, max_queue=None) as a, \
+         connect(url, subprotocols=["webrtc-explorer.v1"], ssl=ctx, open_timeout=10, max_queue=None) as b:
         ids = []
         for ws in (a, b):
             ws.send(json.dumps({"type": "register"}))
@@ -104,7 +105,7 @@ def test_event_stream_is_not_buffered_by_nginx(proxied):
     with requests.get(f"https://localhost:{proxied['tls']}/api/events", verify=proxied["ca"], stream=True, timeout=10) as events:
         assert events.headers["Content-Type"].startswith("text/event-stream")
         ctx = ssl.create_default_context(cafile=proxied["ca"])
-        with connect(f"wss://localhost:{proxied['tls']}/", subprotocols=["webrtc-explorer.v1"], ssl=ctx, open_timeout=10) as ws:
+        with connect(f"wss://localhost:{proxied['tls']}/", subprotocols=["webrtc-explorer.v1"], ssl=ctx, open_timeout=10, max_queue=None) as ws:
             ws.send(json.dumps({"type": "register"}))
             lines = events.iter_lines(decode_unicode=True)
             deadline = time.monotonic() + 10
