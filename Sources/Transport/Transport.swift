@@ -492,7 +492,7 @@ public final class Transport: @unchecked Sendable {
             guard let wsi, let idSlot else { return -1 }
             if idSlot.pointee == 0 { idSlot.pointee = newID() }
             let id = idSlot.pointee
-            let s = WebSocketSession(wsi: wsi)
+            let s = WebSocketSession(wsi: wsi, maxMessageBytes: configuration.maxMessageBytes)
             sockets[id] = s
             if reason == LWS_CALLBACK_ESTABLISHED {
                 // Bytes read so far (the handshake) are not frames.
@@ -587,36 +587,28 @@ public final class Transport: @unchecked Sendable {
         return lws_callback_http_dummy(wsi, reason, user, input, len)
     }
 
+    /// Payload bytes of a data frame: fragments are reassembled by the session's `FrameAssembler`; a
+    /// complete message goes to the handler, unless the socket is closing.
     private func receive(_ s: WebSocketSession, id: ConnectionID, wsi: OpaquePointer,
                          input: UnsafeMutableRawPointer?, len: Int) {
-        if s.rxFresh {
-            s.rxFresh = false
-            s.rxBinary = lws_frame_is_binary(wsi) != 0
-        }
         counters.bytesIn += len
+        let remaining = Int(lws_remaining_packet_payload(wsi))
         if s.wire != nil {
             // The frame's size is known at its first bytes: its payload so far plus what remains.
-            if s.frameStart { s.wire!.frame(payload: len + Int(lws_remaining_packet_payload(wsi))) }
-            s.frameStart = lws_remaining_packet_payload(wsi) == 0
-        }
-        s.rxTotal += len
-        if !s.rxBinary && s.rxTotal <= configuration.maxMessageBytes, let input, len > 0 {
-            s.rx.append(contentsOf: UnsafeRawBufferPointer(start: input, count: len))
+            if s.frameStart { s.wire!.frame(payload: len + remaining) }
+            s.frameStart = remaining == 0
         }
         s.lastHeard = DispatchTime.now().uptimeNanoseconds
-        guard lws_is_final_fragment(wsi) != 0 && lws_remaining_packet_payload(wsi) == 0 else { return }
-        let message = s.rx, total = s.rxTotal, binary = s.rxBinary
-        s.rx = []
-        s.rxTotal = 0
-        s.rxFresh = true
+        let bytes = UnsafeRawBufferPointer(start: input, count: input == nil ? 0 : len)
+        let outcome = s.assembler.append(bytes, isFinal: lws_is_final_fragment(wsi) != 0,
+                                         isBinary: lws_frame_is_binary(wsi) != 0, remaining: remaining)
+        if case .incomplete = outcome { return }
         guard !s.closing else { return }
         counters.messagesIn += 1
-        if binary {
-            handler?.webSocketRejected(id, problem: .binary)
-        } else if total > configuration.maxMessageBytes {
-            handler?.webSocketRejected(id, problem: .tooLarge(bytes: total))
-        } else {
-            handler?.webSocketReceived(id, text: message)
+        switch outcome {
+        case .incomplete: break
+        case .message(let text): handler?.webSocketReceived(id, text: text)
+        case .refused(let problem): handler?.webSocketRejected(id, problem: problem)
         }
     }
 
@@ -1057,10 +1049,8 @@ final class WebSocketSession {
     let wsi: OpaquePointer
     var queue = Deque<[UInt8]>()
     var queuedBytes = 0
-    var rx: [UInt8] = []
-    var rxTotal = 0
-    var rxBinary = false
-    var rxFresh = true
+    /// The message being received.
+    var assembler: FrameAssembler
     var closing = false
     var closeStatus: UInt16 = 1000
     var closeReason: [UInt8] = []
@@ -1080,7 +1070,10 @@ final class WebSocketSession {
     /// Look for control frames at the next housekeeping (the peer pinged).
     var checkWire = false
 
-    init(wsi: OpaquePointer) { self.wsi = wsi }
+    init(wsi: OpaquePointer, maxMessageBytes: Int) {
+        self.wsi = wsi
+        assembler = FrameAssembler(maxMessageBytes: maxMessageBytes)
+    }
 }
 
 /// Where the bytes read from an accepted WebSocket went, to find the control frames (pings) that lws
