@@ -10,7 +10,8 @@ extension Transport {
     /// A request head arrived (LWS_CALLBACK_HTTP): asks the handler and starts the answer.
     func handleHTTP(_ wsi: OpaquePointer, idSlot: UnsafeMutablePointer<ConnectionID>,
                     input: UnsafeMutableRawPointer?, len: Int) -> Int32 {
-        counters.httpRequests += 1
+        assert(isOnServiceThread)
+        tally.httpRequests += 1
         if idSlot.pointee == 0 { idSlot.pointee = newID() }
         let id = idSlot.pointee
         if accepted[wsi]?.refused == true { return -1 }   // the request gate answered it already
@@ -84,6 +85,7 @@ extension Transport {
     }
 
     private func answerHead(_ wsi: OpaquePointer, id: ConnectionID, _ response: HTTPResponse) -> Int32 {
+        assert(isOnServiceThread)
         let written: Bool
         switch response {
         case .body(let status, let contentType, let body, let headers):
@@ -106,12 +108,14 @@ extension Transport {
 
     /// The request body was read and discarded (HTTP_BODY): no route takes one.
     func requestBodyRead(_ len: Int) {
-        counters.bytesIn += len
+        assert(isOnServiceThread)
+        tally.bytesIn += len
     }
 
     /// lws has consumed the request body (HTTP_BODY_COMPLETION): the answer prepared in `handleHTTP`
     /// may go (lws sends nothing before).
     func requestBodyConsumed(_ h: HTTPSession, wsi: OpaquePointer) {
+        assert(isOnServiceThread)
         h.awaitingBody = false
         lws_callback_on_writable(wsi)
     }
@@ -119,6 +123,7 @@ extension Transport {
     /// Answers a request that got `.deferred` (service thread). Only `.body` answers can be deferred;
     /// nothing happens when the connection has closed meanwhile.
     public func respond(to connection: ConnectionID, with response: HTTPResponse) {
+        assert(isOnServiceThread)
         guard let h = https[connection], h.awaitingAnswer else { return }
         h.awaitingAnswer = false
         lws_set_timeout(h.wsi, PENDING_TIMEOUT_HTTP_CONTENT, 10)
@@ -135,6 +140,7 @@ extension Transport {
 
     /// An HTTP connection closed or left for another protocol (CLOSED_HTTP, HTTP_DROP_PROTOCOL).
     func httpClosed(_ id: ConnectionID) {
+        assert(isOnServiceThread)
         if let h = https.removeValue(forKey: id), h.isEventStream {
             handler?.eventStreamClosed(id)
         }
@@ -144,11 +150,12 @@ extension Transport {
 
     /// Queues one Server-Sent Event block (already formatted, ending in a blank line).
     public func sendEvent(_ bytes: [UInt8], to connection: ConnectionID) {
+        assert(isOnServiceThread)
         guard let h = https[connection], h.isEventStream else { return }
         h.pending.append(bytes)
         h.pendingBytes += bytes.count
         if h.pending.count > configuration.maxSendQueueMessages || h.pendingBytes > configuration.maxSendQueueBytes {
-            counters.slowConsumerDisconnects += 1
+            tally.slowConsumerDisconnects += 1
             h.pending.removeAll()
             lws_set_timeout(h.wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC)
             return
@@ -158,6 +165,7 @@ extension Transport {
 
     /// A keep-alive comment on every event stream (housekeeping).
     func sendEventStreamKeepalives() {
+        assert(isOnServiceThread)
         let comment = Array(":\n\n".utf8)
         for (id, h) in https where h.isEventStream { sendEvent(comment, to: id) }
     }
@@ -166,6 +174,7 @@ extension Transport {
     /// TLS, the poll loop, or a client that also sent bytes; lws notices only when a write fails), and
     /// the timeout of deferred requests.
     func checkHTTPConnections() {
+        assert(isOnServiceThread)
         for h in https.values {
             if h.isEventStream && streamEnded(lws_get_socket_fd(h.wsi)) {
                 lws_set_timeout(h.wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC)
@@ -181,6 +190,7 @@ extension Transport {
 
     private func writeHeaders(_ wsi: OpaquePointer, status: Int, contentType: String, length: UInt64,
                               headers: [(String, String)]) -> Bool {
+        assert(isOnServiceThread)
         var buffer = [UInt8](repeating: 0, count: pre + 2048)
         return buffer.withUnsafeMutableBufferPointer { b -> Bool in
             let start = b.baseAddress! + pre
@@ -199,6 +209,7 @@ extension Transport {
     /// The socket can take more of an answer (HTTP_WRITEABLE): a deferred answer's headers, then the
     /// body (or the pending events) 16 KiB at a time.
     func writeHTTP(_ h: HTTPSession, wsi: OpaquePointer) -> Int32 {
+        assert(isOnServiceThread)
         let chunkSize = 16 * 1024
         guard !h.awaitingBody, !h.awaitingAnswer else { return 0 }
         if let header = h.header {
@@ -229,7 +240,7 @@ extension Transport {
         guard write(wsi, current[h.offset..<(h.offset + n)], last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) else {
             return -1
         }
-        counters.bytesOut += n
+        tally.bytesOut += n
         h.offset += n
         if h.offset == current.count {
             h.pending.removeFirst()
@@ -247,6 +258,7 @@ extension Transport {
     /// The response is complete (also HTTP_FILE_COMPLETION): lws may read the next request on this
     /// connection (keep-alive), which the request gate checks like the first one.
     func completeTransaction(_ wsi: OpaquePointer) -> Int32 {
+        assert(isOnServiceThread)
         rearmGate(wsi)
         return lws_http_transaction_completed(wsi) != 0 ? -1 : 0
     }
@@ -276,6 +288,7 @@ extension Transport {
 
     /// A request header (also of a WebSocket upgrade), nil when absent or implausibly long.
     func header(_ wsi: OpaquePointer, _ token: lws_token_indexes) -> String? {
+        assert(isOnServiceThread)
         let length = Int(lws_hdr_total_length(wsi, token))
         guard length > 0, length < 8192 else { return nil }
         var buffer = [CChar](repeating: 0, count: length + 1)
@@ -285,6 +298,7 @@ extension Transport {
 
     /// The URI arguments, which lws has already split at '&' and URL-decoded. At most 32 are read.
     private func queryArguments(_ wsi: OpaquePointer) -> [String: String] {
+        assert(isOnServiceThread)
         var query: [String: String] = [:]
         var buffer = [CChar](repeating: 0, count: 512)
         for n in 0..<32 {

@@ -21,8 +21,9 @@ extension Transport {
     /// A new TCP connection, before any protocol (FILTER_NETWORK_CONNECTION): non-zero refuses it. The
     /// connection limit holds for HTTP and WebSocket alike.
     func admitConnection() -> Int32 {
+        assert(isOnServiceThread)
         if accepted.count >= configuration.maxConnections {
-            counters.connectionLimitRejections += 1
+            tally.connectionLimitRejections += 1
             return 1
         }
         return 0
@@ -31,6 +32,7 @@ extension Transport {
     /// lws made a connection object for an accepted socket (SERVER_NEW_CLIENT_INSTANTIATED): it is
     /// counted, and on the libev loop without TLS the gate starts watching it.
     func connectionAccepted(_ wsi: OpaquePointer, idSlot: UnsafeMutablePointer<ConnectionID>?) {
+        assert(isOnServiceThread)
         let c = AcceptedConnection()
         accepted[wsi] = c
         // lws 4.1 reports dialled connections here too (their user slot is ours): no gate on
@@ -44,13 +46,14 @@ extension Transport {
             c.gate = gate
             bc_gate_start(loop, gate, lws_get_socket_fd(wsi), transportGateReadable)
         }
-        counters.connectionsOpen = accepted.count
+        tally.connectionsOpen = accepted.count
     }
 
     /// lws is freeing a connection object (WSI_DESTROY): an accepted connection is gone.
     func connectionDestroyed(_ wsi: OpaquePointer) {
+        assert(isOnServiceThread)
         guard let c = accepted.removeValue(forKey: wsi) else { return }
-        counters.connectionsOpen = accepted.count
+        tally.connectionsOpen = accepted.count
         releaseGate(of: c)
     }
 
@@ -58,6 +61,7 @@ extension Transport {
 
     /// Stops and frees a connection's watcher: it will carry no more request heads.
     func releaseGate(of c: AcceptedConnection) {
+        assert(isOnServiceThread)
         guard let gate = c.gate else { return }
         if let loop = evLoop { bc_gate_stop(loop, gate) }
         gate.deallocate()
@@ -66,6 +70,7 @@ extension Transport {
 
     /// A response is complete: the gate checks the next request head, if nothing but this head came.
     func rearmGate(_ wsi: OpaquePointer) {
+        assert(isOnServiceThread)
         if let c = accepted[wsi], let gate = c.gate, let loop = evLoop, c.head.resumable {
             c.head = RequestHead(start: c.head.scanned)
             bc_gate_start(loop, gate, lws_get_socket_fd(wsi), transportGateReadable)
@@ -75,6 +80,7 @@ extension Transport {
     /// The connection now carries an event stream: lws does not notice that a stream's client went
     /// away until a write fails, so the watcher looks for the socket's close.
     func watchEventStream(_ wsi: OpaquePointer) {
+        assert(isOnServiceThread)
         if let c = accepted[wsi], let gate = c.gate, let loop = evLoop {
             c.streaming = true
             bc_gate_start(loop, gate, lws_get_socket_fd(wsi), transportGateReadable)
@@ -83,6 +89,7 @@ extension Transport {
 
     /// The watcher's socket is readable (see the comment of this extension).
     func gateReadable(_ gatePointer: UnsafeMutablePointer<bc_gate_t>) {
+        assert(isOnServiceThread)
         guard let raw = gatePointer.pointee.wsi, let loop = evLoop else { return }
         let wsi = OpaquePointer(raw)
         guard let c = accepted[wsi] else { bc_gate_stop(loop, gatePointer); return }
@@ -150,15 +157,16 @@ extension Transport {
     /// the answer), and has lws close the connection.
     private func refuse(_ wsi: OpaquePointer, _ c: AcceptedConnection, gate: UnsafeMutablePointer<bc_gate_t>, fd: Int32,
                         status: Int, reason: String, code: String, message: String) {
+        assert(isOnServiceThread)
         if let loop = evLoop { bc_gate_stop(loop, gate) }
-        if status == 431 { counters.headersTooLarge += 1 } else { counters.badRequests += 1 }
+        if status == 431 { tally.headersTooLarge += 1 } else { tally.badRequests += 1 }
         c.refused = true
         c.head.lost = true
         let body = Self.errorBody(code, message)
         let head = "HTTP/1.1 \(status) \(reason)\r\ncontent-type: application/json\r\ncontent-length: \(body.count)\r\nconnection: close\r\n\r\n"
         let answer = Array(head.utf8) + body
         _ = answer.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT)) }
-        counters.bytesOut += body.count
+        tally.bytesOut += body.count
         var sink = [UInt8](repeating: 0, count: 64 * 1024)
         var drained = 0
         while drained < 4 << 20 {

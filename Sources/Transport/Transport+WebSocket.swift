@@ -10,6 +10,7 @@ extension Transport {
     /// Dials a WebSocket (service thread). Events arrive as for accepted connections; a failure before the
     /// WebSocket opens is reported by `webSocketConnectFailed`. Returns nil when lws refuses at once.
     public func connect(host: String, port: Int, path: String = "/", subprotocol: String? = nil) -> ConnectionID? {
+        assert(isOnServiceThread)
         guard let ctx = currentContext else { return nil }
         let id = newID()
         let slot = UnsafeMutablePointer<ConnectionID>.allocate(capacity: 1)
@@ -45,6 +46,7 @@ extension Transport {
 
     /// A dialled connection failed before its WebSocket opened (CLIENT_CONNECTION_ERROR).
     func connectFailed(_ id: ConnectionID, input: UnsafeMutableRawPointer?) {
+        assert(isOnServiceThread)
         guard sockets[id] == nil else { return }
         let reason = input.map { String(cString: $0.assumingMemoryBound(to: CChar.self)) } ?? "connection failed"
         handler?.webSocketConnectFailed(id, reason: reason)
@@ -52,6 +54,7 @@ extension Transport {
 
     /// Frees the session slot of a dialled connection (WSI_DESTROY).
     func releaseClientSlot(_ idSlot: UnsafeMutablePointer<ConnectionID>?) {
+        assert(isOnServiceThread)
         if let idSlot, clientSlots.remove(idSlot) != nil { idSlot.deallocate() }
     }
 
@@ -60,11 +63,12 @@ extension Transport {
     /// A WebSocket upgrade request (FILTER_PROTOCOL_CONNECTION): non-zero refuses it (a request the
     /// request gate answered, or an origin not allowed).
     func filterWebSocketUpgrade(_ wsi: OpaquePointer) -> Int32 {
+        assert(isOnServiceThread)
         guard accepted[wsi]?.refused != true else { return 1 }
         if let allowed = configuration.allowedOrigins {
             let origin = header(wsi, WSI_TOKEN_ORIGIN) ?? ""
             if !allowed.contains(origin) {
-                counters.originRejections += 1
+                tally.originRejections += 1
                 handler?.originRejected(origin)
                 return 1
             }
@@ -74,6 +78,7 @@ extension Transport {
 
     /// An accepted (`accepted` true) or dialled WebSocket opened (ESTABLISHED, CLIENT_ESTABLISHED).
     func webSocketEstablished(_ wsi: OpaquePointer, idSlot: UnsafeMutablePointer<ConnectionID>, accepted isAccepted: Bool) {
+        assert(isOnServiceThread)
         if idSlot.pointee == 0 { idSlot.pointee = newID() }
         let id = idSlot.pointee
         let s = WebSocketSession(wsi: wsi, maxMessageBytes: configuration.maxMessageBytes)
@@ -88,20 +93,22 @@ extension Transport {
             // Send compressed messages in 16 KiB fragments instead of lws's default 1 KiB ones.
             _ = lws_set_extension_option(wsi, "permessage-deflate", "tx_buf_size", "14")
         }
-        counters.webSocketsOpen += 1
+        tally.webSocketsOpen += 1
         handler?.webSocketOpened(id, remoteAddress: peerAddress(wsi), origin: header(wsi, WSI_TOKEN_ORIGIN))
     }
 
     /// A WebSocket closed (CLOSED, CLIENT_CLOSED).
     func webSocketClosed(_ id: ConnectionID) {
+        assert(isOnServiceThread)
         guard let s = sockets.removeValue(forKey: id) else { return }
-        counters.webSocketsOpen -= 1
+        tally.webSocketsOpen -= 1
         handler?.webSocketClosed(id, cause: isStopping ? .shutdown : s.closeCause)
     }
 
     /// Closes a WebSocket after its queued messages are sent, with a close status (RFC 6455 §7.4).
     /// `stopReading`: read nothing more from it (a flood), and give it one second instead of five.
     public func close(_ connection: ConnectionID, status: UInt16 = 1000, reason: String = "", stopReading: Bool = false) {
+        assert(isOnServiceThread)
         guard let s = sockets[connection], !s.closing else { return }
         s.closing = true
         s.closeStatus = status
@@ -118,7 +125,8 @@ extension Transport {
     /// Payload bytes of a data frame (RECEIVE, CLIENT_RECEIVE): fragments are reassembled by the
     /// session's `FrameAssembler`; a complete message goes to the handler, unless the socket is closing.
     func receive(_ s: WebSocketSession, id: ConnectionID, wsi: OpaquePointer, input: UnsafeMutableRawPointer?, len: Int) {
-        counters.bytesIn += len
+        assert(isOnServiceThread)
+        tally.bytesIn += len
         let remaining = Int(lws_remaining_packet_payload(wsi))
         if s.wire != nil {
             // The frame's size is known at its first bytes: its payload so far plus what remains.
@@ -131,7 +139,7 @@ extension Transport {
                                          isBinary: lws_frame_is_binary(wsi) != 0, remaining: remaining)
         if case .incomplete = outcome { return }
         guard !s.closing else { return }
-        counters.messagesIn += 1
+        tally.messagesIn += 1
         switch outcome {
         case .incomplete: break
         case .message(let text): handler?.webSocketReceived(id, text: text)
@@ -142,6 +150,7 @@ extension Transport {
     /// A PONG came (RECEIVE_PONG, CLIENT_RECEIVE_PONG): the peer is alive. Messages under way are not
     /// affected (lws reports control frames apart from the data frames they interleave).
     func pongReceived(_ id: ConnectionID, len: Int) {
+        assert(isOnServiceThread)
         guard let s = sockets[id] else { return }
         s.lastHeard = DispatchTime.now().uptimeNanoseconds
         s.wire?.frame(payload: len)
@@ -153,6 +162,7 @@ extension Transport {
     /// `.slowConsumer` and `false` is returned.
     @discardableResult
     public func send(_ text: [UInt8], to connection: ConnectionID) -> Bool {
+        assert(isOnServiceThread)
         guard let s = sockets[connection], !s.closing else { return false }
         s.queue.append(text)
         s.queuedBytes += text.count
@@ -165,7 +175,8 @@ extension Transport {
     }
 
     private func disconnectSlowConsumer(_ s: WebSocketSession) {
-        counters.slowConsumerDisconnects += 1
+        assert(isOnServiceThread)
+        tally.slowConsumerDisconnects += 1
         s.closing = true
         s.closeCause = .slowConsumer
         s.queue.removeAll()
@@ -176,6 +187,7 @@ extension Transport {
     /// The socket can take more (SERVER_WRITEABLE, CLIENT_WRITEABLE): a due PING, then queued messages,
     /// then the close frame once the queue is empty.
     func writeQueued(_ s: WebSocketSession, wsi: OpaquePointer) -> Int32 {
+        assert(isOnServiceThread)
         // Nothing asked for this callback: lws has just written a PONG, so the peer sent a PING.
         if !s.pingDue && s.queue.isEmpty && !s.closing { s.checkWire = true }
         if configuration.permessageDeflate == false { s.lastWritten = nil }
@@ -194,8 +206,8 @@ extension Transport {
             s.queue.removeFirst()
             s.queuedBytes -= message.count
             guard write(wsi, message, LWS_WRITE_TEXT, keep: configuration.permessageDeflate ? s : nil) else { return -1 }
-            counters.bytesOut += message.count
-            counters.messagesOut += 1
+            tally.bytesOut += message.count
+            tally.messagesOut += 1
             sent += 1
             // Under deflate the buffer must stay alive until the next writeable callback: one write per callback.
             if configuration.permessageDeflate || sent >= 32 { break }
@@ -219,6 +231,7 @@ extension Transport {
     /// with 10,000 peers that made pings the main source of latency. Here a sweep of all WebSockets
     /// costs O(connections) once a second, and each connection is pinged on its own schedule.
     func checkWebSockets(tick: Int) {
+        assert(isOnServiceThread)
         let now = DispatchTime.now().uptimeNanoseconds
         let pingAfter = UInt64(configuration.pingAfterSeconds) * 1_000_000_000
         let hangupAfter = UInt64(configuration.hangupAfterSeconds) * 1_000_000_000
@@ -228,7 +241,7 @@ extension Transport {
             if s.wire != nil && (s.checkWire || id % 10 == UInt64(tick % 10)) {
                 s.checkWire = false
                 if let frames = s.wire!.unaccountedFrames(consumed: bc_tcp_consumed(lws_get_socket_fd(s.wsi))) {
-                    counters.controlFramesIn += frames
+                    tally.controlFramesIn += frames
                     handler?.webSocketControlFrames(id, count: frames)
                 }
             }
@@ -246,6 +259,7 @@ extension Transport {
     }
 
     private func peerAddress(_ wsi: OpaquePointer) -> String {
+        assert(isOnServiceThread)
         var buffer = [CChar](repeating: 0, count: 128)
         lws_get_peer_simple(wsi, &buffer, buffer.count)
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)

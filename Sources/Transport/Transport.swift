@@ -8,7 +8,8 @@ import Logging
 /// or lws's poll loop), calls every
 /// `TransportHandler` method and owns all connection state. Other threads talk to it only through
 /// `post(_:)` (a locked inbox followed by `lws_cancel_service`, the one thread-safe lws call) and `stop()`.
-/// Every other method must be called on the service thread, i.e. from a handler callback or a posted job.
+/// Every other method must be called on the service thread, i.e. from a handler callback or a posted job;
+/// debug builds assert it (`isOnServiceThread`).
 ///
 /// `@unchecked Sendable` is safe because: the inbox and the stop flag are guarded by `lock`; every other
 /// stored property is read and written only on the service thread (the thread is started after `init`,
@@ -23,7 +24,6 @@ import Logging
 public final class Transport: @unchecked Sendable {
     public let configuration: TransportConfiguration
     public weak var handler: (any TransportHandler)?
-    public internal(set) var counters = TransportCounters()
     let logger: Logger
 
     // Cross-thread state, guarded by `lock`.
@@ -36,6 +36,8 @@ public final class Transport: @unchecked Sendable {
     private var boundPort = 0
 
     // Service-thread state.
+    /// Counters behind `counters`.
+    var tally = TransportCounters()
     /// The libev loop lws runs on (nil on lws's poll loop); the request gate's watchers live on it.
     private(set) var evLoop: OpaquePointer?
     private var nextID: ConnectionID = 1
@@ -65,8 +67,21 @@ public final class Transport: @unchecked Sendable {
         housekeepingTimer.deallocate()
     }
 
+    /// Counters the transport keeps (service thread).
+    public var counters: TransportCounters {
+        assert(isOnServiceThread)
+        return tally
+    }
+
     /// The bound TCP port (valid after `start()` returns). Safe from any thread.
     public var port: Int { lock.withLock { boundPort } }
+
+    /// Whether the caller runs on this transport's service thread, for assertions: the thread's owner
+    /// slot (a thread-local that `serviceThreadMain` sets for the thread's whole life, and that the lws
+    /// log sink reads) names this transport. Lock-free, so safe from any thread.
+    var isOnServiceThread: Bool {
+        bc_thread_owner_slot().pointee == Unmanaged.passUnretained(self).toOpaque()
+    }
 
     /// The lws context while the service loop runs (nil before and after).
     var currentContext: OpaquePointer? { lock.withLock { context } }
@@ -155,6 +170,7 @@ public final class Transport: @unchecked Sendable {
 
     /// Runs `work` on the service thread and waits for its result. Never call it from the service thread.
     public func sync<T: Sendable>(_ work: @escaping @Sendable () -> T) -> T {
+        assert(!isOnServiceThread, "Transport.sync on the service thread would wait for itself")
         let box = LockedBox<T?>(nil)
         let done = DispatchSemaphore(value: 0)
         post {
@@ -174,6 +190,7 @@ public final class Transport: @unchecked Sendable {
             if let context { lws_cancel_service(context) }
             return true
         }
+        assert(!(wasRunning && isOnServiceThread), "Transport.stop on the service thread would wait for itself")
         if wasRunning { finished.wait() }
     }
 
@@ -182,6 +199,7 @@ public final class Transport: @unchecked Sendable {
     private func serviceThreadMain(ready: DispatchSemaphore, ok: LockedBox<Bool>) {
         bc_set_thread_name("lws-service")   // for top -H and /proc/<pid>/task/*/comm
         // lws logs on the thread that calls it: the sink finds this transport through the thread's slot.
+        // The slot also marks this thread as the service thread (`isOnServiceThread`).
         bc_thread_owner_slot().pointee = Unmanaged.passUnretained(self).toOpaque()
         defer { bc_thread_owner_slot().pointee = nil }
         bc_lws_set_log(logger.logLevel <= .debug ? LLL_ERR | LLL_WARN | LLL_NOTICE : LLL_ERR | LLL_WARN, lwsLogSink)
@@ -235,6 +253,7 @@ public final class Transport: @unchecked Sendable {
     }
 
     private func createContext(loop: OpaquePointer?) -> OpaquePointer? {
+        assert(isOnServiceThread)
         var info = lws_context_creation_info()
         storage.fill(&info)
         // With the request gate (libev, no TLS) the gate enforces `maxHeaderBytes` on the raw bytes; lws's
@@ -253,6 +272,7 @@ public final class Transport: @unchecked Sendable {
 
     /// Runs the posted work (service thread; lws wakes the loop with EVENT_WAIT_CANCELLED).
     func drainInbox() {
+        assert(isOnServiceThread)
         let jobs: [@Sendable () -> Void] = lock.withLock {
             let jobs = inbox
             inbox.removeAll()
@@ -262,6 +282,7 @@ public final class Transport: @unchecked Sendable {
     }
 
     func newID() -> ConnectionID {
+        assert(isOnServiceThread)
         defer { nextID += 1 }
         return nextID
     }
@@ -269,6 +290,7 @@ public final class Transport: @unchecked Sendable {
     // MARK: Housekeeping timer (service thread)
 
     private func scheduleHousekeeping(_ ctx: OpaquePointer) {
+        assert(isOnServiceThread)
         housekeepingTimer.withMemoryRebound(to: lws_sorted_usec_list_t.self, capacity: 1) { sul in
             lws_sul_schedule(ctx, 0, sul, transportHousekeeping, 1_000_000)
         }
@@ -277,6 +299,7 @@ public final class Transport: @unchecked Sendable {
     /// Once a second: WebSocket liveness (`checkWebSockets`), closed and deferred HTTP connections, and
     /// Server-Sent Event keep-alives.
     func housekeeping() {
+        assert(isOnServiceThread)
         checkWebSockets(tick: housekeepingTicks)
         checkHTTPConnections()
         housekeepingTicks += 1
@@ -289,6 +312,7 @@ public final class Transport: @unchecked Sendable {
     /// Writes `bytes` with LWS_PRE headroom through the shared scratch buffer (or a kept copy under deflate).
     func write(_ wsi: OpaquePointer, _ bytes: some Collection<UInt8>, _ mode: lws_write_protocol,
                keep: WebSocketSession? = nil) -> Bool {
+        assert(isOnServiceThread)
         let needed = pre + bytes.count
         var buffer: [UInt8] = []
         if keep != nil {
@@ -311,6 +335,7 @@ public final class Transport: @unchecked Sendable {
     /// buffer is the client's doing, not a server error (the request gate answers it with `431` where
     /// it can see the bytes first; see `gateReadable`).
     func lwsLogged(level: Int32, line: String) {
+        assert(isOnServiceThread)
         if line.contains("Ran out of header data space") || line.contains("More hdr frags than we can deal with") {
             logger.debug("request headers too large for libwebsockets' buffer", metadata: ["lws": "\(line)"])
             return

@@ -3,7 +3,7 @@ import Foundation
 
 // The C callbacks of `Transport`: plain functions (C function pointers cannot capture) that find their
 // `Transport` through a pointer lws or libev hands back, and dispatch to its methods. They run on the
-// service thread.
+// service thread; the methods assert it.
 
 /// The protocol callback: finds its `Transport` through the context user pointer and hands each reason
 /// to the method that handles it. Whatever no method answers goes on to lws's HTTP dummy callback, as
