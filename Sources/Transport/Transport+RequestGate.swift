@@ -154,7 +154,8 @@ extension Transport {
 
     /// Answers a request lws would drop, directly on the socket (lws has not read it yet), discards what
     /// the client sent so far (so that closing does not reset the connection before the client reads
-    /// the answer), and has lws close the connection.
+    /// the answer), ends the sending side at once (the client reads the answer, then the end of the
+    /// stream, whatever lws's timers do next) and has lws close the connection.
     private func refuse(_ wsi: OpaquePointer, _ c: AcceptedConnection, gate: UnsafeMutablePointer<bc_gate_t>, fd: Int32,
                         status: Int, reason: String, code: String, message: String) {
         assert(isOnServiceThread)
@@ -174,6 +175,9 @@ extension Transport {
             if n <= 0 { break }
             drained += n
         }
+        // lws may set a keep-alive timeout on this connection after ours (its transaction of the previous
+        // request completing): the FIN does not depend on which of them wins.
+        Glibc.shutdown(fd, Int32(SHUT_WR))
         lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC)
     }
 
