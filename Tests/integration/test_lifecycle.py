@@ -73,8 +73,10 @@ def run_round(rng, cmds):
             p.proc.wait()
             failures.append(f"still running {GRACE + SLACK} s after the signal: {p.describe()}")
             continue
-        # Before the process has printed anything it may not own its signals yet: the default action
-        # (ending the process with that signal) is a stop too. After that, only a clean exit 0 counts.
+        # Before `main` runs (the dynamic loader: about 10 ms for the debug binary, more with 30 processes
+        # starting at once) the default action applies: the process ends with that signal, a stop too.
+        # `main` blocks the two signals first, so from then on a signal waits for the lifecycle, and a
+        # process that printed anything before it was signalled must exit 0.
         early = p.announced_at is None or p.announced_at > p.signalled_at
         if rc != 0 and not (early and rc == -p.sig):
             failures.append(f"exit status {rc}: {p.describe()}")
