@@ -4,69 +4,94 @@ import Ring
 import Transport
 import WireProtocol
 
-/// HTTP routes (docs/api.md). Called on the service thread.
-extension RendezvousServer {
-    func route(_ request: HTTPRequest) -> HTTPResponse {
-        let path = request.path
-        if path == "/healthz" || path == "/healthz/" {
-            return only(.get, request) { json(200, ["status": "ok", "version": .string(browserCloudVersion), "peersOnline": .number(Double(membership.ring.count))]) }
-        }
-        if path == "/metrics" || path == "/metrics/" {
-            return only(.get, request) {
-                .body(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8",
-                      body: Array(statsSnapshot().prometheus.utf8))
+/// One HTTP route: a method and a path pattern (a trailing slash is ignored) with its handler.
+struct Route: Sendable {
+    enum Pattern: Sendable {
+        /// This path exactly.
+        case exact(String)
+        /// This prefix followed by one more segment, handed to the handler (`/api/peers/<id>`).
+        case parameter(prefix: String)
+
+        /// The parameter (or "" for an exact pattern) when `path` matches.
+        func match(_ path: String) -> String? {
+            switch self {
+            case .exact(let p): return path == p ? "" : nil
+            case .parameter(let prefix):
+                guard path.hasPrefix(prefix) else { return nil }
+                let rest = path.dropFirst(prefix.count)
+                return rest.isEmpty || rest.contains("/") ? nil : String(rest)
             }
         }
+    }
+
+    let method: HTTPMethod
+    let pattern: Pattern
+    let handler: @Sendable (RendezvousServer, HTTPRequest, String) -> HTTPResponse
+}
+
+/// HTTP routes (docs/api.md), declared in one table; called on the service thread. A path that some
+/// route matches with another method gets 405 with `Allow` (GET implies HEAD) from the table; a path no
+/// route matches is a static file for GET (404 otherwise, JSON under /api).
+extension RendezvousServer {
+    static let routes: [Route] = [
+        Route(method: .get, pattern: .exact("/healthz")) { server, _, _ in server.health() },
+        Route(method: .get, pattern: .exact("/metrics")) { server, _, _ in
+            .body(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: Array(server.statsSnapshot().prometheus.utf8))
+        },
+        Route(method: .get, pattern: .exact("/api/stats")) { server, _, _ in
+            .body(status: 200, contentType: "application/json", body: server.statsSnapshot().json.prettyEncoded())
+        },
+        Route(method: .get, pattern: .exact("/api/network")) { server, request, _ in server.networkPage(request) },
+        Route(method: .get, pattern: .exact("/api/events")) { _, _, _ in .eventStream },
+        Route(method: .get, pattern: .parameter(prefix: "/api/peers/")) { server, request, id in server.peer(id, request) },
+        Route(method: .delete, pattern: .parameter(prefix: "/api/peers/")) { server, request, id in server.evict(id, request) },
+    ]
+
+    func route(_ request: HTTPRequest) -> HTTPResponse {
+        let path = request.path.count > 1 && request.path.hasSuffix("/") ? String(request.path.dropLast()) : request.path
+        let matching = Self.routes.compactMap { route in route.pattern.match(path).map { (route, $0) } }
+        if let (route, parameter) = matching.first(where: { $0.0.method == request.method }) {
+            return route.handler(self, request, parameter)
+        }
+        if !matching.isEmpty {
+            return methodNotAllowed(matching.map { $0.0.method == .get ? "GET, HEAD" : $0.0.method.rawValue }.joined(separator: ", "))
+        }
         if path == "/api" || path.hasPrefix("/api/") {
-            return apiRoute(request)
+            return error(404, "not-found", "no API route \(path)")
         }
         guard request.method == .get else {
             return .body(status: 405, contentType: "text/plain; charset=utf-8", body: Array("method not allowed\n".utf8),
                          headers: [("allow", "GET, HEAD")])
         }
-        if let files, let file = files.resolve(path) {
+        if let files, let file = files.resolve(request.path) {
             return .file(path: file, contentType: StaticFiles.mimeType(for: file))
         }
         return .body(status: 404, contentType: "text/plain; charset=utf-8", body: Array("not found\n".utf8))
     }
 
-    private func apiRoute(_ request: HTTPRequest) -> HTTPResponse {
-        let path = request.path.hasSuffix("/") && request.path.count > 1 ? String(request.path.dropLast()) : request.path
-        switch path {
-        case "/api/stats":
-            return only(.get, request) { .body(status: 200, contentType: "application/json", body: statsSnapshot().json.prettyEncoded()) }
-        case "/api/network":
-            return only(.get, request) { networkPage(request) }
-        case "/api/events":
-            return only(.get, request) { .eventStream }
-        default:
-            break
-        }
-        if path.hasPrefix("/api/peers/") {
-            let text = String(path.dropFirst("/api/peers/".count))
-            guard let id = PeerID(hex: text) else {
-                return error(400, "bad-field", "peer ID must be 12 lowercase hex characters")
-            }
-            switch request.method {
-            case .get:
-                guard membership.peers[id] != nil else { return error(404, "unknown-peer", "peer \(id.hex) is not in the ring") }
-                let entry = NetworkView.peerJSON(id, ring: membership.ring, record: membership.peers[id], admin: isAdmin(request))
-                return .body(status: 200, contentType: "application/json", body: entry.prettyEncoded(),
-                             headers: [("vary", "authorization")])
-            case .delete:
-                if let denied = authorize(request) { return denied }
-                guard let actions = membership.evict(id) else { return error(404, "unknown-peer", "peer \(id.hex) is not in the ring") }
-                perform(actions)
-                return json(200, ["evicted": .string(id.hex)])
-            default:
-                return methodNotAllowed("GET, HEAD, DELETE")
-            }
-        }
-        return error(404, "not-found", "no API route \(path)")
+    private func health() -> HTTPResponse {
+        json(200, ["status": "ok", "version": .string(browserCloudVersion), "peersOnline": .number(Double(membership.ring.count))])
+    }
+
+    /// `GET /api/peers/<id>`: the peer's ring entry (its address only for the admin).
+    private func peer(_ text: String, _ request: HTTPRequest) -> HTTPResponse {
+        guard let id = PeerID(hex: text) else { return error(400, "bad-field", "peer ID must be 12 lowercase hex characters") }
+        guard membership.peers[id] != nil else { return error(404, "unknown-peer", "peer \(id.hex) is not in the ring") }
+        let entry = NetworkView.peerJSON(id, ring: membership.ring, record: membership.peers[id], admin: isAdmin(request))
+        return .body(status: 200, contentType: "application/json", body: entry.prettyEncoded(), headers: [("vary", "authorization")])
+    }
+
+    /// `DELETE /api/peers/<id>` (admin): the peer is evicted (a leave with reason `evicted`).
+    private func evict(_ text: String, _ request: HTTPRequest) -> HTTPResponse {
+        guard let id = PeerID(hex: text) else { return error(400, "bad-field", "peer ID must be 12 lowercase hex characters") }
+        if let denied = authorize(request) { return denied }
+        guard let actions = membership.evict(id) else { return error(404, "unknown-peer", "peer \(id.hex) is not in the ring") }
+        perform(actions)
+        return json(200, ["evicted": .string(id.hex)])
     }
 
     /// `GET /api/network[?after=<peerId>][&limit=N]`: checked here, rendered by the analytics thread.
-    private func networkPage(_ request: HTTPRequest) -> HTTPResponse {
+    fileprivate func networkPage(_ request: HTTPRequest) -> HTTPResponse {
         var limit = NetworkView.pageDefault
         if let text = request.query["limit"] {
             guard let n = Int(text), n >= 1, n <= NetworkView.pageMax else {
@@ -102,10 +127,6 @@ extension RendezvousServer {
         if isAdmin(request) { return nil }
         return error(401, "unauthorized", "missing or wrong 'Authorization: Bearer <admin token>'",
                      headers: [("www-authenticate", "Bearer")])
-    }
-
-    private func only(_ method: HTTPMethod, _ request: HTTPRequest, _ handler: () -> HTTPResponse) -> HTTPResponse {
-        request.method == method ? handler() : methodNotAllowed(method == .get ? "GET, HEAD" : method.rawValue)
     }
 
     private func methodNotAllowed(_ allow: String) -> HTTPResponse {

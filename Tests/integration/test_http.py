@@ -99,7 +99,10 @@ def test_unknown_routes_and_methods(server):
     r = requests.post(server.http + "/api/stats", timeout=5)
     assert r.status_code == 405 and r.json()["error"] == "method-not-allowed" and r.headers["allow"] == "GET, HEAD"
     r = requests.put(server.http + "/api/peers/000000000001", timeout=5)
-    assert r.status_code == 405
+    assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD, DELETE"   # docs/api.md: the two routes of a peer
+    r = requests.post(server.http + "/metrics/", timeout=5)                    # a trailing slash is the same route
+    assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD"
+    assert server.get("/api/peers/000000000001/extra").json()["error"] == "not-found"
     r = requests.post(server.http + "/index.html", timeout=5)
     assert r.status_code == 405
     r = server.get("/no/such/file.js")
