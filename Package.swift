@@ -13,6 +13,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-algorithms", from: "1.2.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
@@ -33,7 +34,10 @@ let package = Package(
         // Pure Chord ring logic: identifiers, intervals, fingers, ID allocation, change sets. No I/O.
         .target(
             name: "Ring",
-            dependencies: [.product(name: "HeapModule", package: "swift-collections")]
+            dependencies: [
+                .product(name: "HeapModule", package: "swift-collections"),
+                .product(name: "Algorithms", package: "swift-algorithms"),
+            ]
         ),
         // Wire protocol v1: message types, JSON encoding/decoding and validation. No I/O.
         .target(name: "WireProtocol", dependencies: ["Ring"]),
@@ -67,6 +71,7 @@ let package = Package(
             name: "Rendezvous",
             dependencies: [
                 "Ring", "WireProtocol", "Transport", "CCrypto",
+                .product(name: "Algorithms", package: "swift-algorithms"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

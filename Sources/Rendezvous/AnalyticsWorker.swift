@@ -1,3 +1,4 @@
+import Algorithms
 import Foundation
 import Ring
 import Transport

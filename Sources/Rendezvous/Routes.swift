@@ -141,16 +141,3 @@ extension RendezvousServer {
         json(status, ["error": .string(code), "message": .string(message)], headers: headers)
     }
 }
-
-extension Collection {
-    /// The first index whose element satisfies `predicate`, for a predicate that is false then true (binary search).
-    func partitioningIndex(where predicate: (Element) -> Bool) -> Index {
-        var low = startIndex, count = self.count
-        while count > 0 {
-            let half = count / 2
-            let mid = index(low, offsetBy: half)
-            if predicate(self[mid]) { count = half } else { low = index(after: mid); count -= half + 1 }
-        }
-        return low
-    }
-}

@@ -1,3 +1,4 @@
+import Algorithms
 import HeapModule
 
 /// The arcs between consecutive ring members, ordered by length, for least-occupied ID assignment.
@@ -56,11 +57,7 @@ struct GapIndex: Sendable {
 
     /// Whether an entry still describes an arc between consecutive members.
     private static func isLive(_ entry: Entry, members: [PeerID]) -> Bool {
-        var lo = 0, hi = members.count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if members[mid] < entry.start { lo = mid + 1 } else { hi = mid }
-        }
+        let lo = members.partitioningIndex { $0 >= entry.start }
         guard lo < members.count, members[lo] == entry.start else { return false }
         return Ring.arcLength(from: entry.start, to: members[(lo + 1) % members.count]) == entry.length
     }

@@ -1,3 +1,5 @@
+import Algorithms
+
 /// What the server tells one peer about its place in the ring.
 public struct PeerState: Equatable, Sendable {
     /// The previous member on the circle; nil when the peer is alone.
@@ -71,12 +73,7 @@ public struct Ring: Sendable {
 
     /// Index of the first member >= `point`, or `members.count` if none.
     private func lowerBound(_ point: PeerID) -> Int {
-        var lo = 0, hi = members.count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if members[mid] < point { lo = mid + 1 } else { hi = mid }
-        }
-        return lo
+        members.partitioningIndex { $0 >= point }
     }
 
     public func contains(_ id: PeerID) -> Bool {
