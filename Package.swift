@@ -31,10 +31,13 @@ let package = Package(
         ),
         // Thin C shim over the system zlib (deflate and CRC-32 for PNG).
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+        // Hexadecimal text of bytes: the one copy (IDs, tokens, digests, nonces). No dependencies.
+        .target(name: "Hex"),
         // Pure Chord ring logic: identifiers, intervals, fingers, ID allocation, change sets. No I/O.
         .target(
             name: "Ring",
             dependencies: [
+                "Hex",
                 .product(name: "HeapModule", package: "swift-collections"),
                 .product(name: "Algorithms", package: "swift-algorithms"),
             ]
@@ -50,12 +53,12 @@ let package = Package(
         // A native peer: the session with the rendezvous server, WebSocket links, the Chord router.
         .target(
             name: "Peer",
-            dependencies: ["Ring", "WireProtocol", "Transport", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["Hex", "Ring", "WireProtocol", "Transport", .product(name: "Logging", package: "swift-log")]
         ),
         // The job engine of native peers (protocol bc-job/1, docs/jobs.md): scheduler, worker pool, kernels.
         .target(
             name: "Jobs",
-            dependencies: ["Peer", "Ring", "WireProtocol", "RayTracer", "CCrypto", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["Hex", "Peer", "Ring", "WireProtocol", "RayTracer", "CCrypto", .product(name: "Logging", package: "swift-log")]
         ),
         // libwebsockets wrapper: one service thread owns every lws object.
         .target(
@@ -70,7 +73,7 @@ let package = Package(
         .target(
             name: "Rendezvous",
             dependencies: [
-                "Ring", "WireProtocol", "Transport", "CCrypto",
+                "Hex", "Ring", "WireProtocol", "Transport", "CCrypto",
                 .product(name: "Algorithms", package: "swift-algorithms"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -99,8 +102,9 @@ let package = Package(
         .testTarget(name: "PeerTests", dependencies: ["Peer", "Ring", "WireProtocol"]),
         .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "Ring"]),
         .testTarget(name: "WireProtocolTests", dependencies: ["WireProtocol"]),
-        .testTarget(name: "RendezvousTests", dependencies: ["Rendezvous", "Ring", "WireProtocol", "Transport"]),
+        .testTarget(name: "RendezvousTests", dependencies: ["Hex", "Rendezvous", "Ring", "WireProtocol", "Transport"]),
         .testTarget(name: "TransportTests", dependencies: ["Transport"]),
+        .testTarget(name: "HexTests", dependencies: ["Hex"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,3 +1,4 @@
+import Hex
 import CCrypto
 import Dispatch
 import Foundation
@@ -333,5 +334,5 @@ func free(_ a: JSONValue) -> Double {
 public func sha256Hex(_ bytes: [UInt8]) -> String {
     var out = [UInt8](repeating: 0, count: 32)
     bc_sha256(bytes, bytes.count, &out)
-    return out.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+    return Hex.encode(out)
 }

@@ -1,3 +1,4 @@
+import Hex
 import Dispatch
 import Foundation
 import Logging
@@ -573,12 +574,9 @@ func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
 func randomHex(_ bytes: Int) -> String {
     var g = SystemRandomNumberGenerator()
-    return (0..<bytes).map { _ in String(UInt8.random(in: 0...255, using: &g), radix: 16).leftPadded(2) }.joined()
+    return Hex.encode((0..<bytes).map { _ in UInt8.random(in: 0...255, using: &g) })
 }
 
-extension String {
-    func leftPadded(_ n: Int) -> String { count >= n ? self : String(repeating: "0", count: n - count) + self }
-}
 
 func isIPLiteral(_ host: String) -> Bool {
     var v4 = in_addr(), v6 = in6_addr()

@@ -1,3 +1,4 @@
+import Hex
 /// A position on the Chord identifier circle of 2^48 points (browserCloud.js uses 48-bit IDs).
 ///
 /// On the wire an ID is exactly 12 lowercase hexadecimal characters, for example `"00ab12cd34ef"`.
@@ -35,14 +36,7 @@ public struct PeerID: Hashable, Comparable, Sendable, CustomStringConvertible {
 
     /// The 12-character lowercase hexadecimal spelling.
     public var hex: String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8](repeating: 0, count: 12)
-        var v = rawValue
-        for i in stride(from: 11, through: 0, by: -1) {
-            out[i] = digits[Int(v & 0xf)]
-            v >>= 4
-        }
-        return String(decoding: out, as: UTF8.self)
+        Hex.encode((0..<6).reversed().map { UInt8(truncatingIfNeeded: rawValue >> (8 * $0)) })
     }
 
     public var description: String { hex }

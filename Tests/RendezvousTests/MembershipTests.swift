@@ -1,4 +1,5 @@
 import Foundation
+import Hex
 import Ring
 import Testing
 import Transport
