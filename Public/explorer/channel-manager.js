@@ -14,7 +14,7 @@
 // Last resort: when the server relays links (`linkRelay` in its config) and WebRTC to a peer failed
 // twice (or is turned off), the link's frames go through the server in `link` messages.
 
-import { parseFrame, chunkFrames, Reassembler, MAX_PARTIAL_MESSAGES } from './link-frame.js'
+import { parseFrame, parseJSON, chunkFrames, Reassembler, MAX_PARTIAL_MESSAGES } from './link-frame.js'
 
 const SUBPROTOCOL = 'webrtc-explorer.v1'
 const LINK_SUBPROTOCOL = 'bc-link.v1'
@@ -55,11 +55,6 @@ export class LinkError extends Error {
     super(message)
     this.code = code
   }
-}
-
-/** JSON.parse that answers undefined for text that is not JSON (a peer's or server's bad frame). */
-function parseJSON (text) {
-  try { return JSON.parse(text) } catch { return undefined }
 }
 
 function randomId () {

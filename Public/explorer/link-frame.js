@@ -16,7 +16,8 @@ export const MAX_PARTIAL_MESSAGES = 16
 const DIGITS = /^[0-9]+$/
 const PEER_ID = /^[0-9a-f]{12}$/
 
-function parseJSON (text) {
+/** JSON.parse that answers undefined for text that is not JSON (a peer's or the server's bad frame). */
+export function parseJSON (text) {
   try { return JSON.parse(text) } catch { return undefined }
 }
 

@@ -217,3 +217,19 @@ def make_pki(directory):
     run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "2",
         "-extfile", "ext.cnf")
     return directory
+
+
+def flood_slow_consumer(server, peers):
+    """Registers a peer that reads one message and then nothing (its client stops reading the socket)
+    and a fast peer that floods it with 60 KB signals until the server counts a slow consumer (at most
+    2000). The server must run with a small --send-queue-bytes and a high rate limit. Returns (slow, fast)."""
+    slow = Peer(server, max_queue=1); peers.append(slow)
+    slow.register()
+    fast = Peer(server); peers.append(fast)
+    fast.register()
+    blob = "z" * 60000
+    sent = 0
+    while server.stats()["slowConsumerDisconnects"] == 0 and sent < 2000:
+        fast.send({"type": "signal", "to": slow.peer_id, "intentId": "flood", "signal": {"sdp": blob}})
+        sent += 1
+    return slow, fast

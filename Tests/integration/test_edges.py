@@ -9,7 +9,7 @@ import time
 import pytest
 import requests
 
-from harness import Peer, wait_until
+from harness import Peer, flood_slow_consumer, wait_until
 from native import NativePeer
 
 ADMIN = "admin-token-for-tests-0123456789"
@@ -321,15 +321,7 @@ def test_slow_consumer_leave_reason(start_server, peers):
     server = start_server("--send-queue-bytes", "65536", "--rate-limit", "100000", "--rate-burst", "100000")
     stream = EventStream(server)
     wait_until(lambda: server.stats()["eventSubscribers"] == 1, message="subscribed")
-    slow = Peer(server, max_queue=1); peers.append(slow)
-    slow.register()
-    fast = Peer(server); peers.append(fast)
-    fast.register()
-    blob = "z" * 60000
-    sent = 0
-    while server.stats()["slowConsumerDisconnects"] == 0 and sent < 2000:
-        fast.send({"type": "signal", "to": slow.peer_id, "intentId": "flood", "signal": {"sdp": blob}})
-        sent += 1
+    slow, _ = flood_slow_consumer(server, peers)
     wait_until(lambda: leaves(stream) == [(slow.peer_id, "slow-consumer")], message="slow-consumer leave")
     assert server.stats()["leavesByReason"]["slow-consumer"] == 1
     stream.close()

@@ -9,7 +9,7 @@ import requests
 import websockets
 from websockets.sync.client import connect
 
-from harness import Peer, SUBPROTOCOL, wait_until
+from harness import Peer, SUBPROTOCOL, flood_slow_consumer, wait_until
 
 
 def still_works(p):
@@ -134,16 +134,7 @@ def test_origin_allow_list(start_server, peers):
 
 def test_slow_consumer_is_disconnected(start_server, peers):
     server = start_server("--send-queue-bytes", "65536", "--rate-limit", "100000", "--rate-burst", "100000")
-    # The slow peer reads one message and then nothing: its client stops reading the socket.
-    slow = Peer(server, max_queue=1); peers.append(slow)
-    slow.register()
-    fast = Peer(server); peers.append(fast)
-    fast.register()
-    blob = "z" * 60000
-    sent = 0
-    while server.stats()["slowConsumerDisconnects"] == 0 and sent < 2000:
-        fast.send({"type": "signal", "to": slow.peer_id, "intentId": "flood", "signal": {"sdp": blob}})
-        sent += 1
+    slow, fast = flood_slow_consumer(server, peers)
     wait_until(lambda: server.stats()["slowConsumerDisconnects"] == 1, message="slow consumer counted")
     wait_until(lambda: server.stats()["peersOnline"] == 1, message="slow peer left")
     assert still_works(fast)
