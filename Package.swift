@@ -60,20 +60,28 @@ let package = Package(
             name: "Jobs",
             dependencies: ["Hex", "Peer", "Ring", "WireProtocol", "RayTracer", "CCrypto", .product(name: "Logging", package: "swift-log")]
         ),
-        // libwebsockets wrapper: one service thread owns every lws object.
+        // Values the transport and the pure rendezvous core share (connection IDs, close causes, frame
+        // problems). No dependencies.
+        .target(name: "ConnectionTypes"),
+        // libwebsockets wrapper: one service thread owns every lws object. Re-exports ConnectionTypes.
         .target(
             name: "Transport",
             dependencies: [
-                "CLibWebSockets",
+                "CLibWebSockets", "ConnectionTypes",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "DequeModule", package: "swift-collections"),
             ]
         ),
-        // The rendezvous server: membership, signal relay, analytics and HTTP routes.
+        // The pure rendezvous core: sessions, ring membership, registration, signal relay and rate limits.
+        // Events in, actions out; no clock, no unseeded randomness, no I/O, no threads (a recorded event
+        // log replays to the same actions). Foundation only formats the wall-clock times it is given.
+        .target(name: "RendezvousCore", dependencies: ["ConnectionTypes", "Hex", "Ring", "WireProtocol"]),
+        // The rendezvous server's I/O shell around RendezvousCore: the transport, the clock and the seed,
+        // token signing (HMAC), analytics thread, HTTP routes, static files, event recording.
         .target(
             name: "Rendezvous",
             dependencies: [
-                "Hex", "Ring", "WireProtocol", "Transport", "CCrypto",
+                "Hex", "Ring", "WireProtocol", "Transport", "RendezvousCore", "CCrypto",
                 .product(name: "Algorithms", package: "swift-algorithms"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -81,7 +89,7 @@ let package = Package(
         .executableTarget(
             name: "browsercloud",
             dependencies: [
-                "Rendezvous", "Transport", "Peer", "Jobs", "RayTracer", "PNG", "Ring", "WireProtocol", "Simulator",
+                "Rendezvous", "RendezvousCore", "Transport", "Peer", "Jobs", "RayTracer", "PNG", "Ring", "WireProtocol", "Simulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -102,7 +110,13 @@ let package = Package(
         .testTarget(name: "PeerTests", dependencies: ["Peer", "Ring", "WireProtocol"]),
         .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "Ring"]),
         .testTarget(name: "WireProtocolTests", dependencies: ["WireProtocol"]),
-        .testTarget(name: "RendezvousTests", dependencies: ["Hex", "Rendezvous", "Ring", "WireProtocol", "Transport"]),
+        .testTarget(name: "RendezvousTests", dependencies: ["Hex", "Rendezvous", "Ring"]),
+        // Unit tests of the core and the replay of Tests/vectors/rendezvous-events.jsonl (Rendezvous only
+        // for TokenAuthority, the HMAC credential issuer the recording server used).
+        .testTarget(
+            name: "RendezvousCoreTests",
+            dependencies: ["ConnectionTypes", "Hex", "RendezvousCore", "Rendezvous", "Ring", "WireProtocol"]
+        ),
         .testTarget(name: "TransportTests", dependencies: ["Transport"]),
         .testTarget(name: "HexTests", dependencies: ["Hex"]),
     ],

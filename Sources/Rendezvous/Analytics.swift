@@ -1,4 +1,5 @@
 import Foundation
+import RendezvousCore
 import Ring
 import Transport
 import WireProtocol

@@ -1,16 +1,9 @@
 import Algorithms
 import Foundation
 import Ring
+import RendezvousCore
 import Transport
 import WireProtocol
-
-/// A change to the ring or to a peer's record, as the analytics thread replays it (from `Membership`).
-enum AnalyticsChange: Sendable {
-    case joined(PeerID, PeerRecord)
-    case left(PeerID)
-    /// A new session took over the peer's ID (replacement), or the peer reported stats.
-    case record(PeerID, PeerRecord)
-}
 
 /// The ring and the peers' records as the analytics routes show them (docs/api.md): pure functions of
 /// a ring and its records, so that the analytics thread can render them from its own copy.

@@ -1,3 +1,4 @@
+import RendezvousCore
 import Ring
 import Transport
 import WireProtocol
@@ -31,13 +32,38 @@ public struct ServerConfiguration: Sendable {
     public var adminToken: String?
     /// Limits applied while decoding client messages.
     public var decoding = DecodingLimits()
-    /// Seed for ID allocation (tests); nil seeds from the system generator.
+    /// Seed of the core's random choices (ID allocation, the going-away spread); nil draws one from the
+    /// system generator at start.
     public var seed: UInt64?
     /// Relay link frames (`link`) between peers that cannot reach each other; off by default.
     public var linkRelay = false
     /// Relayed frames per second per connection (sustained) and burst, on top of the general rate limit.
     public var linkRelayPerSecond = 20.0
     public var linkRelayBurst = 100.0
+    /// Diagnostics: a file to which every event given to the core and every action it returned are
+    /// written as JSON lines (`EventLog`); nil (the default) records nothing.
+    public var recordEventsPath: String?
 
     public init() {}
+
+    /// The values the pure core runs with; `seed` replaces a nil `self.seed`.
+    public func membership(seed: UInt64) -> MembershipConfiguration {
+        var c = MembershipConfiguration()
+        c.fingerPolicy = fingerPolicy
+        c.successorListLength = successorListLength
+        c.maxPeers = maxPeers
+        c.rateLimitPerSecond = rateLimitPerSecond
+        c.rateLimitBurst = rateLimitBurst
+        c.abusiveAfterDropped = abusiveAfterDropped
+        c.abusiveWindowSeconds = abusiveWindowSeconds
+        c.abusiveFraction = abusiveFraction
+        c.decoding = decoding
+        c.seed = self.seed ?? seed
+        c.linkRelay = linkRelay
+        c.linkRelayPerSecond = linkRelayPerSecond
+        c.linkRelayBurst = linkRelayBurst
+        c.maxMessageBytes = transport.maxMessageBytes
+        c.idleTimeoutSeconds = transport.hangupAfterSeconds
+        return c
+    }
 }

@@ -1,14 +1,17 @@
 import Foundation
 import Logging
+import RendezvousCore
 import Ring
 import Transport
 import WireProtocol
 
-/// The rendezvous (signalling) server: glues the pure `Membership` logic and the HTTP routes to the
-/// libwebsockets `Transport`.
+/// The rendezvous (signalling) server: the I/O shell around the pure core (`Membership`, in
+/// RendezvousCore). It turns transport callbacks into `Event`s stamped with the clock, hands them to the
+/// core (`handle(_:)`, which also records them with `--record-events`), and performs the `Action`s that
+/// come back; it also serves the HTTP routes.
 ///
-/// `@unchecked Sendable` is safe because every mutable stored property (`membership`, `subscribers`)
-/// is touched only on the transport's service thread (from `TransportHandler` callbacks or jobs posted
+/// `@unchecked Sendable` is safe because every mutable stored property (`membership`, `subscribers`,
+/// the recorder's file) is touched only on the transport's service thread (from `TransportHandler` callbacks or jobs posted
 /// with `transport.sync`/`post`); `start()`/`stop()`/`port` only call thread-safe `Transport` methods.
 public final class RendezvousServer: TransportHandler, @unchecked Sendable {
     public let configuration: ServerConfiguration
@@ -22,6 +25,8 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
     /// Set by `shutdown`: new connections are told to go away, closes are not leaves.
     var shuttingDown = false
     private let started = DispatchTime.now()
+    /// Writes every event and its actions (`--record-events`); nil when not recording.
+    private let recorder: EventRecorder?
 
     public init(configuration: ServerConfiguration, secret: [UInt8], logger: Logger = Logger(label: "browsercloud.server")) throws {
         self.configuration = configuration
@@ -32,7 +37,11 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
         } else {
             files = nil
         }
-        membership = Membership(configuration: configuration, tokens: TokenAuthority(secret: secret))
+        // The shell owns the randomness: the core gets a seed (logged, and written in a recording's header).
+        let core = configuration.membership(seed: UInt64.random(in: .min ... .max))
+        logger.debug("core seed", metadata: ["seed": "\(core.seed)"])
+        membership = Membership(configuration: core, credentials: TokenAuthority(secret: secret))
+        recorder = try configuration.recordEventsPath.map { try EventRecorder(path: $0, configuration: core) }
         transport = Transport(configuration: configuration.transport, logger: logger)
         transport.handler = self
         analytics = AnalyticsWorker(configuration: configuration, transport: transport)
@@ -53,6 +62,7 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
     public func stop() {
         transport.stop()
         analytics.stop()
+        recorder?.close()
         logger.info("stopped")
     }
 
@@ -64,7 +74,7 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
         let open = transport.sync { [self] () -> Int in
             shuttingDown = true
             let spread = min(10_000, membership.ring.count)   // about 1 ms per peer, at most 10 s
-            perform(membership.goingAway(spreadMs: spread))
+            perform(handle(.goingAway(spreadMs: spread)))
             for s in subscribers { transport.sendEvent(Array("event: going-away\ndata: {}\n\n".utf8), to: s) }
             return transport.counters.webSocketsOpen
         }
@@ -76,7 +86,10 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
         stop()
     }
 
+    /// Monotonic seconds, for the core's rate limits.
     var now: Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+    /// Seconds since 1970, for the core's timestamps (a peer's `connectedAt`).
+    var wallClock: Double { Date().timeIntervalSince1970 }
     var uptime: Double { Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9 }
 
     // MARK: TransportHandler (service thread)
@@ -87,26 +100,26 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
             transport.close(connection, status: 1001, reason: "server going away")
             return
         }
-        membership.opened(connection, remoteAddress: remoteAddress, now: now)
+        _ = handle(.opened(connection, remoteAddress: remoteAddress, now: now))
         logger.debug("connection opened", metadata: ["connection": "\(connection)", "remote": "\(remoteAddress)"])
     }
 
     public func webSocketReceived(_ connection: ConnectionID, text: [UInt8]) {
-        perform(membership.received(connection, text: text, now: now))
+        perform(handle(.received(connection, text: text, now: now, wallClock: wallClock)))
     }
 
     public func webSocketControlFrames(_ connection: ConnectionID, count: Int) {
-        perform(membership.controlFrames(connection, count: count, now: now))
+        perform(handle(.controlFrames(connection, count: count, now: now)))
     }
 
     public func webSocketRejected(_ connection: ConnectionID, problem: FrameProblem) {
-        perform(membership.rejected(connection, problem: problem, now: now))
+        perform(handle(.rejected(connection, problem: problem, now: now)))
     }
 
     public func webSocketClosed(_ connection: ConnectionID, cause: CloseCause) {
         logger.debug("connection closed", metadata: ["connection": "\(connection)", "cause": "\(cause.rawValue)"])
         if cause == .shutdown || shuttingDown { return }   // no leaves: the peers come back
-        perform(membership.closed(connection, cause: cause))
+        perform(handle(.closed(connection, cause: cause)))
     }
 
     public func originRejected(_ origin: String) {
@@ -126,6 +139,13 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
     }
 
     // MARK: Actions
+
+    /// Gives one event to the core (service thread); records it with its actions when recording.
+    func handle(_ event: Event) -> [Action] {
+        let actions = membership.handle(event)
+        if let recorder { recorder.record(event, actions) }
+        return actions
+    }
 
     func perform(_ actions: [Action]) {
         analytics.apply(membership.takeChanges())

@@ -1,5 +1,6 @@
 import CCrypto
 import Foundation
+import RendezvousCore
 import Ring
 import Transport
 import WireProtocol
@@ -85,8 +86,8 @@ extension RendezvousServer {
     private func evict(_ text: String, _ request: HTTPRequest) -> HTTPResponse {
         guard let id = PeerID(hex: text) else { return error(400, "bad-field", "peer ID must be 12 lowercase hex characters") }
         if let denied = authorize(request) { return denied }
-        guard let actions = membership.evict(id) else { return error(404, "unknown-peer", "peer \(id.hex) is not in the ring") }
-        perform(actions)
+        guard membership.peers[id] != nil else { return error(404, "unknown-peer", "peer \(id.hex) is not in the ring") }
+        perform(handle(.evict(id)))
         return json(200, ["evicted": .string(id.hex)])
     }
 

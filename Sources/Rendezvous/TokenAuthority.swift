@@ -1,11 +1,13 @@
 import Hex
 import CCrypto
 import Foundation
+import RendezvousCore
 import Ring
 
 /// Issues and checks re-registration tokens: `token = hex(HMAC-SHA256(secret, peerId as 12 hex chars))`
-/// (RFC 2104 HMAC with SHA-256), so a restarted server with the same secret accepts old tokens.
-public struct TokenAuthority: Sendable {
+/// (RFC 2104 HMAC with SHA-256), so a restarted server with the same secret accepts old tokens. The core
+/// (`Membership`) is given one as its `CredentialIssuer`, so that the core itself needs no libcrypto.
+public struct TokenAuthority: CredentialIssuer {
     private let secret: [UInt8]
 
     public init(secret: [UInt8]) {

@@ -1,5 +1,6 @@
-/// Identifies one WebSocket connection or one HTTP connection for the life of a `Transport`.
-public typealias ConnectionID = UInt64
+// `ConnectionID`, `CloseCause` and `FrameProblem` live in the dependency-free `ConnectionTypes` target
+// (the pure rendezvous core names them too); re-exported so that users of `Transport` see them here.
+@_exported import ConnectionTypes
 
 /// Settings of the libwebsockets server. Every limit here is enforced by `Transport`.
 public struct TransportConfiguration: Sendable {
@@ -74,26 +75,6 @@ public enum HTTPResponse: Sendable {
     /// The answer comes later, from `Transport.respond(to:with:)` (a `.body`), for work done off the
     /// service thread; the connection waits meanwhile.
     case deferred
-}
-
-/// Why a WebSocket connection ended.
-public enum CloseCause: String, Sendable {
-    /// The peer closed, or the network failed.
-    case closed
-    /// Nothing (no message, no pong) came for `hangupAfterSeconds`.
-    case idleTimeout = "idle-timeout"
-    /// The server closed it (`Transport.close`).
-    case closedByServer = "closed-by-server"
-    /// Its send queue exceeded `maxSendQueueMessages` or `maxSendQueueBytes`.
-    case slowConsumer = "slow-consumer"
-    /// The transport is stopping.
-    case shutdown
-}
-
-/// A message the transport refused before it reached the handler.
-public enum FrameProblem: Sendable, Equatable {
-    case binary
-    case tooLarge(bytes: Int)
 }
 
 /// Receives transport events. Every method is called on the transport's service thread.

@@ -165,6 +165,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Relayed link frames a connection may send in a burst.")
     var linkRelayBurst = 100.0
 
+    @Option(help: "Diagnostics: write every event given to the server core and every action it returned to this file, as JSON lines (off by default; replayable, docs/architecture.md).")
+    var recordEvents: String?
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
         guard successors >= 1 && successors <= 32 else { throw ValidationError("--successors must be 1...32") }
@@ -225,6 +228,7 @@ struct Serve: AsyncParsableCommand {
         config.linkRelay = linkRelay
         config.linkRelayPerSecond = linkRelayRate
         config.linkRelayBurst = linkRelayBurst
+        config.recordEventsPath = recordEvents
         config.decoding.maxCapabilitiesBytes = maxCapabilitiesBytes
         if let adminTokenFile {
             config.adminToken = try String(contentsOfFile: adminTokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)

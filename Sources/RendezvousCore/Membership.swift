@@ -1,10 +1,10 @@
-import Foundation
+import ConnectionTypes
+import Foundation   // only to format wall-clock times given to it (ISO 8601); never reads the clock
 import Ring
-import Transport
 import WireProtocol
 
 /// What the I/O layer must do after the core handled an event.
-enum Action: Equatable, Sendable {
+public enum Action: Equatable, Sendable {
     case send(ConnectionID, ServerMessage)
     /// Close after queued messages are sent, with a WebSocket close status.
     case close(ConnectionID, status: UInt16, reason: String)
@@ -13,7 +13,7 @@ enum Action: Equatable, Sendable {
 }
 
 /// A change to the ring, published on `/api/events`.
-enum RingEvent: Equatable, Sendable {
+public enum RingEvent: Equatable, Sendable {
     case join(PeerID)
     case leave(PeerID, reason: LeaveReason)
     case updated(PeerID, [RingUpdate])
@@ -22,7 +22,7 @@ enum RingEvent: Equatable, Sendable {
 }
 
 /// Why a peer left the ring (docs/protocol.md, "Why peers leave").
-enum LeaveReason: String, Sendable, CaseIterable {
+public enum LeaveReason: String, Sendable, CaseIterable {
     /// It sent `leave`.
     case leave
     /// It closed its connection, or the network failed.
@@ -38,7 +38,7 @@ enum LeaveReason: String, Sendable, CaseIterable {
     /// The server closed its connection for another reason.
     case closedByServer = "closed-by-server"
 
-    init(_ cause: CloseCause) {
+    public init(_ cause: CloseCause) {
         switch cause {
         case .closed, .shutdown: self = .closed
         case .idleTimeout: self = .idleTimeout
@@ -49,7 +49,7 @@ enum LeaveReason: String, Sendable, CaseIterable {
 }
 
 /// Why a connection was closed as abusive.
-enum AbuseRule: String, Sendable, CaseIterable {
+public enum AbuseRule: String, Sendable, CaseIterable {
     /// `--abusive-after` messages dropped in a row.
     case droppedInARow = "dropped-in-a-row"
     /// Dropped messages within `--abusive-window` reached `--abusive-fraction` of the rate limit.
@@ -57,29 +57,44 @@ enum AbuseRule: String, Sendable, CaseIterable {
 }
 
 /// What the server keeps about a registered peer.
-struct PeerRecord: Sendable {
-    var connection: ConnectionID
+public struct PeerRecord: Sendable {
+    public var connection: ConnectionID
     /// ISO 8601 time of registration (formatted once: /api/network lists every peer).
-    var connectedAt: String
-    var remoteAddress: String
-    var capabilities: [String: JSONValue]?
-    var stats: [String: Double] = [:]
+    public var connectedAt: String
+    public var remoteAddress: String
+    public var capabilities: [String: JSONValue]?
+    public var stats: [String: Double] = [:]
+}
+
+/// A change to the ring or to a peer's record, as the analytics thread replays it (from `Membership`).
+public enum AnalyticsChange: Sendable {
+    case joined(PeerID, PeerRecord)
+    case left(PeerID)
+    /// A new session took over the peer's ID (replacement), or the peer reported stats.
+    case record(PeerID, PeerRecord)
 }
 
 /// The rendezvous server's logic without any I/O: sessions, ring membership, registration with tokens,
 /// signal relay and rate limits. Events go in, `Action`s come out (tested without sockets).
-struct Membership {
-    let configuration: ServerConfiguration
-    let tokens: TokenAuthority
-    private(set) var ring: Ring
-    private(set) var peers: [PeerID: PeerRecord] = [:]
+///
+/// Deterministic: it reads no clock (monotonic and wall-clock times come with the events), draws
+/// randomness only from generators seeded with `configuration.seed`, and orders its actions without
+/// depending on hash order, so the same events give the same actions on any machine (`EventLog`).
+/// Not thread-safe: the shell calls it from one thread.
+public struct Membership {
+    public let configuration: MembershipConfiguration
+    let credentials: any CredentialIssuer
+    public private(set) var ring: Ring
+    public private(set) var peers: [PeerID: PeerRecord] = [:]
     private var sessions: [ConnectionID: Session] = [:]
-    private(set) var counters = MembershipCounters()
+    public private(set) var counters = MembershipCounters()
+    /// The going-away reconnect spread (seeded with `~configuration.seed`).
+    private var random: SplitMix64
     /// Changes to the ring and the records since the last `takeChanges()`, for the analytics thread.
     private var changes: [AnalyticsChange] = []
 
     /// The changes since the last call (the server hands them to its analytics thread).
-    mutating func takeChanges() -> [AnalyticsChange] {
+    public mutating func takeChanges() -> [AnalyticsChange] {
         defer { changes.removeAll(keepingCapacity: true) }
         return changes
     }
@@ -98,28 +113,52 @@ struct Membership {
         var closing: LeaveReason?
     }
 
-    init(configuration: ServerConfiguration, tokens: TokenAuthority) {
+    /// A core with no connections and an empty ring; `credentials` signs and checks re-registration tokens.
+    public init(configuration: MembershipConfiguration, credentials: any CredentialIssuer) {
         self.configuration = configuration
-        self.tokens = tokens
+        self.credentials = credentials
         self.ring = Ring(policy: configuration.fingerPolicy, successorListLength: configuration.successorListLength,
                          seed: configuration.seed)
+        self.random = SplitMix64(seed: ~configuration.seed)
     }
 
-    var ringConfig: RingConfig { config(rows: ring.fingerRows) }
+    public var ringConfig: RingConfig { config(rows: ring.fingerRows) }
 
-    func config(rows: [Int]) -> RingConfig {
+    public func config(rows: [Int]) -> RingConfig {
         RingConfig(fingerRows: rows, successors: configuration.successorListLength,
-                   maxMessageBytes: configuration.transport.maxMessageBytes,
-                   idleTimeoutSeconds: configuration.transport.hangupAfterSeconds, linkRelay: configuration.linkRelay)
+                   maxMessageBytes: configuration.maxMessageBytes,
+                   idleTimeoutSeconds: configuration.idleTimeoutSeconds, linkRelay: configuration.linkRelay)
     }
 
-    var connectionCount: Int { sessions.count }
+    public var connectionCount: Int { sessions.count }
 
-    mutating func arcRatios() -> (maxMin: Double, maxMean: Double)? { ring.arcRatios() }
+    public mutating func arcRatios() -> (maxMin: Double, maxMean: Double)? { ring.arcRatios() }
 
     // MARK: Events
 
-    mutating func opened(_ connection: ConnectionID, remoteAddress: String, now: Double) {
+    /// Every event, one entry: what the I/O shell calls (and what an event log records and replays).
+    public mutating func handle(_ event: Event) -> [Action] {
+        switch event {
+        case .opened(let c, let remoteAddress, let now):
+            opened(c, remoteAddress: remoteAddress, now: now)
+            return []
+        case .received(let c, let text, let now, let wallClock):
+            return received(c, text: text, now: now, wallClock: wallClock)
+        case .rejected(let c, let problem, let now):
+            return rejected(c, problem: problem, now: now)
+        case .controlFrames(let c, let count, let now):
+            return controlFrames(c, count: count, now: now)
+        case .closed(let c, let cause):
+            return closed(c, cause: cause)
+        case .evict(let peer):
+            return evict(peer) ?? []
+        case .goingAway(let spreadMs):
+            return goingAway(spreadMs: spreadMs)
+        }
+    }
+
+    /// A WebSocket opened (`now`: monotonic seconds).
+    public mutating func opened(_ connection: ConnectionID, remoteAddress: String, now: Double) {
         sessions[connection] = Session(
             bucket: TokenBucket(rate: configuration.rateLimitPerSecond, burst: configuration.rateLimitBurst, now: now),
             relayBucket: TokenBucket(rate: configuration.linkRelayPerSecond, burst: configuration.linkRelayBurst, now: now),
@@ -128,34 +167,35 @@ struct Membership {
 
     /// Shutdown: every connection is told to come back after a delay spread over `spreadMs` (so that
     /// peers do not all reconnect at once), then closed with 1001 "going away".
-    func goingAway(spreadMs: Int) -> [Action] {
-        var rng = SystemRandomNumberGenerator()
-        return sessions.keys.flatMap { c -> [Action] in
-            [.send(c, .goingAway(retryAfterMs: 250 + Int.random(in: 0...max(0, spreadMs), using: &rng))),
+    /// Connections are told in the order of their IDs.
+    public mutating func goingAway(spreadMs: Int) -> [Action] {
+        sessions.keys.sorted().flatMap { c -> [Action] in
+            [.send(c, .goingAway(retryAfterMs: 250 + Int.random(in: 0...max(0, spreadMs), using: &random))),
              .close(c, status: 1001, reason: "server going away")]
         }
     }
 
     /// The connection is gone (`cause` from the transport); a peer it held leaves the ring.
-    mutating func closed(_ connection: ConnectionID, cause: CloseCause = .closed) -> [Action] {
+    public mutating func closed(_ connection: ConnectionID, cause: CloseCause = .closed) -> [Action] {
         guard var session = sessions.removeValue(forKey: connection) else { return [] }
         guard let peer = session.machine.closed(), peers[peer]?.connection == connection else { return [] }
         return removeFromRing(peer, reason: session.closing ?? LeaveReason(cause))
     }
 
     /// A frame the transport refused (binary or too large): answered like any protocol error.
-    mutating func rejected(_ connection: ConnectionID, problem: FrameProblem, now: Double) -> [Action] {
+    public mutating func rejected(_ connection: ConnectionID, problem: FrameProblem, now: Double) -> [Action] {
         guard admit(connection, now: now) else { return rateLimitActions(connection, now: now) }
         switch problem {
         case .binary:
             return fail(connection, ProtocolError(.binaryFrame, "binary frames are not accepted; send JSON text frames"))
         case .tooLarge(let bytes):
             return fail(connection, ProtocolError(.tooLarge,
-                "message of \(bytes) bytes exceeds the limit of \(configuration.transport.maxMessageBytes) bytes"))
+                "message of \(bytes) bytes exceeds the limit of \(configuration.maxMessageBytes) bytes"))
         }
     }
 
-    mutating func received(_ connection: ConnectionID, text: [UInt8], now: Double) -> [Action] {
+    /// A text frame (`now`: monotonic seconds; `wallClock`: seconds since 1970, stamped on a registration).
+    public mutating func received(_ connection: ConnectionID, text: [UInt8], now: Double, wallClock: Double) -> [Action] {
         guard let session = sessions[connection], session.machine.acceptsMessages else { return [] }
         guard admit(connection, now: now) else { return rateLimitActions(connection, now: now) }
         let message: ClientMessage
@@ -166,7 +206,7 @@ struct Membership {
         }
         switch message {
         case .register(let peerId, let token, let capabilities):
-            return register(connection, peerId: peerId, token: token, capabilities: capabilities)
+            return register(connection, peerId: peerId, token: token, capabilities: capabilities, wallClock: wallClock)
         case .signal(let to, let intentId, let signal):
             guard let from = session.machine.peer else { return fail(connection, notRegistered) }
             guard let target = peers[to] else {
@@ -204,7 +244,7 @@ struct Membership {
     /// Control frames (pings) the transport saw on a connection: they cost the server like messages, so
     /// they take from the same budget, and those beyond it count as dropped (the transport answered them
     /// already; a flood of them is closed like a flood of messages).
-    mutating func controlFrames(_ connection: ConnectionID, count: Int, now: Double) -> [Action] {
+    public mutating func controlFrames(_ connection: ConnectionID, count: Int, now: Double) -> [Action] {
         guard count > 0, sessions[connection] != nil else { return [] }
         counters.controlFrames += count
         let taken = sessions[connection]!.bucket.take(count, now: now)
@@ -213,7 +253,7 @@ struct Membership {
     }
 
     /// Admin eviction; nil when the peer is unknown.
-    mutating func evict(_ peer: PeerID) -> [Action]? {
+    public mutating func evict(_ peer: PeerID) -> [Action]? {
         guard let record = peers[peer] else { return nil }
         sessions[record.connection]?.machine.evicted()
         counters.evictions += 1
@@ -225,20 +265,20 @@ struct Membership {
     // MARK: Registration
 
     /// The close reason of a connection closed as abusive (the transport stops reading it at once).
-    static let abusiveCloseReason = "rate limit"
+    public static let abusiveCloseReason = "rate limit"
 
     private var notRegistered: ProtocolError { ProtocolError(.notRegistered, "send 'register' first") }
 
     private mutating func register(_ connection: ConnectionID, peerId: PeerID?, token: String?,
-                                   capabilities: [String: JSONValue]?) -> [Action] {
+                                   capabilities: [String: JSONValue]?, wallClock: Double) -> [Action] {
         guard let session = sessions[connection] else { return [] }
         if let current = session.machine.peer {
             return fail(connection, ProtocolError(.alreadyRegistered, "this connection is already registered as \(current.hex)"))
         }
-        let record = PeerRecord(connection: connection, connectedAt: Date().formatted(.iso8601), remoteAddress: session.remoteAddress,
+        let record = PeerRecord(connection: connection, connectedAt: Date(timeIntervalSince1970: wallClock).formatted(.iso8601), remoteAddress: session.remoteAddress,
                                 capabilities: capabilities)
         if let peerId, let token {
-            guard tokens.verify(token, for: peerId) else {
+            guard credentials.verify(token, for: peerId) else {
                 return fail(connection, ProtocolError(.badToken, "token does not match peer \(peerId.hex)"))
             }
             counters.reRegistrations += 1
@@ -279,7 +319,7 @@ struct Membership {
     private func welcome(_ connection: ConnectionID, _ id: PeerID) -> [Action] {
         let state = ring.state(of: id)
         var actions: [Action] = [
-            .send(connection, .registered(peerId: id, token: tokens.token(for: id), config: ringConfig)),
+            .send(connection, .registered(peerId: id, token: credentials.token(for: id), config: ringConfig)),
             .send(connection, .predecessor(state.predecessor)),
             .send(connection, .successors(state.successors)),
         ]
@@ -298,9 +338,10 @@ struct Membership {
         return [.publish(.leave(peer, reason: reason))] + push(changes)
     }
 
+    /// Updates for each peer, in the order of their IDs (not the dictionary's hash order).
     private func push(_ changes: RingChanges) -> [Action] {
         var actions: [Action] = []
-        for (peer, updates) in changes {
+        for (peer, updates) in changes.sorted(by: { $0.key < $1.key }) {
             guard let connection = peers[peer]?.connection else { continue }
             for update in updates { actions.append(.send(connection, ServerMessage(update, config: config(rows:)))) }
             actions.append(.publish(.updated(peer, updates)))
@@ -357,28 +398,28 @@ struct Membership {
 }
 
 /// Counters of the membership logic, reported by `/api/stats` and `/metrics`.
-struct MembershipCounters: Sendable {
-    var joins = 0
-    var leaves = 0
+public struct MembershipCounters: Sendable {
+    public var joins = 0
+    public var leaves = 0
     /// Leaves by reason (they add up to `leaves`).
-    var leavesByReason: [LeaveReason: Int] = [:]
-    var reRegistrations = 0
-    var replacements = 0
-    var evictions = 0
-    var signalsRelayed = 0
+    public var leavesByReason: [LeaveReason: Int] = [:]
+    public var reRegistrations = 0
+    public var replacements = 0
+    public var evictions = 0
+    public var signalsRelayed = 0
     /// Link frames relayed (`--link-relay`), their bytes, and frames dropped by the relay rate limit.
-    var linkRelayFrames = 0
-    var linkRelayBytes = 0
-    var linkRelayDropped = 0
-    var reports = 0
-    var abusiveDisconnects = 0
+    public var linkRelayFrames = 0
+    public var linkRelayBytes = 0
+    public var linkRelayDropped = 0
+    public var reports = 0
+    public var abusiveDisconnects = 0
     /// Abusive disconnects by the rule that closed them.
-    var abusiveDisconnectsByRule: [AbuseRule: Int] = [:]
+    public var abusiveDisconnectsByRule: [AbuseRule: Int] = [:]
     /// Control frames (pings) received, as the transport estimates them.
-    var controlFrames = 0
+    public var controlFrames = 0
     /// Messages dropped by the rate limit (an error is sent for at most one per second).
-    var rateLimitedMessages = 0
-    var errors: [ErrorCode: Int] = [:]
+    public var rateLimitedMessages = 0
+    public var errors: [ErrorCode: Int] = [:]
 
-    mutating func count(_ code: ErrorCode) { errors[code, default: 0] += 1 }
+    public mutating func count(_ code: ErrorCode) { errors[code, default: 0] += 1 }
 }

@@ -1,0 +1,23 @@
+import ConnectionTypes
+import Ring
+
+/// Everything that enters the pure core (`Membership.handle(_:)`). The shell stamps each event with the
+/// time it needs: `now` is monotonic seconds (any origin, never going back), `wallClock` is seconds since
+/// 1970-01-01 UTC. With these, an event carries all its inputs, so a recorded log replays exactly.
+public enum Event: Equatable, Sendable {
+    /// A WebSocket opened from `remoteAddress`.
+    case opened(ConnectionID, remoteAddress: String, now: Double)
+    /// A text frame (its bytes, as received; not necessarily valid UTF-8 or JSON).
+    case received(ConnectionID, text: [UInt8], now: Double, wallClock: Double)
+    /// A frame the transport refused (binary or too large).
+    case rejected(ConnectionID, problem: FrameProblem, now: Double)
+    /// About `count` control frames (pings) came since the last report.
+    case controlFrames(ConnectionID, count: Int, now: Double)
+    /// The connection is gone.
+    case closed(ConnectionID, cause: CloseCause)
+    /// The operator evicts a peer (nothing happens when it is unknown).
+    case evict(PeerID)
+    /// The server shuts down: every connection is told to reconnect after 250 ms plus a random delay
+    /// in 0...`spreadMs` milliseconds, then closed.
+    case goingAway(spreadMs: Int)
+}
