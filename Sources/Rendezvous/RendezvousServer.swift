@@ -148,7 +148,7 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
     }
 
     func perform(_ actions: [Action]) {
-        analytics.apply(membership.takeChanges())
+        analytics.apply(actions.compactMap { if case .analytics(let change) = $0 { change } else { nil } })
         for action in actions {
             switch action {
             case .send(let connection, let message):
@@ -158,6 +158,8 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
                 transport.close(connection, status: status, reason: reason, stopReading: reason == Membership.abusiveCloseReason)
             case .publish(let event):
                 publish(event)
+            case .analytics:
+                break   // handed over above, in one batch
             }
         }
     }

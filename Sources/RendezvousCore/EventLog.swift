@@ -14,7 +14,8 @@ import WireProtocol
 /// `{"event":{"type":"received","connection":3,"now":12.5,"wallClock":1764480000.25,"text":"..."},"actions":[...]}`.
 /// Frame bytes are written as `text` when they are UTF-8, as `hex` otherwise. An action is
 /// `{"send":3,"message":"<the frame's text>"}`, `{"close":3,"status":1008,"reason":"..."}` or
-/// `{"publish":"join"|"leave"|"replaced"|"updated","peerId":"...",...}`.
+/// `{"publish":"join"|"leave"|"replaced"|"updated","peerId":"...",...}` or
+/// `{"analytics":"joined"|"left"|"record","peerId":"...","record":{...}}`.
 /// The credential secret is not written: a replay must be given the same `CredentialIssuer`.
 public enum EventLog {
     public static let format = "browsercloud-rendezvous-events/1"
@@ -105,6 +106,17 @@ public enum EventLog {
                 return .object(["publish": "replaced", "peerId": .string(p.hex)])
             case .updated(let p, let updates):
                 return .object(["publish": "updated", "peerId": .string(p.hex), "updates": .array(updates.map(json))])
+            }
+        case .analytics(let change):
+            func record(_ r: PeerRecord) -> JSONValue {
+                .object(["connection": id(r.connection), "connectedAt": .string(r.connectedAt),
+                         "remoteAddress": .string(r.remoteAddress), "capabilities": r.capabilities.map(JSONValue.object) ?? .null,
+                         "stats": .object(r.stats.mapValues(JSONValue.number))])
+            }
+            switch change {
+            case .joined(let p, let r): return .object(["analytics": "joined", "peerId": .string(p.hex), "record": record(r)])
+            case .left(let p): return .object(["analytics": "left", "peerId": .string(p.hex)])
+            case .record(let p, let r): return .object(["analytics": "record", "peerId": .string(p.hex), "record": record(r)])
             }
         }
     }

@@ -10,6 +10,9 @@ public enum Action: Equatable, Sendable {
     case close(ConnectionID, status: UInt16, reason: String)
     /// Publish on the Server-Sent Events stream.
     case publish(RingEvent)
+    /// Hand a change to the analytics thread's copy of the ring and the records (`handle(_:)` only: the
+    /// changes of one event follow its other actions).
+    case analytics(AnalyticsChange)
 }
 
 /// A change to the ring, published on `/api/events`.
@@ -57,7 +60,7 @@ public enum AbuseRule: String, Sendable, CaseIterable {
 }
 
 /// What the server keeps about a registered peer.
-public struct PeerRecord: Sendable {
+public struct PeerRecord: Equatable, Sendable {
     public var connection: ConnectionID
     /// ISO 8601 time of registration (formatted once: /api/network lists every peer).
     public var connectedAt: String
@@ -67,7 +70,7 @@ public struct PeerRecord: Sendable {
 }
 
 /// A change to the ring or to a peer's record, as the analytics thread replays it (from `Membership`).
-public enum AnalyticsChange: Sendable {
+public enum AnalyticsChange: Equatable, Sendable {
     case joined(PeerID, PeerRecord)
     case left(PeerID)
     /// A new session took over the peer's ID (replacement), or the peer reported stats.
@@ -90,14 +93,8 @@ public struct Membership {
     public private(set) var counters = MembershipCounters()
     /// The going-away reconnect spread (seeded with `~configuration.seed`).
     private var random: SplitMix64
-    /// Changes to the ring and the records since the last `takeChanges()`, for the analytics thread.
+    /// Changes to the ring and the records not yet returned by `handle(_:)` as `.analytics` actions.
     private var changes: [AnalyticsChange] = []
-
-    /// The changes since the last call (the server hands them to its analytics thread).
-    public mutating func takeChanges() -> [AnalyticsChange] {
-        defer { changes.removeAll(keepingCapacity: true) }
-        return changes
-    }
 
     struct Session {
         var machine = SessionStateMachine()
@@ -137,24 +134,31 @@ public struct Membership {
     // MARK: Events
 
     /// Every event, one entry: what the I/O shell calls (and what an event log records and replays).
+    /// The actions end with the event's changes for the analytics thread (`.analytics`).
     public mutating func handle(_ event: Event) -> [Action] {
+        var actions: [Action]
         switch event {
         case .opened(let c, let remoteAddress, let now):
             opened(c, remoteAddress: remoteAddress, now: now)
-            return []
+            actions = []
         case .received(let c, let text, let now, let wallClock):
-            return received(c, text: text, now: now, wallClock: wallClock)
+            actions = received(c, text: text, now: now, wallClock: wallClock)
         case .rejected(let c, let problem, let now):
-            return rejected(c, problem: problem, now: now)
+            actions = rejected(c, problem: problem, now: now)
         case .controlFrames(let c, let count, let now):
-            return controlFrames(c, count: count, now: now)
+            actions = controlFrames(c, count: count, now: now)
         case .closed(let c, let cause):
-            return closed(c, cause: cause)
+            actions = closed(c, cause: cause)
         case .evict(let peer):
-            return evict(peer) ?? []
+            actions = evict(peer) ?? []
         case .goingAway(let spreadMs):
-            return goingAway(spreadMs: spreadMs)
+            actions = goingAway(spreadMs: spreadMs)
         }
+        if !changes.isEmpty {
+            actions += changes.map(Action.analytics)
+            changes.removeAll(keepingCapacity: true)
+        }
+        return actions
     }
 
     /// A WebSocket opened (`now`: monotonic seconds).

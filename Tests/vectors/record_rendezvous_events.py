@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""Writes Tests/vectors/rendezvous-events.jsonl: a real server run, recorded with
+`browsercloud serve --record-events`, that RendezvousCoreTests replays into a fresh core (docs/architecture.md,
+"The server core").
+
+It starts the real server on an ephemeral loopback port with low rate limits, link relay and an admin
+token, and drives it with real WebSocket clients: registrations with capabilities, signals, a relayed link
+frame, a report, malformed and unknown messages, a binary and a too-large frame, pings, a flood that hits
+the rate limit and is closed as abusive, a leave, a re-registration with the token, a replacement, an
+eviction, closes, and finally a shutdown (SIGTERM) that tells the remaining peers to go away. The server
+draws its own random seed; the log's header records it.
+
+The secret file holds the fixed test secret 00 01 02 ... 1f (the replay test signs tokens with it).
+
+    BROWSERCLOUD_BIN=.build/debug/browsercloud python3 Tests/vectors/record_rendezvous_events.py
+"""
+import json
+import pathlib
+import sys
+import tempfile
+
+import requests
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "Tests" / "integration"))
+from harness import Peer, Server, wait_until  # noqa: E402
+
+OUT = ROOT / "Tests" / "vectors" / "rendezvous-events.jsonl"
+SECRET_HEX = bytes(range(32)).hex()
+ADMIN = "replay-admin-token-0123456789"
+
+
+def main():
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = pathlib.Path(tmp)
+        (tmp / "secret").write_text(SECRET_HEX + "\n")
+        log = tmp / "events.jsonl"
+        server = Server(tmp, "--record-events", log, "--rate-limit", "5", "--rate-burst", "10",
+                        "--abusive-after", "30", "--max-message-bytes", "1024", "--link-relay",
+                        "--admin-token", ADMIN, secret_file=tmp / "secret")
+        peers = []
+        try:
+            drive(server, peers)
+        finally:
+            code = server.stop()        # SIGTERM: going-away to the peers still connected
+            for p in peers:
+                p.close()
+        assert code == 0, f"server exited with {code}: {server.stderr_lines[-10:]}"
+        lines = log.read_bytes().splitlines()
+        assert lines and json.loads(lines[0])["format"] == "browsercloud-rendezvous-events/1"
+        kinds = {json.loads(l)["event"]["type"] for l in lines[1:]}
+        expected = {"opened", "received", "rejected", "control-frames", "closed", "evict", "going-away"}
+        assert expected <= kinds, f"missing events: {expected - kinds}"
+        OUT.write_bytes(log.read_bytes())
+        print(f"wrote {OUT.relative_to(ROOT)}: {len(lines) - 1} events, seed {json.loads(lines[0])['configuration']['seed']}")
+
+
+
+def drive(server, peers):
+    def peer():
+        p = Peer(server)
+        peers.append(p)
+        return p
+
+    a, b, c = peer(), peer(), peer()
+    a.register(capabilities={"runtimes": ["swift"], "workers": 2})
+    b.register(capabilities={"runtimes": ["browser"]})
+    c.register()
+    for p in (a, b, c):
+        p.pump(0.2)
+
+    # Signals, a relayed link frame, a report.
+    a.send({"type": "signal", "to": b.peer_id, "intentId": "i-1", "signal": {"type": "offer", "sdp": "v=0"}})
+    b.expect(lambda m: m.get("type") == "signal" and m["from"] == a.peer_id)
+    b.send({"type": "signal", "to": a.peer_id, "intentId": "i-1", "signal": {"type": "answer", "sdp": "v=0"}})
+    a.expect(lambda m: m.get("type") == "signal" and m["from"] == b.peer_id)
+    a.send({"type": "link", "to": c.peer_id, "frame": "hello over the relay"})
+    c.expect(lambda m: m.get("type") == "link" and m["from"] == a.peer_id)
+    c.send({"type": "report", "stats": {"linksOpen": 2, "routed": 17}})
+
+    # Errors: unknown peer, malformed JSON, unknown type, not registered, already registered.
+    b.send({"type": "signal", "to": "000000000001", "intentId": "i-2", "signal": {}})
+    b.expect_error("unknown-peer")
+    b.send("{not json")
+    b.expect(lambda m: m.get("type") == "error")
+    b.send({"type": "teleport"})
+    b.expect(lambda m: m.get("type") == "error")
+    b.send({"type": "register"})
+    b.expect_error("already-registered")
+    d = peer()
+    d.send({"type": "signal", "to": a.peer_id, "intentId": "i-3", "signal": {}})
+    d.expect_error("not-registered")
+    d.send({"type": "register", "peerId": a.peer_id, "token": "00" * 32})
+    d.expect_error("bad-token")
+
+    # Frames the transport refuses: binary and too large.
+    d.send(b"\x00\x01binary")
+    d.expect_error("binary-frame")
+    d.send("x" * 2000)
+    d.expect_error("too-large")
+
+    # Pings: the transport reports them as control frames.
+    for _ in range(5):
+        d.ws.ping()
+    wait_until(lambda: server.stats()["controlFramesIn"] >= 1, message="pings counted")
+
+    # A flood: rate-limited, then closed as abusive.
+    e = peer()
+    e.register()
+    for _ in range(60):
+        try:
+            e.send({"type": "report", "stats": {"x": 1}})
+        except Exception:
+            break
+    wait_until(lambda: server.stats()["abusiveDisconnects"] == 1, message="abusive disconnect")
+    wait_until(lambda: server.stats()["peersOnline"] == 3, message="flood left the ring")
+
+    # A leave, then the same ID again with its token on a new connection.
+    a_id, a_token = a.peer_id, a.token
+    a.send({"type": "leave"})
+    wait_until(lambda: server.stats()["peersOnline"] == 2, message="leave")
+    a.close()
+    a2 = peer()
+    a2.register(peer_id=a_id, token=a_token)
+
+    # A replacement: B's ID registered on another connection while B is still connected.
+    b2 = peer()
+    b2.register(peer_id=b.peer_id, token=b.token)
+    b.expect_error("replaced")
+
+    # An eviction by the operator.
+    r = requests.delete(f"{server.http}/api/peers/{c.peer_id}", headers={"authorization": f"Bearer {ADMIN}"}, timeout=10)
+    assert r.status_code == 200, r.text
+    c.expect_error("evicted")
+
+    # Plain closes: one registered peer and one that never registered.
+    d.close()
+    f = peer()
+    f.register()
+    f.close()
+    wait_until(lambda: server.stats()["connectionsOpen"] == 2, message="closes seen")   # a2 and b2 remain
+
+
+if __name__ == "__main__":
+    main()
