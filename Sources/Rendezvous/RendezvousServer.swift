@@ -11,8 +11,9 @@ import WireProtocol
 /// come back; it also serves the HTTP routes.
 ///
 /// `@unchecked Sendable` is safe because every mutable stored property (`membership`, `subscribers`,
-/// the recorder's file) is touched only on the transport's service thread (from `TransportHandler` callbacks or jobs posted
-/// with `transport.sync`/`post`); `start()`/`stop()`/`port` only call thread-safe `Transport` methods.
+/// the recorder's file) is touched only on the transport's service thread (from `TransportHandler`
+/// callbacks or jobs posted with `transport.sync`/`post`); `start()`/`stop()`/`port` only call
+/// thread-safe `Transport` methods, and `stop()` closes the recorder after the service thread ended.
 public final class RendezvousServer: TransportHandler, @unchecked Sendable {
     public let configuration: ServerConfiguration
     let transport: Transport
@@ -100,7 +101,7 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
             transport.close(connection, status: 1001, reason: "server going away")
             return
         }
-        _ = handle(.opened(connection, remoteAddress: remoteAddress, now: now))
+        perform(handle(.opened(connection, remoteAddress: remoteAddress, now: now)))
         logger.debug("connection opened", metadata: ["connection": "\(connection)", "remote": "\(remoteAddress)"])
     }
 

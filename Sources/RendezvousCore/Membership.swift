@@ -134,7 +134,8 @@ public struct Membership {
     // MARK: Events
 
     /// Every event, one entry: what the I/O shell calls (and what an event log records and replays).
-    /// The actions end with the event's changes for the analytics thread (`.analytics`).
+    /// The actions end with the event's changes for the analytics thread (`.analytics`). The per-event
+    /// methods below are conveniences for unit tests: only this entry returns those changes.
     public mutating func handle(_ event: Event) -> [Action] {
         var actions: [Action]
         switch event {
