@@ -99,7 +99,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "RingTests", dependencies: ["Ring"]),
-        .testTarget(name: "RayTracerTests", dependencies: ["RayTracer", "PNG", "CCrypto"]),
+        .testTarget(name: "RayTracerTests", dependencies: ["RayTracer", "PNG", "Digest"]),
         .testTarget(name: "JobsTests", dependencies: ["Jobs", "Digest", "Peer", "Ring", "WireProtocol"]),
         .testTarget(name: "PeerTests", dependencies: ["Peer", "Ring", "WireProtocol", "Transport"]),
         .testTarget(name: "DigestTests", dependencies: ["Digest"]),
