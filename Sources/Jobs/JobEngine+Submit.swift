@@ -103,6 +103,7 @@ extension JobEngine {
     /// Feeds one event to a job's core and performs its actions. A job whose peer left the ring
     /// (no peer ID) is cancelled instead.
     func step(_ id: String, _ event: (inout JobCore) -> [JobAction]) {
+        assert(node.transport.isOnServiceThread, "JobEngine used off its node's service thread")
         guard var job = jobs[id] else { return }
         let actions = node.peerId == nil ? job.core.cancel("stopped", "this peer left the ring", now: Self.clock()) : event(&job.core)
         jobs[id] = job

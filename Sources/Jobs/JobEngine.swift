@@ -47,11 +47,12 @@ public struct JobFailure: Error, CustomStringConvertible, Sendable {
 
 /// The job engine of a native peer (docs/jobs.md, protocol bc-job/1): as a worker it answers
 /// availability queries and runs `raytrace` tasks on a `WorkerPool`; as a submitter it discovers peers
-/// through the overlay and schedules a job's tasks on them. Runtimes offered: `raytrace` (native
-/// kernel). A `js` task is refused with `unsupported`.
+/// through the overlay and drives each job's pure `JobCore`, performing its actions. Runtimes offered:
+/// `raytrace` (native kernel). A `js` task is refused with `unsupported`.
 ///
-/// `@unchecked Sendable`: like `PeerNode`, all state is touched only on the node's transport service
-/// thread; worker threads hand results back with `transport.post`.
+/// `@unchecked Sendable`: like `PeerNode`, all mutable state is touched only on the node's transport
+/// service thread (the node's callbacks run there, `raytrace` must be called there, and worker threads
+/// hand results back with `transport.post`); `onMessage` and `step` assert it.
 public final class JobEngine: @unchecked Sendable {
     public static let proto = "bc-job/1"
     public static let runtimes = ["raytrace"]
@@ -116,6 +117,7 @@ public final class JobEngine: @unchecked Sendable {
     // MARK: messages
 
     func onMessage(_ envelope: Envelope) {
+        assert(node.transport.isOnServiceThread, "JobEngine used off its node's service thread")
         guard case .object(let m) = envelope.data, let kind = m["kind"]?.stringValue, let me = node.peerId else { return }
         let src = envelope.srcId.hex
         switch kind {
