@@ -33,6 +33,8 @@ let package = Package(
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
         // Hexadecimal text of bytes: the one copy (IDs, tokens, digests, nonces). No dependencies.
         .target(name: "Hex"),
+        // SHA-256 (libcrypto) with hex output: result digests of jobs, image files.
+        .target(name: "Digest", dependencies: ["CCrypto", "Hex"]),
         // Pure Chord ring logic: identifiers, intervals, fingers, ID allocation, change sets. No I/O.
         .target(
             name: "Ring",
@@ -58,7 +60,7 @@ let package = Package(
         // The job engine of native peers (protocol bc-job/1, docs/jobs.md): scheduler, worker pool, kernels.
         .target(
             name: "Jobs",
-            dependencies: ["Hex", "Peer", "Ring", "WireProtocol", "RayTracer", "CCrypto", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["Digest", "Peer", "Ring", "WireProtocol", "RayTracer", .product(name: "Logging", package: "swift-log")]
         ),
         // Values the transport and the pure rendezvous core share (connection IDs, close causes, frame
         // problems). No dependencies.
@@ -89,7 +91,7 @@ let package = Package(
         .executableTarget(
             name: "browsercloud",
             dependencies: [
-                "Rendezvous", "RendezvousCore", "Transport", "Peer", "Jobs", "RayTracer", "PNG", "Ring", "WireProtocol", "Simulator",
+                "Rendezvous", "RendezvousCore", "Transport", "Peer", "Jobs", "Digest", "RayTracer", "PNG", "Ring", "WireProtocol", "Simulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -105,9 +107,10 @@ let package = Package(
             ]
         ),
         .testTarget(name: "RingTests", dependencies: ["Ring"]),
-        .testTarget(name: "RayTracerTests", dependencies: ["RayTracer", "PNG", "CCrypto"]),
-        .testTarget(name: "JobsTests", dependencies: ["Jobs"]),
-        .testTarget(name: "PeerTests", dependencies: ["Peer", "Ring", "WireProtocol"]),
+        .testTarget(name: "RayTracerTests", dependencies: ["RayTracer", "PNG", "Digest"]),
+        .testTarget(name: "JobsTests", dependencies: ["Jobs", "Digest", "Peer", "Ring", "WireProtocol"]),
+        .testTarget(name: "PeerTests", dependencies: ["Peer", "Ring", "WireProtocol", "Transport"]),
+        .testTarget(name: "DigestTests", dependencies: ["Digest"]),
         .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "Ring"]),
         .testTarget(name: "WireProtocolTests", dependencies: ["WireProtocol"]),
         .testTarget(name: "RendezvousTests", dependencies: ["Hex", "Rendezvous", "Ring"]),

@@ -1,5 +1,4 @@
-import Hex
-import CCrypto
+import Digest
 import Dispatch
 import Foundation
 import Logging
@@ -48,11 +47,12 @@ public struct JobFailure: Error, CustomStringConvertible, Sendable {
 
 /// The job engine of a native peer (docs/jobs.md, protocol bc-job/1): as a worker it answers
 /// availability queries and runs `raytrace` tasks on a `WorkerPool`; as a submitter it discovers peers
-/// through the overlay and schedules a job's tasks on them. Runtimes offered: `raytrace` (native
-/// kernel). A `js` task is refused with `unsupported`.
+/// through the overlay and drives each job's pure `JobCore`, performing its actions. Runtimes offered:
+/// `raytrace` (native kernel). A `js` task is refused with `unsupported`.
 ///
-/// `@unchecked Sendable`: like `PeerNode`, all state is touched only on the node's transport service
-/// thread; worker threads hand results back with `transport.post`.
+/// `@unchecked Sendable`: like `PeerNode`, all mutable state is touched only on the node's transport
+/// service thread (the node's callbacks run there, `raytrace` must be called there, and worker threads
+/// hand results back with `transport.post`); `onMessage` and `step` assert it.
 public final class JobEngine: @unchecked Sendable {
     public static let proto = "bc-job/1"
     public static let runtimes = ["raytrace"]
@@ -61,7 +61,8 @@ public final class JobEngine: @unchecked Sendable {
     public let pool: WorkerPool?
     public let workers: Int
     let logger: Logger
-    var jobs: [String: Job] = [:]
+    /// Jobs submitted here and not finished: their cores and what their owners asked for.
+    var jobs: [String: SubmittedJob] = [:]
     var queries: [String: (JSONValue, String) -> Void] = [:]
     var discoveries: [String: (deadline: UInt64, finish: () -> Void)] = [:]
     /// The shared data of jobs (their scene, parsed), per `src|jobId`, for `sharedCache` jobs.
@@ -88,7 +89,8 @@ public final class JobEngine: @unchecked Sendable {
         node.onTick = { [unowned self] t in
             previousTick?(t)
             for (_, d) in self.discoveries where t > d.deadline { d.finish() }
-            for job in Array(self.jobs.values) { job.tick() }
+            let now = Double(t) / 1e9
+            for id in Array(self.jobs.keys) { self.step(id) { $0.tick(now: now) } }
         }
     }
 
@@ -106,15 +108,16 @@ public final class JobEngine: @unchecked Sendable {
             node.transport.post { [self] in onMessage(envelope) }
             return
         }
-        if !node.send(to: d, data: .object(data)), case .string(let jobId)? = body["jobId"], let job = jobs[jobId],
+        if !node.send(to: d, data: .object(data)), case .string(let jobId)? = body["jobId"], jobs[jobId] != nil,
            case .number(let t)? = body["taskId"], body["kind"]?.stringValue == "task" {
-            job.sendFailed(taskId: Int(t), peer: dst)
+            jobs[jobId]!.core.sendFailed(taskId: Int(t), peer: dst, now: Self.clock())
         }
     }
 
     // MARK: messages
 
     func onMessage(_ envelope: Envelope) {
+        assert(node.transport.isOnServiceThread, "JobEngine used off its node's service thread")
         guard case .object(let m) = envelope.data, let kind = m["kind"]?.stringValue, let me = node.peerId else { return }
         let src = envelope.srcId.hex
         switch kind {
@@ -144,7 +147,7 @@ public final class JobEngine: @unchecked Sendable {
             }
             pool?.cancel { $0.src == src && $0.jobId == jobId && (only == nil || only!.contains($0.taskId)) }
         case "result", "gone", "probe-reply":
-            if let jobId = m["jobId"]?.stringValue { jobs[jobId]?.onMessage(src, m) }
+            if let jobId = m["jobId"]?.stringValue { step(jobId) { $0.received(src, m, now: Self.clock()) } }
         default:
             break
         }
@@ -225,99 +228,6 @@ public final class JobEngine: @unchecked Sendable {
         })
         if !accepted { refuse("busy", "every worker is busy and the queue is full") }
     }
-
-    // MARK: submitting
-
-    /// Finds up to `n` peers offering `runtime` through the overlay (docs/jobs.md, "Discovery").
-    /// `done` runs on the service thread with the answers, this peer first when it offers workers.
-    func discover(_ n: Int, runtime: String, seconds: Double, exclude: Set<String>, done: @escaping ([JSONValue]) -> Void) {
-        guard let me = node.peerId?.hex else { done([]); return }
-        var found: [String: JSONValue] = [:]
-        if pool != nil, !exclude.contains(me) {
-            found[me] = .object(["peerId": .string(me), "workers": .number(Double(workers)), "free": .number(Double(pool!.free)),
-                                 "runtimes": .array(Self.runtimes.map { .string($0) })])
-        }
-        func eligible() -> [JSONValue] {
-            found.values.filter { a in
-                guard case .number(let w)? = a["workers"], w > 0, case .array(let rs)? = a["runtimes"],
-                      rs.contains(.string(runtime)), let id = a["peerId"]?.stringValue, !exclude.contains(id) else { return false }
-                return true
-            }
-        }
-        counter += 1
-        let qid = "\(me)-q\(counter)"
-        var asked = Set<String>()
-        var answered = Set<String>()
-        let k = min(64, max(n, 4))
-        let maxQueries = 2 * k + 2 * n
-        var outstanding = 0
-        var finished = false
-        let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(seconds * 1e9)
-        func finish() {
-            guard !finished else { return }
-            finished = true
-            queries[qid] = nil
-            discoveries[qid] = nil
-            let list = eligible()
-            let mine = list.filter { $0["peerId"]?.stringValue == me }
-            let others = list.filter { $0["peerId"]?.stringValue != me }.sorted { free($0) > free($1) }
-            done(Array((mine + others).prefix(n)))
-        }
-        func ask(_ target: String) {
-            guard !asked.contains(target), asked.count < maxQueries else { return }
-            asked.insert(target)
-            outstanding += 1
-            post(target, ["kind": "query", "qid": .string(qid)])
-        }
-        queries[qid] = { answer, src in
-            guard answered.insert(src).inserted else { return }   // one answer per peer
-            outstanding -= 1
-            if answer["peerId"]?.stringValue == src { found[src] = answer }
-            if eligible().count < n, case .array(let s)? = answer["successors"] {
-                for case .string(let id) in s.prefix(16) where PeerID(hex: id) != nil && found[id] == nil && id != me { ask(id) }
-            }
-            if eligible().count >= n || outstanding <= 0 { finish() }
-        }
-        discoveries[qid] = (deadline, finish)
-        if eligible().count >= n { finish(); return }
-        let base = UInt64.random(in: 0..<PeerID.spaceSize)
-        for i in 0..<k {
-            ask(PeerID(base &+ UInt64(i) * (PeerID.spaceSize / UInt64(k))).hex)
-        }
-    }
-
-    /// Renders `sceneJSON` as `tiles` tasks on up to `peers` peers. `progress(done, total)` and the
-    /// completion run on the service thread. The image is assembled in place; its bytes do not depend
-    /// on the tiling or on who rendered what.
-    public func raytrace(sceneJSON: JSONValue, tiles count: Int, peers: Int, options: JobOptions = JobOptions(),
-                         progress: @escaping (Int, Int) -> Void = { _, _ in },
-                         completion: @escaping (Result<(image: [UInt8], width: Int, height: Int, stats: JobStats), JobFailure>) -> Void) throws {
-        let scene = try Scene(sceneJSON)
-        let grid = tiles(width: scene.width, height: scene.height, count: count)
-        var image = [UInt8](repeating: 0, count: scene.width * scene.height * 4)
-        let inputs: [JSONValue] = grid.map { t in
-            .object(["tile": .object(["x": .number(Double(t.x)), "y": .number(Double(t.y)),
-                                      "width": .number(Double(t.width)), "height": .number(Double(t.height))])])
-        }
-        counter += 1
-        let jobId = "\(node.peerId?.hex ?? "0")-\(counter)-\(UInt32.random(in: 0...UInt32.max))"
-        let job = Job(engine: self, id: jobId, runtime: "raytrace", shared: .object(["scene": sceneJSON]), inputs: inputs, nPeers: peers, options: options)
-        job.onResult = { i, bytes in
-            guard bytes.count == grid[i].width * grid[i].height * 4 else { return false }
-            blit(&image, imageWidth: scene.width, tile: grid[i], pixels: bytes)
-            return true
-        }
-        job.onProgress = progress
-        job.onFinish = { [unowned self] result in
-            jobs[jobId] = nil
-            switch result {
-            case .success(let stats): completion(.success((image, scene.width, scene.height, stats)))
-            case .failure(let f): completion(.failure(f))
-            }
-        }
-        jobs[jobId] = job
-        job.start()
-    }
 }
 
 func int(_ v: JSONValue?) -> Int? {
@@ -328,11 +238,4 @@ func int(_ v: JSONValue?) -> Int? {
 func free(_ a: JSONValue) -> Double {
     if case .number(let n)? = a["free"] { return n }
     return 0
-}
-
-/// Hex SHA-256 (libcrypto).
-public func sha256Hex(_ bytes: [UInt8]) -> String {
-    var out = [UInt8](repeating: 0, count: 32)
-    bc_sha256(bytes, bytes.count, &out)
-    return Hex.encode(out)
 }

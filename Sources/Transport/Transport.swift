@@ -79,7 +79,7 @@ public final class Transport: @unchecked Sendable {
     /// Whether the caller runs on this transport's service thread, for assertions: the thread's owner
     /// slot (a thread-local that `serviceThreadMain` sets for the thread's whole life, and that the lws
     /// log sink reads) names this transport. Lock-free, so safe from any thread.
-    var isOnServiceThread: Bool {
+    public var isOnServiceThread: Bool {
         bc_thread_owner_slot().pointee == Unmanaged.passUnretained(self).toOpaque()
     }
 

@@ -1,16 +1,10 @@
-import CCrypto
+import Digest
 import Foundation
 import PNG
 import RayTracer
 import Testing
 
 private let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
-private func sha256(_ bytes: [UInt8]) -> String {
-    var out = [UInt8](repeating: 0, count: 32)
-    bc_sha256(bytes, bytes.count, &out)
-    return out.map { String(format: "%02x", $0) }.joined()
-}
 
 private func scene(_ name: String) throws -> Scene {
     try Scene(json: Array(try Data(contentsOf: root.appendingPathComponent("Public/scenes/\(name).json"))))
@@ -28,13 +22,13 @@ private func vectors() throws -> [String: String] {
 func theSwiftKernelGivesTheBytesOfTheJavaScriptOne(name: String) throws {
     let s = try scene(name)
     let expected = try #require(try vectors()["Public/scenes/\(name).json"])
-    #expect(sha256(try s.renderImage()) == expected)
+    #expect(sha256Hex(try s.renderImage()) == expected)
     for count in name == "medium" ? [] : [25, 400] {   // medium is slow in a debug build; its tiling is checked end to end
         var image = [UInt8](repeating: 0, count: s.width * s.height * 4)
         for t in tiles(width: s.width, height: s.height, count: count) {
             blit(&image, imageWidth: s.width, tile: t, pixels: try s.render(t))
         }
-        #expect(sha256(image) == expected, "\(name) in \(count) tiles")
+        #expect(sha256Hex(image) == expected, "\(name) in \(count) tiles")
     }
 }
 

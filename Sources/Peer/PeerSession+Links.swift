@@ -1,0 +1,188 @@
+import Ring
+import Transport
+import WireProtocol
+
+/// Transport events and link handling of `PeerSession`.
+extension PeerSession {
+    // MARK: transport events
+
+    /// A WebSocket opened: the server connection registers, a dialled link says hello, an accepted one
+    /// starts its handshake deadline.
+    public mutating func opened(_ connection: ConnectionID, now: UInt64) -> [PeerAction] {
+        if connection == serverConnection { return register() }
+        if let d = links.dialling[connection] {
+            guard let me = peerId else { return [] }
+            return [.send(connection, LinkFrame.hello(peerId: me, nonce: d.nonce).encoded())]
+        }
+        links.acceptedOpened(connection, now: now)
+        return []
+    }
+
+    public mutating func received(_ connection: ConnectionID, text: [UInt8], now: UInt64) -> [PeerAction] {
+        if connection == serverConnection { return serverMessage(text, now: now) }
+        if let peer = links.peer(on: connection) { return linkFrame(peer, text, now: now) }
+        if let d = links.dialling[connection] {
+            guard case .welcome(let who)? = LinkFrame.parse(text), who == d.peer else {
+                return [.close(connection, status: 1008, reason: "expected a welcome")]
+            }
+            links.endDial(connection)
+            guard let me = peerId else { return [] }
+            return linkOpened(who, connection: connection, dialer: me, now: now)
+        }
+        if links.accepted[connection] != nil {
+            guard case .hello(let who, let nonce)? = LinkFrame.parse(text), let me = peerId,
+                  links.checkHello(connection, peer: who, nonce: nonce) else {
+                links.endAccept(connection)
+                return [.close(connection, status: 1008, reason: "bad hello")]
+            }
+            return [.send(connection, LinkFrame.welcome(peerId: me).encoded())] + linkOpened(who, connection: connection, dialer: who, now: now)
+        }
+        return []
+    }
+
+    /// The transport refused a frame (too large, malformed): a link is closed with 1009.
+    public func rejected(_ connection: ConnectionID) -> [PeerAction] {
+        links.peer(on: connection) == nil ? [] : [.close(connection, status: 1009, reason: "frame refused")]
+    }
+
+    public mutating func closed(_ connection: ConnectionID, cause: String, now: UInt64) -> [PeerAction] {
+        if connection == serverConnection { return serverLost("lost the rendezvous server (\(cause))", now: now, dropRelayed: true) }
+        guard let peer = links.connectionClosed(connection) else { return [] }
+        var actions: [PeerAction] = [.log(.info, "link down: \(peer.hex)"), .linkDown(peer)]
+        if state == .registered { actions += reconcileLinks(now: now) }
+        return actions
+    }
+
+    public mutating func connectFailed(_ connection: ConnectionID, reason: String, now: UInt64) -> [PeerAction] {
+        if connection == serverConnection { return serverLost("cannot reach the rendezvous server: \(reason)", now: now, dropRelayed: false) }
+        guard let d = links.endDial(connection) else { return [] }
+        return [.log(.info, "cannot dial \(d.peer.hex): \(reason)")]
+    }
+
+    mutating func serverLost(_ why: String, now: UInt64, dropRelayed: Bool) -> [PeerAction] {
+        if state == .stopped { return [.serverClosed] }
+        var actions: [PeerAction] = [.log(.warning, why)]
+        if dropRelayed { for p in links.relayedPeers { actions += dropLink(p, reason: "the relay went with the server") } }
+        scheduleReconnect(now: now)
+        return actions
+    }
+
+    // MARK: links
+
+    mutating func reconcileLinks(now: UInt64) -> [PeerAction] {
+        guard let me = peerId else { return [] }
+        let r = links.reconcile(needed: neededPeers(), me: me, relayAllowed: relayAllowed, now: now, dialRetry: nanoseconds(configuration.dialRetrySeconds))
+        var actions: [PeerAction] = []
+        for p in r.relayed {
+            // Last resort: after a few "dial me" rounds without a link, relay through the server.
+            actions += [.log(.info, "link up (relayed by the server, no direct connection): \(p.hex)"), .linkUp(p)]
+        }
+        for p in r.dialMe { actions += sendDialMe(to: p, now: now) }
+        for p in r.retire { actions += sendFrame(p, LinkFrame.retire.encoded()) }
+        for p in r.keep { actions += sendFrame(p, LinkFrame.keep.encoded()) }
+        return actions
+    }
+
+    mutating func linkOpened(_ peer: PeerID, connection: ConnectionID, dialer: PeerID, now: UInt64) -> [PeerAction] {
+        guard let me = peerId else { return [] }
+        switch links.opened(peer, connection: connection, dialer: dialer, me: me) {
+        case .duplicate:
+            return [.close(connection, status: 1000, reason: "duplicate link")]
+        case .up(let replaced, let wasRelayed):
+            var actions: [PeerAction] = []
+            if let replaced { actions.append(.close(replaced, status: 1000, reason: "duplicate link")) }
+            actions.append(.log(.info, "link up: \(peer.hex)\(wasRelayed ? " (direct, replacing the relayed one)" : "")"))
+            if !wasRelayed { actions.append(.linkUp(peer)) }
+            if !neededPeers().contains(peer) { actions += reconcileLinks(now: now) }
+            return actions
+        }
+    }
+
+    mutating func linkFrame(_ peer: PeerID, _ bytes: [UInt8], now: UInt64) -> [PeerAction] {
+        guard let frame = LinkFrame.parse(bytes) else { return [] }
+        switch frame {
+        case .message(let text):
+            return receive(text)
+        case .chunk(let id, let index, let count, let part):
+            switch links.addPart(peer, id: id, index: index, count: count, part: part) {
+            case .complete(let text)?: return receive(text)
+            case .overflow?: return dropLink(peer, reason: "too many partial messages")
+            default: return []
+            }
+        case .retire:
+            if neededPeers().contains(peer) { return sendFrame(peer, LinkFrame.keep.encoded()) }
+            links.remoteRetire(peer, now: now)
+            return []
+        case .keep:
+            links.remoteKeep(peer)
+            return []
+        case .hello, .welcome:
+            return []
+        }
+    }
+
+    /// An overlay message arrived on a link: deliver, forward, or drop (with an error action).
+    mutating func receive(_ text: [UInt8]) -> [PeerAction] {
+        guard let envelope = Envelope(text) else { return [] }
+        guard let me = peerId else {
+            return [.error(envelope.hops + 1 > configuration.maxHops
+                ? PeerError("hop-limit", "dropped a message for \(envelope.dstId.hex) after \(envelope.hops + 1) hops")
+                : PeerError("no-route", "no route to \(envelope.dstId.hex)"))]
+        }
+        let decision = forwarding(received: envelope, me: me, ring: ring, linked: Set(linkedPeers), maxHops: configuration.maxHops)
+        if case .drop(let error) = decision { return [.error(error)] }
+        let dst = decision.envelope?.dstId ?? envelope.dstId
+        let noRoute = PeerError("no-route", "no route to \(dst.hex)")
+        let (routed, actions) = forward(decision, failure: noRoute)
+        return routed ? actions : [.error(noRoute)]
+    }
+
+    /// The actions of a routing decision; false when the message cannot go anywhere.
+    mutating func forward(_ decision: Forwarding, failure: PeerError?) -> (routed: Bool, actions: [PeerAction]) {
+        switch decision {
+        case .deliver(let envelope):
+            return (true, [.deliver(envelope)])
+        case .drop:
+            return (false, [])
+        case .next(let next, let envelope):
+            guard let link = links.links[next] else { return (false, []) }
+            let text = envelope.json.encoded()
+            let limit = linkFrameLimit(relayed: link.connection == nil, serverMaxMessageBytes: serverMaxMessageBytes, partBytes: configuration.partBytes)
+            let chunkId = text.count + 1 > limit ? randomHex(8, using: &random) : ""
+            guard let (c, frames) = channel(next, linkFrames(text, limit: limit, chunkId: chunkId)) else { return (false, []) }
+            return (true, [.forward(c, frames: frames, failure: failure)])
+        }
+    }
+
+    /// Where the frames of a link go: its WebSocket, or the server connection wrapped in `link`
+    /// messages (relayed links, while registered).
+    func channel(_ peer: PeerID, _ frames: [[UInt8]]) -> (ConnectionID, [[UInt8]])? {
+        guard let link = links.links[peer] else { return nil }
+        if let c = link.connection { return (c, frames) }
+        guard let server = serverConnection, state == .registered else { return nil }
+        return (server, frames.map { ClientMessage.link(to: peer, frame: String(decoding: $0, as: UTF8.self)).encoded() })
+    }
+
+    /// Sends one link frame (its failure is not reported).
+    func sendFrame(_ peer: PeerID, _ frame: [UInt8]) -> [PeerAction] {
+        guard let (c, frames) = channel(peer, [frame]) else { return [] }
+        return frames.map { .send(c, $0) }
+    }
+
+    /// Ends a link (closing its WebSocket, if any).
+    mutating func dropLink(_ peer: PeerID, reason: String) -> [PeerAction] {
+        guard let link = links.remove(peer) else { return [] }
+        var actions: [PeerAction] = []
+        if let c = link.connection { actions.append(.close(c, status: reason == "retired" ? 1000 : 1009, reason: reason)) }
+        return actions + [.linkDown(peer)]
+    }
+}
+
+extension Forwarding {
+    var envelope: Envelope? {
+        switch self {
+        case .deliver(let e), .next(_, let e): return e
+        case .drop: return nil
+        }
+    }
+}

@@ -1,0 +1,230 @@
+import Ring
+import Transport
+import WireProtocol
+
+/// The pure core of a native peer (docs/protocol.md): the session with the rendezvous server (register,
+/// re-register with the token, ring updates, signals, `going-away`, reconnecting with backoff), its
+/// `LinkTable`, and routing. Transport events go in with the time (`now`, nanoseconds of a monotonic
+/// clock); `PeerAction`s come out, for `PeerNode` (the I/O shell) to perform in order. It reads no
+/// clock and no socket; its randomness (nonces, intent and part IDs, backoff jitter) comes from the
+/// generator it is given.
+///
+/// Session lifecycle: idle → connecting (`connectToServer`) → registering (the socket opened,
+/// `register` sent) → registered; a lost or unreachable server leads back to idle with a reconnect
+/// time (exponential backoff with jitter, or the delay of `going-away`); `stop` leads to stopped, for good.
+public struct PeerSession {
+    public enum State: Equatable, Sendable { case idle, connecting, registering, registered, stopped }
+
+    public let configuration: PeerConfiguration
+    /// The URL other peers dial (sent in `register` and in "dial me").
+    public var url: String
+    public internal(set) var state: State = .idle
+    public internal(set) var peerId: PeerID?
+    public internal(set) var token: String?
+    public internal(set) var ring = PeerState(predecessor: nil, successors: [], fingers: [:])
+    public internal(set) var serverConnection: ConnectionID?
+    /// Whether the server relays link frames (from its `registered` config), and its message limit.
+    public internal(set) var relayAllowed = false
+    public internal(set) var serverMaxMessageBytes = 65536
+    public internal(set) var links: LinkTable
+    /// When the next connection attempt is due (state idle).
+    public internal(set) var reconnectAt: UInt64?
+    var reconnectAttempt = 0
+    /// Set by `going-away`: the delay the server asked for before the next connection attempt.
+    var retryAfter: UInt64?
+    var counter = 0
+    var random: any RandomNumberGenerator
+
+    /// `random` supplies nonces, IDs and jitter: the system generator in production, a seeded one in tests.
+    public init(configuration: PeerConfiguration, url: String, random: any RandomNumberGenerator) {
+        self.configuration = configuration
+        self.url = url
+        self.random = random
+        links = LinkTable(maxMessageBytes: configuration.maxLinkMessageBytes)
+    }
+
+    /// Successors and fingers, without this peer.
+    public func neededPeers() -> Set<PeerID> {
+        var s = Set(ring.successors)
+        for case let p? in ring.fingers.values { s.insert(p) }
+        if let me = peerId { s.remove(me) }
+        return s
+    }
+
+    /// Peers with an open link that are in the finger table.
+    public var linkedPeers: [PeerID] { links.linked(among: neededPeers()) }
+
+    /// Whether every needed peer has an open link (the ring is usable from here).
+    public var isReady: Bool { state == .registered && neededPeers().allSatisfy { links.isOpen($0) } }
+
+    // MARK: server session
+
+    /// Starts a connection attempt (unless stopped): the shell opens the socket and reports it with
+    /// `serverConnecting`.
+    public mutating func connect() -> [PeerAction] {
+        guard state != .stopped else { return [] }
+        state = .connecting
+        return [.connectToServer]
+    }
+
+    /// The shell opened (`connection`) or could not start (nil) the server connection.
+    public mutating func serverConnecting(_ connection: ConnectionID?, now: UInt64) {
+        serverConnection = connection
+        if connection == nil { scheduleReconnect(now: now) }
+    }
+
+    mutating func scheduleReconnect(now: UInt64) {
+        guard state != .stopped else { return }
+        state = .idle
+        serverConnection = nil
+        if let retryAfter {
+            // The server went away on purpose and said when to come back.
+            self.retryAfter = nil
+            reconnectAt = now + retryAfter
+            return
+        }
+        // Exponential backoff with jitter: 0.25 s … 10 s.
+        let base = min(10.0, 0.25 * Double(1 << min(reconnectAttempt, 6)))
+        reconnectAttempt += 1
+        reconnectAt = now + UInt64(base * Double.random(in: 0.75...1.25, using: &random) * 1e9)
+    }
+
+    mutating func register() -> [PeerAction] {
+        guard let c = serverConnection else { return [] }
+        state = .registering
+        var caps = configuration.capabilities
+        caps["transports"] = .array(["websocket"])
+        caps["url"] = .string(url)
+        return [.sendServer(c, .register(peerId: peerId, token: token, capabilities: caps))]
+    }
+
+    mutating func serverMessage(_ bytes: [UInt8], now: UInt64) -> [PeerAction] {
+        let message: ServerMessage
+        do { message = try ServerMessage.decode(bytes) } catch {
+            return [.log(.warning, "unreadable server message: \(error.message)")]
+        }
+        switch message {
+        case .registered(let id, let token, let config):
+            let again = peerId == id
+            if !again { ring = PeerState(predecessor: nil, successors: [], fingers: [:]) }
+            peerId = id
+            self.token = token
+            ring.apply([.config(fingerRows: config.fingerRows)])
+            relayAllowed = config.linkRelay
+            serverMaxMessageBytes = config.maxMessageBytes
+            state = .registered
+            reconnectAttempt = 0
+            return [.log(.info, "registered as \(id.hex)\(again ? " (again)" : "")"), .registered(id, again: again)]
+        case .signal(let from, let intentId, let signal):
+            return onSignal(from: from, intentId: intentId, signal: signal.value ?? .null, now: now)
+        case .link(let from, let frame):
+            guard relayAllowed, state == .registered else { return [] }
+            var actions: [PeerAction] = []
+            if links.links[from] == nil {
+                // The other side reaches us only through the relay: answer the same way.
+                links.openRelayed(from, dialer: from)
+                actions += [.log(.info, "link up (relayed by the server): \(from.hex)"), .linkUp(from)]
+            }
+            return actions + linkFrame(from, Array(frame.utf8), now: now)
+        case .goingAway(let ms):
+            retryAfter = UInt64(ms) * 1_000_000
+            return [.log(.info, "the server is going away; reconnecting in \(ms) ms with the same ID"), .goingAway(ms)]
+        case .error(let code, let text):
+            var actions: [PeerAction] = [.log(.warning, "server error \(code.rawValue): \(text)"), .error(PeerError(code.rawValue, text))]
+            if code == .badToken {
+                peerId = nil
+                token = nil
+                actions += register()
+            }
+            return actions
+        default:
+            guard let update = message.ringUpdate else { return [] }
+            ring.apply([update])
+            return reconcileLinks(now: now) + [.ringChanged]
+        }
+    }
+
+    func signal(_ to: PeerID, intentId: String, _ body: [String: JSONValue]) -> [PeerAction] {
+        guard let c = serverConnection, state == .registered else { return [] }
+        return [.sendServer(c, .signal(to: to, intentId: intentId, signal: RawJSON(body)))]
+    }
+
+    mutating func onSignal(from: PeerID, intentId: String, signal: JSONValue, now: UInt64) -> [PeerAction] {
+        switch signal["type"]?.stringValue {
+        case "offer":
+            // A browser dials with WebRTC, which this peer does not speak: ask it to dial our URL.
+            return sendDialMe(to: from, intentId: intentId, force: true, now: now)
+        case "dial-me":
+            guard let url = signal["url"]?.stringValue, let nonce = signal["nonce"]?.stringValue, nonce.utf8.count <= 64 else { return [] }
+            return dial(from, url: url, nonce: nonce)
+        default:
+            return []   // answers and ICE candidates of WebRTC: not for us
+        }
+    }
+
+    mutating func sendDialMe(to peer: PeerID, intentId: String? = nil, force: Bool = false, now: UInt64) -> [PeerAction] {
+        let nonce = randomHex(16, using: &random)
+        let lifetime = nanoseconds(max(configuration.handshakeSeconds, configuration.dialRetrySeconds) * 3)
+        guard links.dialMe(peer, nonce: nonce, now: now, retry: nanoseconds(configuration.dialRetrySeconds), expires: now + lifetime, force: force) else { return [] }
+        let intent = intentId ?? randomHex(8, using: &random)
+        return signal(peer, intentId: intent, ["type": "dial-me", "url": .string(url), "nonce": .string(nonce)])
+    }
+
+    mutating func dial(_ peer: PeerID, url: String, nonce: String) -> [PeerAction] {
+        guard !links.isOpen(peer) || links.links[peer]?.connection == nil, !links.isDialling(peer) else { return [] }
+        // Only IP literals: a host name would be resolved synchronously on the service thread (lws 4.1
+        // without async DNS), so another peer could stall this one with a slow name.
+        guard let target = WebSocketURL(url), isIPLiteral(target.host) else {
+            return [.log(.warning, "\(peer.hex) asked to be dialled at an unusable URL \(url)")]
+        }
+        return [.dial(peer, target, nonce: nonce)]
+    }
+
+    /// The shell dialled `peer` for a "dial me" request: `connection` waits to open.
+    public mutating func dialStarted(_ connection: ConnectionID, peer: PeerID, nonce: String) {
+        links.dialStarted(connection, peer: peer, nonce: nonce)
+    }
+
+    // MARK: stop and housekeeping
+
+    /// Leaves the ring: a registered peer sends `leave`; links close with 1001; an open server
+    /// connection closes with 1000 and `awaitServerClose` is true (its close reports `.serverClosed`).
+    public mutating func stop() -> (actions: [PeerAction], awaitServerClose: Bool) {
+        let wasOpen = state == .registering || state == .registered
+        var actions: [PeerAction] = []
+        if let c = serverConnection, state == .registered { actions.append(.sendServer(c, .leave)) }
+        state = .stopped
+        for (_, link) in links.links.sorted(by: { $0.key < $1.key }) {
+            if let c = link.connection { actions.append(.close(c, status: 1001, reason: "leaving")) }
+        }
+        guard let c = serverConnection, wasOpen else { return (actions, false) }
+        actions.append(.close(c, status: 1000, reason: "leaving"))
+        return (actions, true)
+    }
+
+    /// Housekeeping (every 100 ms): the reconnect when due, handshakes without hello, expired nonces,
+    /// retired links past their grace, and the links the ring needs.
+    public mutating func tick(now: UInt64) -> [PeerAction] {
+        var actions: [PeerAction] = []
+        if state == .idle, let at = reconnectAt, now >= at {
+            reconnectAt = nil
+            actions += connect()
+        }
+        let needed = neededPeers()
+        let expired = links.expire(now: now, handshake: nanoseconds(configuration.handshakeSeconds),
+                                   grace: nanoseconds(configuration.retireGraceSeconds), needed: needed)
+        for c in expired.silent { actions.append(.close(c, status: 1008, reason: "no hello")) }
+        for p in expired.retired { actions += dropLink(p, reason: "retired") }
+        if state == .registered { actions += reconcileLinks(now: now) }
+        return actions
+    }
+
+    /// Routes `data` to the peer responsible for `dst`. `routed` is false when there is no route (the
+    /// shell also reports false when the transport refuses a frame of the `.forward` action).
+    public mutating func send(to dst: PeerID, data: JSONValue) -> (routed: Bool, actions: [PeerAction]) {
+        guard let me = peerId else { return (false, []) }
+        counter += 1
+        return forward(forwarding(Envelope(srcId: me, dstId: dst, data: data, hops: 0, id: "\(me.hex)-n\(counter)"),
+                                  me: me, ring: ring, linked: Set(linkedPeers)), failure: nil)
+    }
+}

@@ -1,0 +1,159 @@
+import ArgumentParser
+import Synchronization
+import Foundation
+import Digest
+import Jobs
+import Logging
+import PNG
+import Peer
+import RayTracer
+import Ring
+import Transport
+import WireProtocol
+
+struct Submit: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Join the ring, submit a job, wait for its result.", subcommands: [SubmitRaytrace.self])
+}
+
+struct SubmitRaytrace: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "raytrace",
+        abstract: "Render a scene across the ring and write the image (PNG, or PPM for a .ppm name).")
+
+    @Option(help: "Rendezvous server, ws://host:port.") var server: ServerAddress
+    @Option(help: "A scene file, or the name of a shipped scene (small, odd, medium, standard).") var scene: String
+    @Option(help: "Directory of the shipped scenes (default: Public/scenes of the working directory or of the source tree).") var scenes: String?
+    @Option(help: "Tasks (tiles).") var tiles = 400
+    @Option(help: "Peers to use at most.") var peers = 8
+    @Option(help: "Output image.") var out: String
+    @Option(help: "Worker threads this submitting peer also offers (0: submit only).") var workers = 0
+    @Option(help: "Seconds a task may run on a worker before it is stopped there.") var deadline = 60.0
+    @Option(help: "Address and port for WebSocket links.") var listen = ListenAddress(argument: "127.0.0.1:0")!
+    @Option(help: "URL other peers dial.") var advertise: String?
+    @Option(help: "Seconds to wait for the ring before giving up.") var joinTimeout = 30.0
+    @Option(help: "Log level.") var logLevel: Logger.Level = .warning
+    @Option(help: "Seconds to leave the ring on SIGTERM/SIGINT, before the exit is forced.") var shutdownGrace = 3.0
+
+    func validate() throws {
+        guard shutdownGrace >= 0 else { throw ValidationError("--shutdown-grace must not be negative") }
+        guard (1...100_000).contains(tiles) else { throw ValidationError("--tiles must be in [1, 100000]") }
+        guard (1...10_000).contains(peers) else { throw ValidationError("--peers must be in [1, 10000]") }
+        guard (0...256).contains(workers) else { throw ValidationError("--workers must be in [0, 256]") }
+        guard deadline > 0 else { throw ValidationError("--deadline must be positive") }
+    }
+
+    func run() async throws {
+        bootstrapLogging(logLevel)
+        let logger = Logger(label: "browsercloud.submit")
+        let (sceneJSON, parsed) = try loadScene(scene, dir: scenes)
+        try checkWritable(out)
+        let config = peerConfiguration(server: server, listen: listen, advertise: advertise, workers: workers)
+        let grace = shutdownGrace
+        try await LongRunning.run("submit", grace: grace, logger: logger) { [self] in
+            let node = PeerNode(configuration: config, logger: logger)
+            let engine = JobEngine(node: node, workers: workers, logger: logger)
+            try node.start()
+            let outcome = await withTaskGroup(of: Result<([UInt8], JobStats), Message>?.self) { group in
+                group.addTask { await untilShutdown(); return nil }
+                group.addTask { await submit(node: node, engine: engine, sceneJSON: sceneJSON) }
+                let first = await group.next() ?? nil
+                group.cancelAll()
+                return first
+            }
+            try await blocking {
+                engine.pool?.stop()
+                node.stop(within: grace)
+            }
+            switch outcome {
+            case nil:
+                FileHandle.standardError.write(Data("browsercloud: stopped before the job finished; \(out) not written\n".utf8))
+            case .failure(let failure)?:
+                FileHandle.standardError.write(Data("browsercloud: \(failure)\n".utf8))
+                throw ExitCode.failure
+            case .success(let (image, stats))?:
+                let sha256 = try writeImage(image, width: parsed.width, height: parsed.height, to: out)
+                let c = stats.counts
+                print("wrote \(out) (\(parsed.width)x\(parsed.height), file sha256 \(sha256), pixels sha256 \(sha256Hex(image)))")
+                print(String(format: "makespan %.3f s (discovery %.3f s); %d tasks on %d peers", stats.makespanSeconds, stats.discoverySeconds, stats.tasks, stats.tasksPerPeer.count))
+                for (peer, n) in stats.tasksPerPeer.sorted(by: { $0.value > $1.value }) { print("  \(peer)  \(n) tasks") }
+                print("dispatched \(c.dispatched), re-dispatched \(c.redispatched), speculative \(c.speculative) (discarded \(c.discarded), mismatches \(c.mismatches)), late \(c.late), lost \(c.lost), busy \(c.busy), peers lost \(stats.peersLost)")
+            }
+        }
+    }
+
+    /// Waits until this peer is in the ring with its links open, then runs the job; nil when cancelled.
+    private func submit(node: PeerNode, engine: JobEngine, sceneJSON: JSONValue) async -> Result<([UInt8], JobStats), Message>? {
+        let joinDeadline = ContinuousClock.now + .milliseconds(Int64(joinTimeout * 1000))
+        while !(await onServiceThread(node) { node.isReady }) {
+            guard ContinuousClock.now < joinDeadline else {
+                return .failure("could not join the ring at \(server.host):\(server.port) within \(joinTimeout) s")
+            }
+            guard (try? await Task.sleep(for: .milliseconds(50))) != nil else { return nil }
+        }
+        let showBar = isatty(STDERR_FILENO) != 0
+        var jobOptions = JobOptions()
+        jobOptions.deadlineSeconds = deadline
+        let options = jobOptions
+        let (tiles, peers) = (tiles, peers)
+        // A stream rather than a continuation: waiting on it ends when the task is cancelled (a shutdown).
+        let (results, result) = AsyncStream<Result<([UInt8], JobStats), Message>>.makeStream()
+        node.transport.post {
+            do {
+                var lastTenth = 0
+                try engine.raytrace(sceneJSON: sceneJSON, tiles: tiles, peers: peers, options: options, progress: { done, total in
+                    if showBar { drawBar(done, total); return }
+                    // Not a terminal: one line per tenth, for logs and scripts.
+                    let tenth = done * 10 / max(1, total)
+                    if tenth > lastTenth { lastTenth = tenth; FileHandle.standardError.write(Data("progress \(done)/\(total)\n".utf8)) }
+                }, completion: { outcome in
+                    result.yield(outcome.map { ($0.image, $0.stats) }.mapError { Message("\($0)") })
+                })
+            } catch {
+                result.yield(.failure(Message("\(error)")))
+            }
+        }
+        var outcome: Result<([UInt8], JobStats), Message>?
+        for await r in results {
+            outcome = r
+            break
+        }
+        if showBar { FileHandle.standardError.write(Data("\n".utf8)) }
+        return outcome
+    }
+}
+
+private func drawBar(_ done: Int, _ total: Int) {
+    let width = 40
+    let filled = total == 0 ? width : done * width / total
+    let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+    FileHandle.standardError.write(Data("\r[\(bar)] \(done)/\(total) tiles".utf8))
+}
+
+// MARK: render
+
+struct Render: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Render a scene locally in one process on one core (the reference for jobs).")
+
+    @Option(help: "A scene file, or the name of a shipped scene (small, odd, medium, standard).") var scene: String
+    @Option(help: "Directory of the shipped scenes (default: Public/scenes of the working directory or of the source tree).") var scenes: String?
+    @Option(help: "Output image (PNG, or PPM for a .ppm name).") var out: String
+    @Option(help: "Render only this tile: x,y,width,height.") var tile: String?
+
+    func run() throws {
+        let (_, parsed) = try loadScene(scene, dir: scenes)
+        try checkWritable(out)
+        var t = Tile(x: 0, y: 0, width: parsed.width, height: parsed.height)
+        if let tile {
+            let v = tile.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard v.count == 4 else { throw ValidationError("--tile must be x,y,width,height") }
+            t = Tile(x: v[0], y: v[1], width: v[2], height: v[3])
+        }
+        let start = Date()
+        let pixels = try parsed.render(t)
+        let seconds = Date().timeIntervalSince(start)
+        let sha256 = try writeImage(pixels, width: t.width, height: t.height, to: out)
+        print("wrote \(out) (\(t.width)x\(t.height), file sha256 \(sha256), pixels sha256 \(sha256Hex(pixels))) in \(String(format: "%.3f", seconds)) s")
+    }
+}

@@ -1,0 +1,60 @@
+import Peer
+import Ring
+import Testing
+import WireProtocol
+
+private let me = PeerID(hex: "400000000000")!
+private let pred = PeerID(hex: "200000000000")!
+private let a = PeerID(hex: "800000000000")!
+private let b = PeerID(hex: "c00000000000")!
+private let ring = PeerState(predecessor: pred, successors: [a, b], fingers: [:])
+
+private func envelope(_ dst: String, hops: Int = 0) -> Envelope {
+    Envelope(srcId: b, dstId: PeerID(hex: dst)!, data: .null, hops: hops, id: "m")
+}
+
+@Test func deliverForwardOrDropFollowTheChordRules() {
+    #expect(forwarding(envelope("300000000000"), me: me, ring: ring, linked: [a, b]) == .deliver(envelope("300000000000")))
+    #expect(forwarding(envelope("400000000000"), me: me, ring: ring, linked: [a, b]) == .deliver(envelope("400000000000")))
+    // In (me, first successor]: the successor.
+    #expect(forwarding(envelope("600000000000"), me: me, ring: ring, linked: [a, b]) == .next(a, envelope("600000000000")))
+    // Past it: the linked peer in (me, dst) farthest from me.
+    #expect(forwarding(envelope("d00000000000"), me: me, ring: ring, linked: [a, b]) == .next(b, envelope("d00000000000")))
+    #expect(forwarding(envelope("d00000000000"), me: me, ring: ring, linked: []) == .drop(PeerError("no-route", "no route to d00000000000")))
+}
+
+@Test func receivedMessagesCountAHopAndStopAtTheLimit() {
+    #expect(forwarding(received: envelope("600000000000", hops: 63), me: me, ring: ring, linked: [a], maxHops: 64) == .next(a, envelope("600000000000", hops: 64)))
+    #expect(forwarding(received: envelope("600000000000", hops: 64), me: me, ring: ring, linked: [a], maxHops: 64)
+            == .drop(PeerError("hop-limit", "dropped a message for 600000000000 after 65 hops")))
+}
+
+@Test func largeMessagesGoInPartsThatEndOnCharacterBoundaries() {
+    #expect(linkFrames(Array("hello".utf8), limit: 100, chunkId: "c") == [Array("Mhello".utf8)])
+    // 35 ASCII bytes, then "é" (2 bytes) across the 36-byte part boundary, then 100 more.
+    let text = Array((String(repeating: "a", count: 35) + "é" + String(repeating: "b", count: 100)).utf8)
+    let frames = linkFrames(text, limit: 100, chunkId: "c")
+    var parts: [[UInt8]] = []
+    for f in frames {
+        guard case .chunk("c", let index, let count, let part)? = LinkFrame.parse(f) else { Issue.record("not a part"); return }
+        #expect(index == parts.count && count == frames.count)
+        parts.append(part)
+    }
+    #expect(parts.map(\.count) == [35, 36, 36, 30])
+    #expect(parts.joined().elementsEqual(text))
+    #expect(linkFrameLimit(relayed: true, serverMaxMessageBytes: 65536, partBytes: 1 << 20) == 32512)
+    #expect(linkFrameLimit(relayed: true, serverMaxMessageBytes: 1000, partBytes: 1 << 20) == 1024)
+    #expect(linkFrameLimit(relayed: false, serverMaxMessageBytes: 65536, partBytes: 4096) == 4096)
+}
+
+@Test func webSocketURLs() {
+    #expect(WebSocketURL("ws://127.0.0.1:9000/") == WebSocketURL(host: "127.0.0.1", port: 9000, path: "/"))
+    #expect(WebSocketURL("ws://127.0.0.1") == WebSocketURL(host: "127.0.0.1", port: 80, path: "/"))
+    #expect(WebSocketURL("ws://[::1]:9001/a/b?x=1") == WebSocketURL(host: "::1", port: 9001, path: "/a/b?x=1"))
+    #expect(WebSocketURL("ws://[::1]/") == WebSocketURL(host: "::1", port: 80, path: "/"))
+    for bad in ["wss://127.0.0.1/", "http://127.0.0.1/", "127.0.0.1:9000", "ws://user@127.0.0.1:9000/", "ws://u:p@127.0.0.1/",
+                "ws://127.0.0.1:0/", "ws://127.0.0.1:65536/", "ws://:9000/", "ws:///x", "ws://[]:1/", ""] {
+        #expect(WebSocketURL(bad) == nil, "\(bad)")
+    }
+    #expect(isIPLiteral("::1") && isIPLiteral("10.0.0.1") && !isIPLiteral("localhost") && !isIPLiteral("[::1]"))
+}
