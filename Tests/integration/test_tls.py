@@ -1,13 +1,14 @@
 """Native TLS (https and wss on one port, OpenSSL through libwebsockets), with a throwaway CA and
 certificate made by openssl in the test: a client that verifies against that CA gets /healthz and
 registers; a client without the CA is refused; plain http on the TLS port gets nothing."""
+import asyncio
 import json
 import ssl
 import subprocess
 
 import pytest
 import requests
-from websockets.sync.client import connect
+from websockets.asyncio.client import connect
 
 from harness import BIN, Server, make_pki
 
@@ -28,17 +29,24 @@ def test_https_and_wss_with_the_ca(tls_server, pki):
     r = requests.get(f"https://127.0.0.1:{tls_server.port}/healthz", verify=str(pki / "ca.pem"), timeout=10)
     assert r.status_code == 200 and r.json()["status"] == "ok"
     ctx = ssl.create_default_context(cafile=str(pki / "ca.pem"))
-    with connect(f"wss://127.0.0.1:{tls_server.port}/", subprotocols=["webrtc-explorer.v1"], ssl=ctx, open_timeout=10) as ws:
-        ws.send(json.dumps({"type": "register"}))
-        assert json.loads(ws.recv(timeout=10))["type"] == "registered"
+
+    # The asyncio client: one thread owns the TLS connection (see test_deploy.wss for why not the threaded one).
+    async def register():
+        async with connect(f"wss://127.0.0.1:{tls_server.port}/", subprotocols=["webrtc-explorer.v1"], ssl=ctx, open_timeout=10) as ws:
+            await ws.send(json.dumps({"type": "register"}))
+            return json.loads(await asyncio.wait_for(ws.recv(), 10))["type"]
+    assert asyncio.run(asyncio.wait_for(register(), 30)) == "registered"
 
 
 def test_clients_without_the_ca_are_refused(tls_server):
     with pytest.raises(requests.exceptions.SSLError):
         requests.get(f"https://127.0.0.1:{tls_server.port}/healthz", timeout=10)
-    with pytest.raises(ssl.SSLCertVerificationError):
-        with connect(f"wss://127.0.0.1:{tls_server.port}/", ssl=ssl.create_default_context(), open_timeout=10):
+
+    async def unverified():
+        async with connect(f"wss://127.0.0.1:{tls_server.port}/", ssl=ssl.create_default_context(), open_timeout=10):
             pass
+    with pytest.raises(ssl.SSLCertVerificationError):
+        asyncio.run(unverified())
 
 
 def test_plain_http_on_the_tls_port_gets_no_page(tls_server):
