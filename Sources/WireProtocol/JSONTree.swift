@@ -31,7 +31,8 @@ struct JSONTreeParser {
 
     private var s: JSONScanner
     private let duplicates: DuplicateKeys
-    /// Whether an out-of-range number was read (see above).
+    /// Whether an out-of-range number was read (see above) in a value the tree keeps (with `.firstWins`,
+    /// not in a repeated key's dropped value; with `.lastWins`, also in a value a later key replaced).
     private var outOfRange = false
 
     private init(_ bytes: UnsafeBufferPointer<UInt8>, duplicates: DuplicateKeys) {
@@ -117,8 +118,17 @@ struct JSONTreeParser {
             if s.peek == UInt8(ascii: "}") { s.i += 1; return .object(object) }
             while true {
                 s.skipWhitespace()
-                guard let key = key(), let v = value(depth: depth + 1) else { return nil }
-                if duplicates == .lastWins || object[key] == nil { object[key] = v }
+                guard let key = key() else { return nil }
+                if duplicates == .firstWins, object[key] != nil {
+                    // A repeated key's value is validated but dropped, and so are its numbers' ranges
+                    // (JSONDecoder never converted them either).
+                    let before = outOfRange
+                    guard value(depth: depth + 1) != nil else { return nil }
+                    outOfRange = before
+                } else {
+                    guard let v = value(depth: depth + 1) else { return nil }
+                    object[key] = v
+                }
                 s.skipWhitespace()
                 guard let c = s.peek else { return nil }
                 s.i += 1

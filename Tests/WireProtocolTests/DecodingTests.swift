@@ -85,6 +85,9 @@ extension ClientMessage {
         #expect(code(#"{"type":5,"x":1e400}"#) == .badField)
         // Nested repeated keys: the first one wins (JSONDecoder's rule, kept).
         #expect(try decode(#"{"type":"report","stats":{"x":1,"x":-1}}"#).get() == .report(stats: ["x": 1]))
+        // ... and the dropped value's numbers are not judged (JSONDecoder never converted them).
+        #expect(try decode(#"{"type":"report","stats":{"x":1,"x":1e400}}"#).get() == .report(stats: ["x": 1]))
+        #expect(code(#"{"type":"report","stats":{"x":1e400,"x":1}}"#) == .badJSON)
         #expect(try decode(#"{"type":"register","capabilities":{"w":{"a":1,"a":2}}}"#).get()
             == .register(peerId: nil, token: nil, capabilities: ["w": .object(["a": .number(1)])]))
         // Top-level repeated keys are refused, with more than 16 keys too.
