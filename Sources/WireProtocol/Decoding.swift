@@ -151,13 +151,14 @@ extension ClientMessage {
 }
 
 /// Field access on a top-level object read in one pass (duplicate keys are refused before any field is
-/// read). Keys are compared as text, code point by code point (RFC 8259 §8.3; JavaScript does the same).
+/// read). Keys are compared as Swift strings (Unicode canonical equivalence), the equality the nested
+/// objects' dictionaries use too.
 private struct Fields {
     let members: [JSONTreeParser.Member]
 
     /// The member named `name`, raw or not.
     subscript(member name: String) -> JSONTreeParser.Member? {
-        members.first { $0.key.utf8.elementsEqual(name.utf8) }
+        members.first { $0.key == name }
     }
 
     /// The tree of the field `name`; nil when absent (the raw `signal` member is looked up by `member:`).
@@ -169,12 +170,12 @@ private struct Fields {
         if members.count <= 16 {
             // The common case (a handful of keys): compare pairwise, no allocation.
             for i in members.indices.dropFirst() {
-                for j in 0..<i where members[i].key.utf8.elementsEqual(members[j].key.utf8) { return members[i].key }
+                for j in 0..<i where members[i].key == members[j].key { return members[i].key }
             }
             return nil
         }
-        var seen = Set<[UInt8]>()
-        for m in members where !seen.insert(Array(m.key.utf8)).inserted { return m.key }
+        var seen = Set<String>()
+        for m in members where !seen.insert(m.key).inserted { return m.key }
         return nil
     }
 }

@@ -137,7 +137,11 @@ struct JSONScanner {
     /// A string token: escapes checked, control characters refused, UTF-8 validated.
     mutating func string() -> Bool {
         i += 1  // "
-        while i < bytes.count {
+        let end = bytes.count
+        while i < end {
+            // The common bytes first: printable ASCII other than the quote and the backslash.
+            i = plainRun(from: i)
+            guard i < end else { return false }
             let c = bytes[i]
             switch c {
             case UInt8(ascii: "\""):
@@ -170,6 +174,29 @@ struct JSONScanner {
             }
         }
         return false
+    }
+
+    /// The end of the run of plain string bytes (printable ASCII other than `"` and `\`) from `start`,
+    /// eight bytes at a time while it can: a word is plain when none of its bytes is below 0x20, at or
+    /// above 0x80, a quote or a backslash (the exact "has a byte less than n" and "has a zero byte" bit
+    /// tests on 64-bit words).
+    private func plainRun(from start: Int) -> Int {
+        var j = start
+        let end = bytes.count
+        if let base = UnsafeRawPointer(bytes.baseAddress) {
+            let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+            while j + 8 <= end {
+                let x = base.loadUnaligned(fromByteOffset: j, as: UInt64.self)
+                let quote = x ^ (ones &* 0x22), backslash = x ^ (ones &* 0x5C)
+                let special = ((x &- ones &* 0x20) & ~x) | ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | x
+                if special & highs != 0 { break }
+                j += 8
+            }
+        }
+        while j < end, case let b = bytes[j], b >= 0x20, b < 0x80, b != UInt8(ascii: "\""), b != UInt8(ascii: "\\") {
+            j += 1
+        }
+        return j
     }
 
     /// The code unit of a `\uXXXX` escape starting at `at`, or nil.

@@ -72,7 +72,7 @@ struct JSONTreeParser {
                 p.s.skipWhitespace()
                 guard let key = p.key() else { return nil }
                 let start = p.s.i
-                if key.utf8.elementsEqual(raw.utf8) {
+                if key == raw {
                     guard p.s.value(depth: 2) != nil else { return nil }
                     members.append(Member(key: key, range: start..<p.s.i, tree: nil))
                 } else {

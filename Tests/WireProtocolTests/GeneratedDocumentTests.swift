@@ -156,6 +156,27 @@ import Testing
         }
     }
 
+    /// The string scan reads plain bytes eight at a time: a special byte at every offset of strings of
+    /// every length up to 40 is still seen (and a string without one still decodes to its bytes).
+    @Test func stringScanAtEveryOffset() {
+        let plain: [UInt8] = [0x20, 0x21, 0x23, 0x5B, 0x5D, 0x7E, 0x7F]
+        let refused: [UInt8] = [0x00, 0x09, 0x1F, 0x22, 0x5C, 0x80, 0xBF, 0xC3, 0xFF]
+        for length in 1...40 {
+            for at in 0..<length {
+                for (byte, ok) in plain.map({ ($0, true) }) + refused.map({ ($0, false) }) {
+                    var inner = [UInt8](repeating: UInt8(ascii: "a"), count: length)
+                    inner[at] = byte
+                    let text = [UInt8(ascii: "\"")] + inner + [UInt8(ascii: "\"")]
+                    #expect(text.withUnsafeBufferPointer { JSONScanner.isValid($0) } == ok, "\(length) \(at) \(byte)")
+                    #expect(JSONValue(parsing: text) == (ok ? .string(String(decoding: inner, as: UTF8.self)) : nil))
+                }
+                var two = [UInt8](repeating: UInt8(ascii: "a"), count: length + 1)
+                two.replaceSubrange(at..<(at + 2), with: [0xC3, 0xA9])  // é, split across words at some offsets
+                #expect(JSONValue(parsing: [0x22] + two + [0x22]) == .string(String(decoding: two, as: UTF8.self)))
+            }
+        }
+    }
+
     /// Depth: 64 nested containers (scalars inside the innermost) are accepted, 65 refused, by the tree
     /// parser, the scanner and the client decoder alike. JSONSerialization has no such limit.
     @Test func depthLimit() throws {
