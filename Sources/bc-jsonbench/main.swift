@@ -167,7 +167,8 @@ func check() -> Bool {
             if examples.count < 5 { examples.append("\(String(decoding: text, as: UTF8.self)): old \(old), new \(new)") }
         }
     }
-    emit(["checked": checked, "accepted": accepted, "mismatches": mismatches, "seed": seed, "examples": examples])
+    emit(["checked": checked, "seeds": seeds.count, "fuzz": fuzz, "accepted": accepted, "mismatches": mismatches,
+          "seed": seed, "examples": examples])
     return mismatches == 0
 }
 
