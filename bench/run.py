@@ -363,7 +363,7 @@ def bench_json(iterations, rounds, fuzz, callgrind_iterations):
             "callgrindIterations": callgrind_iterations}
 
 
-def json_report(j):
+def json_report(j, alone=False):
     def line(r):
         name = "**mix (each kind once)**" if r["frame"] == "mix" else r["frame"]
         size = "" if r["frame"] == "mix" else f"{r['bytes']}"
@@ -378,7 +378,8 @@ def json_report(j):
 (a marked copy kept only in the benchmark: the validating scanner, then, for every frame that is not a
 `signal`, a second parse by Foundation's `JSONDecoder` through a `try?` cascade) and with the new one
 (`ClientMessage.decode`: one pass that validates the frame, builds a tree of every top-level member but
-`signal`, and leaves `signal` as the bytes the relay forwards). Measured {datetime.date.today().isoformat()}, commit `{commit}`.
+`signal`, and leaves `signal` as the bytes the relay forwards). Measured {datetime.date.today().isoformat()}, commit `{commit}`{
+" (on its own, with `bench/run.py --only json`, not in the run of the sections above)" if alone else ""}.
 Before timing, both paths decoded {c['seeds']} frames (the mix and frames at the edges of the rules) and
 {c['fuzz']:,} mutations of them (seed {c['seed']}; {c['accepted']:,} of the {c['checked']:,} frames accepted) with the same
 result, message or error code and text, every time. Time: {j['iterations']:,} decodes of one frame in a row, old
@@ -428,7 +429,7 @@ def main():
     tmp.mkdir(parents=True, exist_ok=True)
 
     if a.only == "json":
-        section = json_report(bench_json(a.json_iterations, a.json_rounds, a.json_fuzz, a.json_callgrind_iterations))
+        section = json_report(bench_json(a.json_iterations, a.json_rounds, a.json_fuzz, a.json_callgrind_iterations), alone=True)
         out = pathlib.Path(a.out)
         old = out.read_text() if out.exists() else ""
         if "## 7. " in old:

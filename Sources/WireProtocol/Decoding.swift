@@ -53,12 +53,11 @@ extension ClientMessage {
             }
         } ?? false
         if read.outOfRange || rawOutOfRange { throw ProtocolError(.badJSON, "message is not valid JSON") }
-        let object = fields
 
         switch type {
         case "register":
-            let peerId = try optionalPeerID(object, "peerId")
-            let token = try optionalString(object, "token")
+            let peerId = try optionalPeerID(fields, "peerId")
+            let token = try optionalString(fields, "token")
             if (peerId == nil) != (token == nil) {
                 throw ProtocolError(.badField, "'peerId' and 'token' must be given together")
             }
@@ -66,7 +65,7 @@ extension ClientMessage {
                 throw ProtocolError(.badToken, "'token' must be 64 lowercase hex characters")
             }
             var capabilities: [String: JSONValue]?
-            if let c = object["capabilities"], c != .null {
+            if let c = fields["capabilities"], c != .null {
                 guard case .object(let caps) = c else { throw ProtocolError(.badField, "'capabilities' must be an object") }
                 if caps.keys.contains(where: { $0.utf8.count > limits.maxKeyLength }) {
                     throw ProtocolError(.badField, "'capabilities' keys are limited to \(limits.maxKeyLength) bytes")
@@ -82,12 +81,12 @@ extension ClientMessage {
             return .leave
 
         case "link":
-            guard let to = try optionalPeerID(object, "to") else { throw ProtocolError(.badField, "missing field 'to'") }
-            guard let frame = try optionalString(object, "frame"), !frame.isEmpty else { throw ProtocolError(.badField, "'frame' must be a non-empty string") }
+            guard let to = try optionalPeerID(fields, "to") else { throw ProtocolError(.badField, "missing field 'to'") }
+            guard let frame = try optionalString(fields, "frame"), !frame.isEmpty else { throw ProtocolError(.badField, "'frame' must be a non-empty string") }
             return .link(to: to, frame: frame)
 
         case "report":
-            guard case .object(let raw)? = object["stats"] else { throw ProtocolError(.badField, "'stats' must be an object") }
+            guard case .object(let raw)? = fields["stats"] else { throw ProtocolError(.badField, "'stats' must be an object") }
             guard raw.count <= limits.maxReportKeys else {
                 throw ProtocolError(.tooLarge, "'stats' has more than \(limits.maxReportKeys) keys")
             }
@@ -133,16 +132,16 @@ extension ClientMessage {
         JSONScanner.hexValue(b) != nil && !(UInt8(ascii: "A")...UInt8(ascii: "F")).contains(b)
     }
 
-    private static func optionalString(_ object: Fields, _ key: String) throws(ProtocolError) -> String? {
-        switch object[key] {
+    private static func optionalString(_ fields: Fields, _ key: String) throws(ProtocolError) -> String? {
+        switch fields[key] {
         case nil, .null?: return nil
         case .string(let s)?: return s
         default: throw ProtocolError(.badField, "'\(key)' must be a string")
         }
     }
 
-    private static func optionalPeerID(_ object: Fields, _ key: String) throws(ProtocolError) -> PeerID? {
-        guard let s = try optionalString(object, key) else { return nil }
+    private static func optionalPeerID(_ fields: Fields, _ key: String) throws(ProtocolError) -> PeerID? {
+        guard let s = try optionalString(fields, key) else { return nil }
         guard let id = PeerID(hex: s) else {
             throw ProtocolError(.badField, "'\(key)' must be a peer ID of 12 lowercase hex characters")
         }
