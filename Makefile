@@ -53,6 +53,7 @@ e2e-large: test-deps
 bench: deps
 	$(SWIFT) build -c release --product browsercloud
 	$(SWIFT) build -c release --product bc-loadgen
+	$(SWIFT) build -c release --product bc-jsonbench
 	mkdir -p .build && $(CC) -O2 -Wall bench/echo-server.c $$(pkg-config --cflags --libs libwebsockets) -o .build/echo-server
 	$(PYTHON) bench/run.py --out docs/benchmarks.md
 	$(PYTHON) bench/overlay.py --out docs/overlay.md

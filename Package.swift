@@ -106,6 +106,9 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // The one-JSON-path micro-benchmark for `make bench`: old (scanner + JSONDecoder, a marked copy
+        // kept only here) versus new client-frame decoding, ns per frame.
+        .executableTarget(name: "bc-jsonbench", dependencies: ["WireProtocol", "Ring"]),
         .testTarget(name: "RingTests", dependencies: ["Ring"]),
         .testTarget(name: "RayTracerTests", dependencies: ["RayTracer", "PNG", "Digest"]),
         .testTarget(name: "JobsTests", dependencies: ["Jobs", "Digest", "Peer", "Ring", "WireProtocol"]),

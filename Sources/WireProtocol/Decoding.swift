@@ -1,4 +1,3 @@
-import Foundation
 import Ring
 
 /// Limits applied while decoding client messages.
@@ -20,51 +19,45 @@ public struct DecodingLimits: Sendable {
 extension ClientMessage {
     /// Decodes and validates one text frame. Unknown extra fields are ignored (forward compatible).
     ///
-    /// Every frame is validated once by `JSONScanner`; a `signal` (the relay hot path) is read straight
-    /// from the scan and its `signal` object kept as raw bytes. The rarer messages are decoded into a
-    /// `JSONValue` tree with Foundation's `JSONDecoder`.
+    /// One pass over the bytes (`JSONTreeParser.members`) validates the whole frame and builds a tree of
+    /// every top-level member except `signal`, which is only validated: in a `signal` message (the relay
+    /// hot path) its bytes are forwarded as they are. Errors (docs/protocol.md): `bad-json` for text that
+    /// is not one JSON object, a repeated top-level key, nesting deeper than 64, or (outside a `signal`
+    /// message) a number beyond binary64's range; `bad-field`, `bad-token`, `too-large`, `unknown-type`
+    /// as each message's checks say. Nested objects keep the first of repeated keys.
     public static func decode(_ bytes: [UInt8], limits: DecodingLimits = DecodingLimits()) throws(ProtocolError)
         -> ClientMessage
     {
-        let scanned: Result<ClientMessage?, ProtocolError> = bytes.withUnsafeBufferPointer { buffer in
-            guard let members = JSONScanner.topLevelMembers(buffer) else {
-                return .failure(JSONScanner.isValid(buffer)
-                    ? ProtocolError(.badJSON, "message must be a JSON object")
-                    : ProtocolError(.badJSON, "message is not valid JSON"))
-            }
-            let fields = ScannedObject(buffer: buffer, members: members)
-            if let duplicate = fields.duplicateKey() {
-                return .failure(ProtocolError(.badJSON, "duplicate key '\(duplicate.prefix(64))' in the message"))
-            }
-            guard let typeMember = fields["type"] else { return .failure(ProtocolError(.badField, "missing field 'type'")) }
-            guard typeMember.kind == .string else { return .failure(ProtocolError(.badField, "'type' must be a string")) }
-            guard fields.string(typeMember) == "signal" else { return .success(nil) }
-            do throws(ProtocolError) {
-                return .success(try decodeSignal(fields, limits: limits))
-            } catch {
-                return .failure(error)
-            }
+        let read = bytes.withUnsafeBufferPointer {
+            JSONTreeParser.members(of: $0, raw: "signal", duplicates: .firstWins)
         }
-        switch scanned {
-        case .failure(let error): throw error
-        case .success(let message?): return message
-        case .success(nil): break
+        guard let read else {
+            let isObjectText = bytes.first { ![0x20, 0x09, 0x0A, 0x0D].contains($0) } == UInt8(ascii: "{")
+            let isJSON = !isObjectText && bytes.withUnsafeBufferPointer { JSONScanner.isValid($0) }
+            throw ProtocolError(.badJSON, isJSON ? "message must be a JSON object" : "message is not valid JSON")
         }
+        let fields = Fields(members: read.members)
+        if let duplicate = fields.duplicateKey() {
+            throw ProtocolError(.badJSON, "duplicate key '\(duplicate.prefix(64))' in the message")
+        }
+        guard let typeMember = fields[member: "type"] else { throw ProtocolError(.badField, "missing field 'type'") }
+        guard case .string(let type)? = typeMember.tree else { throw ProtocolError(.badField, "'type' must be a string") }
+        if type == "signal" { return try decodeSignal(fields, bytes: bytes, limits: limits) }
 
-        let value: JSONValue
-        do {
-            value = try JSONCoding.decoder.decode(JSONValue.self, from: Data(bytes))
-        } catch {
-            throw ProtocolError(.badJSON, "message is not valid JSON")
-        }
-        guard case .object(let object) = value, case .string(let type)? = object["type"] else {
-            throw ProtocolError(.badJSON, "message must be a JSON object")
-        }
+        // Outside a relayed signal every number must fit binary64 (Foundation's JSONDecoder, which this
+        // path used before, refused the others). A `signal` member in another message is only validated
+        // by the pass, so its numbers are checked here (an unusual frame: the one second look at bytes).
+        let rawOutOfRange = fields[member: "signal"].map { member in
+            bytes.withUnsafeBufferPointer {
+                JSONTreeParser.parse(UnsafeBufferPointer(rebasing: $0[member.range]), duplicates: .firstWins)?.outOfRange ?? true
+            }
+        } ?? false
+        if read.outOfRange || rawOutOfRange { throw ProtocolError(.badJSON, "message is not valid JSON") }
 
         switch type {
         case "register":
-            let peerId = try optionalPeerID(object, "peerId")
-            let token = try optionalString(object, "token")
+            let peerId = try optionalPeerID(fields, "peerId")
+            let token = try optionalString(fields, "token")
             if (peerId == nil) != (token == nil) {
                 throw ProtocolError(.badField, "'peerId' and 'token' must be given together")
             }
@@ -72,7 +65,7 @@ extension ClientMessage {
                 throw ProtocolError(.badToken, "'token' must be 64 lowercase hex characters")
             }
             var capabilities: [String: JSONValue]?
-            if let c = object["capabilities"], c != .null {
+            if let c = fields["capabilities"], c != .null {
                 guard case .object(let caps) = c else { throw ProtocolError(.badField, "'capabilities' must be an object") }
                 if caps.keys.contains(where: { $0.utf8.count > limits.maxKeyLength }) {
                     throw ProtocolError(.badField, "'capabilities' keys are limited to \(limits.maxKeyLength) bytes")
@@ -88,12 +81,12 @@ extension ClientMessage {
             return .leave
 
         case "link":
-            guard let to = try optionalPeerID(object, "to") else { throw ProtocolError(.badField, "missing field 'to'") }
-            guard let frame = try optionalString(object, "frame"), !frame.isEmpty else { throw ProtocolError(.badField, "'frame' must be a non-empty string") }
+            guard let to = try optionalPeerID(fields, "to") else { throw ProtocolError(.badField, "missing field 'to'") }
+            guard let frame = try optionalString(fields, "frame"), !frame.isEmpty else { throw ProtocolError(.badField, "'frame' must be a non-empty string") }
             return .link(to: to, frame: frame)
 
         case "report":
-            guard case .object(let raw)? = object["stats"] else { throw ProtocolError(.badField, "'stats' must be an object") }
+            guard case .object(let raw)? = fields["stats"] else { throw ProtocolError(.badField, "'stats' must be an object") }
             guard raw.count <= limits.maxReportKeys else {
                 throw ProtocolError(.tooLarge, "'stats' has more than \(limits.maxReportKeys) keys")
             }
@@ -114,37 +107,41 @@ extension ClientMessage {
         }
     }
 
-    private static func decodeSignal(_ fields: ScannedObject, limits: DecodingLimits) throws(ProtocolError) -> ClientMessage {
-        guard let toText = try fields.optionalString("to") else { throw ProtocolError(.badField, "missing field 'to'") }
+    private static func decodeSignal(_ fields: Fields, bytes: [UInt8], limits: DecodingLimits) throws(ProtocolError)
+        -> ClientMessage
+    {
+        guard let toText = try optionalString(fields, "to") else { throw ProtocolError(.badField, "missing field 'to'") }
         guard let to = PeerID(hex: toText) else {
             throw ProtocolError(.badField, "'to' must be a peer ID of 12 lowercase hex characters")
         }
-        guard let intentId = try fields.optionalString("intentId") else {
+        guard let intentId = try optionalString(fields, "intentId") else {
             throw ProtocolError(.badField, "missing field 'intentId'")
         }
         // Length as JavaScript counts it (UTF-16 code units), so browsers can check it the same way.
         guard !intentId.isEmpty, intentId.utf16.count <= limits.maxIntentIdLength else {
             throw ProtocolError(.badField, "'intentId' must be 1 to \(limits.maxIntentIdLength) characters")
         }
-        guard let signal = fields["signal"] else { throw ProtocolError(.badField, "missing field 'signal'") }
-        guard signal.kind == .object else { throw ProtocolError(.badField, "'signal' must be an object") }
-        return .signal(to: to, intentId: intentId, signal: RawJSON(validated: fields.bytes(signal)))
+        guard let signal = fields[member: "signal"] else { throw ProtocolError(.badField, "missing field 'signal'") }
+        guard bytes[signal.range.lowerBound] == UInt8(ascii: "{") else {
+            throw ProtocolError(.badField, "'signal' must be an object")
+        }
+        return .signal(to: to, intentId: intentId, signal: RawJSON(validated: Array(bytes[signal.range])))
     }
 
     private static func isLowerHex(_ b: UInt8) -> Bool {
         JSONScanner.hexValue(b) != nil && !(UInt8(ascii: "A")...UInt8(ascii: "F")).contains(b)
     }
 
-    private static func optionalString(_ object: [String: JSONValue], _ key: String) throws(ProtocolError) -> String? {
-        switch object[key] {
+    private static func optionalString(_ fields: Fields, _ key: String) throws(ProtocolError) -> String? {
+        switch fields[key] {
         case nil, .null?: return nil
         case .string(let s)?: return s
         default: throw ProtocolError(.badField, "'\(key)' must be a string")
         }
     }
 
-    private static func optionalPeerID(_ object: [String: JSONValue], _ key: String) throws(ProtocolError) -> PeerID? {
-        guard let s = try optionalString(object, key) else { return nil }
+    private static func optionalPeerID(_ fields: Fields, _ key: String) throws(ProtocolError) -> PeerID? {
+        guard let s = try optionalString(fields, key) else { return nil }
         guard let id = PeerID(hex: s) else {
             throw ProtocolError(.badField, "'\(key)' must be a peer ID of 12 lowercase hex characters")
         }
@@ -152,53 +149,32 @@ extension ClientMessage {
     }
 }
 
-/// Field access on a scanned top-level object (duplicate keys are refused before any field is read).
-private struct ScannedObject {
-    let buffer: UnsafeBufferPointer<UInt8>
-    let members: [JSONScanner.Member]
+/// Field access on a top-level object read in one pass (duplicate keys are refused before any field is
+/// read). Keys are compared as Swift strings (Unicode canonical equivalence), the equality the nested
+/// objects' dictionaries use too.
+private struct Fields {
+    let members: [JSONTreeParser.Member]
 
-    subscript(name: String) -> JSONScanner.Member? {
-        members.first { member in
-            let inner = buffer[(member.key.lowerBound + 1)..<(member.key.upperBound - 1)]
-            if !inner.contains(UInt8(ascii: "\\")) { return inner.elementsEqual(name.utf8) }
-            return string(member.key) == name
-        }
+    /// The member named `name`, raw or not.
+    subscript(member name: String) -> JSONTreeParser.Member? {
+        members.first { $0.key == name }
     }
+
+    /// The tree of the field `name`; nil when absent (the raw `signal` member is looked up by `member:`).
+    subscript(name: String) -> JSONValue? { self[member: name]?.tree }
 
     /// The first key that appears twice, if any (RFC 8259 §4: names SHOULD be unique; parsers disagree
     /// on which duplicate wins, so the server refuses them rather than read a message two ways).
     func duplicateKey() -> String? {
-        let escaped = members.contains { buffer[$0.key].contains(UInt8(ascii: "\\")) }
-        if members.count <= 16 && !escaped {
-            // The common case (a handful of plain keys): compare the raw bytes pairwise, no allocation.
+        if members.count <= 16 {
+            // The common case (a handful of keys): compare pairwise, no allocation.
             for i in members.indices.dropFirst() {
-                for j in 0..<i where buffer[members[i].key].elementsEqual(buffer[members[j].key]) {
-                    return string(members[i].key)
-                }
+                for j in 0..<i where members[i].key == members[j].key { return members[i].key }
             }
             return nil
         }
         var seen = Set<String>()
-        for m in members {
-            let key = string(m.key)
-            if !seen.insert(key).inserted { return key }
-        }
+        for m in members where !seen.insert(m.key).inserted { return m.key }
         return nil
-    }
-
-    func string(_ member: JSONScanner.Member) -> String { string(member.value) }
-
-    func string(_ range: Range<Int>) -> String {
-        JSONScanner.decodeString(UnsafeBufferPointer(rebasing: buffer[range]))
-    }
-
-    func bytes(_ member: JSONScanner.Member) -> [UInt8] { Array(buffer[member.value]) }
-
-    /// A string field; nil when absent or null.
-    func optionalString(_ name: String) throws(ProtocolError) -> String? {
-        guard let m = self[name] else { return nil }
-        if m.kind == .literal && buffer[m.value.lowerBound] == UInt8(ascii: "n") { return nil }
-        guard m.kind == .string else { throw ProtocolError(.badField, "'\(name)' must be a string") }
-        return string(m)
     }
 }

@@ -1,32 +1,14 @@
-import Foundation
-
-/// A validating, non-allocating JSON scanner (RFC 8259) for the relay hot path.
+/// A validating, non-allocating JSON scanner (RFC 8259): the one reader of JSON text in this module.
 ///
-/// It checks that a text is one well-formed JSON value (UTF-8 included) and reports the members of a
-/// top-level object as byte ranges, so the server can read `type`, `to` and `intentId` and forward the
-/// opaque `signal` object byte for byte, without building a tree or re-encoding it.
-/// Nesting deeper than `maxDepth` is refused (bounded stack for hostile input).
+/// It checks that a text is one well-formed JSON value (UTF-8 included). The tree parser
+/// (`JSONTree.swift`) is built on the same scanning steps, so every byte is validated and converted in
+/// one pass; a member left as raw bytes (a relayed `signal`) is only validated, never copied into a tree.
+/// Containers nested deeper than `maxDepth` (the top level is depth 1) are refused (bounded stack for
+/// hostile input); scalars inside a container at depth `maxDepth` are fine.
 struct JSONScanner {
     enum Kind: Equatable { case object, array, string, number, literal }
 
-    struct Member {
-        var key: Range<Int>      // the key's string token, quotes included
-        var value: Range<Int>    // the value's bytes
-        var kind: Kind
-    }
-
     static let maxDepth = 64
-
-    /// The top-level object's members, or nil if `bytes` is not one valid JSON object.
-    static func topLevelMembers(_ bytes: UnsafeBufferPointer<UInt8>) -> [Member]? {
-        var s = JSONScanner(bytes: bytes)
-        s.skipWhitespace()
-        guard s.peek == UInt8(ascii: "{") else { return nil }
-        var members: [Member] = []
-        guard s.object(depth: 1, members: &members) else { return nil }
-        s.skipWhitespace()
-        return s.i == bytes.count ? members : nil
-    }
 
     /// Whether `bytes` is exactly one valid JSON value (any kind).
     static func isValid(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
@@ -37,124 +19,25 @@ struct JSONScanner {
         return s.i == bytes.count
     }
 
-    /// Parses one JSON value into a tree, validating as `isValid` does; nil when the text is not one
-    /// valid JSON value. Duplicate keys: the last one wins. Numbers are correctly rounded binary64.
-    static func tree(_ bytes: UnsafeBufferPointer<UInt8>) -> JSONValue? {
+    /// Whether `bytes` is exactly one valid JSON object.
+    static func isObject(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         var s = JSONScanner(bytes: bytes)
         s.skipWhitespace()
-        guard let v = s.treeValue(depth: 1) else { return nil }
+        guard s.peek == UInt8(ascii: "{"), s.value(depth: 1) == .object else { return false }
         s.skipWhitespace()
-        return s.i == bytes.count ? v : nil
-    }
-
-    private mutating func treeValue(depth: Int) -> JSONValue? {
-        guard depth <= JSONScanner.maxDepth, let c = peek else { return nil }
-        switch c {
-        case UInt8(ascii: "{"):
-            i += 1
-            var object: [String: JSONValue] = [:]
-            skipWhitespace()
-            if peek == UInt8(ascii: "}") { i += 1; return .object(object) }
-            while true {
-                skipWhitespace()
-                let keyStart = i
-                guard peek == UInt8(ascii: "\""), string() else { return nil }
-                let key = JSONScanner.decodeString(UnsafeBufferPointer(rebasing: bytes[keyStart..<i]))
-                skipWhitespace()
-                guard peek == UInt8(ascii: ":") else { return nil }
-                i += 1
-                skipWhitespace()
-                guard let v = treeValue(depth: depth + 1) else { return nil }
-                object[key] = v
-                skipWhitespace()
-                switch peek {
-                case UInt8(ascii: ","): i += 1
-                case UInt8(ascii: "}"): i += 1; return .object(object)
-                default: return nil
-                }
-            }
-        case UInt8(ascii: "["):
-            i += 1
-            var array: [JSONValue] = []
-            skipWhitespace()
-            if peek == UInt8(ascii: "]") { i += 1; return .array(array) }
-            while true {
-                skipWhitespace()
-                guard let v = treeValue(depth: depth + 1) else { return nil }
-                array.append(v)
-                skipWhitespace()
-                switch peek {
-                case UInt8(ascii: ","): i += 1
-                case UInt8(ascii: "]"): i += 1; return .array(array)
-                default: return nil
-                }
-            }
-        case UInt8(ascii: "\""):
-            let start = i
-            guard string() else { return nil }
-            return .string(JSONScanner.decodeString(UnsafeBufferPointer(rebasing: bytes[start..<i])))
-        case UInt8(ascii: "t"): return literal("true") ? .bool(true) : nil
-        case UInt8(ascii: "f"): return literal("false") ? .bool(false) : nil
-        case UInt8(ascii: "n"): return literal("null") ? .null : nil
-        default:
-            let start = i
-            guard number(), let d = Double(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self)) else { return nil }
-            return .number(d)
-        }
-    }
-
-    /// Decodes a string token (quotes included) that the scanner has validated.
-    static func decodeString(_ token: UnsafeBufferPointer<UInt8>) -> String {
-        let inner = UnsafeBufferPointer(rebasing: token[(token.startIndex + 1)..<(token.endIndex - 1)])
-        if !inner.contains(UInt8(ascii: "\\")) { return String(decoding: inner, as: UTF8.self) }
-        var out: [UInt8] = []
-        out.reserveCapacity(inner.count)
-        var k = inner.startIndex
-        func hex4(_ at: Int) -> UInt32 {
-            var v: UInt32 = 0
-            for j in at..<(at + 4) { v = v << 4 | UInt32(hexValue(inner[j])!) }
-            return v
-        }
-        while k < inner.endIndex {
-            let c = inner[k]
-            guard c == UInt8(ascii: "\\") else { out.append(c); k += 1; continue }
-            let e = inner[k + 1]
-            k += 2
-            switch e {
-            case UInt8(ascii: "b"): out.append(8)
-            case UInt8(ascii: "f"): out.append(12)
-            case UInt8(ascii: "n"): out.append(10)
-            case UInt8(ascii: "r"): out.append(13)
-            case UInt8(ascii: "t"): out.append(9)
-            case UInt8(ascii: "u"):
-                var scalar = hex4(k)
-                k += 4
-                if (0xD800..<0xDC00).contains(scalar), k + 6 <= inner.endIndex, inner[k] == UInt8(ascii: "\\"),
-                   inner[k + 1] == UInt8(ascii: "u") {
-                    let low = hex4(k + 2)
-                    if (0xDC00..<0xE000).contains(low) {
-                        scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
-                        k += 6
-                    }
-                }
-                // A lone surrogate becomes U+FFFD, as JSON.parse + TextEncoder would produce.
-                out.append(contentsOf: Array(String(Unicode.Scalar(scalar).map(Character.init) ?? "\u{FFFD}").utf8))
-            default: out.append(e)  // \" \\ \/
-            }
-        }
-        return String(decoding: out, as: UTF8.self)
+        return s.i == bytes.count
     }
 
     // MARK: Scanner
 
-    private let bytes: UnsafeBufferPointer<UInt8>
-    private var i = 0
+    let bytes: UnsafeBufferPointer<UInt8>
+    var i = 0
 
-    private init(bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
+    init(bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
 
-    private var peek: UInt8? { i < bytes.count ? bytes[i] : nil }
+    var peek: UInt8? { i < bytes.count ? bytes[i] : nil }
 
-    private mutating func skipWhitespace() {
+    mutating func skipWhitespace() {
         while i < bytes.count {
             switch bytes[i] {
             case 0x20, 0x09, 0x0A, 0x0D: i += 1
@@ -163,12 +46,12 @@ struct JSONScanner {
         }
     }
 
-    private mutating func value(depth: Int) -> Kind? {
+    /// Validates one value starting at `i` (a container at `depth`); its kind, or nil when invalid.
+    mutating func value(depth: Int) -> Kind? {
         guard let c = peek else { return nil }
         switch c {
         case UInt8(ascii: "{"):
-            var ignored: [Member] = []
-            return object(depth: depth, members: &ignored, record: false) ? .object : nil
+            return object(depth: depth) ? .object : nil
         case UInt8(ascii: "["): return array(depth: depth) ? .array : nil
         case UInt8(ascii: "\""): return string() ? .string : nil
         case UInt8(ascii: "t"): return literal("true") ? .literal : nil
@@ -178,23 +61,19 @@ struct JSONScanner {
         }
     }
 
-    private mutating func object(depth: Int, members: inout [Member], record: Bool = true) -> Bool {
+    private mutating func object(depth: Int) -> Bool {
         guard depth <= JSONScanner.maxDepth else { return false }
         i += 1  // {
         skipWhitespace()
         if peek == UInt8(ascii: "}") { i += 1; return true }
         while true {
             skipWhitespace()
-            let keyStart = i
             guard peek == UInt8(ascii: "\""), string() else { return false }
-            let key = keyStart..<i
             skipWhitespace()
             guard peek == UInt8(ascii: ":") else { return false }
             i += 1
             skipWhitespace()
-            let valueStart = i
-            guard let kind = value(depth: depth + 1) else { return false }
-            if record { members.append(Member(key: key, value: valueStart..<i, kind: kind)) }
+            guard value(depth: depth + 1) != nil else { return false }
             skipWhitespace()
             switch peek {
             case UInt8(ascii: ","): i += 1
@@ -221,7 +100,7 @@ struct JSONScanner {
         }
     }
 
-    private mutating func literal(_ word: StaticString) -> Bool {
+    mutating func literal(_ word: StaticString) -> Bool {
         let n = word.utf8CodeUnitCount
         guard i + n <= bytes.count else { return false }
         for k in 0..<n where bytes[i + k] != word.utf8Start[k] { return false }
@@ -235,7 +114,7 @@ struct JSONScanner {
         return i - start
     }
 
-    private mutating func number() -> Bool {
+    mutating func number() -> Bool {
         if peek == UInt8(ascii: "-") { i += 1 }
         if peek == UInt8(ascii: "0") {
             i += 1
@@ -256,9 +135,13 @@ struct JSONScanner {
     }
 
     /// A string token: escapes checked, control characters refused, UTF-8 validated.
-    private mutating func string() -> Bool {
+    mutating func string() -> Bool {
         i += 1  // "
-        while i < bytes.count {
+        let end = bytes.count
+        while i < end {
+            // The common bytes first: printable ASCII other than the quote and the backslash.
+            i = plainRun(from: i)
+            guard i < end else { return false }
             let c = bytes[i]
             switch c {
             case UInt8(ascii: "\""):
@@ -291,6 +174,29 @@ struct JSONScanner {
             }
         }
         return false
+    }
+
+    /// The end of the run of plain string bytes (printable ASCII other than `"` and `\`) from `start`,
+    /// eight bytes at a time while it can: a word is plain when none of its bytes is below 0x20, at or
+    /// above 0x80, a quote or a backslash (the exact "has a byte less than n" and "has a zero byte" bit
+    /// tests on 64-bit words).
+    private func plainRun(from start: Int) -> Int {
+        var j = start
+        let end = bytes.count
+        if let base = UnsafeRawPointer(bytes.baseAddress) {
+            let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+            while j + 8 <= end {
+                let x = base.loadUnaligned(fromByteOffset: j, as: UInt64.self)
+                let quote = x ^ (ones &* 0x22), backslash = x ^ (ones &* 0x5C)
+                let special = ((x &- ones &* 0x20) & ~x) | ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | x
+                if special & highs != 0 { break }
+                j += 8
+            }
+        }
+        while j < end, case let b = bytes[j], b >= 0x20, b < 0x80, b != UInt8(ascii: "\""), b != UInt8(ascii: "\\") {
+            j += 1
+        }
+        return j
     }
 
     /// The code unit of a `\uXXXX` escape starting at `at`, or nil.
@@ -333,63 +239,5 @@ struct JSONScanner {
         case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
         default: return nil
         }
-    }
-}
-
-/// The text of one validated JSON object, carried through the server unchanged (a relayed `signal`).
-public struct RawJSON: Equatable, Sendable, CustomStringConvertible {
-    /// Valid JSON text of an object.
-    public let bytes: [UInt8]
-
-    init(validated bytes: [UInt8]) { self.bytes = bytes }
-
-    /// Encodes a JSON object value.
-    public init(_ object: [String: JSONValue]) { bytes = JSONValue.object(object).encoded() }
-
-    /// Parses valid JSON object text; nil otherwise.
-    public init?(parsing text: [UInt8]) {
-        let ok = text.withUnsafeBufferPointer { JSONScanner.topLevelMembers($0) != nil }
-        guard ok else { return nil }
-        bytes = text
-    }
-
-    /// The object as a tree.
-    public var value: JSONValue? { JSONValue(parsing: bytes) }
-
-    public var description: String { String(decoding: bytes, as: UTF8.self) }
-}
-
-/// Appends `s` as a JSON string token (RFC 8259 §7 escapes).
-func appendJSONString(_ s: String, to out: inout [UInt8]) {
-    out.append(UInt8(ascii: "\""))
-    let utf8 = s.utf8
-    if !utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
-        out.append(contentsOf: utf8)
-    } else {
-        for c in utf8 {
-            switch c {
-            case UInt8(ascii: "\""), UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\")); out.append(c)
-            case 0x0A: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "n"))
-            case 0x0D: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "r"))
-            case 0x09: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "t"))
-            case 0..<0x20:
-                out.append(contentsOf: #"\u00"#.utf8)
-                out.append(hexDigits[Int(c >> 4)])
-                out.append(hexDigits[Int(c & 0xf)])
-            default: out.append(c)
-            }
-        }
-    }
-    out.append(UInt8(ascii: "\""))
-}
-
-private let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
-
-extension JSONValue {
-    /// Parses JSON text (RFC 8259, any value) with the validating scanner; nil when it is not valid.
-    /// Faster than `JSONDecoder` into `JSONValue` (no Codable machinery), for the overlay's messages.
-    public init?(parsing text: [UInt8]) {
-        guard let v = text.withUnsafeBufferPointer({ JSONScanner.tree($0) }) else { return nil }
-        self = v
     }
 }

@@ -1,23 +1,15 @@
-import Foundation
-
 /// An arbitrary JSON value, for the opaque parts of messages (WebRTC signals, capabilities, stats).
-public enum JSONValue: Codable, Equatable, Sendable {
+///
+/// Text becomes a value through `JSONValue(parsing:)` (JSONTree.swift), the module's one tree parser; the
+/// value is `Encodable` (for callers that embed it in their own `Codable` types) but deliberately not
+/// `Decodable`: decoding goes through the tree parser, never through `JSONDecoder`.
+public enum JSONValue: Encodable, Equatable, Sendable {
     case null
     case bool(Bool)
     case number(Double)
     case string(String)
     case array([JSONValue])
     case object([String: JSONValue])
-
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        if c.decodeNil() { self = .null }
-        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
-        else if let n = try? c.decode(Double.self) { self = .number(n) }
-        else if let s = try? c.decode(String.self) { self = .string(s) }
-        else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
-        else { self = .object(try c.decode([String: JSONValue].self)) }
-    }
 
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.singleValueContainer()
@@ -103,10 +95,6 @@ public enum JSONValue: Codable, Equatable, Sendable {
     }
 }
 
-enum JSONCoding {
-    static var decoder: JSONDecoder { JSONDecoder() }
-}
-
 extension JSONValue {
     /// Indented JSON text with sorted keys and a final newline (for curl-friendly REST answers).
     public func prettyEncoded() -> [UInt8] {
@@ -116,3 +104,52 @@ extension JSONValue {
         return out
     }
 }
+
+/// The text of one validated JSON object, carried through the server unchanged (a relayed `signal`).
+public struct RawJSON: Equatable, Sendable, CustomStringConvertible {
+    /// Valid JSON text of an object.
+    public let bytes: [UInt8]
+
+    init(validated bytes: [UInt8]) { self.bytes = bytes }
+
+    /// Encodes a JSON object value.
+    public init(_ object: [String: JSONValue]) { bytes = JSONValue.object(object).encoded() }
+
+    /// Parses valid JSON object text; nil otherwise.
+    public init?(parsing text: [UInt8]) {
+        let ok = text.withUnsafeBufferPointer { JSONScanner.isObject($0) }
+        guard ok else { return nil }
+        bytes = text
+    }
+
+    /// The object as a tree.
+    public var value: JSONValue? { JSONValue(parsing: bytes) }
+
+    public var description: String { String(decoding: bytes, as: UTF8.self) }
+}
+
+/// Appends `s` as a JSON string token (RFC 8259 §7 escapes).
+func appendJSONString(_ s: String, to out: inout [UInt8]) {
+    out.append(UInt8(ascii: "\""))
+    let utf8 = s.utf8
+    if !utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+        out.append(contentsOf: utf8)
+    } else {
+        for c in utf8 {
+            switch c {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\")); out.append(c)
+            case 0x0A: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "n"))
+            case 0x0D: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "r"))
+            case 0x09: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "t"))
+            case 0..<0x20:
+                out.append(contentsOf: #"\u00"#.utf8)
+                out.append(hexDigits[Int(c >> 4)])
+                out.append(hexDigits[Int(c & 0xf)])
+            default: out.append(c)
+            }
+        }
+    }
+    out.append(UInt8(ascii: "\""))
+}
+
+private let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)

@@ -1,4 +1,3 @@
-import Foundation
 import Ring
 
 /// Stable error codes of protocol v1 (see docs/protocol.md).

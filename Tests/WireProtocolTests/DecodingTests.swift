@@ -69,13 +69,44 @@ extension ClientMessage {
         #expect(code(#"{"type":"report"}"#) == .badField)
     }
 
+    /// The rules the single path keeps from the old one (scanner, then JSONDecoder for other messages).
+    @Test func numberRangeAndNestedDuplicates() throws {
+        // Outside a signal message, a number that rounds to infinity or underflows to zero is bad-json,
+        // wherever it is (also in unknown fields, and in a field named "signal").
+        for n in ["1e400", "-1e400", "1e-400", "2.4e-324"] {
+            #expect(code(#"{"type":"report","stats":{"x":\#(n)}}"#) == .badJSON, "\(n)")
+            #expect(code(#"{"type":"leave","extra":[\#(n)]}"#) == .badJSON, "\(n)")
+            #expect(code(#"{"type":"register","signal":{"a":\#(n)}}"#) == .badJSON, "\(n)")
+            // A signal message is relayed as it is: its numbers are not the server's business.
+            #expect(try decode(#"{"type":"signal","to":"0000000000ff","intentId":"i","signal":{"a":\#(n)},"x":\#(n)}"#).get().typeName == "signal")
+        }
+        #expect(try decode(#"{"type":"report","stats":{"x":0e400,"y":5e-324,"z":-0}}"#).get() == .report(stats: ["x": 0, "y": .leastNonzeroMagnitude, "z": 0]))
+        // The type is checked before the numbers, as before.
+        #expect(code(#"{"type":5,"x":1e400}"#) == .badField)
+        // Nested repeated keys: the first one wins (JSONDecoder's rule, kept).
+        #expect(try decode(#"{"type":"report","stats":{"x":1,"x":-1}}"#).get() == .report(stats: ["x": 1]))
+        // ... and the dropped value's numbers are not judged (JSONDecoder never converted them).
+        #expect(try decode(#"{"type":"report","stats":{"x":1,"x":1e400}}"#).get() == .report(stats: ["x": 1]))
+        #expect(code(#"{"type":"report","stats":{"x":1e400,"x":1}}"#) == .badJSON)
+        #expect(try decode(#"{"type":"register","capabilities":{"w":{"a":1,"a":2}}}"#).get()
+            == .register(peerId: nil, token: nil, capabilities: ["w": .object(["a": .number(1)])]))
+        // Top-level repeated keys are refused, with more than 16 keys too.
+        let many = (0..<20).map { #""k\#($0)":0"# }.joined(separator: ",")
+        #expect(code(#"{"type":"leave",\#(many),"k3":1}"#) == .badJSON)
+        #expect(try decode(#"{"type":"leave",\#(many)}"#).get() == .leave)
+        // Whitespace around everything; the not-an-object and not-JSON messages.
+        #expect(try decode(" \t\r\n{ \"type\" : \"leave\" }\n").get() == .leave)
+        if case .failure(let e) = decode("[1]") { #expect(e.message == "message must be a JSON object") } else { Issue.record("accepted") }
+        if case .failure(let e) = decode("{]") { #expect(e.message == "message is not valid JSON") } else { Issue.record("accepted") }
+        if case .failure(let e) = decode("[1") { #expect(e.message == "message is not valid JSON") } else { Issue.record("accepted") }
+    }
+
     @Test func serverMessagesEncode() throws {
         let text = String(decoding: ServerMessage.fingerUpdate(row: 3, start: PeerID(8), peer: nil).encoded(), as: UTF8.self)
         #expect(text == #"{"peerId":null,"row":3,"start":"000000000008","type":"finger-update"}"#)
         let signal = ServerMessage.signal(from: PeerID(1), intentId: "a/\"b\n", signal: RawJSON(["candidate": "x y"])).encoded()
         #expect(String(decoding: signal, as: UTF8.self) == #"{"type":"signal","from":"000000000001","intentId":"a/\"b\n","signal":{"candidate":"x y"}}"#)
-        let parsed = try JSONDecoder().decode(JSONValue.self, from: Data(signal))
-        #expect(parsed["intentId"] == .string("a/\"b\n"))
+        #expect(ReferenceJSON.parse(signal)?["intentId"] == .string("a/\"b\n"))
     }
 
     /// Mutated client frames: whatever the decoder answers agrees with an independent reading of the same
@@ -173,7 +204,8 @@ extension ClientMessage {
         for _ in 0..<2000 {
             let v = random(0)
             for bytes in [v.encoded(), v.prettyEncoded()] {
-                #expect(try JSONDecoder().decode(JSONValue.self, from: Data(bytes)) == v)
+                #expect(ReferenceJSON.parse(bytes) == v)
+                #expect(JSONValue(parsing: bytes) == v)
                 #expect(bytes.withUnsafeBufferPointer { JSONScanner.isValid($0) })
             }
         }
