@@ -1,5 +1,4 @@
 import ConnectionTypes
-import Foundation   // JSONDecoder only, to read log lines back
 import Hex
 import Ring
 import WireProtocol
@@ -252,9 +251,8 @@ public enum EventLog {
     // MARK: Helpers
 
     private static func value(_ line: [UInt8], line number: Int) throws(Malformed) -> JSONValue {
-        do { return try JSONDecoder().decode(JSONValue.self, from: Data(line)) } catch {
-            throw Malformed(line: number, problem: "not JSON")
-        }
+        guard let v = JSONValue(parsing: line) else { throw Malformed(line: number, problem: "not JSON") }
+        return v
     }
 
     private static func n(_ i: Int) -> JSONValue { .number(Double(i)) }
