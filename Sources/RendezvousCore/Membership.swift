@@ -3,80 +3,6 @@ import Foundation   // only to format wall-clock times given to it (ISO 8601); n
 import Ring
 import WireProtocol
 
-/// What the I/O layer must do after the core handled an event.
-public enum Action: Equatable, Sendable {
-    case send(ConnectionID, ServerMessage)
-    /// Close after queued messages are sent, with a WebSocket close status.
-    case close(ConnectionID, status: UInt16, reason: String)
-    /// Publish on the Server-Sent Events stream.
-    case publish(RingEvent)
-    /// Hand a change to the analytics thread's copy of the ring and the records (`handle(_:)` only: the
-    /// changes of one event follow its other actions).
-    case analytics(AnalyticsChange)
-}
-
-/// A change to the ring, published on `/api/events`.
-public enum RingEvent: Equatable, Sendable {
-    case join(PeerID)
-    case leave(PeerID, reason: LeaveReason)
-    case updated(PeerID, [RingUpdate])
-    /// A new session registered the peer's ID with its token; the old one is closed. The ring is unchanged.
-    case replaced(PeerID)
-}
-
-/// Why a peer left the ring (docs/protocol.md, "Why peers leave").
-public enum LeaveReason: String, Sendable, CaseIterable {
-    /// It sent `leave`.
-    case leave
-    /// It closed its connection, or the network failed.
-    case closed
-    /// Nothing (no message, no pong) came from it for `--idle-timeout` seconds.
-    case idleTimeout = "idle-timeout"
-    /// Its send queue overflowed (`--send-queue-messages`, `--send-queue-bytes`).
-    case slowConsumer = "slow-consumer"
-    /// It was closed for flooding (`--abusive-after`).
-    case rateLimited = "rate-limited"
-    /// The operator evicted it (`DELETE /api/peers/<id>`).
-    case evicted
-    /// The server closed its connection for another reason.
-    case closedByServer = "closed-by-server"
-
-    public init(_ cause: CloseCause) {
-        switch cause {
-        case .closed, .shutdown: self = .closed
-        case .idleTimeout: self = .idleTimeout
-        case .slowConsumer: self = .slowConsumer
-        case .closedByServer: self = .closedByServer
-        }
-    }
-}
-
-/// Why a connection was closed as abusive.
-public enum AbuseRule: String, Sendable, CaseIterable {
-    /// `--abusive-after` messages dropped in a row.
-    case droppedInARow = "dropped-in-a-row"
-    /// Dropped messages within `--abusive-window` reached `--abusive-fraction` of the rate limit.
-    case sustainedRate = "sustained-rate"
-}
-
-/// What the server keeps about a registered peer.
-public struct PeerRecord: Equatable, Sendable {
-    public var connection: ConnectionID
-    /// ISO 8601 time of registration (formatted once: /api/network lists every peer).
-    public var connectedAt: String
-    public var remoteAddress: String
-    public var capabilities: [String: JSONValue]?
-    public var stats: [String: Double] = [:]
-}
-
-/// A change to the ring or to a peer's record, as the analytics thread replays it (from `Membership`).
-public enum AnalyticsChange: Equatable, Sendable {
-    case joined(PeerID, PeerRecord)
-    case left(PeerID)
-    /// A new session took over the peer's ID (replacement), or the peer reported stats.
-    case record(PeerID, PeerRecord)
-}
-
 /// The rendezvous server's logic without any I/O: sessions, ring membership, registration with tokens,
 /// signal relay and rate limits. Events go in, `Action`s come out (tested without sockets).
 ///
@@ -400,31 +326,4 @@ public struct Membership {
         sessions[connection] = session
         return actions
     }
-}
-
-/// Counters of the membership logic, reported by `/api/stats` and `/metrics`.
-public struct MembershipCounters: Sendable {
-    public var joins = 0
-    public var leaves = 0
-    /// Leaves by reason (they add up to `leaves`).
-    public var leavesByReason: [LeaveReason: Int] = [:]
-    public var reRegistrations = 0
-    public var replacements = 0
-    public var evictions = 0
-    public var signalsRelayed = 0
-    /// Link frames relayed (`--link-relay`), their bytes, and frames dropped by the relay rate limit.
-    public var linkRelayFrames = 0
-    public var linkRelayBytes = 0
-    public var linkRelayDropped = 0
-    public var reports = 0
-    public var abusiveDisconnects = 0
-    /// Abusive disconnects by the rule that closed them.
-    public var abusiveDisconnectsByRule: [AbuseRule: Int] = [:]
-    /// Control frames (pings) received, as the transport estimates them.
-    public var controlFrames = 0
-    /// Messages dropped by the rate limit (an error is sent for at most one per second).
-    public var rateLimitedMessages = 0
-    public var errors: [ErrorCode: Int] = [:]
-
-    public mutating func count(_ code: ErrorCode) { errors[code, default: 0] += 1 }
 }
