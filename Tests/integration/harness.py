@@ -3,7 +3,6 @@ real WebSocket and HTTP clients. Nothing is mocked; every wait is bounded."""
 import json
 import os
 import pathlib
-import queue
 import subprocess
 import threading
 import time

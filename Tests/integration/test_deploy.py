@@ -119,7 +119,7 @@ def test_event_stream_is_not_buffered_by_nginx(proxied):
                 await registered(ws)
                 # The join event comes through nginx while the peer is still connected (the stream's own
                 # read timeout, 10 s, bounds each wait).
-                while (line := await asyncio.to_thread(next, lines)) != "event: join":
+                while await asyncio.to_thread(next, lines) != "event: join":
                     pass
         asyncio.run(asyncio.wait_for(scenario(), 30))
 

@@ -11,7 +11,6 @@ import subprocess
 import threading
 import time
 
-import pytest
 
 from harness import BIN, ROOT, Peer, Server
 from native import NativePeer
