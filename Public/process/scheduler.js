@@ -65,6 +65,15 @@ export class Scheduler {
   get pending () { return this.retry.length + this.queue.length - this.head }
   get running () { let n = 0; for (const p of this.peers.values()) n += p.running.size; return n }
 
+  /** Whether `peerId` is one of the job's peers. */
+  hasPeer (peerId) { return this.peers.has(peerId) }
+  /** The job's peers, in the order they were added. */
+  peerIds () { return [...this.peers.keys()] }
+  /** How many peers the job has. */
+  get peerCount () { return this.peers.size }
+  /** The tasks that failed for good, in the order they failed: `[{ task, code, message }]`. */
+  failedTasks () { return [...this.errors].map(([task, e]) => ({ task, ...e })) }
+
   /** A peer that may receive up to `limit` tasks at a time. */
   addPeer (peerId, limit) {
     if (this.peers.has(peerId)) { this.peers.get(peerId).limit = Math.max(1, limit); return }
