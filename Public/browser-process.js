@@ -14,44 +14,16 @@
 
 import { Explorer } from './webrtc-explorer.js'
 import { Events } from './explorer/events.js'
-import { Scheduler } from './process/scheduler.js'
 import { WorkerPool } from './process/worker-pool.js'
+import { Job } from './process/job.js'
+import { discover } from './process/discovery.js'
+import { PROTOCOL, RUNTIMES, JOB_DEFAULTS, JOB_ERRORS, JobError, sha256Hex } from './process/job-protocol.js'
 import { prepareScene, tiles as tileGrid, blit } from './raytracer.js'
 
-/** The `proto` field of every job message carried in overlay envelopes. */
-export const PROTOCOL = 'bc-job/1'
+export { PROTOCOL, JOB_DEFAULTS, JOB_ERRORS, JobError, sha256Hex }
 
-const SPACE = 2 ** 48
-const RUNTIMES = ['js', 'raytrace']
 /** Jobs whose shared data a worker peer keeps. */
 const SHARED_CACHE = 16
-/** A peer that declines this many tasks in a row (busy, stopped) leaves the job. */
-const MAX_DECLINES = 20
-
-/** Defaults of the job options (execute, raytrace, run); every one can be overridden per job. */
-export const JOB_DEFAULTS = Object.freeze({
-  deadlineMs: 60000,        // a task running longer on a worker is stopped there ('deadline')
-  maxAttempts: 3,           // deadline/crash endings before a task fails
-  maxRetries: 10,           // copies lost in transit, corrupt or cancelled before a task fails
-  maxCopies: 2,             // running copies of a task at most (speculative duplicates); 1 disables them
-  speculateAfter: 1.5,      // a task is a straggler after this many median task times …
-  speculateMinMs: 1000,     // … and at least this long
-  prefetch: 2,              // tasks a peer holds beyond its workers, so that the next one is there when one ends
-  maxInFlightPerPeer: 16,   // upper bound of tasks held by one peer (workers + prefetch otherwise)
-  discoveryMs: 3000,        // how long discovery waits for availability answers
-  probeIntervalMs: 1000,    // peers holding tasks are asked what they run this often
-  probeMisses: 5            // unanswered probes in a row after which a peer is considered gone
-})
-
-export class JobError extends Error {
-  constructor (message, { results, failures, stats }) {
-    super(message)
-    this.name = 'JobError'
-    this.results = results
-    this.failures = failures
-    this.stats = stats
-  }
-}
 
 export class BrowserProcess {
   /**
@@ -179,7 +151,7 @@ export class BrowserProcess {
     if (!RUNTIMES.includes(spec.runtime)) throw new Error(`unknown runtime '${spec.runtime}'`)
     if (!Number.isInteger(spec.nPeers) || spec.nPeers < 1) throw new Error('nPeers must be a positive integer')
     const given = Object.fromEntries(Object.entries(spec).filter(([, v]) => v !== undefined))
-    const job = new Job(this, { ...JOB_DEFAULTS, ...given }, `${this.peerId}-${(this.counter++).toString(36)}-${Math.floor(Math.random() * 2 ** 32).toString(36)}`)
+    const job = new Job(this.#jobHost, { ...JOB_DEFAULTS, ...given }, `${this.peerId}-${(this.counter++).toString(36)}-${Math.floor(Math.random() * 2 ** 32).toString(36)}`)
     this.jobs.set(job.id, job)
     try {
       return await job.run()
@@ -189,58 +161,15 @@ export class BrowserProcess {
   }
 
   /**
-   * Finds up to `n` peers offering `runtime` through the overlay: availability queries go to `n`…64
-   * IDs spread evenly around the ring from a random start; the peer responsible for each answers
-   * with its free capacity and its successors, which are asked next until `n` are found or
-   * `discoveryMs` passes. This peer comes first when it participates. Returns answers
-   * `{ peerId, workers, free, runtimes }`, the most free first.
+   * Finds up to `n` peers offering `runtime` through the overlay (process/discovery.js): this peer
+   * first when it participates, then the others, the most free first. Returns answers
+   * `{ peerId, workers, free, runtimes }`.
    */
-  discover (n, runtime, { discoveryMs = JOB_DEFAULTS.discoveryMs, exclude = new Set() } = {}) {
-    const me = this.peerId
-    const found = new Map()
-    if (this.participating && this.pool && this.config.runtimes.includes(runtime) && !exclude.has(me)) {
-      found.set(me, { peerId: me, workers: this.config.workers, free: this.pool.free, runtimes: this.config.runtimes })
-    }
-    const eligible = () => [...found.values()].filter((a) => a.workers > 0 && a.runtimes.includes(runtime) && !exclude.has(a.peerId))
-    const qid = `${me}-q${(this.counter++).toString(36)}`
-    const asked = new Set()
-    const answered = new Set()
-    const k = Math.min(64, Math.max(n, 4))
-    const maxQueries = 2 * k + 2 * n   // the k spread queries plus successors asked, at most
-    let outstanding = 0
-    return new Promise((resolve) => {
-      let done = false
-      const finish = () => {
-        if (done) return
-        done = true
-        clearTimeout(timer)
-        this.queries.delete(qid)
-        const list = eligible()
-        const self = list.filter((a) => a.peerId === me)
-        const others = list.filter((a) => a.peerId !== me).sort((a, b) => b.free - a.free)
-        resolve([...self, ...others].slice(0, n))
-      }
-      const timer = setTimeout(finish, discoveryMs)
-      const ask = (target) => {
-        if (asked.has(target) || asked.size >= maxQueries) return
-        asked.add(target)
-        outstanding++
-        this.#post(target, { kind: 'query', qid }).catch(() => { outstanding--; if (outstanding === 0) finish() })
-      }
-      this.queries.set(qid, (answer, src) => {
-        if (answered.has(src)) return   // one answer per peer
-        answered.add(src)
-        outstanding--
-        if (answer.peerId === src && Array.isArray(answer.runtimes)) found.set(src, answer)
-        if (eligible().length < n && Array.isArray(answer.successors)) {
-          for (const s of answer.successors.slice(0, 16)) if (typeof s === 'string' && /^[0-9a-f]{12}$/.test(s) && !found.has(s) && s !== me) ask(s)
-        }
-        if (eligible().length >= n || outstanding <= 0) finish()
-      })
-      const base = Math.floor(Math.random() * SPACE)
-      if (eligible().length >= n) { finish(); return }
-      for (let i = 0; i < k; i++) ask(((base + Math.floor((i * SPACE) / k)) % SPACE).toString(16).padStart(12, '0'))
-    })
+  discover (n, runtime, options = {}) {
+    const self = this.participating && this.pool
+      ? { peerId: this.peerId, workers: this.config.workers, free: this.pool.free, runtimes: this.config.runtimes }
+      : null
+    return discover({ me: this.peerId, self, post: (dst, body) => this.#post(dst, body), queries: this.queries, nextId: () => (this.counter++).toString(36) }, n, runtime, options)
   }
 
   // MARK: messages
@@ -255,7 +184,12 @@ export class BrowserProcess {
     await this.explorer.send(dstId, data)
   }
 
-  #reply (dstId, body) { this.#post(dstId, body).catch(() => {}) }   // an answer whose submitter is gone is dropped
+  /** An answer to another peer; one whose submitter is gone is reported as `undelivered`, not dropped silently. */
+  #reply (dstId, body) {
+    this.#post(dstId, body).catch((error) => {
+      this.events.emit('undelivered', { code: JOB_ERRORS.UNDELIVERED, peerId: dstId, kind: body.kind, jobId: body.jobId, message: error.message })
+    })
+  }
 
   #onMessage (envelope) {
     const m = envelope.data
@@ -325,256 +259,13 @@ export class BrowserProcess {
     reply({ ...rest, ms: Math.round(result.ms) })
   }
 
-  /** Sends a job message (used by Job). */
-  post (dstId, body) { return this.#post(dstId, body) }
-}
-
-/** One job submitted from this peer: discovery, dispatch, probes, deadlines and assembly. */
-class Job {
-  constructor (process, spec, id) {
-    this.process = process
-    this.spec = spec
-    this.id = id
-    this.results = spec.keepResults === false ? null : new Array(spec.inputs.length).fill(null)
-    this.wins = new Map()        // peerId → tasks won (kept when a peer leaves)
-    this.probes = new Map()      // peerId → { sentAt, misses }
-    this.gone = new Set()
-    this.sharedSent = new Set()  // peers that got the job's shared data
-    this.declines = new Map()    // peerId → tasks declined in a row
-    this.peersLost = 0
-    this.lastDiscovery = 0
-    this.discovering = false
-    this.settled = false
-    this.scheduler = new Scheduler({
-      taskCount: spec.inputs.length,
-      // The worker stops a task at deadlineMs from its start; before that it may wait behind others.
-      deadlineMs: 2 * spec.deadlineMs + 2000,
-      maxAttempts: spec.maxAttempts,
-      maxCopies: spec.maxCopies,
-      maxRetries: spec.maxRetries,
-      speculateAfter: spec.speculateAfter,
-      speculateMinMs: spec.speculateMinMs
-    })
+  /** What a Job needs of the engine (process/job.js). */
+  #jobHost = {
+    peerId: () => this.peerId,
+    post: (dstId, body) => this.#post(dstId, body),
+    discover: (n, runtime, options) => this.discover(n, runtime, options),
+    emit: (name, payload) => this.events.emit(name, payload)
   }
-
-  async run () {
-    this.started = performance.now()
-    const promise = new Promise((resolve, reject) => { this.resolve = resolve; this.reject = reject })
-    if (this.spec.inputs.length === 0) this.#finish()
-    else {
-      const found = await this.process.discover(this.spec.nPeers, this.spec.runtime, { discoveryMs: this.spec.discoveryMs })
-      this.discoveryMs = Math.round(performance.now() - this.started)
-      if (found.length === 0) {
-        this.cancel('unsupported', `no peer offers the '${this.spec.runtime}' runtime (discovery waited ${this.spec.discoveryMs} ms)`)
-      } else {
-        for (const a of found) this.#addPeer(a)
-        this.timer = setInterval(() => this.#tick(), Math.min(250, this.spec.probeIntervalMs))
-        this.#pump()
-      }
-    }
-    return promise
-  }
-
-  /** Fails every unfinished task and ends the job. */
-  cancel (code, message) {
-    if (this.settled) return
-    this.#cancelEverywhere()
-    this.scheduler.abort(code, message)
-    this.#finish()
-  }
-
-  onMessage (src, m) {
-    if (this.settled) return
-    const now = performance.now()
-    if (m.kind === 'gone') {
-      // Only the peer now responsible for the ID says so; a peer never reports itself or this peer gone.
-      if (typeof m.peerId === 'string' && m.peerId !== src && m.peerId !== this.process.peerId) this.#lose(m.peerId, 'gone')
-    } else if (m.kind === 'probe-reply') {
-      const probe = this.probes.get(src)
-      if (!probe || !Array.isArray(m.taskIds)) return
-      probe.misses = 0
-      // Tasks sent well before this probe that the peer does not hold were lost on the way.
-      for (const taskId of this.scheduler.runningOn(src, probe.sentAt - this.spec.probeIntervalMs)) {
-        if (!m.taskIds.includes(taskId)) this.scheduler.fail(taskId, src, 'lost', 'the peer does not hold the task', now)
-      }
-    } else if (m.kind === 'result' && Number.isInteger(m.taskId) && m.taskId >= 0 && m.taskId < this.scheduler.taskCount) {
-      this.#onResult(src, m).catch((error) => this.process.events.emit('error', { code: 'job', message: error.message }))
-      return
-    }
-    this.#pump()
-  }
-
-  async #onResult (src, m) {
-    const { taskId } = m
-    if (!m.ok) {
-      const code = typeof m.error?.code === 'string' ? m.error.code : 'threw'
-      const message = String(m.error?.message ?? 'unknown error').slice(0, 1000)
-      if (code === 'need-shared') this.sharedSent.delete(src)
-      if (code === 'busy' || code === 'stopped') {
-        const n = (this.declines.get(src) ?? 0) + 1
-        this.declines.set(src, n)
-        if (n >= MAX_DECLINES) { this.#lose(src, 'declining'); this.#pump(); return }
-      }
-      const { failed, cancel } = this.scheduler.fail(taskId, src, code, message, performance.now())
-      if (failed) {
-        this.#cancelCopies(taskId, cancel)
-        this.process.events.emit('task-error', { jobId: this.id, taskId, peerId: src, code, message })
-      }
-      this.#pump()
-      return
-    }
-    let value
-    let sha
-    try {
-      ;[value, sha] = await decode(m)
-    } catch (error) {
-      this.scheduler.fail(taskId, src, 'corrupt', error.message, performance.now())
-      this.#pump()
-      return
-    }
-    if (this.settled) return
-    if (sha !== m.sha256) {
-      this.scheduler.fail(taskId, src, 'corrupt', 'the SHA-256 of the result does not match its bytes', performance.now())
-      this.#pump()
-      return
-    }
-    this.declines.delete(src)
-    const { winner, mismatch, cancel } = this.scheduler.complete(taskId, src, sha, performance.now())
-    if (mismatch) this.process.events.emit('error', { code: 'result-mismatch', message: `task ${taskId}: copies from different peers differ` })
-    if (winner) {
-      this.wins.set(src, (this.wins.get(src) ?? 0) + 1)
-      if (this.results) this.results[taskId] = value
-      this.spec.onResult?.(taskId, value)
-      this.#cancelCopies(taskId, cancel)
-      const total = this.scheduler.taskCount
-      this.process.events.emit('progress', { jobId: this.id, done: total - this.scheduler.remaining, total, peerId: src })
-    }
-    this.#pump()
-  }
-
-  #addPeer (answer) {
-    const limit = Math.min(this.spec.maxInFlightPerPeer, (answer.workers | 0) + this.spec.prefetch)
-    this.scheduler.addPeer(answer.peerId, limit)
-    if (answer.peerId !== this.process.peerId) this.probes.set(answer.peerId, { sentAt: 0, misses: 0 })
-  }
-
-  #lose (peerId, why) {
-    if (!this.scheduler.peers.has(peerId)) return
-    this.gone.add(peerId)
-    this.sharedSent.delete(peerId)
-    this.declines.delete(peerId)
-    this.probes.delete(peerId)
-    this.peersLost++
-    this.scheduler.removePeer(peerId)
-    this.process.events.emit('peer-lost', { jobId: this.id, peerId, reason: why })
-  }
-
-  #pump () {
-    if (this.settled) return
-    if (!this.process.peerId) { this.cancel('stopped', 'this peer left the ring'); return }
-    const now = performance.now()
-    for (const { taskId, peerId, attempt } of this.scheduler.assign(now)) {
-      const task = { kind: 'task', jobId: this.id, taskId, attempt, runtime: this.spec.runtime, input: this.spec.inputs[taskId], deadlineMs: this.spec.deadlineMs }
-      if (!this.sharedSent.has(peerId)) { task.shared = this.spec.shared; this.sharedSent.add(peerId) }
-      this.process.post(peerId, task).catch((error) => {
-        this.sharedSent.delete(peerId)
-        this.scheduler.fail(taskId, peerId, 'lost', error.message, performance.now())
-      })
-    }
-    if (this.scheduler.finished) this.#finish()
-  }
-
-  #tick () {
-    if (this.settled) return
-    const now = performance.now()
-    for (const { taskId, peerId, failed, cancel } of this.scheduler.expired(now)) {
-      if (failed) {
-        this.#cancelCopies(taskId, cancel)
-        this.process.events.emit('task-error', { jobId: this.id, taskId, peerId, code: 'deadline', message: 'no result before the deadline' })
-      }
-    }
-    for (const [peerId, probe] of this.probes) {
-      if (now - probe.sentAt < this.spec.probeIntervalMs || this.scheduler.runningOn(peerId).length === 0) continue
-      if (probe.sentAt > 0 && ++probe.misses >= this.spec.probeMisses) { this.#lose(peerId, 'unreachable'); continue }
-      probe.sentAt = now
-      this.process.post(peerId, { kind: 'probe', jobId: this.id }).catch(() => {})
-    }
-    this.#maybeRediscover(now)
-    this.#pump()
-  }
-
-  /** Peers were lost and tasks wait: look for replacements through the overlay. */
-  #maybeRediscover (now) {
-    const active = this.scheduler.peers.size
-    if (this.discovering || active >= this.spec.nPeers || this.scheduler.pending === 0 || now - this.lastDiscovery < 2000) return
-    this.discovering = true
-    this.lastDiscovery = now
-    // Peers reported gone may be found again: a peer that answers discovery is alive.
-    const exclude = new Set(this.scheduler.peers.keys())
-    this.process.discover(this.spec.nPeers - active, this.spec.runtime, { discoveryMs: this.spec.discoveryMs, exclude }).then((found) => {
-      this.discovering = false
-      if (this.settled) return
-      for (const a of found) this.#addPeer(a)
-      if (this.scheduler.peers.size === 0) this.cancel('no-peers', 'every peer of the job left and discovery found no other')
-      else this.#pump()
-    })
-  }
-
-  #cancelCopies (taskId, peers) {
-    for (const peerId of peers) this.process.post(peerId, { kind: 'cancel', jobId: this.id, taskIds: [taskId] }).catch(() => {})
-  }
-
-  #cancelEverywhere () {
-    for (const peerId of this.scheduler.peers.keys()) {
-      if (this.scheduler.runningOn(peerId).length > 0) this.process.post(peerId, { kind: 'cancel', jobId: this.id }).catch(() => {})
-    }
-  }
-
-  #finish () {
-    if (this.settled) return
-    this.settled = true
-    clearInterval(this.timer)
-    this.#cancelEverywhere()
-    const s = this.scheduler
-    const stats = {
-      jobId: this.id,
-      tasks: s.taskCount,
-      peers: [...new Set([...s.peers.keys(), ...this.gone])],
-      makespanMs: Math.round(performance.now() - this.started),
-      discoveryMs: this.discoveryMs,
-      tasksPerPeer: Object.fromEntries(this.wins),
-      peersLost: this.peersLost,
-      ...s.counts
-    }
-    this.process.events.emit('job-done', stats)
-    const failures = [...s.errors].map(([task, e]) => ({ task, ...e }))
-    if (failures.length === 0) { this.resolve({ results: this.results, stats }); return }
-    const first = failures[0]
-    const message = failures.length === s.taskCount && first.code !== 'threw'
-      ? `job failed: ${first.message}`
-      : `${failures.length} of ${s.taskCount} tasks failed; task ${first.task}: ${first.code}: ${first.message}`
-    this.reject(new JobError(message, { results: this.results, failures, stats }))
-  }
-}
-
-/** Decodes a result payload; returns [value, hex SHA-256 of its bytes]. */
-async function decode (m) {
-  if (m.encoding === 'base64' && typeof m.payload === 'string') {
-    const text = atob(m.payload)
-    const bytes = new Uint8Array(text.length)
-    for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i)
-    return [bytes, await sha256Hex(bytes)]
-  }
-  if (m.encoding === 'json' && typeof m.payload === 'string') {
-    return [JSON.parse(m.payload), await sha256Hex(new TextEncoder().encode(m.payload))]
-  }
-  throw new Error('a result must carry a base64 or json payload')
-}
-
-/** Hex SHA-256 (WebCrypto). */
-export async function sha256Hex (bytes) {
-  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes))
-  return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('')
 }
 
 /** Makes a BrowserProcess and participates (thesis API: `participate(config)`). */

@@ -10,7 +10,8 @@
 //   await peer.leave()
 //
 // Other events: 'link-up' / 'link-down' ({ peerId }), 'ring' (the finger table snapshot after every
-// change), 'signalling-lost', 'signalling-restored', 'server-going-away' ({ retryAfterMs }: the server
+// change), 'signalling-lost', 'signalling-error' ({ code: 'ERR_SIGNALING_UNREACHABLE', message }: a
+// reconnection attempt failed; another follows), 'signalling-restored', 'server-going-away' ({ retryAfterMs }: the server
 // is shutting down; the peer comes back after that delay with its ID), 'error' ({ code, message }: the
 // server's error codes of docs/protocol.md, 'hop-limit', 'no-route', and link failures { code, message,
 // peerId } with a code of LINK_ERRORS, such as 'ERR_CONNECTION_FAILURE').
@@ -56,6 +57,7 @@ export class Explorer {
       onServerMessage: (m) => this.#onServerMessage(m),
       onSignallingOpen: () => this.#onSignallingOpen(),
       onSignallingLost: () => this.events.emit('signalling-lost', {}),
+      onSignallingError: (error) => this.events.emit('signalling-error', { code: error.code, message: error.message }),
       onLinkMessage: (peerId, text) => this.#onLinkMessage(peerId, text),
       onLinkUp: (peerId) => { this.events.emit('link-up', { peerId }); this.#checkReady() },
       onLinkDown: (peerId) => { this.events.emit('link-down', { peerId }); this.#reconcileLinks() },
@@ -69,7 +71,7 @@ export class Explorer {
   get peerId () { return this.table.peerId }
 
   /** This peer's successor list, nearest first (a copy). */
-  get successors () { return [...this.table.successors] }
+  get successors () { return this.table.successors }
 
   /** Connects to the server and joins the ring. Resolves with `{ peerId }`. */
   async register () {
@@ -98,15 +100,14 @@ export class Explorer {
   async leave () {
     this.channels.sendToServer({ type: 'leave' })
     this.channels.stop()
-    this.table.peerId = null
-    this.table.reset()
+    this.table.clear()
     this.token = null
     this.readyEmitted = false
   }
 
   /** The current ring state as this peer knows it, with link states. */
   snapshot () {
-    return { ...this.table.snapshot(), links: this.channels.openPeers(), rows: [...this.table.rows] }
+    return { ...this.table.snapshot(), links: this.channels.openPeers(), rows: this.table.rows }
   }
 
   // MARK: internals

@@ -14,7 +14,11 @@
 // Last resort: when the server relays links (`linkRelay` in its config) and WebRTC to a peer failed
 // twice (or is turned off), the link's frames go through the server in `link` messages.
 
-import { parseFrame, parseJSON, chunkFrames, Reassembler, MAX_PARTIAL_MESSAGES } from './link-frame.js'
+import { parseFrame, parseJSON, chunkFrames, MAX_PARTIAL_MESSAGES } from './link-frame.js'
+import { LINK_ERRORS, LinkError } from './link-errors.js'
+import { Link, SocketChannel, RelayChannel, randomId, MAX_PARTIAL_CHARS } from './link-channels.js'
+
+export { LINK_ERRORS, LinkError } from './link-errors.js'
 
 const SUBPROTOCOL = 'webrtc-explorer.v1'
 const LINK_SUBPROTOCOL = 'bc-link.v1'
@@ -26,117 +30,9 @@ const CONNECT_TIMEOUT_MS = 15000
 /** WebRTC failures to one peer before its link goes through the server's relay (when allowed). */
 const FAILURES_BEFORE_RELAY = 2
 const CHANNEL_LABEL = 'webrtc-explorer'
-/** Largest piece sent in one data channel message (RFC 8831 implementations accept at least 16 KiB). */
-const DEFAULT_CHUNK = 16 * 1024
 const HIGH_WATER = 1024 * 1024
 const LOW_WATER = 256 * 1024
 const RETIRE_GRACE_MS = 2000
-/** Characters held in partial messages of one link, at most (see Reassembler in link-frame.js). */
-const MAX_PARTIAL_CHARS = 64 * 1024 * 1024
-
-/**
- * Error codes of links (as simple-peer names its errors): every failure of a link ends it through the one
- * teardown path, `#destroy(link, error)`, and is reported once through `onLinkError` with one of these.
- */
-export const LINK_ERRORS = Object.freeze({
-  CONNECT_TIMEOUT: 'ERR_CONNECT_TIMEOUT',       // a WebRTC attempt was still connecting after CONNECT_TIMEOUT_MS
-  CONNECTION_FAILURE: 'ERR_CONNECTION_FAILURE', // ICE or DTLS failed (RTCPeerConnection state 'failed')
-  SIGNALING: 'ERR_SIGNALING',                   // creating or applying an offer or answer threw
-  ICE_CANDIDATE: 'ERR_ADD_ICE_CANDIDATE',       // a remote ICE candidate was refused (the link goes on)
-  DIAL: 'ERR_DIAL',                             // a native peer's URL could not be dialled
-  HANDSHAKE: 'ERR_HANDSHAKE',                   // a WebSocket link's welcome was wrong or late
-  REASSEMBLY: 'ERR_REASSEMBLY',                 // a peer exceeded the bounds on partial messages
-  SEND: 'ERR_SEND'                              // a control frame could not be sent
-})
-
-/** An Error with a `code` from LINK_ERRORS. */
-export class LinkError extends Error {
-  constructor (code, message) {
-    super(message)
-    this.code = code
-  }
-}
-
-function randomId () {
-  const bytes = crypto.getRandomValues(new Uint8Array(12))
-  return [...bytes].map((b) => b.toString(16).padStart(2, '0')).join('')
-}
-
-/**
- * The parts of RTCDataChannel the manager uses (readyState, send, bufferedAmount, the
- * 'bufferedamountlow' and 'close' events, close), for links that are not data channels. WebSockets
- * have no 'bufferedamountlow' event: it is polled until the buffer drains.
- */
-class ChannelLike extends EventTarget {
-  constructor () {
-    super()
-    this.bufferedAmountLowThreshold = 0
-    this.onmessage = null
-    this.onclose = null
-  }
-
-  addEventListener (name, handler) {
-    super.addEventListener(name, handler)
-    if (name === 'bufferedamountlow') {
-      const poll = () => {
-        if (this.readyState !== 'open') return
-        if (this.bufferedAmount <= this.bufferedAmountLowThreshold) this.dispatchEvent(new Event('bufferedamountlow'))
-        else setTimeout(poll, 10)
-      }
-      setTimeout(poll, 10)
-    }
-  }
-}
-
-/** A WebSocket link to a native peer. */
-class SocketChannel extends ChannelLike {
-  constructor (ws) {
-    super()
-    this.ws = ws
-    ws.onmessage = (e) => this.onmessage?.(e)
-    ws.onclose = () => { this.dispatchEvent(new Event('close')); this.onclose?.() }
-  }
-
-  get readyState () { return ['connecting', 'open', 'closing', 'closed'][this.ws.readyState] }
-  get bufferedAmount () { return this.ws.bufferedAmount }
-  send (text) { this.ws.send(text) }
-  close () { this.ws.close() }
-}
-
-/** A link relayed by the server: frames go out as `link` messages on the signalling WebSocket. */
-class RelayChannel extends ChannelLike {
-  constructor (manager, peerId) {
-    super()
-    this.manager = manager
-    this.peerId = peerId
-    this.closed = false
-  }
-
-  get readyState () { return this.closed || !this.manager.signallingOpen ? 'closed' : 'open' }
-  get bufferedAmount () { return this.manager.ws?.bufferedAmount ?? 0 }
-  send (text) { this.manager.sendToServer({ type: 'link', to: this.peerId, frame: text }) }
-  close () { if (!this.closed) { this.closed = true; this.dispatchEvent(new Event('close')) } }
-}
-
-/** Link states: connecting -> open -> closed (an explicit, one-way state machine per attempt). */
-class Link {
-  constructor (peerId, intentId, role, pc) {
-    this.peerId = peerId
-    this.intentId = intentId
-    this.role = role // 'offerer' | 'answerer' | 'socket' (a WebSocket link to a native peer) | 'relay'
-    this.pc = pc
-    this.dc = null
-    this.state = 'connecting'
-    this.remoteDescriptionSet = false
-    this.pendingCandidates = []
-    this.sendChain = Promise.resolve()
-    this.reassembler = new Reassembler(MAX_PARTIAL_CHARS)
-    this.chunkSize = DEFAULT_CHUNK
-    this.retiring = false // no new messages are sent on a retiring link
-    this.retireTimer = null
-    this.keptByRemote = false // the remote peer answered "K": it needs this link
-  }
-}
 
 export class ChannelManager {
   /**
@@ -150,6 +46,7 @@ export class ChannelManager {
    * @param {(peerId: string) => void} o.onLinkUp / o.onLinkDown
    * @param {(peerId: string) => boolean} o.isNeeded whether this peer needs a link to peerId
    * @param {(peerId: string, error: LinkError) => void} [o.onLinkError] why a link failed (a code of LINK_ERRORS)
+   * @param {(error: LinkError) => void} [o.onSignallingError] a reconnection attempt failed (ERR_SIGNALING_UNREACHABLE; another follows)
    */
   constructor (o) {
     this.o = o
@@ -195,7 +92,7 @@ export class ChannelManager {
       ws.onclose = () => {
         if (this.ws !== ws) return
         this.ws = null
-        if (!opened) reject(new Error(`cannot reach the signalling server at ${this.o.url}`))
+        if (!opened) reject(new LinkError(LINK_ERRORS.SIGNALING_UNREACHABLE, `cannot reach the signalling server at ${this.o.url}`))
         for (const link of [...this.links.values()]) if (link.role === 'relay') this.#destroy(link)
         if (opened) this.o.onSignallingLost()
         this.#scheduleReconnect()
@@ -212,7 +109,8 @@ export class ChannelManager {
     this.attempt++
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null
-      this.connect().catch(() => {})
+      // A failed attempt closes its WebSocket, whose close handler schedules the next one; the page hears of it.
+      this.connect().catch((error) => this.o.onSignallingError?.(error))
     }, delay)
   }
 
@@ -296,7 +194,7 @@ export class ChannelManager {
     const link = this.links.get(peerId)
     if (!link || link.state !== 'open') return Promise.reject(new Error(`no open link to ${peerId}`))
     const run = link.sendChain.then(() => this.#sendNow(link, text))
-    link.sendChain = run.catch(() => {})
+    link.sendChain = run.catch(() => {})   // the caller gets the error through `run`; the chain goes on
     return run
   }
 
@@ -408,7 +306,7 @@ export class ChannelManager {
   /** A link through the server's relay (last resort). */
   #openRelay (peerId) {
     const link = new Link(peerId, randomId(), 'relay', null)
-    link.dc = new RelayChannel(this, peerId)
+    link.dc = new RelayChannel(peerId, { send: (m) => this.sendToServer(m), isOpen: () => this.signallingOpen, bufferedAmount: () => this.ws?.bufferedAmount ?? 0 })
     // A relayed frame travels inside a JSON `link` message under the server's message limit.
     link.chunkSize = Math.max(1024, Math.floor(((this.serverMaxMessageBytes ?? 65536) - 512) / 6))
     link.state = 'open'

@@ -13,6 +13,8 @@
 //   deadline (or crashes its worker) `maxAttempts` times fails; a copy lost with a peer that left never
 //   counts against the task; copies lost in transit, corrupt or cancelled fail it after `maxRetries`.
 
+const byNumber = (a, b) => a - b
+
 /** Failure codes after which a task is dispatched again; any other code (e.g. 'threw') fails it at once. */
 const RETRIED = new Set(['busy', 'stopped', 'need-shared', 'lost', 'corrupt', 'cancelled', 'deadline', 'crashed'])
 /** Of those, the ones that count towards maxAttempts (the task itself may be at fault). */
@@ -63,6 +65,15 @@ export class Scheduler {
   get pending () { return this.retry.length + this.queue.length - this.head }
   get running () { let n = 0; for (const p of this.peers.values()) n += p.running.size; return n }
 
+  /** Whether `peerId` is one of the job's peers. */
+  hasPeer (peerId) { return this.peers.has(peerId) }
+  /** The job's peers, in the order they were added. */
+  peerIds () { return [...this.peers.keys()] }
+  /** How many peers the job has. */
+  get peerCount () { return this.peers.size }
+  /** The tasks that failed for good, in the order they failed: `[{ task, code, message }]`. */
+  failedTasks () { return [...this.errors].map(([task, e]) => ({ task, ...e })) }
+
   /** A peer that may receive up to `limit` tasks at a time. */
   addPeer (peerId, limit) {
     if (this.peers.has(peerId)) { this.peers.get(peerId).limit = Math.max(1, limit); return }
@@ -74,7 +85,7 @@ export class Scheduler {
     const peer = this.peers.get(peerId)
     if (!peer) return []
     this.peers.delete(peerId)
-    const lost = [...peer.running]
+    const lost = [...peer.running].sort(byNumber)   // back in task order (docs/jobs.md)
     for (const taskId of lost) {
       this.counts.lost++
       this.#dropCopy(taskId, peerId)
@@ -132,7 +143,7 @@ export class Scheduler {
     this.winners.set(taskId, sha256)
     if (peer) peer.won++
     if (copy) this.durations.push(now - copy.sentAt)
-    const cancel = [...this.copies[taskId].keys()]
+    const cancel = [...this.copies[taskId].keys()].sort()
     for (const other of cancel) this.#dropCopy(taskId, other)
     this.#unqueue(taskId)
     return { winner: true, mismatch: false, cancel }
@@ -160,7 +171,7 @@ export class Scheduler {
     else if (RETRIED.has(code) && !DECLINED.has(code) && code !== 'need-shared') this.retries[taskId]++
     const permanent = !RETRIED.has(code) || this.failures[taskId] >= this.maxAttempts || this.retries[taskId] > this.maxRetries
     if (!permanent) return { failed: false, cancel: [] }
-    const cancel = [...this.copies[taskId].keys()]
+    const cancel = [...this.copies[taskId].keys()].sort()
     this.#failTask(taskId, code, message)
     return { failed: true, cancel }
   }
@@ -172,7 +183,7 @@ export class Scheduler {
   expired (now) {
     const late = []
     for (const [peerId, peer] of this.peers) {
-      for (const taskId of peer.running) {
+      for (const taskId of [...peer.running].sort(byNumber)) {
         if (now - this.copies[taskId].get(peerId).sentAt > this.deadlineMs) late.push({ taskId, peerId })
       }
     }
@@ -190,7 +201,7 @@ export class Scheduler {
   runningOn (peerId, before = Infinity) {
     const peer = this.peers.get(peerId)
     if (!peer) return []
-    return [...peer.running].filter((t) => this.copies[t].get(peerId).sentAt < before)
+    return [...peer.running].filter((t) => this.copies[t].get(peerId).sentAt < before).sort(byNumber)
   }
 
   /** Winner counts per peer, for the job's statistics (peers removed since are kept by the engine). */
@@ -233,7 +244,8 @@ export class Scheduler {
         if (copies.size >= this.maxCopies || copies.has(peerId)) continue
         let first = Infinity
         for (const c of copies.values()) first = Math.min(first, c.sentAt)
-        if (now - first > bestAge) { best = taskId; bestAge = now - first }
+        // The oldest; between equally old ones the lowest task id (docs/jobs.md is silent; Scheduler.swift agrees).
+        if (now - first > bestAge || (now - first === bestAge && best !== undefined && taskId < best)) { best = taskId; bestAge = now - first }
       }
     }
     return best

@@ -1,5 +1,6 @@
 """`serve` settings from flags, environment variables and a configuration file, with one precedence
 rule: command line > environment > file > defaults (docs/operations.md)."""
+import json
 import os
 import re
 import subprocess
@@ -61,10 +62,99 @@ def test_bad_configuration_files_are_refused_with_the_line(tmp_path, env, conten
     assert r.returncode != 0 and message in r.stderr and "bad.conf" in r.stderr, r.stderr
 
 
-def test_every_flag_is_in_the_operations_table():
-    """`serve --help` shows every setting; docs/operations.md lists each with its variable."""
-    help_text = subprocess.run([BIN, "serve", "--help"], capture_output=True, text=True, timeout=30).stdout
-    flags = set(re.findall(r"^\s+--([a-z0-9-]+)", help_text, re.M)) - {"help", "version"}
-    table = (ROOT / "docs/operations.md").read_text()
-    missing = [f for f in sorted(flags) if f"`--{f}`" not in table or f"BROWSERCLOUD_{f.upper().replace('-', '_')}" not in table and f != "config"]
-    assert not missing, missing
+def serve(*args, env=None):
+    return subprocess.run([BIN, "serve", *map(str, args)], capture_output=True, text=True, timeout=30, env=env)
+
+
+def table():
+    """The settings table as the binary declares it (Settings.swift), with the derived names."""
+    r = serve("--print-settings", "json")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+# A valid value other than the default, per kind (text settings need a value of their own).
+TEXT = {"host": "0.0.0.0", "fingers": "0,47", "public": "/srv/bundle", "secret-file": "/var/lib/bc/secret",
+        "admin-token": "0123456789abcdefX", "admin-token-file": "/etc/bc/admin", "allowed-origins": "https://a.example",
+        "tls-cert": "/etc/bc/cert.pem", "tls-key": "/etc/bc/key.pem"}
+
+
+def other_value(row):
+    if row["kind"] == "switch":
+        return "true"
+    if row["kind"] == "choice":
+        return next(c for c in row["choices"] if c != row["default"])
+    if row["kind"] == "integer":
+        return str(int(row["default"]) + 1) if row["default"] != "none" else "8443"
+    if row["kind"] == "number":
+        return format(float(row["default"]) + 0.25, "g")
+    return TEXT[row["name"]]
+
+
+def values(text):
+    return dict(line.split(" = ", 1) for line in text.splitlines())
+
+
+def test_the_table_derives_every_name():
+    rows = table()
+    assert len(rows) >= 30
+    names = [r["name"] for r in rows]
+    assert len(set(names)) == len(names)
+    for r in rows:
+        assert r["flag"] == "--" + r["name"] and r["fileKey"] == r["name"]
+        assert r["environment"] == "BROWSERCLOUD_" + r["name"].upper().replace("-", "_")
+        assert r["help"] and r["kind"] in ("switch", "integer", "number", "text", "choice"), r
+
+
+@pytest.mark.parametrize("source", ["environment", "file", "command line"])
+def test_every_setting_works_from_every_source(tmp_path, env, source):
+    """Each setting, given a value other than its default through one source, comes out with it."""
+    rows = table()
+    wanted = {r["name"]: other_value(r) for r in rows}
+    args = ["--print-settings", "values"]
+    environment = dict(os.environ)
+    if source == "environment":
+        environment.update({r["environment"]: wanted[r["name"]] for r in rows})
+    elif source == "file":
+        conf = tmp_path / "all.conf"
+        conf.write_text("".join(f"{name} = {value}\n" for name, value in wanted.items()))
+        args += ["--config", conf]
+    else:
+        for r in rows:
+            args += [r["flag"]] if r["kind"] == "switch" else [r["flag"], wanted[r["name"]]]
+    r = serve(*args, env=environment)
+    assert r.returncode == 0, r.stderr
+    got = values(r.stdout)
+    assert {k: got[k] for k in wanted} == wanted
+    # and nothing given: the defaults
+    r = serve("--print-settings", "values")
+    assert values(r.stdout) == {row["name"]: row["default"] if row["default"] not in ("off", "all") else "none" for row in rows}
+
+
+@pytest.mark.parametrize("args,environment,message", [
+    (["--no-such-flag", "1"], {}, "unknown option '--no-such-flag'"),
+    (["--port"], {}, "--port needs a value"),
+    (["--link-relay=yes"], {}, "--link-relay is a switch"),
+    (["--port", "x"], {}, "the command line: 'port' takes an integer, not 'x'"),
+    ([], {"BROWSERCLOUD_MAX_PEERS": "many"}, "BROWSERCLOUD_MAX_PEERS: 'max-peers' takes an integer, not 'many'"),
+    ([], {"BROWSERCLOUD_EVENT_LOOP": "select"}, "'event-loop' takes one of epoll, poll"),
+    ([], {"BROWSERCLOUD_LINK_RELAY": "maybe"}, "BROWSERCLOUD_LINK_RELAY: 'link-relay' takes true or false"),
+])
+def test_unknown_names_and_bad_values_fail_clearly(env, args, environment, message):
+    r = serve("--port", "0", *args, env={**os.environ, **environment})
+    assert r.returncode != 0 and message in r.stderr, r.stderr
+
+
+def test_help_lists_every_setting():
+    help_text = serve("--help").stdout
+    flags = set(re.findall(r"^\s+--([a-z0-9-]+)", help_text, re.M))
+    assert flags == {r["name"] for r in table()} | {"config", "version"}, flags
+
+
+def test_the_operations_table_is_the_generated_one():
+    """docs/operations.md carries `serve --print-settings markdown` verbatim between its markers."""
+    docs = (ROOT / "docs/operations.md").read_text()
+    start = docs.index("<!-- generated by `browsercloud serve --print-settings markdown`")
+    body = docs[docs.index("\n", start) + 1:docs.index("<!-- end of generated table -->")]
+    generated = serve("--print-settings", "markdown").stdout
+    assert body == generated, "docs/operations.md's settings table differs: paste `browsercloud serve --print-settings markdown`"

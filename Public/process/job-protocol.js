@@ -1,0 +1,47 @@
+// The job protocol's constants, options and errors (docs/jobs.md), shared by the engine
+// (browser-process.js), the submitter's side of a job (process/job.js) and discovery.
+
+/** The `proto` field of every job message carried in overlay envelopes. */
+export const PROTOCOL = 'bc-job/1'
+
+/** The runtimes a peer may offer. */
+export const RUNTIMES = Object.freeze(['js', 'raytrace'])
+
+/** Defaults of the job options (execute, raytrace, run); every one can be overridden per job. */
+export const JOB_DEFAULTS = Object.freeze({
+  deadlineMs: 60000,        // a task running longer on a worker is stopped there ('deadline')
+  maxAttempts: 3,           // deadline/crash endings before a task fails
+  maxRetries: 10,           // copies lost in transit, corrupt or cancelled before a task fails
+  maxCopies: 2,             // running copies of a task at most (speculative duplicates); 1 disables them
+  speculateAfter: 1.5,      // a task is a straggler after this many median task times …
+  speculateMinMs: 1000,     // … and at least this long
+  prefetch: 2,              // tasks a peer holds beyond its workers, so that the next one is there when one ends
+  maxInFlightPerPeer: 16,   // upper bound of tasks held by one peer (workers + prefetch otherwise)
+  discoveryMs: 3000,        // how long discovery waits for availability answers
+  probeIntervalMs: 1000,    // peers holding tasks are asked what they run this often
+  probeMisses: 5            // unanswered probes in a row after which a peer is considered gone
+})
+
+export class JobError extends Error {
+  constructor (message, { results, failures, stats }) {
+    super(message)
+    this.name = 'JobError'
+    this.results = results
+    this.failures = failures
+    this.stats = stats
+  }
+}
+
+/**
+ * Codes of the engine's own failures that do not fail a job (as LINK_ERRORS names link failures): they
+ * reach the page as `undelivered` events `{ code, peerId, kind, message }` instead of being dropped.
+ */
+export const JOB_ERRORS = Object.freeze({
+  UNDELIVERED: 'ERR_UNDELIVERED'   // a job message (a reply, probe or cancel) found no route to its peer
+})
+
+/** Hex SHA-256 (WebCrypto). */
+export async function sha256Hex (bytes) {
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes))
+  return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('')
+}

@@ -1,0 +1,264 @@
+// The submitter's side of one job (docs/jobs.md, "Scheduling"): discovery, dispatch, probes,
+// deadlines and assembly, driving the pure scheduler (scheduler.js). It reaches the engine only through
+// the `host` it is given.
+
+import { Scheduler } from './scheduler.js'
+import { JobError, JOB_ERRORS, sha256Hex } from './job-protocol.js'
+
+/** A peer that declines this many tasks in a row (busy, stopped) leaves the job. */
+const MAX_DECLINES = 20
+
+/** One job submitted from this peer: discovery, dispatch, probes, deadlines and assembly. */
+export class Job {
+  /**
+   * @param {object} host what the job needs of the engine: `peerId()` (this peer's ID, null once it
+   *   left the ring), `post(dst, body)` (a Promise), `discover(n, runtime, options)` and `emit(name, payload)`
+   * @param {object} spec the job (BrowserProcess.run's spec with the JOB_DEFAULTS filled in)
+   * @param {string} id
+   */
+  constructor (host, spec, id) {
+    this.host = host
+    this.spec = spec
+    this.id = id
+    this.results = spec.keepResults === false ? null : new Array(spec.inputs.length).fill(null)
+    this.wins = new Map()        // peerId → tasks won (kept when a peer leaves)
+    this.probes = new Map()      // peerId → { sentAt, misses }
+    this.gone = new Set()
+    this.sharedSent = new Set()  // peers that got the job's shared data
+    this.declines = new Map()    // peerId → tasks declined in a row
+    this.peersLost = 0
+    this.lastDiscovery = 0
+    this.discovering = false
+    this.settled = false
+    this.scheduler = new Scheduler({
+      taskCount: spec.inputs.length,
+      // The worker stops a task at deadlineMs from its start; before that it may wait behind others.
+      deadlineMs: 2 * spec.deadlineMs + 2000,
+      maxAttempts: spec.maxAttempts,
+      maxCopies: spec.maxCopies,
+      maxRetries: spec.maxRetries,
+      speculateAfter: spec.speculateAfter,
+      speculateMinMs: spec.speculateMinMs
+    })
+  }
+
+  async run () {
+    this.started = performance.now()
+    const promise = new Promise((resolve, reject) => { this.resolve = resolve; this.reject = reject })
+    if (this.spec.inputs.length === 0) this.#finish()
+    else {
+      const found = await this.host.discover(this.spec.nPeers, this.spec.runtime, { discoveryMs: this.spec.discoveryMs })
+      this.discoveryMs = Math.round(performance.now() - this.started)
+      if (found.length === 0) {
+        this.cancel('unsupported', `no peer offers the '${this.spec.runtime}' runtime (discovery waited ${this.spec.discoveryMs} ms)`)
+      } else {
+        for (const a of found) this.#addPeer(a)
+        this.timer = setInterval(() => this.#tick(), Math.min(250, this.spec.probeIntervalMs))
+        this.#pump()
+      }
+    }
+    return promise
+  }
+
+  /** Fails every unfinished task and ends the job. */
+  cancel (code, message) {
+    if (this.settled) return
+    this.#cancelEverywhere()
+    this.scheduler.abort(code, message)
+    this.#finish()
+  }
+
+  onMessage (src, m) {
+    if (this.settled) return
+    const now = performance.now()
+    if (m.kind === 'gone') {
+      // Only the peer now responsible for the ID says so; a peer never reports itself or this peer gone.
+      if (typeof m.peerId === 'string' && m.peerId !== src && m.peerId !== this.host.peerId()) this.#lose(m.peerId, 'gone')
+    } else if (m.kind === 'probe-reply') {
+      const probe = this.probes.get(src)
+      if (!probe || !Array.isArray(m.taskIds)) return
+      probe.misses = 0
+      // Tasks sent well before this probe that the peer does not hold were lost on the way.
+      for (const taskId of this.scheduler.runningOn(src, probe.sentAt - this.spec.probeIntervalMs)) {
+        if (!m.taskIds.includes(taskId)) this.scheduler.fail(taskId, src, 'lost', 'the peer does not hold the task', now)
+      }
+    } else if (m.kind === 'result' && Number.isInteger(m.taskId) && m.taskId >= 0 && m.taskId < this.scheduler.taskCount) {
+      this.#onResult(src, m).catch((error) => this.host.emit('error', { code: 'job', message: error.message }))
+      return
+    }
+    this.#pump()
+  }
+
+  async #onResult (src, m) {
+    const { taskId } = m
+    if (!m.ok) {
+      const code = typeof m.error?.code === 'string' ? m.error.code : 'threw'
+      const message = String(m.error?.message ?? 'unknown error').slice(0, 1000)
+      if (code === 'need-shared') this.sharedSent.delete(src)
+      if (code === 'busy' || code === 'stopped') {
+        const n = (this.declines.get(src) ?? 0) + 1
+        this.declines.set(src, n)
+        if (n >= MAX_DECLINES) { this.#lose(src, 'declining'); this.#pump(); return }
+      }
+      const { failed, cancel } = this.scheduler.fail(taskId, src, code, message, performance.now())
+      if (failed) {
+        this.#cancelCopies(taskId, cancel)
+        this.host.emit('task-error', { jobId: this.id, taskId, peerId: src, code, message })
+      }
+      this.#pump()
+      return
+    }
+    let value
+    let sha
+    try {
+      ;[value, sha] = await decode(m)
+    } catch (error) {
+      this.scheduler.fail(taskId, src, 'corrupt', error.message, performance.now())
+      this.#pump()
+      return
+    }
+    if (this.settled) return
+    if (sha !== m.sha256) {
+      this.scheduler.fail(taskId, src, 'corrupt', 'the SHA-256 of the result does not match its bytes', performance.now())
+      this.#pump()
+      return
+    }
+    this.declines.delete(src)
+    const { winner, mismatch, cancel } = this.scheduler.complete(taskId, src, sha, performance.now())
+    if (mismatch) this.host.emit('error', { code: 'result-mismatch', message: `task ${taskId}: copies from different peers differ` })
+    if (winner) {
+      this.wins.set(src, (this.wins.get(src) ?? 0) + 1)
+      if (this.results) this.results[taskId] = value
+      this.spec.onResult?.(taskId, value)
+      this.#cancelCopies(taskId, cancel)
+      const total = this.scheduler.taskCount
+      this.host.emit('progress', { jobId: this.id, done: total - this.scheduler.remaining, total, peerId: src })
+    }
+    this.#pump()
+  }
+
+  #addPeer (answer) {
+    const limit = Math.min(this.spec.maxInFlightPerPeer, (answer.workers | 0) + this.spec.prefetch)
+    this.scheduler.addPeer(answer.peerId, limit)
+    if (answer.peerId !== this.host.peerId()) this.probes.set(answer.peerId, { sentAt: 0, misses: 0 })
+  }
+
+  #lose (peerId, why) {
+    if (!this.scheduler.hasPeer(peerId)) return
+    this.gone.add(peerId)
+    this.sharedSent.delete(peerId)
+    this.declines.delete(peerId)
+    this.probes.delete(peerId)
+    this.peersLost++
+    this.scheduler.removePeer(peerId)
+    this.host.emit('peer-lost', { jobId: this.id, peerId, reason: why })
+  }
+
+  #pump () {
+    if (this.settled) return
+    if (!this.host.peerId()) { this.cancel('stopped', 'this peer left the ring'); return }
+    const now = performance.now()
+    for (const { taskId, peerId, attempt } of this.scheduler.assign(now)) {
+      const task = { kind: 'task', jobId: this.id, taskId, attempt, runtime: this.spec.runtime, input: this.spec.inputs[taskId], deadlineMs: this.spec.deadlineMs }
+      if (!this.sharedSent.has(peerId)) { task.shared = this.spec.shared; this.sharedSent.add(peerId) }
+      this.host.post(peerId, task).catch((error) => {
+        this.sharedSent.delete(peerId)
+        this.scheduler.fail(taskId, peerId, 'lost', error.message, performance.now())
+      })
+    }
+    if (this.scheduler.finished) this.#finish()
+  }
+
+  #tick () {
+    if (this.settled) return
+    const now = performance.now()
+    for (const { taskId, peerId, failed, cancel } of this.scheduler.expired(now)) {
+      if (failed) {
+        this.#cancelCopies(taskId, cancel)
+        this.host.emit('task-error', { jobId: this.id, taskId, peerId, code: 'deadline', message: 'no result before the deadline' })
+      }
+    }
+    for (const [peerId, probe] of this.probes) {
+      if (now - probe.sentAt < this.spec.probeIntervalMs || this.scheduler.runningOn(peerId).length === 0) continue
+      if (probe.sentAt > 0 && ++probe.misses >= this.spec.probeMisses) { this.#lose(peerId, 'unreachable'); continue }
+      probe.sentAt = now
+      this.#send(peerId, { kind: 'probe', jobId: this.id })
+    }
+    this.#maybeRediscover(now)
+    this.#pump()
+  }
+
+  /** Peers were lost and tasks wait: look for replacements through the overlay. */
+  #maybeRediscover (now) {
+    const active = this.scheduler.peerCount
+    if (this.discovering || active >= this.spec.nPeers || this.scheduler.pending === 0 || now - this.lastDiscovery < 2000) return
+    this.discovering = true
+    this.lastDiscovery = now
+    // Peers reported gone may be found again: a peer that answers discovery is alive.
+    const exclude = new Set(this.scheduler.peerIds())
+    this.host.discover(this.spec.nPeers - active, this.spec.runtime, { discoveryMs: this.spec.discoveryMs, exclude }).then((found) => {
+      this.discovering = false
+      if (this.settled) return
+      for (const a of found) this.#addPeer(a)
+      if (this.scheduler.peerCount === 0) this.cancel('no-peers', 'every peer of the job left and discovery found no other')
+      else this.#pump()
+    })
+  }
+
+  #cancelCopies (taskId, peers) {
+    for (const peerId of peers) this.#send(peerId, { kind: 'cancel', jobId: this.id, taskIds: [taskId] })
+  }
+
+  #cancelEverywhere () {
+    for (const peerId of this.scheduler.peerIds()) {
+      if (this.scheduler.runningOn(peerId).length > 0) this.#send(peerId, { kind: 'cancel', jobId: this.id })
+    }
+  }
+
+  /** A probe or cancel: one that finds no route is reported (the peer is probably gone; probes find out). */
+  #send (peerId, body) {
+    this.host.post(peerId, body).catch((error) => {
+      this.host.emit('undelivered', { code: JOB_ERRORS.UNDELIVERED, peerId, kind: body.kind, jobId: this.id, message: error.message })
+    })
+  }
+
+  #finish () {
+    if (this.settled) return
+    this.settled = true
+    clearInterval(this.timer)
+    this.#cancelEverywhere()
+    const s = this.scheduler
+    const stats = {
+      jobId: this.id,
+      tasks: s.taskCount,
+      peers: [...new Set([...s.peerIds(), ...this.gone])],
+      makespanMs: Math.round(performance.now() - this.started),
+      discoveryMs: this.discoveryMs,
+      tasksPerPeer: Object.fromEntries(this.wins),
+      peersLost: this.peersLost,
+      ...s.counts
+    }
+    this.host.emit('job-done', stats)
+    const failures = s.failedTasks()
+    if (failures.length === 0) { this.resolve({ results: this.results, stats }); return }
+    const first = failures[0]
+    const message = failures.length === s.taskCount && first.code !== 'threw'
+      ? `job failed: ${first.message}`
+      : `${failures.length} of ${s.taskCount} tasks failed; task ${first.task}: ${first.code}: ${first.message}`
+    this.reject(new JobError(message, { results: this.results, failures, stats }))
+  }
+}
+
+/** Decodes a result payload; returns [value, hex SHA-256 of its bytes]. */
+async function decode (m) {
+  if (m.encoding === 'base64' && typeof m.payload === 'string') {
+    const text = atob(m.payload)
+    const bytes = new Uint8Array(text.length)
+    for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i)
+    return [bytes, await sha256Hex(bytes)]
+  }
+  if (m.encoding === 'json' && typeof m.payload === 'string') {
+    return [JSON.parse(m.payload), await sha256Hex(new TextEncoder().encode(m.payload))]
+  }
+  throw new Error('a result must carry a base64 or json payload')
+}

@@ -1,0 +1,149 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Rendezvous
+import Ring
+import Transport
+
+/// `browsercloud serve`. Its settings are declared once, in Settings.swift (`Settings.serve`): this
+/// command takes the arguments as they come and lets `Settings.resolve` read them with the environment
+/// and the configuration file; the help lists the same table.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the rendezvous (signalling) server: ring meta-state, SDP relay, REST analytics, static bundle.",
+        usage: "browsercloud serve [--config <file>] [--<setting> <value> | --<switch>] ... [--print-settings markdown|json|values]",
+        discussion: """
+        Every setting can also be set by an environment variable BROWSERCLOUD_<NAME> (upper case, '-' as \
+        '_', e.g. BROWSERCLOUD_MAX_PEERS=50000) or in a configuration file (--config FILE or \
+        BROWSERCLOUD_CONFIG; lines `max-peers = 50000`, `#` comments, `true`/`false` for switches). \
+        Precedence: command line > environment > file > defaults. `--print-settings markdown|json|values` \
+        prints the table (or the resolved values) and exits. See docs/operations.md.
+
+        \(Settings.helpText)
+        """)
+
+    /// The settings as given (`--name value`, `--name=value`, `--switch`); see Settings.swift.
+    @Argument(parsing: .allUnrecognized, help: .hidden)
+    var arguments: [String] = []
+
+    func run() async throws {
+        var arguments = arguments
+        var printFormat: String?
+        if let i = arguments.firstIndex(where: { $0 == "--print-settings" || $0.hasPrefix("--print-settings=") }) {
+            if arguments[i] == "--print-settings" {
+                guard i + 1 < arguments.count else { throw ValidationError("--print-settings takes markdown, json or values") }
+                printFormat = arguments[i + 1]
+                arguments.removeSubrange(i...(i + 1))
+            } else {
+                printFormat = String(arguments[i].dropFirst("--print-settings=".count))
+                arguments.remove(at: i)
+            }
+        }
+        let settings: ServeSettings
+        do {
+            settings = try Settings.resolve(arguments, environment: ProcessInfo.processInfo.environment)
+            if let printFormat {
+                FileHandle.standardOutput.write(Data(try Settings.render(printFormat, resolved: settings).utf8))
+                return
+            }
+            try settings.validate()
+        } catch let failure as Settings.Failure {
+            throw ValidationError(failure.description)
+        }
+        try await serve(settings)
+    }
+
+    func serve(_ s: ServeSettings) async throws {
+        bootstrapLogging(s.logLevel)
+        let logger = Logger(label: "browsercloud")
+        Transport.raiseFileLimit(to: s.maxConnections + 256)
+
+        var config = ServerConfiguration()
+        config.transport.host = s.host
+        config.transport.port = s.port
+        config.transport.maxMessageBytes = s.maxMessageBytes
+        config.transport.maxConnections = s.maxConnections
+        config.transport.maxHeaderBytes = s.maxHeaderBytes
+        config.transport.maxSendQueueMessages = s.sendQueueMessages
+        config.transport.maxSendQueueBytes = s.sendQueueBytes
+        config.transport.pingAfterSeconds = s.pingAfter
+        config.transport.hangupAfterSeconds = s.idleTimeout
+        config.transport.permessageDeflate = s.permessageDeflate
+        config.transport.useLibev = s.eventLoop == .epoll
+        config.transport.eventStreamKeepaliveSeconds = s.eventKeepalive
+        config.transport.tlsCertificatePath = s.tlsCert
+        config.transport.tlsPrivateKeyPath = s.tlsKey
+        config.transport.allowedOrigins = s.allowedOrigins.map { Set($0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }) }
+        config.fingerPolicy = s.fingers
+        config.successorListLength = s.successors
+        config.maxPeers = s.maxPeers
+        config.rateLimitPerSecond = s.rateLimit
+        config.rateLimitBurst = s.rateBurst
+        config.abusiveAfterDropped = s.abusiveAfter
+        config.maxPendingAnalytics = s.analyticsQueue
+        config.abusiveWindowSeconds = s.abusiveWindow
+        config.abusiveFraction = s.abusiveFraction
+        config.publicDirectory = s.public
+        config.linkRelay = s.linkRelay
+        config.linkRelayPerSecond = s.linkRelayRate
+        config.linkRelayBurst = s.linkRelayBurst
+        config.recordEventsPath = s.recordEvents
+        config.decoding.maxCapabilitiesBytes = s.maxCapabilitiesBytes
+        if let adminTokenFile = s.adminTokenFile {
+            config.adminToken = try String(contentsOfFile: adminTokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        } else {
+            config.adminToken = s.adminToken
+        }
+        if let token = config.adminToken, token.count < 16 { throw ValidationError("the admin token must be at least 16 characters") }
+
+        let secret = try TokenAuthority.loadOrCreateSecret(at: s.secretFile)
+        let grace = s.shutdownGrace
+        try await LongRunning.run("serve", grace: grace, logger: logger) { [host = s.host, redirectPort = s.redirectPort, config] in
+            let server = try RendezvousServer(configuration: config, secret: secret, logger: logger)
+            try server.start()
+            var redirect: RedirectServer?
+            if let redirectPort {
+                let r = RedirectServer(host: host, port: redirectPort, httpsPort: server.port, logger: logger)
+                do { try r.start() } catch { server.stop(); throw error }
+                redirect = r
+            }
+            // Machine-readable line for scripts and tests (the port matters with --port 0).
+            let shownHost = host.contains(":") ? "[\(host)]" : host
+            FileHandle.standardOutput.write(Data("browsercloud: listening on \(shownHost):\(server.port)\n".utf8))
+            await untilShutdown()
+            logger.info("shutting down")
+            try await blocking { [redirect] in
+                redirect?.stop()
+                server.shutdown(grace: grace)
+            }
+        }
+    }
+}
+
+extension ServeSettings {
+    /// The checks that involve more than one value's syntax; throws `Settings.Failure`.
+    func validate() throws {
+        func check(_ ok: Bool, _ message: String) throws { if !ok { throw Settings.Failure(description: message) } }
+        try check((0...65535).contains(port), "--port must be 0...65535")
+        try check(successors >= 1 && successors <= 32, "--successors must be 1...32")
+        try check(maxMessageBytes >= 1024, "--max-message-bytes must be at least 1024")
+        try check((1024...61440).contains(maxHeaderBytes), "--max-header-bytes must be 1024...61440")
+        try check(maxPeers >= 1 && maxConnections >= 1, "--max-peers and --max-connections must be positive")
+        try check(rateLimit > 0 && rateBurst >= 1 && abusiveAfter >= 1, "rate limits must be positive")
+        try check(abusiveWindow >= 1 && abusiveFraction > 0, "--abusive-window must be at least 1 and --abusive-fraction positive")
+        try check(analyticsQueue >= 1, "--analytics-queue must be at least 1")
+        try check(eventKeepalive >= 1, "--event-keepalive must be at least 1 second")
+        try check(sendQueueMessages >= 1 && sendQueueBytes >= 1024, "send queue limits too small")
+        try check(pingAfter >= 1 && idleTimeout > pingAfter && idleTimeout <= 65535, "--idle-timeout must exceed --ping-after (both in seconds)")
+        try check(adminToken == nil || adminTokenFile == nil, "give --admin-token or --admin-token-file, not both")
+        try check((tlsCert == nil) == (tlsKey == nil), "give --tls-cert and --tls-key together")
+        try check(linkRelayRate > 0 && linkRelayBurst >= 1, "--link-relay-rate and --link-relay-burst must be positive")
+        if let redirectPort {
+            try check(tlsCert != nil, "--redirect-port needs --tls-cert and --tls-key")
+            try check((1...65535).contains(redirectPort) && redirectPort != port, "--redirect-port must be 1...65535 and differ from --port")
+        }
+        for path in [tlsCert, tlsKey].compactMap({ $0 }) where !FileManager.default.isReadableFile(atPath: path) {
+            throw Settings.Failure(description: "cannot read \(path)")
+        }
+    }
+}
