@@ -21,7 +21,7 @@ struct NetworkView: Sendable {
     private(set) var peers: [PeerID: PeerRecord] = [:]
 
     init(configuration: ServerConfiguration) {
-        ring = Ring(policy: configuration.fingerPolicy, successorListLength: configuration.successorListLength, seed: 0)
+        ring = Ring(policy: configuration.core.fingerPolicy, successorListLength: configuration.core.successorListLength, seed: 0)
     }
 
     /// Replays a change the signalling thread made (the same joins and leaves give the same ring).

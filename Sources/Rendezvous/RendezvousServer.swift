@@ -53,7 +53,7 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
         analytics.start()
         try transport.start()
         logger.info("listening", metadata: ["host": "\(configuration.transport.host)", "port": "\(transport.port)",
-                                            "fingers": "\(configuration.fingerPolicy)"])
+                                            "fingers": "\(configuration.core.fingerPolicy)"])
     }
 
     /// The bound port.
