@@ -46,7 +46,7 @@ class NativePeer:
         with self.lock:
             self.events = [e for e in self.events if e.get("event") != name]
 
-    def state(self, timeout=5):
+    def state(self, timeout=15):
         before = len(self.of("state"))
         self.command("state")
         deadline = time.monotonic() + timeout

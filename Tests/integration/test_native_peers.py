@@ -38,8 +38,10 @@ def ring(server):
     try:
         for _ in range(N):
             peers.append(NativePeer(server.ws))
+        # N processes start at once on a small machine: one deadline for all of them, growing with N.
+        deadline = time.monotonic() + 15 + 0.5 * N
         for p in peers:
-            p.wait_registered()
+            p.wait_registered(timeout=max(1, deadline - time.monotonic()))
         yield peers
     finally:
         for p in peers:
