@@ -36,7 +36,7 @@ public struct PeerID: Hashable, Comparable, Sendable, CustomStringConvertible {
 
     /// The 12-character lowercase hexadecimal spelling.
     public var hex: String {
-        Hex.encode((0..<6).reversed().map { UInt8(truncatingIfNeeded: rawValue >> (8 * $0)) })
+        Hex.encode(rawValue, digits: 12)
     }
 
     public var description: String { hex }
