@@ -23,6 +23,7 @@ import time
 
 from analytics import analytics_report, bench_analytics
 from common import ROOT, RELEASE, rss_kib, start, start_server, stop, loadgen, cpu_model
+from joincost import bench_joincost, joincost_report
 from jsonbench import bench_json, json_report
 
 
@@ -172,19 +173,27 @@ def main():
     ap.add_argument("--json-rounds", type=int, default=5)
     ap.add_argument("--json-fuzz", type=int, default=200000)
     ap.add_argument("--json-callgrind-iterations", type=int, default=2000)
-    ap.add_argument("--only", choices=["json"], help="run only this section and put it into --out (replacing "
+    ap.add_argument("--only", choices=["json", "joincost"], help="run only this section and put it into --out (replacing "
                     "the section if --out has it, else before the closing line, else as the whole file)")
+    ap.add_argument("--baseline", metavar="DIR", help="section 8: also measure the release build in DIR (another "
+                    "commit's browsercloud and bc-loadgen), side by side")
     a = ap.parse_args()
     tmp = ROOT / ".build" / "bench-tmp"
     tmp.mkdir(parents=True, exist_ok=True)
 
-    if a.only == "json":
-        section = json_report(bench_json(a.json_iterations, a.json_rounds, a.json_fuzz, a.json_callgrind_iterations), alone=True)
+    releases = {"this build": RELEASE, **({"baseline": pathlib.Path(a.baseline)} if a.baseline else {})}
+    if a.only:
+        if a.only == "json":
+            section, heading = json_report(bench_json(a.json_iterations, a.json_rounds, a.json_fuzz, a.json_callgrind_iterations), alone=True), "## 7. "
+        else:
+            section, heading = joincost_report(bench_joincost(releases=releases)), "## 8. "
         out = pathlib.Path(a.out)
         old = out.read_text() if out.exists() else ""
-        if "## 7. " in old:
-            start = old.index("## 7. ")
-            end = old.index("Reproduce: `make bench`", start) if "Reproduce: `make bench`" in old[start:] else len(old)
+        if heading in old:
+            start = old.index(heading)
+            # The section ends where the next one (or the closing line) starts.
+            ends = [i for i in (old.find("\n## ", start) + 1, old.find("Reproduce: `make bench`", start)) if i > 0]
+            end = min(ends, default=len(old))
             out.write_text(old[:start] + section + old[end:])
         elif "Reproduce: `make bench`" in old:
             end = old.index("Reproduce: `make bench`")
@@ -203,6 +212,7 @@ def main():
         relay = bench_relay(tmp, a.pairs, a.window, a.payload, a.seconds, a.rounds)
         analytics = bench_analytics(tmp, a.peers, a.samples, a.analytics_clients, a.analytics_rounds)
         json_section = json_report(bench_json(a.json_iterations, a.json_rounds, a.json_fuzz, a.json_callgrind_iterations))
+        joincost_section = joincost_report(bench_joincost(releases=releases))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
     jobs_section = jobs_report(jobs)
     if a.only_jobs:
@@ -270,7 +280,7 @@ The work grows with F log N plus the updates, not with N: a join or leave touche
 state changes. The one O(N) step is the memmove of the sorted member array (8 bytes per peer), visible
 at 100,000 peers.
 
-{jobs_section}{analytics_report(analytics)}{json_section}Reproduce: `make bench` (options: `python3 bench/run.py --help`; section 7 alone: `python3 bench/run.py --only json --out FILE`).
+{jobs_section}{analytics_report(analytics)}{json_section}{joincost_section}Reproduce: `make bench` (options: `python3 bench/run.py --help`; one section: `python3 bench/run.py --only json|joincost --out FILE`; section 8 next to another build: `--baseline DIR`).
 """
     pathlib.Path(a.out).write_text(report)
     print(report)
