@@ -4,6 +4,8 @@ HOST       ?= 0.0.0.0
 PORT       ?= 9000
 SERVE_ARGS ?=
 PYTHON     ?= python3
+# Extra options of bench/run.py, e.g. BENCH_ARGS="--baseline OTHER/.build/release" (section 8 side by side).
+BENCH_ARGS ?=
 # The Python test packages live in a virtual environment made with $(PYTHON), never in the system's
 # or the user's Python; they are (re)installed when Tests/requirements.txt differs from the copy kept
 # in the environment. The browser tests drive Debian's Chromium (Tests/e2e/overlay.py), never a
@@ -55,7 +57,7 @@ bench: deps
 	$(SWIFT) build -c release --product bc-loadgen
 	$(SWIFT) build -c release --product bc-jsonbench
 	mkdir -p .build && $(CC) -O2 -Wall bench/echo-server.c $$(pkg-config --cflags --libs libwebsockets) -o .build/echo-server
-	$(PYTHON) bench/run.py --out docs/benchmarks.md
+	$(PYTHON) bench/run.py --out docs/benchmarks.md $(BENCH_ARGS)
 	$(PYTHON) bench/overlay.py --out docs/overlay.md
 
 clean:
