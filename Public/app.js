@@ -71,7 +71,11 @@ $('join').onclick = async () => {
   peer.events.on('ring', render)
   peer.events.on('link-up', render)
   peer.events.on('link-down', render)
-  peer.events.on('ready', () => { $('status').textContent = 'in the ring'; render() })
+  // Jobs start once this tab offers its CPU and is linked into the ring: before its successor link is
+  // open, discovery queries have no route and a job would find this tab alone.
+  let participating = false
+  const enableRun = () => { $('run').disabled = !(participating && peer?.ready) }
+  peer.events.on('ready', () => { $('status').textContent = 'in the ring'; render(); enableRun() })
   peer.events.on('message', (m) => { if (m.data?.proto !== PROTOCOL) log(`from ${m.srcId} (${m.hops} hops): ${JSON.stringify(m.data)}`) })
   bp.events.on('task-run', ({ ok, code, message }) => {
     ranHere++
@@ -88,7 +92,8 @@ $('join').onclick = async () => {
     render()
     try {
       await bp.participate()
-      $('run').disabled = false
+      participating = true
+      enableRun()
       $('job-status').textContent = `this tab offers ${bp.config.workers} worker${bp.config.workers === 1 ? '' : 's'}`
     } catch (error) {
       $('job-status').textContent = error.message

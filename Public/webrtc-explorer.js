@@ -72,6 +72,8 @@ export class Explorer {
 
   /** This peer's successor list, nearest first (a copy). */
   get successors () { return this.table.successors }
+  /** Whether 'ready' was emitted for the current registration (the successor link is open, or the peer is alone). */
+  get ready () { return this.readyEmitted }
 
   /** Connects to the server and joins the ring. Resolves with `{ peerId }`. */
   async register () {
