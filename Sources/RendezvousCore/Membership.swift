@@ -158,10 +158,10 @@ public struct Membership {
         return bindings[peer] != nil
     }
 
-    /// The bindings a state file keeps (sorted by ID): live ones as full leases from `now`, leased
-    /// ones with the time they have left.
+    /// The bindings a state file keeps, in no particular order (the writer sorts them off the signalling
+    /// thread): live ones as full leases from `now`, leased ones with the time they have left. O(bindings).
     public func snapshot(now: Double) -> [RestoredBinding] {
-        bindings.sorted { $0.key < $1.key }.compactMap { peer, b in
+        bindings.compactMap { peer, b in
             let remaining = b.leaseUntil.map { $0 - now } ?? configuration.idLeaseSeconds
             return remaining > 0 ? RestoredBinding(peer: peer, epoch: b.epoch, remaining: remaining) : nil
         }
