@@ -82,7 +82,7 @@ export class Explorer {
       this.registering = new Promise((resolve, reject) => {
         const offRegistered = this.events.on('registered', (r) => { offRegistered(); offError(); resolve(r) })
         const offError = this.events.on('error', (e) => {
-          if (['server-full', 'bad-token', 'rate-limited'].includes(e.code)) { offRegistered(); offError(); reject(new Error(`${e.code}: ${e.message}`)) }
+          if (!e.recovering && ['server-full', 'bad-token', 'rate-limited'].includes(e.code)) { offRegistered(); offError(); reject(new Error(`${e.code}: ${e.message}`)) }
         })
         this.channels.connect().catch((error) => { offRegistered(); offError(); reject(error) })
       }).finally(() => { this.registering = null })
@@ -127,6 +127,16 @@ export class Explorer {
 
   #onServerMessage (m) {
     if (m.type === 'error') {
+      if ((m.code === 'id-expired' || m.code === 'bad-token') && this.token) {
+        // Our saved ID is no longer ours (its lease ended, docs/protocol.md): forget the ID and the
+        // token and register fresh on this connection; register() resolves with the new ID.
+        this.token = null
+        this.table.clear()
+        this.readyEmitted = false
+        this.events.emit('error', { code: m.code, message: m.message, recovering: true })
+        this.channels.sendToServer({ type: 'register', capabilities: this.capabilities })
+        return
+      }
       this.events.emit('error', { code: m.code, message: m.message })
       return
     }

@@ -131,7 +131,8 @@ public struct PeerSession {
             return [.log(.info, "the server is going away; reconnecting in \(ms) ms with the same ID"), .goingAway(ms)]
         case .error(let code, let text):
             var actions: [PeerAction] = [.log(.warning, "server error \(code.rawValue): \(text)"), .error(PeerError(code.rawValue, text))]
-            if code == .badToken {
+            if code == .badToken || code == .idExpired {
+                // The saved ID is no longer ours (id-expired: its lease ended; docs/protocol.md).
                 peerId = nil
                 token = nil
                 actions += register()

@@ -15,6 +15,8 @@ struct StatsSnapshot {
     var arcRatioMaxMean: Double
     var fingerRows: [Int]
     var eventSubscribers: Int
+    /// IDs leased to absent holders.
+    var leasesHeld = 0
 
     var json: JSONValue {
         var errors: [String: JSONValue] = [:]
@@ -29,6 +31,10 @@ struct StatsSnapshot {
                 ($0.rawValue, n(membership.leavesByReason[$0] ?? 0)) })),
             "reRegistrations": n(membership.reRegistrations),
             "replacements": n(membership.replacements),
+            "leasesHeld": n(leasesHeld),
+            "leasesExpired": n(membership.leasesExpired),
+            "leasesClaimed": n(membership.leasesClaimed),
+            "idExpiredAnswers": n(membership.errors[.idExpired] ?? 0),
             "evictions": n(membership.evictions),
             "signalsRelayed": n(membership.signalsRelayed),
             "linkRelayFrames": n(membership.linkRelayFrames),
@@ -77,6 +83,11 @@ struct StatsSnapshot {
         }
         metric("reregistrations_total", "counter", "Registrations with a previous ID and token.", Double(membership.reRegistrations))
         metric("replacements_total", "counter", "Sessions replaced by a new session for the same ID.", Double(membership.replacements))
+        metric("leases_held", "gauge", "IDs leased to holders that went away (docs/protocol.md, \"Tokens, epochs and leases\").", Double(leasesHeld))
+        metric("leases_expired_total", "counter", "Leases that ended unclaimed (their IDs became free).", Double(membership.leasesExpired))
+        metric("leases_claimed_total", "counter", "Leased IDs taken back by their holder.", Double(membership.leasesClaimed))
+        metric("id_expired_total", "counter", "Registrations answered id-expired (a genuine token whose lease ended).",
+               Double(membership.errors[.idExpired] ?? 0))
         metric("evictions_total", "counter", "Peers evicted by the operator.", Double(membership.evictions))
         metric("signals_relayed_total", "counter", "WebRTC signals relayed between peers.", Double(membership.signalsRelayed))
         metric("link_relay_frames_total", "counter", "Link frames relayed between peers that cannot reach each other.", Double(membership.linkRelayFrames))

@@ -22,6 +22,12 @@ public struct ServerConfiguration: Sendable {
     /// Diagnostics: a file to which every event given to the core and every action it returned are
     /// written as JSON lines (`EventLog`); nil (the default) records nothing.
     public var recordEventsPath: String?
+    /// The state file keeping ID bindings across restarts (`BindingStore`); nil keeps none.
+    public var stateFilePath: String?
+    /// Seconds between saves of the state file (also saved on shutdown).
+    public var stateSaveInterval = 1.0
+    /// Start with no bindings when the state file is unreadable or corrupt, instead of refusing to start.
+    public var startEmpty = false
 
     public init() {}
 

@@ -14,6 +14,9 @@ import WireProtocol
 /// the recorder's file) is touched only on the transport's service thread (from `TransportHandler`
 /// callbacks or jobs posted with `transport.sync`/`post`); `start()`/`stop()`/`port` only call
 /// thread-safe `Transport` methods, and `stop()` closes the recorder after the service thread ended.
+/// The state-file timer reads the core only inside `transport.sync` (on the service thread); `saveTimer`
+/// is set by `start()` and cleared by `stop()`, which the owner calls in that order from one thread, and
+/// `stop()` reads the core for the last save only after the service thread ended.
 public final class RendezvousServer: TransportHandler, @unchecked Sendable {
     public let configuration: ServerConfiguration
     let transport: Transport
@@ -28,6 +31,9 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
     private let started = DispatchTime.now()
     /// Writes every event and its actions (`--record-events`); nil when not recording.
     private let recorder: EventRecorder?
+    /// Saves the state file every `stateSaveInterval` seconds (nil without `stateFilePath`).
+    private var saveTimer: DispatchSourceTimer?
+    private let saveQueue = DispatchQueue(label: "browsercloud.state-file")
 
     public init(configuration: ServerConfiguration, secret: [UInt8], logger: Logger = Logger(label: "browsercloud.server")) throws {
         self.configuration = configuration
@@ -46,12 +52,59 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
         transport = Transport(configuration: configuration.transport, logger: logger)
         transport.handler = self
         analytics = AnalyticsWorker(configuration: configuration, transport: transport)
+        try restoreBindings()
+    }
+
+    /// Loads the state file (if any) into the core as leases, before the transport starts.
+    private func restoreBindings() throws {
+        guard let path = configuration.stateFilePath else { return }
+        let state: BindingStore.State?
+        do throws(BindingStore.Failure) {
+            state = try BindingStore.load(path)
+        } catch {
+            guard configuration.startEmpty else { throw error }
+            logger.warning("starting without the previous ID bindings (--start-empty)", metadata: ["problem": "\(error)"])
+            state = nil
+        }
+        guard let state else { return }
+        _ = handle(BindingStore.restoreEvent(state, now: now, wallClock: wallClock))
+        logger.info("restored ID leases", metadata: ["leases": "\(membership.leasesHeld)", "file": "\(path)"])
+    }
+
+    /// Writes the state file from the service thread's core (from the save queue while the transport
+    /// runs, or from `stop()` after it stopped).
+    private func saveBindings(_ state: BindingStore.State) {
+        guard let path = configuration.stateFilePath else { return }
+        do throws(BindingStore.Failure) {
+            try BindingStore.save(state, to: path, savedAt: wallClock)
+        } catch {
+            logger.error("state file not saved", metadata: ["problem": "\(error)"])
+        }
+    }
+
+    private func startSaving() {
+        guard configuration.stateFilePath != nil else { return }
+        let timer = DispatchSource.makeTimerSource(queue: saveQueue)
+        timer.schedule(deadline: .now() + configuration.stateSaveInterval, repeating: configuration.stateSaveInterval)
+        timer.setEventHandler { [self] in
+            let start = DispatchTime.now().uptimeNanoseconds
+            let state = transport.sync { [self] in BindingStore.state(of: membership, now: now, wallClock: wallClock) }
+            let snapshotted = DispatchTime.now().uptimeNanoseconds
+            saveBindings(state)
+            logger.trace("state file saved", metadata: [
+                "bindings": "\(state.bindings.count)",
+                "snapshotMs": "\(Double(snapshotted - start) / 1e6)",
+                "writeMs": "\(Double(DispatchTime.now().uptimeNanoseconds - snapshotted) / 1e6)"])
+        }
+        saveTimer = timer
+        timer.resume()
     }
 
     /// Binds and starts serving on the transport's service thread.
     public func start() throws {
         analytics.start()
         try transport.start()
+        startSaving()
         logger.info("listening", metadata: ["host": "\(configuration.transport.host)", "port": "\(transport.port)",
                                             "fingers": "\(configuration.core.fingerPolicy)"])
     }
@@ -61,7 +114,16 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
 
     /// Closes every connection and stops the service thread.
     public func stop() {
+        if let timer = saveTimer {
+            timer.cancel()
+            saveQueue.sync {}   // a save in progress ends (the transport still runs for its snapshot)
+            saveTimer = nil
+        }
         transport.stop()
+        // The service thread has ended: the core is read from this thread.
+        if configuration.stateFilePath != nil {
+            saveBindings(BindingStore.state(of: membership, now: now, wallClock: wallClock))
+        }
         analytics.stop()
         recorder?.close()
         logger.info("stopped")
@@ -120,7 +182,7 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
     public func webSocketClosed(_ connection: ConnectionID, cause: CloseCause) {
         logger.debug("connection closed", metadata: ["connection": "\(connection)", "cause": "\(cause.rawValue)"])
         if cause == .shutdown || shuttingDown { return }   // no leaves: the peers come back
-        perform(handle(.closed(connection, cause: cause)))
+        perform(handle(.closed(connection, cause: cause, now: now)))
     }
 
     public func originRejected(_ origin: String) {
@@ -199,7 +261,8 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
         return StatsSnapshot(peersOnline: membership.ring.count, connectionsOpen: transport.counters.webSocketsOpen,
                              membership: membership.counters, transport: transport.counters, uptimeSeconds: uptime,
                              arcRatioMaxMin: ratios?.maxMin ?? 0, arcRatioMaxMean: ratios?.maxMean ?? 0,
-                             fingerRows: membership.ring.fingerRows, eventSubscribers: subscribers.count)
+                             fingerRows: membership.ring.fingerRows, eventSubscribers: subscribers.count,
+                             leasesHeld: membership.leasesHeld)
     }
 }
 

@@ -87,7 +87,7 @@ extension RendezvousServer {
         guard let id = PeerID(hex: text) else { return error(400, "bad-field", "peer ID must be 12 lowercase hex characters") }
         if let denied = authorize(request) { return denied }
         guard membership.peers[id] != nil else { return error(404, "unknown-peer", "peer \(id.hex) is not in the ring") }
-        perform(handle(.evict(id)))
+        perform(handle(.evict(id, now: now)))
         return json(200, ["evicted": .string(id.hex)])
     }
 

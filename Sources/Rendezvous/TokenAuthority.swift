@@ -4,8 +4,11 @@ import Foundation
 import RendezvousCore
 import Ring
 
-/// Issues and checks re-registration tokens: `token = hex(HMAC-SHA256(secret, peerId as 12 hex chars))`
-/// (RFC 2104 HMAC with SHA-256), so a restarted server with the same secret accepts old tokens. The core
+/// Issues and checks re-registration tokens, 64 lowercase hex characters:
+/// `token = hex(epoch as 8 big-endian bytes) + hex(first 24 bytes of HMAC-SHA256(secret, "<peerId as 12 hex chars>:<epoch as 16 hex chars>"))`
+/// (RFC 2104 HMAC with SHA-256). The epoch is in the clear so the server checks a token without
+/// state; the MAC binds it to the ID, so a token works only for the holder epoch it was issued with
+/// (docs/protocol.md, "Tokens, epochs and leases"). A restarted server with the same secret checks old tokens. The core
 /// (`Membership`) is given one as its `CredentialIssuer`, so that the core itself needs no libcrypto.
 public struct TokenAuthority: CredentialIssuer {
     private let secret: [UInt8]
@@ -41,8 +44,14 @@ public struct TokenAuthority: CredentialIssuer {
         return secret
     }
 
-    public func token(for peer: PeerID) -> String {
-        Hex.encode(TokenAuthority.hmacSHA256(key: secret, message: Array(peer.hex.utf8)))
+    public func token(for peer: PeerID, epoch: UInt64) -> String {
+        let epochHex = Hex.encode(epoch, digits: 16)
+        return epochHex + Hex.encode(mac(peer, epochHex))
+    }
+
+    /// The first 24 bytes of HMAC-SHA256(secret, "<peer hex>:<epoch hex>").
+    private func mac(_ peer: PeerID, _ epochHex: String) -> ArraySlice<UInt8> {
+        TokenAuthority.hmacSHA256(key: secret, message: Array((peer.hex + ":" + epochHex).utf8))[..<24]
     }
 
     /// HMAC-SHA256 (RFC 2104, FIPS 180-4) through OpenSSL's libcrypto.
@@ -55,11 +64,13 @@ public struct TokenAuthority: CredentialIssuer {
         return mac
     }
 
-    /// Constant-time check of a presented token.
-    public func verify(_ token: String, for peer: PeerID) -> Bool {
-        let expected = Array(self.token(for: peer).utf8), given = Array(token.utf8)
-        guard expected.count == given.count else { return false }
-        return bc_const_time_compare(expected, given, expected.count) == 0
+    /// The epoch of a presented token when its MAC matches `peer` (a constant-time comparison).
+    public func epoch(of token: String, for peer: PeerID) -> UInt64? {
+        let given = Array(token.utf8)
+        guard given.count == 64, let epochBytes = Hex.decode(String(decoding: given[..<16], as: UTF8.self)) else { return nil }
+        let epoch = epochBytes.reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        let expected = Array(self.token(for: peer, epoch: epoch).utf8)
+        return bc_const_time_compare(expected, given, expected.count) == 0 ? epoch : nil
     }
 }
 

@@ -87,6 +87,9 @@ public struct MembershipCounters: Sendable {
     public var leavesByReason: [LeaveReason: Int] = [:]
     public var reRegistrations = 0
     public var replacements = 0
+    /// Leases that ended unclaimed (the ID became free), and leases claimed back by their holder.
+    public var leasesExpired = 0
+    public var leasesClaimed = 0
     public var evictions = 0
     public var signalsRelayed = 0
     /// Link frames relayed (`--link-relay`), their bytes, and frames dropped by the relay rate limit.

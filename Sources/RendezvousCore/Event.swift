@@ -13,11 +13,26 @@ public enum Event: Equatable, Sendable {
     case rejected(ConnectionID, problem: FrameProblem, now: Double)
     /// About `count` control frames (pings) came since the last report.
     case controlFrames(ConnectionID, count: Int, now: Double)
-    /// The connection is gone.
-    case closed(ConnectionID, cause: CloseCause)
+    /// The connection is gone (a peer it held keeps its ID leased from `now`).
+    case closed(ConnectionID, cause: CloseCause, now: Double)
     /// The operator evicts a peer (nothing happens when it is unknown).
-    case evict(PeerID)
+    case evict(PeerID, now: Double)
+    /// At start: the bindings kept by the previous run (its state file) become leases that end
+    /// `remaining` seconds after `now`; epochs are issued from `nextEpoch` on (or later).
+    case restored([RestoredBinding], nextEpoch: UInt64, now: Double)
     /// The server shuts down: every connection is told to reconnect after 250 ms plus a random delay
     /// in 0...`spreadMs` milliseconds, then closed.
     case goingAway(spreadMs: Int)
+}
+
+/// An ID's holder binding as a state file keeps it: the holder epoch and the seconds its lease has left.
+public struct RestoredBinding: Equatable, Sendable {
+    public var peer: PeerID
+    public var epoch: UInt64
+    public var remaining: Double
+    public init(peer: PeerID, epoch: UInt64, remaining: Double) {
+        self.peer = peer
+        self.epoch = epoch
+        self.remaining = remaining
+    }
 }

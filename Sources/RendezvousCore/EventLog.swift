@@ -52,6 +52,7 @@ public enum EventLog {
             "linkRelayBurst": .number(c.linkRelayBurst),
             "maxMessageBytes": n(c.maxMessageBytes),
             "idleTimeoutSeconds": n(c.idleTimeoutSeconds),
+            "idLeaseSeconds": .number(c.idLeaseSeconds),
         ])
         return JSONValue.object(["format": .string(format), "configuration": configuration]).encoded() + [0x0A]
     }
@@ -78,10 +79,14 @@ public enum EventLog {
             return .object(o)
         case .controlFrames(let c, let count, let now):
             return .object(["type": "control-frames", "connection": id(c), "count": n(count), "now": .number(now)])
-        case .closed(let c, let cause):
-            return .object(["type": "closed", "connection": id(c), "cause": .string(cause.rawValue)])
-        case .evict(let peer):
-            return .object(["type": "evict", "peerId": .string(peer.hex)])
+        case .closed(let c, let cause, let now):
+            return .object(["type": "closed", "connection": id(c), "cause": .string(cause.rawValue), "now": .number(now)])
+        case .evict(let peer, let now):
+            return .object(["type": "evict", "peerId": .string(peer.hex), "now": .number(now)])
+        case .restored(let list, let nextEpoch, let now):
+            return .object(["type": "restored", "nextEpoch": .string(String(nextEpoch)), "now": .number(now),
+                            "bindings": .array(list.map { .object(["peerId": .string($0.peer.hex), "epoch": .string(String($0.epoch)),
+                                                                   "remaining": .number($0.remaining)]) })])
         case .goingAway(let spreadMs):
             return .object(["type": "going-away", "spreadMs": n(spreadMs)])
         }
@@ -200,10 +205,23 @@ public enum EventLog {
             return .controlFrames(try connection(), count: try integer("count"), now: try number("now"))
         case "closed":
             guard let cause = v["cause"]?.stringValue.flatMap(CloseCause.init(rawValue:)) else { throw bad("closed needs a cause") }
-            return .closed(try connection(), cause: cause)
+            return .closed(try connection(), cause: cause, now: try number("now"))
         case "evict":
             guard let peer = v["peerId"]?.stringValue.flatMap(PeerID.init(hex:)) else { throw bad("evict needs peerId") }
-            return .evict(peer)
+            return .evict(peer, now: try number("now"))
+        case "restored":
+            guard let next = v["nextEpoch"]?.stringValue.flatMap({ UInt64($0) }), let list = v["bindings"]?.arrayValue else {
+                throw bad("restored needs nextEpoch (a decimal string) and bindings")
+            }
+            var bindings: [RestoredBinding] = []
+            for b in list {
+                guard let peer = b["peerId"]?.stringValue.flatMap(PeerID.init(hex:)),
+                      let epoch = b["epoch"]?.stringValue.flatMap({ UInt64($0) }), case .number(let remaining)? = b["remaining"] else {
+                    throw bad("a restored binding needs peerId, epoch (a decimal string) and remaining")
+                }
+                bindings.append(RestoredBinding(peer: peer, epoch: epoch, remaining: remaining))
+            }
+            return .restored(bindings, nextEpoch: next, now: try number("now"))
         case "going-away":
             return .goingAway(spreadMs: try integer("spreadMs"))
         default:
@@ -240,6 +258,7 @@ public enum EventLog {
         c.linkRelayBurst = try number(v, "linkRelayBurst")
         c.maxMessageBytes = try integer(v, "maxMessageBytes")
         c.idleTimeoutSeconds = try integer(v, "idleTimeoutSeconds")
+        c.idLeaseSeconds = try number(v, "idLeaseSeconds")
         c.decoding.maxIntentIdLength = try integer(d, "maxIntentIdLength")
         c.decoding.maxCapabilitiesBytes = try integer(d, "maxCapabilitiesBytes")
         c.decoding.maxReportKeys = try integer(d, "maxReportKeys")

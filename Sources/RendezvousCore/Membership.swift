@@ -21,6 +21,26 @@ public struct Membership {
     private var random: SplitMix64
     /// Changes to the ring and the records not yet returned by `handle(_:)` as `.analytics` actions.
     private var changes: [AnalyticsChange] = []
+    /// Every ID with a holder: registered peers and leased IDs (docs/protocol.md, "Tokens, epochs and leases").
+    public private(set) var bindings: [PeerID: Binding] = [:]
+    /// The epoch the next new holder of an ID gets.
+    public private(set) var nextEpoch: UInt64
+    /// Leases in the order they end (deadlines never decrease: each is the event's `now` plus
+    /// `idLeaseSeconds`, restored ones clamped to that); entries whose binding changed since are skipped.
+    private var leaseQueue: [(deadline: Double, peer: PeerID, epoch: UInt64)] = []
+    private var leaseQueueHead = 0
+    /// The latest `now` of the events so far (monotonic seconds).
+    public private(set) var latestNow = -Double.infinity
+
+    /// The holder of an ID: its epoch and, while the holder is away, when its lease ends (monotonic
+    /// seconds; nil while a session holds the ID).
+    public struct Binding: Equatable, Sendable {
+        public var epoch: UInt64
+        public var leaseUntil: Double?
+    }
+
+    /// IDs leased to an absent holder.
+    public var leasesHeld: Int { bindings.count - peers.count }
 
     struct Session {
         var machine = SessionStateMachine()
@@ -43,6 +63,10 @@ public struct Membership {
         self.ring = Ring(policy: configuration.fingerPolicy, successorListLength: configuration.successorListLength,
                          seed: configuration.seed)
         self.random = SplitMix64(seed: ~configuration.seed)
+        // Epochs start at a value drawn from the seed, so that a server started without its state
+        // file does not reissue the (ID, epoch) pairs of a previous run (2^40 values apart).
+        var epochs = SplitMix64(seed: configuration.seed ^ 0x6570_6f63_6873)
+        self.nextEpoch = (epochs.next() >> 24) << 16 | 1
     }
 
     public var ringConfig: RingConfig { config(rows: ring.fingerRows) }
@@ -64,6 +88,7 @@ public struct Membership {
     /// methods below are conveniences for unit tests: only this entry returns those changes.
     public mutating func handle(_ event: Event) -> [Action] {
         var actions: [Action]
+        if let now = event.now { expireLeases(now: now) }
         switch event {
         case .opened(let c, let remoteAddress, let now):
             opened(c, remoteAddress: remoteAddress, now: now)
@@ -74,10 +99,13 @@ public struct Membership {
             actions = rejected(c, problem: problem, now: now)
         case .controlFrames(let c, let count, let now):
             actions = controlFrames(c, count: count, now: now)
-        case .closed(let c, let cause):
+        case .closed(let c, let cause, _):
             actions = closed(c, cause: cause)
-        case .evict(let peer):
+        case .evict(let peer, _):
             actions = evict(peer) ?? []
+        case .restored(let list, let next, let now):
+            restore(list, nextEpoch: next, now: now)
+            actions = []
         case .goingAway(let spreadMs):
             actions = goingAway(spreadMs: spreadMs)
         }
@@ -86,6 +114,75 @@ public struct Membership {
             changes.removeAll(keepingCapacity: true)
         }
         return actions
+    }
+
+    // MARK: Leases
+
+    /// Ends the leases whose deadline is at or before `now` (their IDs become free); called with the
+    /// `now` of every event, so expiry needs no clock of its own and replays exactly.
+    public mutating func expireLeases(now: Double) {
+        latestNow = max(latestNow, now)
+        while leaseQueueHead < leaseQueue.count, leaseQueue[leaseQueueHead].deadline <= now {
+            endLease(leaseQueue[leaseQueueHead])
+            leaseQueueHead += 1
+        }
+        if leaseQueueHead > 64, leaseQueueHead * 2 > leaseQueue.count {
+            leaseQueue.removeFirst(leaseQueueHead)
+            leaseQueueHead = 0
+        }
+    }
+
+    /// Ends one queued lease if its binding is still that lease.
+    private mutating func endLease(_ entry: (deadline: Double, peer: PeerID, epoch: UInt64)) {
+        guard let b = bindings[entry.peer], b.epoch == entry.epoch, b.leaseUntil == entry.deadline else { return }
+        bindings[entry.peer] = nil
+        ring.release(entry.peer)
+        counters.leasesExpired += 1
+    }
+
+    /// The holder of `peer` went away: its ID is leased to it for `idLeaseSeconds` from the latest `now`.
+    /// At most `maxPeers` leases are held: beyond, the oldest ends early.
+    private mutating func lease(_ peer: PeerID) -> Bool {
+        guard var b = bindings[peer], configuration.idLeaseSeconds > 0 else {
+            bindings[peer] = nil
+            return false
+        }
+        let deadline = latestNow + configuration.idLeaseSeconds
+        b.leaseUntil = deadline
+        bindings[peer] = b
+        leaseQueue.append((deadline, peer, b.epoch))
+        while leasesHeld > configuration.maxPeers, leaseQueueHead < leaseQueue.count {
+            endLease(leaseQueue[leaseQueueHead])
+            leaseQueueHead += 1
+        }
+        return bindings[peer] != nil
+    }
+
+    /// The bindings a state file keeps, in no particular order (the writer sorts them off the signalling
+    /// thread): live ones as full leases from `now`, leased ones with the time they have left. O(bindings).
+    public func snapshot(now: Double) -> [RestoredBinding] {
+        bindings.compactMap { peer, b in
+            let remaining = b.leaseUntil.map { $0 - now } ?? configuration.idLeaseSeconds
+            return remaining > 0 ? RestoredBinding(peer: peer, epoch: b.epoch, remaining: remaining) : nil
+        }
+    }
+
+    /// Bindings of a previous run become leases (those for IDs already bound are ignored); see
+    /// `Event.restored`.
+    public mutating func restore(_ list: [RestoredBinding], nextEpoch: UInt64, now: Double) {
+        latestNow = max(latestNow, now)
+        self.nextEpoch = max(self.nextEpoch, nextEpoch)
+        let sorted = list.map { ($0, min($0.remaining, configuration.idLeaseSeconds)) }
+            .filter { $0.1 > 0 }.sorted { ($0.1, $0.0.peer) < ($1.1, $1.0.peer) }
+        var queued: [(deadline: Double, peer: PeerID, epoch: UInt64)] = []
+        for (b, remaining) in sorted where bindings[b.peer] == nil {
+            guard (try? ring.reserve(b.peer)) != nil else { continue }
+            bindings[b.peer] = Binding(epoch: b.epoch, leaseUntil: now + remaining)
+            queued.append((now + remaining, b.peer, b.epoch))
+            self.nextEpoch = max(self.nextEpoch, b.epoch &+ 1)
+        }
+        leaseQueue = queued + leaseQueue[leaseQueueHead...]
+        leaseQueueHead = 0
     }
 
     /// A WebSocket opened (`now`: monotonic seconds).
@@ -146,8 +243,9 @@ public struct Membership {
             counters.signalsRelayed += 1
             return [.send(target.connection, .signal(from: from, intentId: intentId, signal: signal))]
         case .leave:
+            // An explicit leave ends the binding at once: the ID is free, the token expired.
             guard let peer = sessions[connection]?.machine.left() else { return fail(connection, notRegistered) }
-            return removeFromRing(peer, reason: .leave)
+            return removeFromRing(peer, reason: .leave, keepLease: false)
         case .report(let stats):
             guard let peer = session.machine.peer else { return fail(connection, notRegistered) }
             peers[peer]?.stats = stats
@@ -209,12 +307,16 @@ public struct Membership {
         let record = PeerRecord(connection: connection, connectedAt: Date(timeIntervalSince1970: wallClock).formatted(.iso8601), remoteAddress: session.remoteAddress,
                                 capabilities: capabilities)
         if let peerId, let token {
-            guard credentials.verify(token, for: peerId) else {
+            guard let epoch = credentials.epoch(of: token, for: peerId) else {
                 return fail(connection, ProtocolError(.badToken, "token does not match peer \(peerId.hex)"))
+            }
+            guard let binding = bindings[peerId], binding.epoch == epoch else {
+                return fail(connection, ProtocolError(.idExpired,
+                    "peer \(peerId.hex) is no longer yours (its lease ended); register without peerId and token"))
             }
             counters.reRegistrations += 1
             if let old = peers[peerId] {
-                // A live (possibly half-open) session holds this ID: the new session replaces it.
+                // A live (possibly half-open) session of the same holder holds this ID: the new session replaces it.
                 sessions[old.connection]?.machine.replaced()
                 counters.replacements += 1
                 counters.count(.replaced)
@@ -225,6 +327,8 @@ public struct Membership {
                         .close(old.connection, status: 4000, reason: "replaced"), .publish(.replaced(peerId))]
                     + welcome(connection, peerId)
             }
+            // The holder is back within its lease.
+            counters.leasesClaimed += 1
             return addToRing(connection, peerId, record: record)
         }
         return addToRing(connection, nil, record: record)
@@ -232,7 +336,8 @@ public struct Membership {
 
     /// Inserts the peer with `id`, or with a least-occupied ID when nil.
     private mutating func addToRing(_ connection: ConnectionID, _ requested: PeerID?, record: PeerRecord) -> [Action] {
-        guard ring.count < configuration.maxPeers, let id = requested ?? ring.allocateID() else {
+        guard ring.count < configuration.maxPeers, let id = requested ?? ring.allocateID(),
+              requested != nil || bindings[id] == nil else {
             return fail(connection, ProtocolError(.serverFull, "the ring is full (\(configuration.maxPeers) peers)"))
         }
         let changes: RingChanges
@@ -240,6 +345,12 @@ public struct Membership {
             return fail(connection, ProtocolError(.alreadyRegistered, "peer \(id.hex) is already in the ring"))
         }
         peers[id] = record
+        if requested == nil {
+            bindings[id] = Binding(epoch: nextEpoch, leaseUntil: nil)
+            nextEpoch &+= 1
+        } else {
+            bindings[id]?.leaseUntil = nil
+        }
         self.changes.append(.joined(id, record))
         sessions[connection]?.machine.registered(as: id)
         counters.joins += 1
@@ -250,7 +361,8 @@ public struct Membership {
     private func welcome(_ connection: ConnectionID, _ id: PeerID) -> [Action] {
         let state = ring.state(of: id)
         var actions: [Action] = [
-            .send(connection, .registered(peerId: id, token: credentials.token(for: id), config: ringConfig)),
+            .send(connection, .registered(peerId: id, token: credentials.token(for: id, epoch: bindings[id]?.epoch ?? 0),
+                                          config: ringConfig)),
             .send(connection, .predecessor(state.predecessor)),
             .send(connection, .successors(state.successors)),
         ]
@@ -260,12 +372,14 @@ public struct Membership {
         return actions
     }
 
-    private mutating func removeFromRing(_ peer: PeerID, reason: LeaveReason) -> [Action] {
+    /// The peer leaves the ring; its ID stays leased to it (`keepLease`) or becomes free at once.
+    private mutating func removeFromRing(_ peer: PeerID, reason: LeaveReason, keepLease: Bool = true) -> [Action] {
         guard peers.removeValue(forKey: peer) != nil else { return [] }
         changes.append(.left(peer))
         counters.leaves += 1
         counters.leavesByReason[reason, default: 0] += 1
-        let changes = (try? ring.leave(peer)) ?? [:]
+        let leased = keepLease ? lease(peer) : { bindings[peer] = nil; return false }()
+        let changes = (try? ring.leave(peer, reserving: leased)) ?? [:]
         return [.publish(.leave(peer, reason: reason))] + push(changes)
     }
 
@@ -325,5 +439,18 @@ public struct Membership {
         }
         sessions[connection] = session
         return actions
+    }
+}
+
+extension Event {
+    /// The monotonic time the event carries (nil for `goingAway`).
+    var now: Double? {
+        switch self {
+        case .opened(_, _, let now), .received(_, _, let now, _), .rejected(_, _, let now),
+             .controlFrames(_, _, let now), .closed(_, _, let now), .evict(_, let now), .restored(_, _, let now):
+            return now
+        case .goingAway:
+            return nil
+        }
     }
 }

@@ -38,6 +38,9 @@ public struct MembershipConfiguration: Sendable {
     public var maxMessageBytes = 64 * 1024
     /// Seconds without traffic before the transport closes a connection (told to peers in `config`).
     public var idleTimeoutSeconds = 30
+    /// Seconds an ID stays leased to its holder after the holder's session ends (close, idle timeout,
+    /// eviction…): allocation skips it and only the holder's token gets it back (docs/protocol.md).
+    public var idLeaseSeconds = 60.0
 
     public init() {}
 }

@@ -55,6 +55,11 @@ public struct Ring: Sendable {
     /// Finger rows currently in force (sorted).
     public private(set) var fingerRows: [Int]
 
+    /// Reserved IDs (leases): not members, so nothing routes to them, but least-occupied allocation treats
+    /// them as taken. Disjoint from `members`.
+    public private(set) var reserved: Set<PeerID> = []
+    /// Sorted `members` ∪ `reserved`: the points the gap index splits.
+    private var occupied: [PeerID] = []
     private var gaps = GapIndex()
     private var rng: SplitMix64
 
@@ -131,39 +136,85 @@ public struct Ring: Sendable {
     // MARK: Least-occupied ID assignment
 
     /// The ID the next joiner should get: a random ID for the first peer, otherwise the
-    /// midpoint of the largest arc between consecutive members (ties broken at random).
+    /// midpoint of the largest arc between consecutive occupied points (members and reserved IDs;
+    /// ties broken at random), so a reserved ID is never handed out.
     /// Nil when no arc can be split (the circle is full). Does not insert the ID.
     public mutating func allocateID() -> PeerID? {
-        if members.isEmpty { return PeerID(rng.next()) }
-        let current = members
+        if occupied.isEmpty { return PeerID(rng.next()) }
+        let current = occupied
         guard let largest = gaps.largest(members: current), largest.length >= 2 else { return nil }
         return largest.start.adding(largest.length / 2)
     }
 
-    /// Largest arc / smallest arc and largest arc / mean arc; nil with fewer than one member.
+    /// Largest arc / smallest arc and largest arc / mean arc between occupied points (members and
+    /// reserved IDs); nil when there is none.
     public mutating func arcRatios() -> (maxMin: Double, maxMean: Double)? {
-        guard !members.isEmpty else { return nil }
-        let current = members
+        guard !occupied.isEmpty else { return nil }
+        let current = occupied
         guard let largest = gaps.largest(members: current), let smallest = gaps.smallest(members: current) else { return nil }
-        let mean = Double(PeerID.spaceSize) / Double(members.count)
+        let mean = Double(PeerID.spaceSize) / Double(occupied.count)
         return (Double(largest.length) / Double(smallest.length), Double(largest.length) / mean)
     }
 
+    /// Index of the first occupied point >= `point`, or `occupied.count` if none.
+    private func occupiedLowerBound(_ point: PeerID) -> Int {
+        occupied.partitioningIndex { $0 >= point }
+    }
+
+    /// The arc from `start` (an occupied point) to the next occupied point enters the gap index.
     private mutating func pushGap(after start: PeerID) {
-        guard let next = successor(of: start.adding(1)) else { return }
+        guard !occupied.isEmpty else { return }
+        let i = occupiedLowerBound(start.adding(1))
+        let next = occupied[i == occupied.count ? 0 : i]
         gaps.push(start: start, length: Ring.arcLength(from: start, to: next), rng: &rng)
-        if gaps.entryCount > 4 * members.count + 16 { gaps.rebuild(members: members, rng: &rng) }
+        if gaps.entryCount > 4 * occupied.count + 16 { gaps.rebuild(members: occupied, rng: &rng) }
+    }
+
+    /// A new occupied point: the arcs on both sides of it enter the gap index.
+    private mutating func occupy(_ id: PeerID) {
+        let i = occupiedLowerBound(id)
+        occupied.insert(id, at: i)
+        pushGap(after: occupied[i == 0 ? occupied.count - 1 : i - 1])
+        pushGap(after: id)
+    }
+
+    /// A point is no longer occupied: the arc that now spans it enters the gap index.
+    private mutating func vacate(_ id: PeerID) {
+        let i = occupiedLowerBound(id)
+        guard i < occupied.count, occupied[i] == id else { return }
+        occupied.remove(at: i)
+        if occupied.isEmpty {
+            gaps.rebuild(members: occupied, rng: &rng)
+        } else {
+            pushGap(after: occupied[i == 0 ? occupied.count - 1 : i - 1])
+        }
+    }
+
+    // MARK: Reservations
+
+    /// Reserves `id` (not a member): allocation skips it until `release(_:)` or a `join(_:)` of `id`.
+    /// Throws `alreadyMember` when `id` is a member or already reserved.
+    public mutating func reserve(_ id: PeerID) throws(RingError) {
+        guard !contains(id), !reserved.contains(id) else { throw .alreadyMember(id) }
+        reserved.insert(id)
+        occupy(id)
+    }
+
+    /// Ends the reservation of `id` (nothing when it has none): allocation may hand it out again.
+    public mutating func release(_ id: PeerID) {
+        guard reserved.remove(id) != nil else { return }
+        vacate(id)
     }
 
     // MARK: Join and leave
 
-    /// Inserts `id` and returns what changed for every other member.
+    /// Inserts `id` and returns what changed for every other member. A reservation of `id` ends (its
+    /// holder is back).
     public mutating func join(_ id: PeerID) throws(RingError) -> RingChanges {
         let i = lowerBound(id)
         if i < members.count && members[i] == id { throw .alreadyMember(id) }
         members.insert(id, at: i)
-        if let pred = predecessor(of: id) { pushGap(after: pred) }
-        pushGap(after: id)
+        if reserved.remove(id) == nil { occupy(id) }
 
         var changes = RingChanges()
         guard members.count > 1 else {
@@ -178,15 +229,17 @@ public struct Ring: Sendable {
         return changes
     }
 
-    /// Removes `id` and returns what changed for every remaining member.
-    public mutating func leave(_ id: PeerID) throws(RingError) -> RingChanges {
+    /// Removes `id` and returns what changed for every remaining member. With `reserving`, `id` stays
+    /// reserved (`reserve(_:)`): nothing routes to it, and allocation skips it.
+    public mutating func leave(_ id: PeerID, reserving: Bool = false) throws(RingError) -> RingChanges {
         let i = lowerBound(id)
         guard i < members.count, members[i] == id else { throw .notMember(id) }
         var changes = RingChanges()
+        if reserving { reserved.insert(id) }
         guard members.count > 1 else {
             members.remove(at: i)
             fingerRows = policy.rows(forPeerCount: 0)
-            gaps.rebuild(members: members, rng: &rng)
+            if !reserving { vacate(id) }
             return changes
         }
         let pred = predecessor(of: id)!
@@ -198,7 +251,7 @@ public struct Ring: Sendable {
             listOwners.append(members[k])
         }
         members.remove(at: i)
-        pushGap(after: pred)
+        if !reserving { vacate(id) }
 
         let succ = successor(of: id)!
         changes[succ, default: []].append(.predecessor(pred == succ ? nil : pred))

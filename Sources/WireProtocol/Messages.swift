@@ -16,6 +16,9 @@ public enum ErrorCode: String, Sendable, CaseIterable, Codable {
     case replaced = "replaced"
     case evicted = "evicted"
     case relayDisabled = "relay-disabled"
+    /// The token is genuine but no longer holds its ID: the lease ended, or another holder took the ID
+    /// since. The peer forgets its ID and token and registers fresh.
+    case idExpired = "id-expired"
 }
 
 /// A protocol violation: what the server answers with an `error` message.

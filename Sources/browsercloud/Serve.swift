@@ -88,6 +88,9 @@ struct Serve: AsyncParsableCommand {
         config.core.linkRelayPerSecond = s.linkRelayRate
         config.core.linkRelayBurst = s.linkRelayBurst
         config.recordEventsPath = s.recordEvents
+        config.core.idLeaseSeconds = s.idLease
+        config.stateFilePath = s.stateFile ?? s.secretFile + ".state"
+        config.startEmpty = s.startEmpty
         config.core.decoding.maxCapabilitiesBytes = s.maxCapabilitiesBytes
         if let adminTokenFile = s.adminTokenFile {
             config.adminToken = try String(contentsOfFile: adminTokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
@@ -137,6 +140,7 @@ extension ServeSettings {
         try check(pingAfter >= 1 && idleTimeout > pingAfter && idleTimeout <= 65535, "--idle-timeout must exceed --ping-after (both in seconds)")
         try check(adminToken == nil || adminTokenFile == nil, "give --admin-token or --admin-token-file, not both")
         try check((tlsCert == nil) == (tlsKey == nil), "give --tls-cert and --tls-key together")
+        try check(idLease >= 0 && idLease <= 86_400, "--id-lease must be 0...86400 seconds")
         try check(linkRelayRate > 0 && linkRelayBurst >= 1, "--link-relay-rate and --link-relay-burst must be positive")
         if let redirectPort {
             try check(tlsCert != nil, "--redirect-port needs --tls-cert and --tls-key")

@@ -54,6 +54,9 @@ struct ServeSettings: Sendable {
     var linkRelayRate = 20.0
     var linkRelayBurst = 100.0
     var recordEvents: String?
+    var idLease = 60.0
+    var stateFile: String?
+    var startEmpty = false
 
     enum EventLoop: String, ExpressibleByArgument, CaseIterable, Sendable { case epoll, poll }
 }
@@ -96,6 +99,9 @@ extension Settings {
         .switch("link-relay", \.linkRelay, "Relay link frames between peers that cannot reach each other (last resort; costs server bandwidth; docs/protocol.md, \"Links\")."),
         .value("link-relay-rate", \.linkRelayRate, "Relayed link frames per second per connection, sustained.", unit: "per second"),
         .value("link-relay-burst", \.linkRelayBurst, "Relayed link frames a connection may send in a burst."),
+        .value("id-lease", \.idLease, "Time an ID stays leased to its holder after its session ends: no newcomer gets it, and only the holder's token takes it back (0 frees IDs at once). The default covers the clients' reconnect backoff (native peers: at most 10 s +25 %), a few failed attempts and the going-away spread (up to 10.25 s); docs/protocol.md.", unit: "seconds"),
+        .optional("state-file", \.stateFile, "File keeping ID bindings (ID, holder epoch, lease end) across restarts: saved every second and on shutdown, loaded at start as leases (docs/protocol.md, \"Restarts\").", absent: "<secret-file>.state", valueName: "file"),
+        .switch("start-empty", \.startEmpty, "Start without the previous ID bindings when the state file is unreadable or corrupt (otherwise the server refuses to start)."),
         .optional("record-events", \.recordEvents, "Diagnostics: write every event given to the server core and every action it returned to this file, as JSON lines (replayable; docs/architecture.md). It holds peers' messages and addresses: treat it as sensitive.", absent: "off", valueName: "file"),
     ]
 }

@@ -120,6 +120,14 @@ private func dialMes(_ actions: [PeerAction]) -> [(PeerID, String, String)] {
         #expect(s.peerId == nil && s.token == nil)
     }
 
+    @Test func idExpiredRegistersAfresh() {
+        var s = registered()
+        let actions = s.received(server, text: text(#"{"type":"error","code":"id-expired","message":"lease ended"}"#), now: 0)
+        #expect(actions.contains(.error(PeerError("id-expired", "lease ended"))))
+        #expect(actions.contains { if case .sendServer(server, .register(nil, nil, _)) = $0 { return true } else { return false } })
+        #expect(s.peerId == nil && s.token == nil)
+    }
+
     @Test func ringUpdateAsksEachNeededPeerToDialAtMostEveryRetryPeriod() {
         var s = registered()
         let actions = s.received(server, text: text(#"{"type":"successors","peerIds":["800000000000","c00000000000"]}"#), now: 0)

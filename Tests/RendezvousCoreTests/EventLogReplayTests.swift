@@ -38,7 +38,7 @@ import WireProtocol
         #expect(lines.count == recording.entries.count + 1)
         var kinds = Set<String>()
         for e in events { kinds.insert(EventLog.json(e)["type"]?.stringValue ?? "") }
-        #expect(kinds == ["opened", "received", "rejected", "control-frames", "closed", "evict", "going-away"])
+        #expect(kinds == ["opened", "received", "rejected", "control-frames", "closed", "evict", "going-away", "restored"])
         // The header round-trips: the configuration read back writes the same line.
         #expect(EventLog.header(recording.configuration) == lines[0] + [0x0A])
     }
@@ -93,8 +93,9 @@ import WireProtocol
             .rejected(7, problem: .tooLarge(bytes: 70_000), now: 3),
             .rejected(7, problem: .binary, now: 3.5),
             .controlFrames(7, count: 12, now: 4),
-            .closed(7, cause: .idleTimeout),
-            .evict(PeerID(0xABCDEF)),
+            .closed(7, cause: .idleTimeout, now: 5),
+            .evict(PeerID(0xABCDEF), now: 6.25),
+            .restored([RestoredBinding(peer: PeerID(0x12), epoch: 1 << 60, remaining: 3.5)], nextEpoch: 99, now: 7),
             .goingAway(spreadMs: 42),
         ]
         let log = EventLog.header(MembershipConfiguration()) + samples.flatMap { EventLog.line($0, []) }

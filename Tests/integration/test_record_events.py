@@ -46,4 +46,4 @@ def test_no_log_without_the_flag(server, tmp_path):
     p.register()
     p.close()
     assert server.stop() == 0
-    assert sorted(x.name for x in tmp_path.iterdir()) == ["secret"]
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["secret", "secret.state"]   # no event log (the state file is always kept)

@@ -7,7 +7,8 @@ It starts the real server on an ephemeral loopback port with low rate limits, li
 token, and drives it with real WebSocket clients: registrations with capabilities, signals, a relayed link
 frame, a report, malformed and unknown messages, a binary and a too-large frame, pings, a flood that hits
 the rate limit and is closed as abusive, a leave, a re-registration with the token, a replacement, an
-eviction, closes, and finally a shutdown (SIGTERM) that tells the remaining peers to go away. The server
+eviction, closes, ID leases (a blip and a return within the lease, an expiry and the id-expired answer, a
+binding restored from a state file written before the start), and finally a shutdown (SIGTERM) that tells the remaining peers to go away. The server
 draws its own random seed; the log's header records it.
 
 The secret file holds the fixed test secret 00 01 02 ... 1f (the replay test signs tokens with it).
@@ -18,6 +19,7 @@ import json
 import pathlib
 import sys
 import tempfile
+import time
 
 import requests
 
@@ -28,6 +30,7 @@ from harness import Peer, Server, wait_until  # noqa: E402
 OUT = ROOT / "Tests" / "vectors" / "rendezvous-events.jsonl"
 SECRET_HEX = bytes(range(32)).hex()
 ADMIN = "replay-admin-token-0123456789"
+LEASE = 3   # seconds: short, so that one lease ends within the recording
 
 
 def main():
@@ -35,9 +38,14 @@ def main():
         tmp = pathlib.Path(tmp)
         (tmp / "secret").write_text(SECRET_HEX + "\n")
         log = tmp / "events.jsonl"
+        # A state file from a "previous run": one binding, restored as a lease (the `restored` event).
+        (tmp / "state").write_text(json.dumps({
+            "format": "browsercloud-bindings/1", "nextEpoch": "1000", "savedAt": time.time(),
+            "bindings": [{"peerId": "0123456789ab", "epoch": "999", "leaseEnds": time.time() + 600}]}))
         server = Server(tmp, "--record-events", log, "--rate-limit", "5", "--rate-burst", "10",
                         "--abusive-after", "30", "--max-message-bytes", "1024", "--link-relay",
-                        "--admin-token", ADMIN, secret_file=tmp / "secret")
+                        "--admin-token", ADMIN, "--id-lease", LEASE, "--state-file", tmp / "state",
+                        secret_file=tmp / "secret")
         peers = []
         try:
             drive(server, peers)
@@ -49,7 +57,7 @@ def main():
         lines = log.read_bytes().splitlines()
         assert lines and json.loads(lines[0])["format"] == "browsercloud-rendezvous-events/1"
         kinds = {json.loads(l)["event"]["type"] for l in lines[1:]}
-        expected = {"opened", "received", "rejected", "control-frames", "closed", "evict", "going-away"}
+        expected = {"opened", "received", "rejected", "control-frames", "closed", "evict", "going-away", "restored"}
         assert expected <= kinds, f"missing events: {expected - kinds}"
         OUT.write_bytes(log.read_bytes())
         print(f"wrote {OUT.relative_to(ROOT)}: {len(lines) - 1} events, seed {json.loads(lines[0])['configuration']['seed']}")
@@ -115,13 +123,16 @@ def drive(server, peers):
     wait_until(lambda: server.stats()["abusiveDisconnects"] == 1, message="abusive disconnect")
     wait_until(lambda: server.stats()["peersOnline"] == 3, message="flood left the ring")
 
-    # A leave, then the same ID again with its token on a new connection.
+    # A leave ends the lease at once: the same ID with its token on a new connection is id-expired;
+    # the peer registers fresh.
     a_id, a_token = a.peer_id, a.token
     a.send({"type": "leave"})
     wait_until(lambda: server.stats()["peersOnline"] == 2, message="leave")
     a.close()
     a2 = peer()
-    a2.register(peer_id=a_id, token=a_token)
+    a2.send({"type": "register", "peerId": a_id, "token": a_token})
+    a2.expect_error("id-expired")
+    a2.register()
 
     # A replacement: B's ID registered on another connection while B is still connected.
     b2 = peer()
@@ -139,6 +150,37 @@ def drive(server, peers):
     f.register()
     f.close()
     wait_until(lambda: server.stats()["connectionsOpen"] == 2, message="closes seen")   # a2 and b2 remain
+
+    def no_leases():
+        a2.send({"type": "report", "stats": {"x": 2}})   # an event, on which the core ends due leases
+        return server.stats()["leasesHeld"] == 0
+    # The leases so far (the restored one, clamped to --id-lease; the evicted, flooding and closed
+    # peers') end.
+    wait_until(no_leases, timeout=LEASE + 10, interval=0.25, message="the leases so far ended")
+    ended = server.stats()["leasesExpired"]
+
+    # A blip: G closes without leaving, its ID is leased, and G comes back with its token within the lease.
+    g = peer()
+    g.register()
+    g_id, g_token = g.peer_id, g.token
+    g.close()
+    wait_until(lambda: server.stats()["leasesHeld"] == 1, message="G's lease")
+    g2 = peer()
+    g2.register(peer_id=g_id, token=g_token)
+    assert g2.peer_id == g_id
+    # G goes again and stays away: its lease ends (checked on the next event after it) and its token
+    # gets id-expired.
+    g2.close()
+    wait_until(lambda: server.stats()["leasesHeld"] == 1, message="G's second lease")
+    started = time.monotonic()
+    wait_until(no_leases, timeout=LEASE + 10, interval=0.25, message="G's lease ended")
+    assert server.stats()["leasesExpired"] == ended + 1
+    assert time.monotonic() - started >= LEASE - 0.5, "a lease ended early"
+    g3 = peer()
+    g3.send({"type": "register", "peerId": g_id, "token": g_token})
+    g3.expect_error("id-expired")
+    g3.close()
+    wait_until(lambda: server.stats()["connectionsOpen"] == 2, message="closes seen")
 
 
 if __name__ == "__main__":

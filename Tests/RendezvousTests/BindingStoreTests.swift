@@ -1,0 +1,40 @@
+import Foundation
+import Testing
+import Ring
+import RendezvousCore
+@testable import Rendezvous
+
+@Suite struct BindingStoreTests {
+    @Test func stateRoundTripsAndCorruptionIsAnError() throws {
+        let state = BindingStore.State(nextEpoch: 1 << 60, bindings: [(PeerID(0xabc), 42, 1_764_480_000.5), (PeerID(1), 7, 3)])
+        let decoded = try BindingStore.decode(BindingStore.encode(state, savedAt: 1), path: "x")
+        #expect(decoded.nextEpoch == state.nextEpoch)
+        #expect(decoded.bindings.map(\.peer) == [PeerID(1), PeerID(0xabc)])
+        #expect(decoded.bindings.map(\.epoch) == [7, 42])
+        #expect(throws: BindingStore.Failure.self) { try BindingStore.decode(Array("{not json".utf8), path: "x") }
+        #expect(throws: BindingStore.Failure.self) {
+            try BindingStore.decode(Array(#"{"format":"browsercloud-bindings/1","nextEpoch":"1","bindings":[{"peerId":"zz"}]}"#.utf8), path: "x")
+        }
+    }
+
+    /// The periodic save's cost with 10,000 bindings: the snapshot (on the signalling thread) and the
+    /// write (on the save queue). Printed; bounded loosely so that a debug build on a busy machine passes.
+    @Test func savingTenThousandBindingsIsCheap() throws {
+        var config = MembershipConfiguration()
+        config.seed = 3
+        var core = Membership(configuration: config, credentials: TokenAuthority(secret: [UInt8](repeating: 1, count: 32)))
+        let state = BindingStore.State(nextEpoch: 1, bindings: (0..<10_000).map { (PeerID(UInt64($0) * 7919 + 1), UInt64($0), 1e9 + 60) })
+        _ = core.handle(BindingStore.restoreEvent(state, now: 0, wallClock: 1e9))
+        #expect(core.leasesHeld == 10_000)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("bindings-\(getpid()).state").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        let snapshot = BindingStore.state(of: core, now: 1, wallClock: 1e9 + 1)
+        let t1 = DispatchTime.now().uptimeNanoseconds
+        try BindingStore.save(snapshot, to: path, savedAt: 1e9 + 1)
+        let t2 = DispatchTime.now().uptimeNanoseconds
+        print("10,000 bindings: snapshot \(Double(t1 - t0) / 1e6) ms, encode and write \(Double(t2 - t1) / 1e6) ms")
+        #expect(try BindingStore.load(path)?.bindings.count == 10_000)
+        #expect(Double(t1 - t0) / 1e9 < 1)
+    }
+}
