@@ -36,3 +36,16 @@ public struct RestoredBinding: Equatable, Sendable {
         self.remaining = remaining
     }
 }
+
+extension Event {
+    /// The monotonic time the event carries (nil for `goingAway`).
+    var now: Double? {
+        switch self {
+        case .opened(_, _, let now), .received(_, _, let now, _), .rejected(_, _, let now),
+             .controlFrames(_, _, let now), .closed(_, _, let now), .evict(_, let now), .restored(_, _, let now):
+            return now
+        case .goingAway:
+            return nil
+        }
+    }
+}

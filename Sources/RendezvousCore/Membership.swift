@@ -15,8 +15,8 @@ public struct Membership {
     let credentials: any CredentialIssuer
     public private(set) var ring: Ring
     public private(set) var peers: [PeerID: PeerRecord] = [:]
-    private var sessions: [ConnectionID: Session] = [:]
-    public private(set) var counters = MembershipCounters()
+    var sessions: [ConnectionID: Session] = [:]   // internal: Membership+RateLimits.swift
+    public internal(set) var counters = MembershipCounters()
     /// The going-away reconnect spread (seeded with `~configuration.seed`).
     private var random: SplitMix64
     /// Changes to the ring and the records not yet returned by `handle(_:)` as `.analytics` actions.
@@ -392,65 +392,5 @@ public struct Membership {
             actions.append(.publish(.updated(peer, updates)))
         }
         return actions
-    }
-
-    // MARK: Errors and rate limits
-
-    private mutating func fail(_ connection: ConnectionID, _ error: ProtocolError) -> [Action] {
-        counters.count(error.code)
-        return [.send(connection, .error(error.code, error.message))]
-    }
-
-    private mutating func admit(_ connection: ConnectionID, now: Double) -> Bool {
-        guard let index = sessions.index(forKey: connection) else { return false }
-        guard sessions.values[index].bucket.take(now: now) else { return false }
-        sessions.values[index].droppedInARow = 0
-        return true
-    }
-
-    /// Dropped messages: at most one `rate-limited` error per second; close when abusive (too many
-    /// dropped in a row, or too many dropped within a window: see `ServerConfiguration`).
-    private mutating func rateLimitActions(_ connection: ConnectionID, now: Double, dropped: Int = 1) -> [Action] {
-        guard var session = sessions[connection], session.closing == nil else { return [] }
-        counters.rateLimitedMessages += dropped
-        session.droppedInARow += dropped
-        if now - session.windowStart >= configuration.abusiveWindowSeconds {
-            session.windowStart = now
-            session.droppedInWindow = 0
-        }
-        session.droppedInWindow += dropped
-        let sustained = Double(session.droppedInWindow)
-            >= configuration.abusiveFraction * configuration.rateLimitPerSecond * configuration.abusiveWindowSeconds
-        var actions: [Action] = []
-        if session.droppedInARow >= configuration.abusiveAfterDropped || sustained {
-            let rule: AbuseRule = session.droppedInARow >= configuration.abusiveAfterDropped ? .droppedInARow : .sustainedRate
-            counters.abusiveDisconnects += 1
-            counters.abusiveDisconnectsByRule[rule, default: 0] += 1
-            counters.count(.rateLimited)
-            actions = [.send(connection, .error(.rateLimited, "too many messages; closing")),
-                       .close(connection, status: 1008, reason: Membership.abusiveCloseReason)]
-            session.droppedInARow = 0
-            session.closing = .rateLimited
-        } else if now - session.lastRateLimitNotice >= 1 {
-            session.lastRateLimitNotice = now
-            counters.count(.rateLimited)
-            actions = [.send(connection, .error(.rateLimited,
-                "more than \(configuration.rateLimitPerSecond) messages/s (burst \(Int(configuration.rateLimitBurst))); message dropped"))]
-        }
-        sessions[connection] = session
-        return actions
-    }
-}
-
-extension Event {
-    /// The monotonic time the event carries (nil for `goingAway`).
-    var now: Double? {
-        switch self {
-        case .opened(_, _, let now), .received(_, _, let now, _), .rejected(_, _, let now),
-             .controlFrames(_, _, let now), .closed(_, _, let now), .evict(_, let now), .restored(_, _, let now):
-            return now
-        case .goingAway:
-            return nil
-        }
     }
 }
