@@ -35,6 +35,9 @@ let package = Package(
         .target(name: "Hex"),
         // SHA-256 (libcrypto) with hex output: result digests of jobs, image files.
         .target(name: "Digest", dependencies: ["CCrypto", "Hex"]),
+        // Ed25519 signatures (RFC 8032) over libcrypto: key pairs, sign, verify. The building block of the
+        // key-pair identity (docs/protocol.md, "Key-pair identity"). No I/O but the system's random source.
+        .target(name: "Signatures", dependencies: ["CCrypto", "Hex"]),
         // Pure Chord ring logic: identifiers, intervals, fingers, ID allocation, change sets. No I/O.
         .target(
             name: "Ring",
@@ -114,6 +117,7 @@ let package = Package(
         .testTarget(name: "JobsTests", dependencies: ["Jobs", "Digest", "Peer", "Ring", "WireProtocol"]),
         .testTarget(name: "PeerTests", dependencies: ["Peer", "Ring", "WireProtocol", "Transport"]),
         .testTarget(name: "DigestTests", dependencies: ["Digest"]),
+        .testTarget(name: "SignaturesTests", dependencies: ["Signatures", "Hex"]),
         .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "Ring"]),
         .testTarget(name: "WireProtocolTests", dependencies: ["WireProtocol"]),
         .testTarget(name: "RendezvousTests", dependencies: ["Hex", "Rendezvous", "Ring"]),
