@@ -10,6 +10,7 @@ import websockets
 from websockets.sync.client import connect
 
 from harness import Peer, SUBPROTOCOL, flood_slow_consumer, wait_until
+from rawclients import register_raw
 
 
 def still_works(p):
@@ -161,14 +162,7 @@ def test_unknown_subprotocol_is_refused(server):
 def test_dead_connection_counts_as_leave(start_server):
     """A client that stops answering pings (half-open) is removed within the idle timeout."""
     server = start_server("--ping-after", "1", "--idle-timeout", "3")
-    s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
-    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-              b"Sec-WebSocket-Protocol: webrtc-explorer.v1\r\n\r\n")
-    assert b"101" in s.recv(4096).split(b"\r\n")[0]
-    payload = b'{"type":"register"}'
-    mask = b"\x01\x02\x03\x04"
-    s.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+    s = register_raw(server)
     wait_until(lambda: server.stats()["peersOnline"] == 1, message="registered")
     # Never read again, never pong.
     wait_until(lambda: server.stats()["peersOnline"] == 0, timeout=8, message="idle hangup")
