@@ -109,6 +109,16 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // TEST TOOL (not shipped): a native peer that corrupts its ray-trace results, for the quorum
+        // tests (docs/jobs.md, "Cheating volunteers").
+        .executableTarget(
+            name: "bc-cheater",
+            dependencies: [
+                "Jobs", "Peer", "Ring", "Digest",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The one-JSON-path micro-benchmark for `make bench`: old (scanner + JSONDecoder, a marked copy
         // kept only here) versus new client-frame decoding, ns per frame.
         .executableTarget(name: "bc-jsonbench", dependencies: ["WireProtocol", "Ring"]),

@@ -14,6 +14,9 @@ public enum JobAction: Sendable {
     /// Task `taskId` has its first verified result (the shell assembles it).
     case result(taskId: Int, from: String, bytes: [UInt8])
     case progress(done: Int, total: Int)
+    /// Quorum mode: results of these peers agreed with / differed from an accepted result (the shell
+    /// records it in its `Reputation`, which later jobs start from).
+    case verdict(agreed: [String], dissented: [String])
     /// The job is over (success, or the failed tasks); no actions follow.
     case finish(Result<JobStats, JobFailure>)
     case log(Logger.Level, String)
@@ -35,6 +38,9 @@ public struct JobCore: Sendable {
     /// This peer's ID (hex): it is never probed, nor believed gone.
     public let me: String
     public private(set) var scheduler: Scheduler
+    /// The engine's reputation when the job started, updated with this job's verdicts (quorum mode).
+    public private(set) var reputation: Reputation
+    var penalised: [String] = []
     var wins: [String: Int] = [:]
     var probes: [String: (sentAt: Double, misses: Int)] = [:]
     var sharedSent = Set<String>()     // peers that got the job's shared data
@@ -50,8 +56,13 @@ public struct JobCore: Sendable {
     var discoverySeconds = 0.0
     var lastTick = 0.0
 
-    public init(id: String, runtime: String, shared: JSONValue, inputs: [JSONValue], nPeers: Int, options: JobOptions, me: String) {
+    /// `options.seed` is used for the spot-check draws (0 when nil: the shell draws a seed first);
+    /// `reputation` is the engine's record of peers (quorum mode: penalised peers are avoided, trusted
+    /// ones only spot-checked).
+    public init(id: String, runtime: String, shared: JSONValue, inputs: [JSONValue], nPeers: Int, options: JobOptions, me: String,
+                reputation: Reputation = Reputation()) {
         self.id = id
+        self.reputation = reputation
         self.runtime = runtime
         self.shared = shared
         self.inputs = inputs
@@ -59,7 +70,8 @@ public struct JobCore: Sendable {
         self.options = options
         self.me = me
         scheduler = Scheduler(taskCount: inputs.count, deadline: 2 * options.deadlineSeconds + 2, maxAttempts: options.maxAttempts, maxRetries: options.maxRetries,
-                              maxCopies: options.maxCopies, speculateAfter: options.speculateAfter, speculateMin: options.speculateMinSeconds)
+                              maxCopies: options.maxCopies, speculateAfter: options.speculateAfter, speculateMin: options.speculateMinSeconds,
+                              quorum: options.verify == .quorum ? Scheduler.QuorumMode(maxReplicas: options.maxReplicas, seed: options.seed ?? 0) : nil)
     }
 
     /// Starts the job: the first discovery (ticks wait for it), or the end of a job without tasks.
@@ -68,7 +80,7 @@ public struct JobCore: Sendable {
         if inputs.isEmpty { return finish(now: now) }
         discovering = true
         lastDiscovery = now
-        return [.discover(count: nPeers, exclude: [])]
+        return [.discover(count: nPeers, exclude: avoided)]
     }
 
     /// The answers of the discovery asked for (`available` messages, this peer first if it works).
@@ -86,7 +98,12 @@ public struct JobCore: Sendable {
         }
         for a in found { addPeer(a) }
         if scheduler.peerIDs.isEmpty { return cancel("no-peers", "every peer of the job left and discovery found no other", now: now) }
-        return pump(now: now)
+        var actions: [JobAction] = []
+        for t in scheduler.starved() {
+            let cancel = scheduler.failStarved(t, message: "not enough distinct peers to reach a quorum (discovery found no other)")
+            actions += cancelCopies(t, cancel) + [.log(.warning, "job \(id): task \(t) failed: no-quorum: not enough distinct peers")]
+        }
+        return actions + pump(now: now)
     }
 
     /// Fails every unfinished task with `code` and finishes.
@@ -96,10 +113,19 @@ public struct JobCore: Sendable {
         return finish(now: now)
     }
 
+    var quorum: Bool { options.verify == .quorum }
+    /// Peers discovery leaves out: in quorum mode, those penalised.
+    var avoided: Set<String> { quorum ? Set(reputation.avoidedPeers) : [] }
+
+    /// Quorum mode: the probability that a task first sent to `peer` is replicated (0 for this peer).
+    func check(_ peer: String) -> Double {
+        peer == me ? 0 : reputation.check(peer, trustAfter: options.trustAfter, spotCheckRate: options.spotCheckRate)
+    }
+
     mutating func addPeer(_ answer: JSONValue) {
-        guard let peer = answer["peerId"]?.stringValue else { return }
+        guard let peer = answer["peerId"]?.stringValue, !(quorum && reputation.avoided(peer)) else { return }
         let workers = int(answer["workers"]) ?? 1
-        scheduler.addPeer(peer, limit: min(options.maxInFlightPerPeer, workers + options.prefetch))
+        scheduler.addPeer(peer, limit: min(options.maxInFlightPerPeer, workers + options.prefetch), check: check(peer))
         if !everUsed.contains(peer) { everUsed.append(peer) }
         if peer != me { probes[peer] = (0, 0) }
     }
@@ -170,13 +196,35 @@ public struct JobCore: Sendable {
             return []
         }
         declines[src] = nil
+        if quorum && reputation.avoided(src) { return [] }   // penalised: its results no longer count
         let c = scheduler.complete(t, from: src, sha256: sha, now: now)
         var actions: [JobAction] = []
-        if c.mismatch { actions.append(.log(.error, "job \(id): task \(t): copies from different peers differ")) }
+        if c.mismatch && !quorum { actions.append(.log(.error, "job \(id): task \(t): copies from different peers differ")) }
+        if !c.agreed.isEmpty || !c.dissented.isEmpty { actions += verdict(t, agreed: c.agreed, dissented: c.dissented) }
+        if c.failed {
+            return actions + cancelCopies(t, c.cancel) + [.log(.warning, "job \(id): task \(t) failed: no-quorum: its results disagree")]
+        }
         guard c.winner else { return actions }
         wins[src, default: 0] += 1
         return actions + [.result(taskId: t, from: src, bytes: bytes)] + cancelCopies(t, c.cancel)
             + [.progress(done: scheduler.taskCount - scheduler.remaining, total: scheduler.taskCount)]
+    }
+
+    /// Quorum mode: records agreement and penalties; a penalised peer leaves the job (its copies go to
+    /// others) and is avoided by later jobs; a peer that became trusted is only spot-checked from now on.
+    mutating func verdict(_ t: Int, agreed: [String], dissented: [String]) -> [JobAction] {
+        var actions: [JobAction] = [.verdict(agreed: agreed, dissented: dissented)]
+        for p in agreed where p != me {
+            reputation.agree(p)
+            if scheduler.peerIDs.contains(p) { scheduler.setCheck(p, check(p)) }
+        }
+        for p in dissented where p != me {
+            reputation.penalise(p)
+            if !penalised.contains(p) { penalised.append(p) }
+            actions.append(.log(.warning, "job \(id): task \(t): the result of \(p) differs from the accepted one: penalised"))
+            actions += lose(p, reason: "penalised")
+        }
+        return actions
     }
 
     /// Dispatches what the scheduler assigns; finishes when every task has ended.
@@ -214,11 +262,12 @@ public struct JobCore: Sendable {
 
     mutating func rediscover(_ now: Double) -> [JobAction] {
         let active = scheduler.peerIDs.count
-        guard !discovering, active < nPeers, scheduler.pending > 0, now - lastDiscovery >= 2 else { return [] }
+        let starved = !scheduler.starved().isEmpty
+        guard !discovering, (active < nPeers && scheduler.pending > 0) || starved, now - lastDiscovery >= 2 else { return [] }
         discovering = true
         lastDiscovery = now
         // Peers reported gone may be found again: a peer that answers discovery is alive.
-        return [.discover(count: nPeers - active, exclude: Set(scheduler.peerIDs))]
+        return [.discover(count: max(1, nPeers - active), exclude: Set(scheduler.peerIDs).union(avoided))]
     }
 
     func cancelCopies(_ t: Int, _ peers: [String]) -> [JobAction] {
@@ -231,7 +280,8 @@ public struct JobCore: Sendable {
         var actions: [JobAction] = scheduler.peerIDs.filter { !scheduler.running(on: $0).isEmpty }
             .map { .post(peer: $0, body: ["kind": "cancel", "jobId": .string(id)]) }
         let stats = JobStats(jobId: id, tasks: scheduler.taskCount, peers: everUsed, makespanSeconds: now - started,
-                             discoverySeconds: discoverySeconds, tasksPerPeer: wins, peersLost: peersLost, counts: scheduler.counts)
+                             discoverySeconds: discoverySeconds, tasksPerPeer: wins, peersLost: peersLost, counts: scheduler.counts,
+                             verification: quorum ? scheduler.verification : nil, seed: quorum ? scheduler.quorum!.seed : nil, penalised: penalised)
         let failures = scheduler.errors.sorted { $0.key < $1.key }.map { (task: $0.key, code: $0.value.code, message: $0.value.message) }
         actions.append(.finish(failures.isEmpty ? .success(stats) : .failure(JobFailure(failures: failures, stats: stats))))
         return actions

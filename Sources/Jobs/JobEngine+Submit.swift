@@ -85,7 +85,10 @@ extension JobEngine {
         counter += 1
         let me = node.peerId?.hex ?? "0"
         let jobId = "\(me)-\(counter)-\(UInt32.random(in: 0...UInt32.max))"
-        var core = JobCore(id: jobId, runtime: "raytrace", shared: .object(["scene": sceneJSON]), inputs: inputs, nPeers: peers, options: options, me: me)
+        var options = options
+        if options.verify == .quorum && options.seed == nil { options.seed = UInt64.random(in: 0..<(1 << 53)) }
+        var core = JobCore(id: jobId, runtime: "raytrace", shared: .object(["scene": sceneJSON]), inputs: inputs, nPeers: peers, options: options, me: me,
+                           reputation: reputation)
         let actions = core.start(now: Self.clock())
         jobs[jobId] = SubmittedJob(core: core, onResult: { i, bytes in
             guard bytes.count == grid[i].width * grid[i].height * 4 else { return false }
@@ -124,6 +127,9 @@ extension JobEngine {
                 if !job.onResult(t, bytes) { logger.error("job \(id): task \(t): result of the wrong size from \(from)") }
             case .progress(let done, let total):
                 job.onProgress(done, total)
+            case .verdict(let agreed, let dissented):
+                for p in agreed where p != node.peerId?.hex { reputation.agree(p) }
+                for p in dissented where p != node.peerId?.hex { reputation.penalise(p) }
             case .finish(let result):
                 jobs[id] = nil
                 job.onFinish(result)

@@ -20,6 +20,17 @@ public struct JobOptions: Sendable {
     public var discoverySeconds = 3.0
     public var probeIntervalSeconds = 1.0
     public var probeMisses = 5
+    /// How results are verified (docs/jobs.md, "Verification by quorum").
+    public enum Verify: String, Sendable, CaseIterable { case none, quorum }
+    public var verify = Verify.none
+    /// Quorum: results of one task at most before it fails as `no-quorum`.
+    public var maxReplicas = 5
+    /// Quorum: validated agreeing results in a row after which a peer is trusted (only spot-checked).
+    public var trustAfter = 10
+    /// Quorum: the probability that a task first sent to a trusted peer is replicated all the same.
+    public var spotCheckRate = 0.1
+    /// Quorum: the seed of the spot-check draws (below 2^53; nil: the engine draws one and reports it).
+    public var seed: UInt64?
     public init() {}
 }
 
@@ -33,6 +44,15 @@ public struct JobStats: Sendable {
     public var tasksPerPeer: [String: Int]
     public var peersLost: Int
     public var counts: Scheduler.Counts
+    /// Quorum mode: its counters, the seed of its spot-check draws, and the peers penalised by this job.
+    public var verification: Scheduler.Verification? = nil
+    public var seed: UInt64? = nil
+    public var penalised: [String] = []
+    /// Quorum mode: successful results received per task (1.0: no replication).
+    public var replication: Double? {
+        guard let v = verification, tasks > 0 else { return nil }
+        return Double(v.results) / Double(tasks)
+    }
 }
 
 public struct JobFailure: Error, CustomStringConvertible, Sendable {
@@ -76,8 +96,16 @@ public final class JobEngine: @unchecked Sendable {
     public var onOtherMessage: ((Envelope) -> Void)?
     /// Called on the service thread for every task run here: (from, jobId, taskId, code or nil, seconds).
     public var onTaskRun: ((String, String, Int, String?, Double) -> Void)?
+    /// The record of the peers whose results this engine verified (quorum mode), across its jobs.
+    public internal(set) var reputation = Reputation()
+    /// A test tool's hook (bc-cheater): called on the worker thread with (jobId, taskId, result bytes),
+    /// it returns the payload to send and the SHA-256 to claim for it. nil (the shipped binary): the
+    /// result and its true digest.
+    public typealias ResultTamper = @Sendable (_ jobId: String, _ taskId: Int, _ bytes: [UInt8]) -> (payload: [UInt8], sha256: String)
+    let tamper: ResultTamper?
 
-    public init(node: PeerNode, workers: Int, logger: Logger = Logger(label: "browsercloud.jobs")) {
+    public init(node: PeerNode, workers: Int, logger: Logger = Logger(label: "browsercloud.jobs"), tamper: ResultTamper? = nil) {
+        self.tamper = tamper
         self.node = node
         self.workers = workers
         self.pool = workers > 0 ? WorkerPool(size: workers, maxQueued: max(4, workers)) : nil
@@ -199,6 +227,7 @@ public final class JobEngine: @unchecked Sendable {
         let key = TaskKey(src: src, jobId: jobId, taskId: taskId)
         let started = DispatchTime.now().uptimeNanoseconds
         let transport = node.transport
+        let tamper = tamper
         let accepted = pool.run(key, seconds: deadline, work: { isStopped in
             do { return .ok(try scene.render(Tile(x: x, y: y, width: w, height: h), isCancelled: isStopped)) }
             catch RenderError.cancelled { return .failed(code: "stopped-by-deadline", message: "") }
@@ -210,10 +239,11 @@ public final class JobEngine: @unchecked Sendable {
             var code: String?
             switch outcome {
             case .ok(let bytes):
+                let (payload, sha256) = tamper?(jobId, taskId, bytes) ?? (bytes, sha256Hex(bytes))
                 body["ok"] = .bool(true)
                 body["encoding"] = "base64"
-                body["payload"] = .string(Data(bytes).base64EncodedString())
-                body["sha256"] = .string(sha256Hex(bytes))
+                body["payload"] = .string(Data(payload).base64EncodedString())
+                body["sha256"] = .string(sha256)
             case .failed(let c, let message):
                 code = c
                 body["ok"] = .bool(false)

@@ -3,6 +3,13 @@
 /// copy, re-dispatch of lost and late copies (first), speculative duplicates of stragglers when nothing
 /// is pending (Dean & Ghemawat's backup tasks), first result wins, and failure codes that fail a task
 /// at once ('threw', …) or after `maxAttempts` ('deadline', 'crashed').
+///
+/// In quorum mode (`quorum` given; docs/jobs.md, "Verification by quorum") a task is done only when
+/// its results agree (`Quorum.decide`): each dispatch goes to a peer that holds no copy and gave no
+/// result for the task; a task first dispatched to a peer whose check probability (`addPeer`'s `check`)
+/// is below the spot-check draw runs once, any other runs twice, and one more copy goes out each time
+/// all wanted results are in without agreement, up to `maxReplicas` results (then it fails as
+/// `no-quorum`). There are no speculative duplicates in quorum mode.
 public struct Scheduler: Sendable {
     public struct Assignment: Equatable, Sendable {
         public var taskId: Int, peer: String, attempt: Int, speculative: Bool
@@ -11,9 +18,21 @@ public struct Scheduler: Sendable {
         public var dispatched = 0, redispatched = 0, speculative = 0, discarded = 0, mismatches = 0
         public var late = 0, lost = 0, busy = 0, failed = 0
     }
+    /// Quorum mode: `maxReplicas` results of a task at most; `seed` of the spot-check draws.
+    public struct QuorumMode: Equatable, Sendable {
+        public var maxReplicas: Int, seed: UInt64
+        public init(maxReplicas: Int = 5, seed: UInt64) { self.maxReplicas = max(2, maxReplicas); self.seed = seed }
+    }
+    /// Quorum mode's counters: `results` (successful results received, one per peer and task),
+    /// `agreed` / `dissented` (results equal to / different from the accepted digest, where at least two
+    /// were compared), `spotChecks` (tasks of trusted peers drawn for replication), `unchecked` (tasks
+    /// accepted on one result), `noQuorum` (tasks failed without agreement).
+    public struct Verification: Equatable, Sendable, Codable {
+        public var results = 0, agreed = 0, dissented = 0, spotChecks = 0, unchecked = 0, noQuorum = 0
+    }
     enum Status: UInt8 { case pending, running, done, failed }
     struct Copy { var sentAt: Double; var attempt: Int }
-    struct PeerSlot { var limit: Int; var running: Set<Int> = []; var won = 0; var pausedUntil = 0.0 }
+    struct PeerSlot { var limit: Int; var running: Set<Int> = []; var won = 0; var pausedUntil = 0.0; var check = 1.0 }
 
     /// Codes after which a task is dispatched again; any other code fails it at once.
     static let retried: Set<String> = ["busy", "stopped", "need-shared", "lost", "corrupt", "cancelled", "deadline", "crashed"]
@@ -39,9 +58,18 @@ public struct Scheduler: Sendable {
     var durations: [Double] = []
     public private(set) var remaining: Int
     public private(set) var counts = Counts()
+    public let quorum: QuorumMode?
+    public private(set) var verification = Verification()
+    var results: [[(peer: String, sha256: String)]]   // quorum mode: the results of each task, in arrival order
+    var needed: [Int]                                  // quorum mode: results wanted
+    var single: [Bool]                                 // quorum mode: exempt from replication
 
     /// Times are in seconds on any monotonic clock.
-    public init(taskCount: Int, deadline: Double = 120, maxAttempts: Int = 3, maxRetries: Int = 10, maxCopies: Int = 2, speculateAfter: Double = 1.5, speculateMin: Double = 1) {
+    public init(taskCount: Int, deadline: Double = 120, maxAttempts: Int = 3, maxRetries: Int = 10, maxCopies: Int = 2, speculateAfter: Double = 1.5, speculateMin: Double = 1, quorum: QuorumMode? = nil) {
+        self.quorum = quorum
+        results = Array(repeating: [], count: quorum == nil ? 0 : taskCount)
+        needed = Array(repeating: 0, count: quorum == nil ? 0 : taskCount)
+        single = Array(repeating: false, count: quorum == nil ? 0 : taskCount)
         self.deadline = deadline; self.maxAttempts = maxAttempts; self.maxRetries = maxRetries; self.maxCopies = maxCopies
         self.speculateAfter = speculateAfter; self.speculateMin = speculateMin
         status = Array(repeating: .pending, count: taskCount)
@@ -60,11 +88,17 @@ public struct Scheduler: Sendable {
     public var peerIDs: [String] { peerOrder }
     public func wins() -> [String: Int] { peers.mapValues(\.won) }
 
-    public mutating func addPeer(_ peer: String, limit: Int) {
-        if peers[peer] != nil { peers[peer]!.limit = max(1, limit); return }
-        peers[peer] = PeerSlot(limit: max(1, limit))
+    /// Adds a peer (or updates its limit and check). `check`: in quorum mode, the probability that a
+    /// task first dispatched to this peer is replicated (1: always; a trusted peer's spot-check rate;
+    /// 0: never, for this peer's own workers).
+    public mutating func addPeer(_ peer: String, limit: Int, check: Double = 1) {
+        if peers[peer] != nil { peers[peer]!.limit = max(1, limit); peers[peer]!.check = check; return }
+        peers[peer] = PeerSlot(limit: max(1, limit), check: check)
         peerOrder.append(peer)
     }
+
+    /// Quorum mode: a peer's new check probability (it became trusted).
+    public mutating func setCheck(_ peer: String, _ check: Double) { peers[peer]?.check = check }
 
     /// The peer left: its running copies go back to pending. Returns their task ids.
     @discardableResult
@@ -78,6 +112,14 @@ public struct Scheduler: Sendable {
 
     public mutating func assign(now: Double) -> [Assignment] {
         var out: [Assignment] = []
+        if quorum != nil {
+            for p in peerOrder where peers[p]!.pausedUntil <= now {
+                while peers[p]!.running.count < peers[p]!.limit, let t = nextReplica(for: p) {
+                    out.append(dispatchReplica(t, p, now))
+                }
+            }
+            return out
+        }
         for p in peerOrder where peers[p]!.pausedUntil <= now {
             while peers[p]!.running.count < peers[p]!.limit, let t = nextPending() {
                 out.append(dispatch(t, p, now, speculative: false))
@@ -94,10 +136,17 @@ public struct Scheduler: Sendable {
         return out
     }
 
-    public struct Completion: Equatable, Sendable { public var winner: Bool, mismatch: Bool, unexpected: Bool, cancel: [String] }
+    /// `winner`: the result is the task's (accepted, in quorum mode); `cancel`: peers still running
+    /// copies. Quorum mode also gives `agreed` / `dissented` (peers whose results matched / differed from
+    /// the accepted digest, compared with at least one other) and `failed` (the task failed: no quorum).
+    public struct Completion: Equatable, Sendable {
+        public var winner: Bool, mismatch: Bool, unexpected: Bool, cancel: [String]
+        public var agreed: [String] = [], dissented: [String] = [], failed = false
+    }
 
     public mutating func complete(_ t: Int, from peer: String, sha256: String, now: Double) -> Completion {
         guard t >= 0, t < taskCount, sentTo[t].contains(peer) else { return Completion(winner: false, mismatch: false, unexpected: true, cancel: []) }
+        if quorum != nil { return completeReplica(t, peer, sha256, now) }
         let copy = copies[t][peer]
         if copy != nil { dropCopy(t, peer) }
         peers[peer]?.pausedUntil = 0
@@ -202,6 +251,11 @@ public struct Scheduler: Sendable {
     mutating func dropCopy(_ t: Int, _ peer: String) {
         copies[t][peer] = nil
         peers[peer]?.running.remove(t)
+        if quorum != nil {
+            if status[t] == .running && copies[t].isEmpty { status[t] = .pending }
+            requeue(t)
+            return
+        }
         if status[t] == .running && copies[t].isEmpty {
             status[t] = .pending
             retry.append(t)
@@ -220,5 +274,127 @@ public struct Scheduler: Sendable {
     func median() -> Double {
         let sorted = durations.sorted()
         return sorted[sorted.count / 2]
+    }
+}
+
+// MARK: quorum mode
+
+extension Scheduler {
+    /// Results still wanted and not yet dispatched (0 once the task ended).
+    func wanted(_ t: Int) -> Int {
+        guard status[t] == .pending || status[t] == .running else { return 0 }
+        return max(0, needed[t] - results[t].count - copies[t].count)
+    }
+
+    func eligible(_ t: Int, _ peer: String) -> Bool {
+        copies[t][peer] == nil && !results[t].contains { $0.peer == peer }
+    }
+
+    /// Keeps `retry` (quorum mode: the tasks that want more copies, in the order they came to want them)
+    /// in step with `wanted`.
+    mutating func requeue(_ t: Int) {
+        if wanted(t) > 0 { if !retry.contains(t) { retry.append(t) } } else { retry.removeAll { $0 == t } }
+    }
+
+    /// The first task wanting a copy that `peer` may run: those that came back first, then new ones.
+    mutating func nextReplica(for peer: String) -> Int? {
+        if let t = retry.first(where: { wanted($0) > 0 && eligible($0, peer) }) { return t }
+        while head < queue.count {
+            let t = queue[head]
+            head += 1
+            if status[t] == .pending { return t }
+        }
+        return nil
+    }
+
+    mutating func dispatchReplica(_ t: Int, _ peer: String, _ now: Double) -> Assignment {
+        if results[t].isEmpty && copies[t].isEmpty {
+            // A task with no result and no copy out: decide here whether it is replicated.
+            let check = peers[peer]!.check
+            if check <= 0 { single[t] = true }
+            else if check >= 1 { single[t] = false }
+            else {
+                single[t] = Quorum.draw(seed: quorum!.seed, taskId: t) >= check
+                if !single[t] { verification.spotChecks += 1 }
+            }
+            needed[t] = single[t] ? 1 : 2
+        }
+        attempts[t] += 1
+        status[t] = .running
+        copies[t][peer] = Copy(sentAt: now, attempt: attempts[t])
+        sentTo[t].insert(peer)
+        peers[peer]!.running.insert(t)
+        counts.dispatched += 1
+        if attempts[t] > needed[t] { counts.redispatched += 1 }
+        requeue(t)
+        return Assignment(taskId: t, peer: peer, attempt: attempts[t], speculative: false)
+    }
+
+    mutating func completeReplica(_ t: Int, _ peer: String, _ sha256: String, _ now: Double) -> Completion {
+        var c = Completion(winner: false, mismatch: false, unexpected: false, cancel: [])
+        if results[t].contains(where: { $0.peer == peer }) || status[t] == .failed { return c }
+        let copy = copies[t][peer]
+        peers[peer]?.pausedUntil = 0
+        results[t].append((peer, sha256))
+        verification.results += 1
+        if status[t] == .done {
+            // After acceptance: compared with the accepted digest.
+            counts.discarded += 1
+            if winners[t] == sha256 { c.agreed = [peer]; verification.agreed += 1 } else {
+                counts.mismatches += 1
+                c.mismatch = true
+                c.dissented = [peer]
+                verification.dissented += 1
+            }
+            return c
+        }
+        if copy != nil { copies[t][peer] = nil; peers[peer]?.running.remove(t) }
+        if let h = Quorum.decide(results[t].map(\.sha256), single: single[t]) {
+            status[t] = .done
+            remaining -= 1
+            winners[t] = h
+            peers[peer]?.won += 1
+            if let copy { durations.append(now - copy.sentAt) }
+            if results[t].count == 1 { verification.unchecked += 1 } else {
+                c.agreed = results[t].filter { $0.sha256 == h }.map(\.peer)
+                c.dissented = results[t].filter { $0.sha256 != h }.map(\.peer)
+                verification.agreed += c.agreed.count
+                verification.dissented += c.dissented.count
+            }
+            c.winner = true
+            c.cancel = copies[t].keys.sorted()
+            for other in c.cancel { dropCopy(t, other) }
+            retry.removeAll { $0 == t }
+            return c
+        }
+        if results[t].count >= needed[t] {
+            guard results[t].count < quorum!.maxReplicas else {
+                c.cancel = copies[t].keys.sorted()
+                c.failed = true
+                verification.noQuorum += 1
+                failTask(t, code: "no-quorum", message: "no strict majority of \(results[t].count) results agrees (at most \(quorum!.maxReplicas) copies)")
+                return c
+            }
+            needed[t] = results[t].count + 1
+        }
+        if copies[t].isEmpty { status[t] = .pending }
+        requeue(t)
+        return c
+    }
+
+    /// Quorum mode: tasks that want another copy that none of the job's peers may run (each holds a
+    /// copy or gave a result), in task order.
+    public func starved() -> [Int] {
+        guard quorum != nil else { return [] }
+        return retry.filter { t in wanted(t) > 0 && !peerOrder.contains { eligible(t, $0) } }.sorted()
+    }
+
+    /// Fails task `t` (quorum mode: no quorum can be reached). Returns the peers still running copies.
+    public mutating func failStarved(_ t: Int, message: String) -> [String] {
+        guard status[t] == .pending || status[t] == .running else { return [] }
+        let cancel = copies[t].keys.sorted()
+        verification.noQuorum += 1
+        failTask(t, code: "no-quorum", message: message)
+        return cancel
     }
 }

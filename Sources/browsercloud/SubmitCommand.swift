@@ -34,6 +34,14 @@ struct SubmitRaytrace: AsyncParsableCommand {
     @Option(help: "Seconds to wait for the ring before giving up.") var joinTimeout = 30.0
     @Option(help: "Log level.") var logLevel: Logger.Level = .warning
     @Option(help: "Seconds to leave the ring on SIGTERM/SIGINT, before the exit is forced.") var shutdownGrace = 3.0
+    @Option(help: "Result verification: none, or quorum (each task on at least 2 distinct peers until their SHA-256 agree; docs/jobs.md).")
+    var verify: JobOptions.Verify = .none
+    @Option(help: "Quorum: results of one task at most before it fails (no-quorum).") var maxReplicas = 5
+    @Option(help: "Quorum: agreeing results in a row after which a peer is trusted and only spot-checked.") var trustAfter = 10
+    @Option(help: "Quorum: the probability that a task of a trusted peer is replicated all the same.") var spotCheckRate = 0.1
+    @Option(help: "Quorum: the seed of the spot-check draws (below 2^53; default: random, printed).") var seed: UInt64?
+    @Option(help: "Submit the job this many times in a row from this one peer (quorum: the reputation of the peers carries over); the last image is written.")
+    var `repeat` = 1
 
     func validate() throws {
         guard shutdownGrace >= 0 else { throw ValidationError("--shutdown-grace must not be negative") }
@@ -41,6 +49,11 @@ struct SubmitRaytrace: AsyncParsableCommand {
         guard (1...10_000).contains(peers) else { throw ValidationError("--peers must be in [1, 10000]") }
         guard (0...256).contains(workers) else { throw ValidationError("--workers must be in [0, 256]") }
         guard deadline > 0 else { throw ValidationError("--deadline must be positive") }
+        guard (2...100).contains(maxReplicas) else { throw ValidationError("--max-replicas must be in [2, 100]") }
+        guard trustAfter >= 0 else { throw ValidationError("--trust-after must not be negative") }
+        guard (0...1).contains(spotCheckRate) else { throw ValidationError("--spot-check-rate must be in [0, 1]") }
+        guard seed.map({ $0 < 1 << 53 }) ?? true else { throw ValidationError("--seed must be below 2^53") }
+        guard (1...1000).contains(`repeat`) else { throw ValidationError("--repeat must be in [1, 1000]") }
     }
 
     func run() async throws {
@@ -71,13 +84,9 @@ struct SubmitRaytrace: AsyncParsableCommand {
             case .failure(let failure)?:
                 FileHandle.standardError.write(Data("browsercloud: \(failure)\n".utf8))
                 throw ExitCode.failure
-            case .success(let (image, stats))?:
+            case .success(let (image, _))?:
                 let sha256 = try writeImage(image, width: parsed.width, height: parsed.height, to: out)
-                let c = stats.counts
                 print("wrote \(out) (\(parsed.width)x\(parsed.height), file sha256 \(sha256), pixels sha256 \(sha256Hex(image)))")
-                print(String(format: "makespan %.3f s (discovery %.3f s); %d tasks on %d peers", stats.makespanSeconds, stats.discoverySeconds, stats.tasks, stats.tasksPerPeer.count))
-                for (peer, n) in stats.tasksPerPeer.sorted(by: { $0.value > $1.value }) { print("  \(peer)  \(n) tasks") }
-                print("dispatched \(c.dispatched), re-dispatched \(c.redispatched), speculative \(c.speculative) (discarded \(c.discarded), mismatches \(c.mismatches)), late \(c.late), lost \(c.lost), busy \(c.busy), peers lost \(stats.peersLost)")
             }
         }
     }
@@ -91,10 +100,40 @@ struct SubmitRaytrace: AsyncParsableCommand {
             }
             guard (try? await Task.sleep(for: .milliseconds(50))) != nil else { return nil }
         }
-        let showBar = isatty(STDERR_FILENO) != 0
         var jobOptions = JobOptions()
         jobOptions.deadlineSeconds = deadline
+        jobOptions.verify = verify
+        jobOptions.maxReplicas = maxReplicas
+        jobOptions.trustAfter = trustAfter
+        jobOptions.spotCheckRate = spotCheckRate
+        jobOptions.seed = seed
         let options = jobOptions
+        var last: Result<([UInt8], JobStats), Message>?
+        for run in 1...`repeat` {
+            if `repeat` > 1 { print("job \(run) of \(`repeat`)") }
+            last = await submitOnce(node: node, engine: engine, sceneJSON: sceneJSON, options: options)
+            guard case .success(let (pixels, stats))? = last else { return last }
+            printSummary(stats, pixels: pixels)
+        }
+        return last
+    }
+
+    private func printSummary(_ stats: JobStats, pixels: [UInt8]) {
+        let c = stats.counts
+        if `repeat` > 1 { print("pixels sha256 \(sha256Hex(pixels))") }
+        print(String(format: "makespan %.3f s (discovery %.3f s); %d tasks on %d peers", stats.makespanSeconds, stats.discoverySeconds, stats.tasks, stats.tasksPerPeer.count))
+        for (peer, n) in stats.tasksPerPeer.sorted(by: { $0.value > $1.value }) { print("  \(peer)  \(n) tasks") }
+        print("dispatched \(c.dispatched), re-dispatched \(c.redispatched), speculative \(c.speculative) (discarded \(c.discarded), mismatches \(c.mismatches)), late \(c.late), lost \(c.lost), busy \(c.busy), peers lost \(stats.peersLost)")
+        if let v = stats.verification, let seed = stats.seed, let r = stats.replication {
+            print(String(format: "verify quorum: seed %llu, replication %.3f (%d results for %d tasks), agreed %d, dissented %d, spot checks %d, unchecked %d, no quorum %d",
+                         seed, r, v.results, stats.tasks, v.agreed, v.dissented, v.spotChecks, v.unchecked, v.noQuorum))
+            print("penalised: \(stats.penalised.isEmpty ? "none" : stats.penalised.joined(separator: " "))")
+        }
+    }
+
+    /// One job; nil when cancelled.
+    private func submitOnce(node: PeerNode, engine: JobEngine, sceneJSON: JSONValue, options: JobOptions) async -> Result<([UInt8], JobStats), Message>? {
+        let showBar = isatty(STDERR_FILENO) != 0
         let (tiles, peers) = (tiles, peers)
         // A stream rather than a continuation: waiting on it ends when the task is cancelled (a shutdown).
         let (results, result) = AsyncStream<Result<([UInt8], JobStats), Message>>.makeStream()
@@ -157,3 +196,4 @@ struct Render: ParsableCommand {
         print("wrote \(out) (\(t.width)x\(t.height), file sha256 \(sha256), pixels sha256 \(sha256Hex(pixels))) in \(String(format: "%.3f", seconds)) s")
     }
 }
+extension JobOptions.Verify: ExpressibleByArgument {}
