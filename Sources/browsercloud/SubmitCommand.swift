@@ -123,6 +123,7 @@ struct SubmitRaytrace: AsyncParsableCommand {
         if `repeat` > 1 { print("pixels sha256 \(sha256Hex(pixels))") }
         print(String(format: "makespan %.3f s (discovery %.3f s); %d tasks on %d peers", stats.makespanSeconds, stats.discoverySeconds, stats.tasks, stats.tasksPerPeer.count))
         for (peer, n) in stats.tasksPerPeer.sorted(by: { $0.value > $1.value }) { print("  \(peer)  \(n) tasks") }
+        print("peers used: \(stats.peers.joined(separator: " "))")
         print("dispatched \(c.dispatched), re-dispatched \(c.redispatched), speculative \(c.speculative) (discarded \(c.discarded), mismatches \(c.mismatches)), late \(c.late), lost \(c.lost), busy \(c.busy), peers lost \(stats.peersLost)")
         if let v = stats.verification, let seed = stats.seed, let r = stats.replication {
             print(String(format: "verify quorum: seed %llu, replication %.3f (%d results for %d tasks), agreed %d, dissented %d, spot checks %d, unchecked %d, no quorum %d",
