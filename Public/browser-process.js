@@ -17,7 +17,8 @@ import { Events } from './explorer/events.js'
 import { WorkerPool } from './process/worker-pool.js'
 import { Job } from './process/job.js'
 import { discover } from './process/discovery.js'
-import { PROTOCOL, RUNTIMES, JOB_DEFAULTS, JOB_ERRORS, JobError, sha256Hex } from './process/job-protocol.js'
+import { PROTOCOL, RUNTIMES, JOB_DEFAULTS, JOB_ERRORS, VERIFY_MODES, JobError, sha256Hex } from './process/job-protocol.js'
+import { Reputation } from './process/scheduler.js'
 import { prepareScene, tiles as tileGrid, blit } from './raytracer.js'
 
 export { PROTOCOL, JOB_DEFAULTS, JOB_ERRORS, JobError, sha256Hex }
@@ -26,6 +27,9 @@ export { PROTOCOL, JOB_DEFAULTS, JOB_ERRORS, JobError, sha256Hex }
 const SHARED_CACHE = 16
 
 export class BrowserProcess {
+  /** The peers whose results the jobs submitted here verified (verify: 'quorum'), across jobs (docs/jobs.md, "Reputation"). */
+  reputation = new Reputation()
+
   /**
    * @param {object} config
    * @param {Explorer} [config.explorer] an existing peer; otherwise one is made from signalingURL/iceServers
@@ -150,6 +154,9 @@ export class BrowserProcess {
     if (!this.explorer.peerId) throw new Error('not in the ring: call participate() first')
     if (!RUNTIMES.includes(spec.runtime)) throw new Error(`unknown runtime '${spec.runtime}'`)
     if (!Number.isInteger(spec.nPeers) || spec.nPeers < 1) throw new Error('nPeers must be a positive integer')
+    if (spec.verify !== undefined && !VERIFY_MODES.includes(spec.verify)) throw new Error(`verify must be one of ${VERIFY_MODES.map((v) => `'${v}'`).join(', ')}`)
+    if (spec.seed !== undefined && !(Number.isSafeInteger(spec.seed) && spec.seed >= 0)) throw new Error('seed must be an integer in [0, 2^53)')
+    if (spec.maxReplicas !== undefined && !(Number.isInteger(spec.maxReplicas) && spec.maxReplicas >= 2)) throw new Error('maxReplicas must be an integer of at least 2')
     const given = Object.fromEntries(Object.entries(spec).filter(([, v]) => v !== undefined))
     const job = new Job(this.#jobHost, { ...JOB_DEFAULTS, ...given }, `${this.peerId}-${(this.counter++).toString(36)}-${Math.floor(Math.random() * 2 ** 32).toString(36)}`)
     this.jobs.set(job.id, job)
@@ -264,7 +271,8 @@ export class BrowserProcess {
     peerId: () => this.peerId,
     post: (dstId, body) => this.#post(dstId, body),
     discover: (n, runtime, options) => this.discover(n, runtime, options),
-    emit: (name, payload) => this.events.emit(name, payload)
+    emit: (name, payload) => this.events.emit(name, payload),
+    reputation: this.reputation
   }
 }
 

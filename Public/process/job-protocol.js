@@ -19,8 +19,16 @@ export const JOB_DEFAULTS = Object.freeze({
   maxInFlightPerPeer: 16,   // upper bound of tasks held by one peer (workers + prefetch otherwise)
   discoveryMs: 3000,        // how long discovery waits for availability answers
   probeIntervalMs: 1000,    // peers holding tasks are asked what they run this often
-  probeMisses: 5            // unanswered probes in a row after which a peer is considered gone
+  probeMisses: 5,           // unanswered probes in a row after which a peer is considered gone
+  verify: 'none',           // 'quorum': accept a result only when copies from distinct peers agree (docs/jobs.md)
+  maxReplicas: 5,           // quorum: results of one task at most before it fails ('no-quorum')
+  trustAfter: 10,           // quorum: agreeing results in a row after which a peer is trusted (only spot-checked)
+  spotCheckRate: 0.1        // quorum: probability that a task of a trusted peer is replicated all the same
+  // seed (quorum: of the spot-check draws, an integer in [0, 2^53)) is random unless given
 })
+
+/** The values of the `verify` job option. */
+export const VERIFY_MODES = Object.freeze(['none', 'quorum'])
 
 export class JobError extends Error {
   constructor (message, { results, failures, stats }) {

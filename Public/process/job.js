@@ -2,7 +2,7 @@
 // deadlines and assembly, driving the pure scheduler (scheduler.js). It reaches the engine only through
 // the `host` it is given.
 
-import { Scheduler } from './scheduler.js'
+import { Scheduler, Reputation } from './scheduler.js'
 import { JobError, JOB_ERRORS, sha256Hex } from './job-protocol.js'
 
 /** A peer that declines this many tasks in a row (busy, stopped) leaves the job. */
@@ -12,7 +12,8 @@ const MAX_DECLINES = 20
 export class Job {
   /**
    * @param {object} host what the job needs of the engine: `peerId()` (this peer's ID, null once it
-   *   left the ring), `post(dst, body)` (a Promise), `discover(n, runtime, options)` and `emit(name, payload)`
+   *   left the ring), `post(dst, body)` (a Promise), `discover(n, runtime, options)`, `emit(name, payload)`
+   *   and `reputation` (the engine's Reputation, kept across its jobs; verify: 'quorum' updates it)
    * @param {object} spec the job (BrowserProcess.run's spec with the JOB_DEFAULTS filled in)
    * @param {string} id
    */
@@ -30,6 +31,10 @@ export class Job {
     this.lastDiscovery = 0
     this.discovering = false
     this.settled = false
+    this.quorum = spec.verify === 'quorum'
+    this.reputation = host.reputation ?? new Reputation()
+    this.seed = spec.seed ?? Math.floor(Math.random() * 2 ** 53)
+    this.penalised = []
     this.scheduler = new Scheduler({
       taskCount: spec.inputs.length,
       // The worker stops a task at deadlineMs from its start; before that it may wait behind others.
@@ -38,8 +43,17 @@ export class Job {
       maxCopies: spec.maxCopies,
       maxRetries: spec.maxRetries,
       speculateAfter: spec.speculateAfter,
-      speculateMinMs: spec.speculateMinMs
+      speculateMinMs: spec.speculateMinMs,
+      quorum: this.quorum ? { maxReplicas: spec.maxReplicas, seed: this.seed } : null
     })
+  }
+
+  /** Peers discovery leaves out: in quorum mode, the penalised ones. */
+  #avoided () { return new Set(this.quorum ? this.reputation.avoidedPeers() : []) }
+
+  /** Quorum mode: the probability that a task first sent to `peerId` is replicated (0 for this peer). */
+  #check (peerId) {
+    return peerId === this.host.peerId() ? 0 : this.reputation.check(peerId, this.spec.trustAfter, this.spec.spotCheckRate)
   }
 
   async run () {
@@ -47,7 +61,7 @@ export class Job {
     const promise = new Promise((resolve, reject) => { this.resolve = resolve; this.reject = reject })
     if (this.spec.inputs.length === 0) this.#finish()
     else {
-      const found = await this.host.discover(this.spec.nPeers, this.spec.runtime, { discoveryMs: this.spec.discoveryMs })
+      const found = await this.host.discover(this.spec.nPeers, this.spec.runtime, { discoveryMs: this.spec.discoveryMs, exclude: this.#avoided() })
       this.discoveryMs = Math.round(performance.now() - this.started)
       if (found.length === 0) {
         this.cancel('unsupported', `no peer offers the '${this.spec.runtime}' runtime (discovery waited ${this.spec.discoveryMs} ms)`)
@@ -124,8 +138,14 @@ export class Job {
       return
     }
     this.declines.delete(src)
-    const { winner, mismatch, cancel } = this.scheduler.complete(taskId, src, sha, performance.now())
-    if (mismatch) this.host.emit('error', { code: 'result-mismatch', message: `task ${taskId}: copies from different peers differ` })
+    if (this.quorum && this.reputation.avoided(src)) return   // penalised: its results no longer count
+    const { winner, mismatch, cancel, agreed, dissented, failed } = this.scheduler.complete(taskId, src, sha, performance.now())
+    if (mismatch && !this.quorum) this.host.emit('error', { code: 'result-mismatch', message: `task ${taskId}: copies from different peers differ` })
+    if (agreed?.length || dissented?.length) this.#verdict(taskId, agreed, dissented)
+    if (failed) {
+      this.#cancelCopies(taskId, cancel)
+      this.host.emit('task-error', { jobId: this.id, taskId, peerId: src, code: 'no-quorum', message: 'the results of the task disagree' })
+    }
     if (winner) {
       this.wins.set(src, (this.wins.get(src) ?? 0) + 1)
       if (this.results) this.results[taskId] = value
@@ -137,9 +157,31 @@ export class Job {
     this.#pump()
   }
 
+  /**
+   * Quorum mode: records agreement and penalties in the engine's reputation; a penalised peer leaves
+   * the job (its copies go to others) and later jobs avoid it; a peer that became trusted is only
+   * spot-checked from now on.
+   */
+  #verdict (taskId, agreed, dissented) {
+    const me = this.host.peerId()
+    for (const p of agreed) {
+      if (p === me) continue
+      this.reputation.agree(p)
+      if (this.scheduler.hasPeer(p)) this.scheduler.setCheck(p, this.#check(p))
+    }
+    for (const p of dissented) {
+      if (p === me) continue
+      this.reputation.penalise(p)
+      if (!this.penalised.includes(p)) this.penalised.push(p)
+      this.host.emit('penalised', { jobId: this.id, taskId, peerId: p })
+      this.#lose(p, 'penalised')
+    }
+  }
+
   #addPeer (answer) {
+    if (this.quorum && this.reputation.avoided(answer.peerId)) return
     const limit = Math.min(this.spec.maxInFlightPerPeer, (answer.workers | 0) + this.spec.prefetch)
-    this.scheduler.addPeer(answer.peerId, limit)
+    this.scheduler.addPeer(answer.peerId, limit, this.#check(answer.peerId))
     if (answer.peerId !== this.host.peerId()) this.probes.set(answer.peerId, { sentAt: 0, misses: 0 })
   }
 
@@ -191,17 +233,23 @@ export class Job {
   /** Peers were lost and tasks wait: look for replacements through the overlay. */
   #maybeRediscover (now) {
     const active = this.scheduler.peerCount
-    if (this.discovering || active >= this.spec.nPeers || this.scheduler.pending === 0 || now - this.lastDiscovery < 2000) return
+    const starved = this.scheduler.starved().length > 0
+    if (this.discovering || !((active < this.spec.nPeers && this.scheduler.pending > 0) || starved) || now - this.lastDiscovery < 2000) return
     this.discovering = true
     this.lastDiscovery = now
     // Peers reported gone may be found again: a peer that answers discovery is alive.
-    const exclude = new Set(this.scheduler.peerIds())
-    this.host.discover(this.spec.nPeers - active, this.spec.runtime, { discoveryMs: this.spec.discoveryMs, exclude }).then((found) => {
+    const exclude = new Set([...this.scheduler.peerIds(), ...this.#avoided()])
+    this.host.discover(Math.max(1, this.spec.nPeers - active), this.spec.runtime, { discoveryMs: this.spec.discoveryMs, exclude }).then((found) => {
       this.discovering = false
       if (this.settled) return
       for (const a of found) this.#addPeer(a)
-      if (this.scheduler.peerCount === 0) this.cancel('no-peers', 'every peer of the job left and discovery found no other')
-      else this.#pump()
+      if (this.scheduler.peerCount === 0) { this.cancel('no-peers', 'every peer of the job left and discovery found no other'); return }
+      for (const taskId of this.scheduler.starved()) {
+        const message = 'not enough distinct peers to reach a quorum (discovery found no other)'
+        this.#cancelCopies(taskId, this.scheduler.failStarved(taskId, message))
+        this.host.emit('task-error', { jobId: this.id, taskId, peerId: null, code: 'no-quorum', message })
+      }
+      this.#pump()
     })
   }
 
@@ -237,6 +285,10 @@ export class Job {
       tasksPerPeer: Object.fromEntries(this.wins),
       peersLost: this.peersLost,
       ...s.counts
+    }
+    if (this.quorum) {
+      Object.assign(stats, { seed: this.seed, penalised: [...this.penalised], verification: { ...s.verification },
+        replication: s.taskCount > 0 ? s.verification.results / s.taskCount : 0 })
     }
     this.host.emit('job-done', stats)
     const failures = s.failedTasks()

@@ -12,6 +12,13 @@
 // - a task whose function throws fails at once (functions are deterministic); a task that misses its
 //   deadline (or crashes its worker) `maxAttempts` times fails; a copy lost with a peer that left never
 //   counts against the task; copies lost in transit, corrupt or cancelled fail it after `maxRetries`.
+//
+// Quorum mode (`quorum: { maxReplicas, seed }`; docs/jobs.md, "Verification by quorum"): a task is done
+// only when the SHA-256 of results from distinct peers agree (decideQuorum); a task first dispatched to a
+// peer whose `check` probability is below its spot-check draw runs once, any other twice, and one more
+// copy goes out each time all wanted results are in without agreement, up to `maxReplicas` results
+// (then it fails as 'no-quorum'). No speculative duplicates in quorum mode. The same rules as
+// Sources/Jobs/Scheduler.swift and Quorum.swift; both reproduce Tests/vectors/quorum.json.
 
 const byNumber = (a, b) => a - b
 
@@ -21,6 +28,50 @@ const RETRIED = new Set(['busy', 'stopped', 'need-shared', 'lost', 'corrupt', 'c
 const COUNTED = new Set(['deadline', 'crashed'])
 /** The ones where the peer declined without trying: it pauses, and nothing is counted against the task. */
 const DECLINED = new Set(['busy', 'stopped'])
+
+const MASK64 = (1n << 64n) - 1n
+
+/**
+ * The spot-check draw of task `taskId` of a job seeded with `seed` (an integer in [0, 2^53)): a number
+ * in [0, 1), the SplitMix64 finalizer of seed + (taskId + 1) · 0x9E3779B97F4A7C15 (mod 2^64), top 53 bits.
+ */
+export function spotCheckDraw (seed, taskId) {
+  let z = (BigInt(seed) + BigInt(taskId + 1) * 0x9E3779B97F4A7C15n) & MASK64
+  z = ((z ^ (z >> 30n)) * 0xBF58476D1CE4E5B9n) & MASK64
+  z = ((z ^ (z >> 27n)) * 0x94D049BB133111EBn) & MASK64
+  z ^= z >> 31n
+  return Number(z >> 11n) / 2 ** 53
+}
+
+/**
+ * The digest the results of a task (hex SHA-256s, one per peer) agree on, or null while more are
+ * needed: the most common digest (count c of n) iff (`single` and n = 1) or (c ≥ 2 and 2c > n).
+ */
+export function decideQuorum (digests, single) {
+  if (single && digests.length === 1) return digests[0]
+  const counts = new Map()
+  for (const d of digests) counts.set(d, (counts.get(d) ?? 0) + 1)
+  for (const d of digests) if (counts.get(d) >= 2 && 2 * counts.get(d) > digests.length) return d
+  return null
+}
+
+/**
+ * The record of the peers whose results an engine verified (docs/jobs.md, "Reputation"), kept across
+ * the jobs of a page: `agreed` (validated agreeing results since the last penalty) and `penalties`.
+ */
+export class Reputation {
+  #records = new Map()   // peerId → { agreed, penalties }
+  record (peerId) { const r = this.#records.get(peerId); return r ? { ...r } : { agreed: 0, penalties: 0 } }
+  agree (peerId) { const r = this.record(peerId); r.agreed++; this.#records.set(peerId, r) }
+  penalise (peerId) { const r = this.record(peerId); r.penalties++; r.agreed = 0; this.#records.set(peerId, r) }
+  /** Whether jobs avoid the peer (it was penalised). */
+  avoided (peerId) { return this.record(peerId).penalties > 0 }
+  trusted (peerId, trustAfter) { const r = this.record(peerId); return r.penalties === 0 && r.agreed >= trustAfter }
+  /** The probability that a task first sent to the peer is replicated: 1, or `spotCheckRate` once trusted. */
+  check (peerId, trustAfter, spotCheckRate) { return this.trusted(peerId, trustAfter) ? spotCheckRate : 1 }
+  /** Peers avoided, sorted. */
+  avoidedPeers () { return [...this.#records].filter(([, r]) => r.penalties > 0).map(([p]) => p).sort() }
+}
 
 export class Scheduler {
   /**
@@ -32,8 +83,10 @@ export class Scheduler {
    * @param {number} [o.speculateAfter] a task is a straggler once running for this many median task times (default 1.5)
    * @param {number} [o.speculateMinMs] … and for at least this long (default 1000), so that short tasks are not duplicated
    * @param {number} [o.maxRetries] copies of a task lost, corrupt or cancelled before it fails (default 10)
+   * @param {{maxReplicas: number, seed: number}} [o.quorum] quorum mode: results of a task at most (at
+   *   least 2), and the seed of the spot-check draws
    */
-  constructor ({ taskCount, deadlineMs = 120000, maxAttempts = 3, maxCopies = 2, speculateAfter = 1.5, speculateMinMs = 1000, maxRetries = 10 }) {
+  constructor ({ taskCount, deadlineMs = 120000, maxAttempts = 3, maxCopies = 2, speculateAfter = 1.5, speculateMinMs = 1000, maxRetries = 10, quorum = null }) {
     if (!Number.isInteger(taskCount) || taskCount < 0) throw new Error('taskCount must be a non-negative integer')
     this.deadlineMs = deadlineMs
     this.maxAttempts = maxAttempts
@@ -58,6 +111,13 @@ export class Scheduler {
     this.durations = []                // winners' dispatch-to-result times, ms
     this.remaining = taskCount
     this.counts = { dispatched: 0, redispatched: 0, speculative: 0, discarded: 0, mismatches: 0, late: 0, lost: 0, busy: 0, failed: 0 }
+    this.quorum = quorum ? { maxReplicas: Math.max(2, quorum.maxReplicas), seed: quorum.seed } : null
+    if (this.quorum) {
+      this.results = Array.from({ length: taskCount }, () => [])   // [{ peerId, sha256 }] in arrival order
+      this.needed = new Uint32Array(taskCount)                      // results wanted
+      this.single = new Uint8Array(taskCount)                       // exempt from replication
+      this.verification = { results: 0, agreed: 0, dissented: 0, spotChecks: 0, unchecked: 0, noQuorum: 0 }
+    }
   }
 
   get taskCount () { return this.status.length }
@@ -74,11 +134,18 @@ export class Scheduler {
   /** The tasks that failed for good, in the order they failed: `[{ task, code, message }]`. */
   failedTasks () { return [...this.errors].map(([task, e]) => ({ task, ...e })) }
 
-  /** A peer that may receive up to `limit` tasks at a time. */
-  addPeer (peerId, limit) {
-    if (this.peers.has(peerId)) { this.peers.get(peerId).limit = Math.max(1, limit); return }
-    this.peers.set(peerId, { limit: Math.max(1, limit), running: new Set(), won: 0, pausedUntil: 0 })
+  /**
+   * A peer that may receive up to `limit` tasks at a time (or new values for one). `check`: in quorum
+   * mode, the probability that a task first dispatched to it is replicated (1 always, a trusted peer's
+   * spot-check rate, 0 for this peer's own workers).
+   */
+  addPeer (peerId, limit, check = 1) {
+    if (this.peers.has(peerId)) { const p = this.peers.get(peerId); p.limit = Math.max(1, limit); p.check = check; return }
+    this.peers.set(peerId, { limit: Math.max(1, limit), running: new Set(), won: 0, pausedUntil: 0, check })
   }
+
+  /** Quorum mode: a peer's new check probability (it became trusted). */
+  setCheck (peerId, check) { const p = this.peers.get(peerId); if (p) p.check = check }
 
   /** The peer left or cannot be reached: its running copies are dispatched again. Returns their task ids. */
   removePeer (peerId) {
@@ -97,6 +164,17 @@ export class Scheduler {
   /** Fills free credits: pending tasks first (re-dispatches before new ones), then speculative duplicates. */
   assign (now) {
     const out = []
+    if (this.quorum) {
+      for (const [peerId, peer] of this.peers) {
+        if (peer.pausedUntil > now) continue
+        while (peer.running.size < peer.limit) {
+          const taskId = this.#nextReplica(peerId)
+          if (taskId === undefined) break
+          out.push(this.#dispatchReplica(taskId, peerId, now))
+        }
+      }
+      return out
+    }
     for (const [peerId, peer] of this.peers) {
       if (peer.pausedUntil > now) continue
       while (peer.running.size < peer.limit) {
@@ -124,9 +202,12 @@ export class Scheduler {
    * `{ winner, cancel }`: `winner` is true for the first result (use it), `cancel` lists the peers
    * still running other copies. A later result is discarded; `mismatch` tells whether its digest differs.
    * A result from a peer the task was never sent to is ignored (`winner` false, `unexpected` true).
+   * Quorum mode: `winner` means accepted; also `agreed` and `dissented` (peers whose results matched /
+   * differed from the accepted digest, compared with at least one other) and `failed` (no quorum).
    */
   complete (taskId, peerId, sha256, now) {
     if (!this.sentTo[taskId]?.has(peerId)) return { winner: false, mismatch: false, unexpected: true, cancel: [] }
+    if (this.quorum) return this.#completeReplica(taskId, peerId, sha256, now)
     const peer = this.peers.get(peerId)
     const copy = this.copies[taskId]?.get(peerId)
     if (copy) this.#dropCopy(taskId, peerId)
@@ -207,6 +288,129 @@ export class Scheduler {
   /** Winner counts per peer, for the job's statistics (peers removed since are kept by the engine). */
   wins () { return new Map([...this.peers].map(([id, p]) => [id, p.won])) }
 
+  /**
+   * Quorum mode: tasks that want another copy that none of the job's peers may run (each holds a copy
+   * or gave a result), in task order.
+   */
+  starved () {
+    if (!this.quorum) return []
+    const peers = [...this.peers.keys()]
+    return this.retry.filter((t) => this.#wanted(t) > 0 && !peers.some((p) => this.#eligible(t, p))).sort(byNumber)
+  }
+
+  /** Quorum mode: fails task `taskId` as 'no-quorum'; returns the peers still running copies. */
+  failStarved (taskId, message) {
+    if (this.status[taskId] >= 2) return []
+    const cancel = [...this.copies[taskId].keys()].sort()
+    this.verification.noQuorum++
+    this.#failTask(taskId, 'no-quorum', message)
+    return cancel
+  }
+
+  // MARK: quorum mode
+
+  #wanted (t) {
+    if (this.status[t] >= 2) return 0
+    return Math.max(0, this.needed[t] - this.results[t].length - this.copies[t].size)
+  }
+
+  #eligible (t, peerId) { return !this.copies[t].has(peerId) && !this.results[t].some((r) => r.peerId === peerId) }
+
+  /** Keeps `retry` (the tasks that want more copies, in the order they came to want them) in step. */
+  #requeue (t) {
+    const i = this.retry.indexOf(t)
+    if (this.#wanted(t) > 0) { if (i < 0) this.retry.push(t) } else if (i >= 0) this.retry.splice(i, 1)
+  }
+
+  #nextReplica (peerId) {
+    const t = this.retry.find((t) => this.#wanted(t) > 0 && this.#eligible(t, peerId))
+    if (t !== undefined) return t
+    while (this.head < this.queue.length) {
+      const t = this.queue[this.head++]
+      if (this.status[t] === 0) return t
+    }
+    return undefined
+  }
+
+  #dispatchReplica (t, peerId, now) {
+    const peer = this.peers.get(peerId)
+    if (this.results[t].length === 0 && this.copies[t].size === 0) {
+      // No result and no copy out: decide here whether the task is replicated.
+      if (peer.check <= 0) this.single[t] = 1
+      else if (peer.check >= 1) this.single[t] = 0
+      else {
+        this.single[t] = spotCheckDraw(this.quorum.seed, t) >= peer.check ? 1 : 0
+        if (!this.single[t]) this.verification.spotChecks++
+      }
+      this.needed[t] = this.single[t] ? 1 : 2
+    }
+    const attempt = ++this.attempts[t]
+    this.status[t] = 1
+    this.copies[t].set(peerId, { sentAt: now, attempt })
+    this.sentTo[t].add(peerId)
+    peer.running.add(t)
+    this.counts.dispatched++
+    if (attempt > this.needed[t]) this.counts.redispatched++
+    this.#requeue(t)
+    return { taskId: t, peerId, attempt, speculative: false }
+  }
+
+  #completeReplica (t, peerId, sha256, now) {
+    const out = { winner: false, mismatch: false, unexpected: false, cancel: [], agreed: [], dissented: [], failed: false }
+    if (this.status[t] === 3 || this.results[t].some((r) => r.peerId === peerId)) return out
+    const copy = this.copies[t].get(peerId)
+    const peer = this.peers.get(peerId)
+    if (peer) peer.pausedUntil = 0
+    this.results[t].push({ peerId, sha256 })
+    this.verification.results++
+    if (this.status[t] === 2) {
+      // After acceptance: compared with the accepted digest.
+      this.counts.discarded++
+      if (this.winners.get(t) === sha256) { out.agreed = [peerId]; this.verification.agreed++ } else {
+        this.counts.mismatches++
+        out.mismatch = true
+        out.dissented = [peerId]
+        this.verification.dissented++
+      }
+      return out
+    }
+    if (copy) { this.copies[t].delete(peerId); peer?.running.delete(t) }
+    const digests = this.results[t].map((r) => r.sha256)
+    const h = decideQuorum(digests, this.single[t] === 1)
+    if (h !== null) {
+      this.status[t] = 2
+      this.remaining--
+      this.winners.set(t, h)
+      if (peer) peer.won++
+      if (copy) this.durations.push(now - copy.sentAt)
+      if (digests.length === 1) this.verification.unchecked++
+      else {
+        out.agreed = this.results[t].filter((r) => r.sha256 === h).map((r) => r.peerId)
+        out.dissented = this.results[t].filter((r) => r.sha256 !== h).map((r) => r.peerId)
+        this.verification.agreed += out.agreed.length
+        this.verification.dissented += out.dissented.length
+      }
+      out.winner = true
+      out.cancel = [...this.copies[t].keys()].sort()
+      for (const other of out.cancel) this.#dropCopy(t, other)
+      this.#unqueue(t)
+      return out
+    }
+    if (digests.length >= this.needed[t]) {
+      if (digests.length >= this.quorum.maxReplicas) {
+        out.cancel = [...this.copies[t].keys()].sort()
+        out.failed = true
+        this.verification.noQuorum++
+        this.#failTask(t, 'no-quorum', `no strict majority of ${digests.length} results agrees (at most ${this.quorum.maxReplicas} copies)`)
+        return out
+      }
+      this.needed[t] = digests.length + 1
+    }
+    if (this.copies[t].size === 0) this.status[t] = 0
+    this.#requeue(t)
+    return out
+  }
+
   // MARK: internals
 
   #nextPending () {
@@ -254,6 +458,11 @@ export class Scheduler {
   #dropCopy (taskId, peerId) {
     this.copies[taskId].delete(peerId)
     this.peers.get(peerId)?.running.delete(taskId)
+    if (this.quorum) {
+      if (this.status[taskId] === 1 && this.copies[taskId].size === 0) this.status[taskId] = 0
+      this.#requeue(taskId)
+      return
+    }
     if (this.status[taskId] === 1 && this.copies[taskId].size === 0) {
       this.status[taskId] = 0
       this.retry.push(taskId)
