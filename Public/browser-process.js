@@ -18,7 +18,7 @@ import { WorkerPool } from './process/worker-pool.js'
 import { Job } from './process/job.js'
 import { discover } from './process/discovery.js'
 import { PROTOCOL, RUNTIMES, JOB_DEFAULTS, JOB_ERRORS, VERIFY_MODES, JobError, sha256Hex } from './process/job-protocol.js'
-import { Reputation } from './process/scheduler.js'
+import { Reputation } from './process/quorum.js'
 import { prepareScene, tiles as tileGrid, blit } from './raytracer.js'
 
 export { PROTOCOL, JOB_DEFAULTS, JOB_ERRORS, JobError, sha256Hex }

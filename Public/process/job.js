@@ -2,7 +2,8 @@
 // deadlines and assembly, driving the pure scheduler (scheduler.js). It reaches the engine only through
 // the `host` it is given.
 
-import { Scheduler, Reputation } from './scheduler.js'
+import { Scheduler } from './scheduler.js'
+import { Reputation } from './quorum.js'
 import { JobError, JOB_ERRORS, sha256Hex } from './job-protocol.js'
 
 /** A peer that declines this many tasks in a row (busy, stopped) leaves the job. */

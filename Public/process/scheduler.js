@@ -13,12 +13,11 @@
 //   deadline (or crashes its worker) `maxAttempts` times fails; a copy lost with a peer that left never
 //   counts against the task; copies lost in transit, corrupt or cancelled fail it after `maxRetries`.
 //
-// Quorum mode (`quorum: { maxReplicas, seed }`; docs/jobs.md, "Verification by quorum"): a task is done
-// only when the SHA-256 of results from distinct peers agree (decideQuorum); a task first dispatched to a
-// peer whose `check` probability is below its spot-check draw runs once, any other twice, and one more
-// copy goes out each time all wanted results are in without agreement, up to `maxReplicas` results
-// (then it fails as 'no-quorum'). No speculative duplicates in quorum mode. The same rules as
-// Sources/Jobs/Scheduler.swift and Quorum.swift; both reproduce Tests/vectors/quorum.json.
+// Quorum mode (`quorum: { maxReplicas, seed }`; docs/jobs.md, "Verification by quorum", rules in
+// quorum.js): a task is done when results from distinct peers agree; no speculative duplicates.
+
+import { Replicas } from './quorum.js'
+export { spotCheckDraw, decideQuorum, Reputation } from './quorum.js'
 
 const byNumber = (a, b) => a - b
 
@@ -28,50 +27,6 @@ const RETRIED = new Set(['busy', 'stopped', 'need-shared', 'lost', 'corrupt', 'c
 const COUNTED = new Set(['deadline', 'crashed'])
 /** The ones where the peer declined without trying: it pauses, and nothing is counted against the task. */
 const DECLINED = new Set(['busy', 'stopped'])
-
-const MASK64 = (1n << 64n) - 1n
-
-/**
- * The spot-check draw of task `taskId` of a job seeded with `seed` (an integer in [0, 2^53)): a number
- * in [0, 1), the SplitMix64 finalizer of seed + (taskId + 1) · 0x9E3779B97F4A7C15 (mod 2^64), top 53 bits.
- */
-export function spotCheckDraw (seed, taskId) {
-  let z = (BigInt(seed) + BigInt(taskId + 1) * 0x9E3779B97F4A7C15n) & MASK64
-  z = ((z ^ (z >> 30n)) * 0xBF58476D1CE4E5B9n) & MASK64
-  z = ((z ^ (z >> 27n)) * 0x94D049BB133111EBn) & MASK64
-  z ^= z >> 31n
-  return Number(z >> 11n) / 2 ** 53
-}
-
-/**
- * The digest the results of a task (hex SHA-256s, one per peer) agree on, or null while more are
- * needed: the most common digest (count c of n) iff (`single` and n = 1) or (c ≥ 2 and 2c > n).
- */
-export function decideQuorum (digests, single) {
-  if (single && digests.length === 1) return digests[0]
-  const counts = new Map()
-  for (const d of digests) counts.set(d, (counts.get(d) ?? 0) + 1)
-  for (const d of digests) if (counts.get(d) >= 2 && 2 * counts.get(d) > digests.length) return d
-  return null
-}
-
-/**
- * The record of the peers whose results an engine verified (docs/jobs.md, "Reputation"), kept across
- * the jobs of a page: `agreed` (validated agreeing results since the last penalty) and `penalties`.
- */
-export class Reputation {
-  #records = new Map()   // peerId → { agreed, penalties }
-  record (peerId) { const r = this.#records.get(peerId); return r ? { ...r } : { agreed: 0, penalties: 0 } }
-  agree (peerId) { const r = this.record(peerId); r.agreed++; this.#records.set(peerId, r) }
-  penalise (peerId) { const r = this.record(peerId); r.penalties++; r.agreed = 0; this.#records.set(peerId, r) }
-  /** Whether jobs avoid the peer (it was penalised). */
-  avoided (peerId) { return this.record(peerId).penalties > 0 }
-  trusted (peerId, trustAfter) { const r = this.record(peerId); return r.penalties === 0 && r.agreed >= trustAfter }
-  /** The probability that a task first sent to the peer is replicated: 1, or `spotCheckRate` once trusted. */
-  check (peerId, trustAfter, spotCheckRate) { return this.trusted(peerId, trustAfter) ? spotCheckRate : 1 }
-  /** Peers avoided, sorted. */
-  avoidedPeers () { return [...this.#records].filter(([, r]) => r.penalties > 0).map(([p]) => p).sort() }
-}
 
 export class Scheduler {
   /**
@@ -111,14 +66,11 @@ export class Scheduler {
     this.durations = []                // winners' dispatch-to-result times, ms
     this.remaining = taskCount
     this.counts = { dispatched: 0, redispatched: 0, speculative: 0, discarded: 0, mismatches: 0, late: 0, lost: 0, busy: 0, failed: 0 }
-    this.quorum = quorum ? { maxReplicas: Math.max(2, quorum.maxReplicas), seed: quorum.seed } : null
-    if (this.quorum) {
-      this.results = Array.from({ length: taskCount }, () => [])   // [{ peerId, sha256 }] in arrival order
-      this.needed = new Uint32Array(taskCount)                      // results wanted
-      this.single = new Uint8Array(taskCount)                       // exempt from replication
-      this.verification = { results: 0, agreed: 0, dissented: 0, spotChecks: 0, unchecked: 0, noQuorum: 0 }
-    }
+    this.quorum = quorum ? new Replicas(taskCount, quorum) : null
   }
+
+  /** Quorum mode's counters: `{ results, agreed, dissented, spotChecks, unchecked, noQuorum }` (docs/jobs.md). */
+  get verification () { return this.quorum?.verification }
 
   get taskCount () { return this.status.length }
   get finished () { return this.remaining === 0 }
@@ -134,11 +86,7 @@ export class Scheduler {
   /** The tasks that failed for good, in the order they failed: `[{ task, code, message }]`. */
   failedTasks () { return [...this.errors].map(([task, e]) => ({ task, ...e })) }
 
-  /**
-   * A peer that may receive up to `limit` tasks at a time (or new values for one). `check`: in quorum
-   * mode, the probability that a task first dispatched to it is replicated (1 always, a trusted peer's
-   * spot-check rate, 0 for this peer's own workers).
-   */
+  /** A peer that may hold `limit` tasks at a time; `check` (quorum mode): its replication probability (docs/jobs.md). */
   addPeer (peerId, limit, check = 1) {
     if (this.peers.has(peerId)) { const p = this.peers.get(peerId); p.limit = Math.max(1, limit); p.check = check; return }
     this.peers.set(peerId, { limit: Math.max(1, limit), running: new Set(), won: 0, pausedUntil: 0, check })
@@ -302,19 +250,15 @@ export class Scheduler {
   failStarved (taskId, message) {
     if (this.status[taskId] >= 2) return []
     const cancel = [...this.copies[taskId].keys()].sort()
-    this.verification.noQuorum++
+    this.quorum.verification.noQuorum++
     this.#failTask(taskId, 'no-quorum', message)
     return cancel
   }
 
   // MARK: quorum mode
 
-  #wanted (t) {
-    if (this.status[t] >= 2) return 0
-    return Math.max(0, this.needed[t] - this.results[t].length - this.copies[t].size)
-  }
-
-  #eligible (t, peerId) { return !this.copies[t].has(peerId) && !this.results[t].some((r) => r.peerId === peerId) }
+  #wanted (t) { return this.quorum.wanted(t, this.copies[t].size, this.status[t] < 2) }
+  #eligible (t, peerId) { return !this.copies[t].has(peerId) && !this.quorum.gave(t, peerId) }
 
   /** Keeps `retry` (the tasks that want more copies, in the order they came to want them) in step. */
   #requeue (t) {
@@ -334,77 +278,51 @@ export class Scheduler {
 
   #dispatchReplica (t, peerId, now) {
     const peer = this.peers.get(peerId)
-    if (this.results[t].length === 0 && this.copies[t].size === 0) {
-      // No result and no copy out: decide here whether the task is replicated.
-      if (peer.check <= 0) this.single[t] = 1
-      else if (peer.check >= 1) this.single[t] = 0
-      else {
-        this.single[t] = spotCheckDraw(this.quorum.seed, t) >= peer.check ? 1 : 0
-        if (!this.single[t]) this.verification.spotChecks++
-      }
-      this.needed[t] = this.single[t] ? 1 : 2
-    }
+    // No result and no copy out: decide here whether the task is replicated.
+    if (this.quorum.count(t) === 0 && this.copies[t].size === 0) this.quorum.decide(t, peer.check)
     const attempt = ++this.attempts[t]
     this.status[t] = 1
     this.copies[t].set(peerId, { sentAt: now, attempt })
     this.sentTo[t].add(peerId)
     peer.running.add(t)
     this.counts.dispatched++
-    if (attempt > this.needed[t]) this.counts.redispatched++
+    if (attempt > this.quorum.needed[t]) this.counts.redispatched++
     this.#requeue(t)
     return { taskId: t, peerId, attempt, speculative: false }
   }
 
   #completeReplica (t, peerId, sha256, now) {
     const out = { winner: false, mismatch: false, unexpected: false, cancel: [], agreed: [], dissented: [], failed: false }
-    if (this.status[t] === 3 || this.results[t].some((r) => r.peerId === peerId)) return out
+    if (this.status[t] === 3 || this.quorum.gave(t, peerId)) return out
     const copy = this.copies[t].get(peerId)
     const peer = this.peers.get(peerId)
     if (peer) peer.pausedUntil = 0
-    this.results[t].push({ peerId, sha256 })
-    this.verification.results++
+    this.quorum.add(t, peerId, sha256)
     if (this.status[t] === 2) {
       // After acceptance: compared with the accepted digest.
       this.counts.discarded++
-      if (this.winners.get(t) === sha256) { out.agreed = [peerId]; this.verification.agreed++ } else {
-        this.counts.mismatches++
-        out.mismatch = true
-        out.dissented = [peerId]
-        this.verification.dissented++
-      }
+      Object.assign(out, this.quorum.compare(this.winners.get(t), peerId, sha256))
+      if (out.mismatch) this.counts.mismatches++
       return out
     }
     if (copy) { this.copies[t].delete(peerId); peer?.running.delete(t) }
-    const digests = this.results[t].map((r) => r.sha256)
-    const h = decideQuorum(digests, this.single[t] === 1)
-    if (h !== null) {
+    const { accepted, agreed, dissented } = this.quorum.judge(t)
+    if (accepted !== null) {
       this.status[t] = 2
       this.remaining--
-      this.winners.set(t, h)
+      this.winners.set(t, accepted)
       if (peer) peer.won++
       if (copy) this.durations.push(now - copy.sentAt)
-      if (digests.length === 1) this.verification.unchecked++
-      else {
-        out.agreed = this.results[t].filter((r) => r.sha256 === h).map((r) => r.peerId)
-        out.dissented = this.results[t].filter((r) => r.sha256 !== h).map((r) => r.peerId)
-        this.verification.agreed += out.agreed.length
-        this.verification.dissented += out.dissented.length
-      }
-      out.winner = true
-      out.cancel = [...this.copies[t].keys()].sort()
+      Object.assign(out, { winner: true, agreed, dissented, cancel: [...this.copies[t].keys()].sort() })
       for (const other of out.cancel) this.#dropCopy(t, other)
       this.#unqueue(t)
       return out
     }
-    if (digests.length >= this.needed[t]) {
-      if (digests.length >= this.quorum.maxReplicas) {
-        out.cancel = [...this.copies[t].keys()].sort()
-        out.failed = true
-        this.verification.noQuorum++
-        this.#failTask(t, 'no-quorum', `no strict majority of ${digests.length} results agrees (at most ${this.quorum.maxReplicas} copies)`)
-        return out
-      }
-      this.needed[t] = digests.length + 1
+    const message = this.quorum.grow(t)
+    if (message) {
+      Object.assign(out, { failed: true, cancel: [...this.copies[t].keys()].sort() })
+      this.#failTask(t, 'no-quorum', message)
+      return out
     }
     if (this.copies[t].size === 0) this.status[t] = 0
     this.#requeue(t)

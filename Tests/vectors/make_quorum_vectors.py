@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes Tests/vectors/quorum.json: the rules of `verify: 'quorum'` (docs/jobs.md, "Verification by
-quorum") computed by an independent Python model of that text. The browser (Public/process/scheduler.js:
-spotCheckDraw, decideQuorum, Reputation, Scheduler in quorum mode; Tests/e2e/test_scheduler_vectors.py) and
+quorum") computed by an independent Python model of that text. The browser (Public/process/quorum.js:
+spotCheckDraw, decideQuorum, Reputation; scheduler.js: Scheduler in quorum mode; Tests/e2e/test_scheduler_vectors.py) and
 the native engine (Sources/Jobs/Quorum.swift, Scheduler.swift; Tests/JobsTests/QuorumVectorTests.swift)
 must both reproduce every value and every step.
 
