@@ -36,6 +36,7 @@ export class Job {
     this.reputation = host.reputation ?? new Reputation()
     this.seed = spec.seed ?? Math.floor(Math.random() * 2 ** 53)
     this.penalised = []
+    this.held = new Map()        // taskId → Map(sha256 → value): results of tasks not decided yet
     this.scheduler = new Scheduler({
       taskCount: spec.inputs.length,
       // The worker stops a task at deadlineMs from its start; before that it may wait behind others.
@@ -140,27 +141,37 @@ export class Job {
     }
     this.declines.delete(src)
     if (this.quorum && this.reputation.avoided(src)) return   // penalised: its results no longer count
+    // The value of each digest of a task not decided yet (quorum mode: a later verdict may accept it).
+    if (!this.held.has(taskId)) this.held.set(taskId, new Map())
+    this.held.get(taskId).set(sha, value)
     const { winner, mismatch, cancel, agreed, dissented, failed } = this.scheduler.complete(taskId, src, sha, performance.now())
     if (mismatch && !this.quorum) this.host.emit('error', { code: 'result-mismatch', message: `task ${taskId}: copies from different peers differ` })
+    if (winner) this.#accepted(taskId, src, sha, cancel)
+    if (!this.scheduler.isOpen(taskId)) this.held.delete(taskId)
     if (agreed?.length || dissented?.length) this.#verdict(taskId, agreed, dissented)
     if (failed) {
       this.#cancelCopies(taskId, cancel)
       this.host.emit('task-error', { jobId: this.id, taskId, peerId: src, code: 'no-quorum', message: 'the results of the task disagree' })
     }
-    if (winner) {
-      this.wins.set(src, (this.wins.get(src) ?? 0) + 1)
-      if (this.results) this.results[taskId] = value
-      this.spec.onResult?.(taskId, value)
-      this.#cancelCopies(taskId, cancel)
-      const total = this.scheduler.taskCount
-      this.host.emit('progress', { jobId: this.id, done: total - this.scheduler.remaining, total, peerId: src })
-    }
     this.#pump()
+  }
+
+  /** Task `taskId` has its result: the value of digest `sha` from `peerId`; `cancel` lists the peers with copies. */
+  #accepted (taskId, peerId, sha, cancel) {
+    const value = this.held.get(taskId)?.get(sha)
+    this.held.delete(taskId)
+    this.wins.set(peerId, (this.wins.get(peerId) ?? 0) + 1)
+    if (this.results) this.results[taskId] = value
+    this.spec.onResult?.(taskId, value)
+    this.#cancelCopies(taskId, cancel)
+    const total = this.scheduler.taskCount
+    this.host.emit('progress', { jobId: this.id, done: total - this.scheduler.remaining, total, peerId })
   }
 
   /**
    * Quorum mode: records agreement and penalties in the engine's reputation; a penalised peer leaves
-   * the job (its copies go to others) and later jobs avoid it; a peer that became trusted is only
+   * the job (its copies go to others), its results stop counting in the tasks not decided yet (judged
+   * again), and later jobs avoid it; a peer that became trusted is only
    * spot-checked from now on.
    */
   #verdict (taskId, agreed, dissented) {
@@ -173,9 +184,15 @@ export class Job {
     for (const p of dissented) {
       if (p === me) continue
       this.reputation.penalise(p)
-      if (!this.penalised.includes(p)) this.penalised.push(p)
+      if (this.penalised.includes(p)) continue
+      this.penalised.push(p)
       this.host.emit('penalised', { jobId: this.id, taskId, peerId: p })
       this.#lose(p, 'penalised')
+      // Its results stop counting: the tasks it answered are judged again, and some may be accepted now.
+      for (const r of this.scheduler.discount(p)) {
+        this.#accepted(r.taskId, r.winner, r.accepted, r.completion.cancel)
+        this.#verdict(r.taskId, r.completion.agreed, r.completion.dissented)
+      }
     }
   }
 

@@ -77,6 +77,17 @@ export class Replicas {
   gave (t, peerId) { return this.results[t].some((r) => r.peerId === peerId) }
   count (t) { return this.results[t].length }
   add (t, peerId, sha256) { this.results[t].push({ peerId, sha256 }); this.verification.results++ }
+  /** The peer of the latest result of task `t` with digest `sha256`. */
+  latest (t, sha256) { return this.results[t].findLast((r) => r.sha256 === sha256).peerId }
+
+  /** Removes the result of a penalised peer; the task then wants max(2, n + 1) results (1 if single). Whether there was one. */
+  remove (t, peerId) {
+    const n = this.results[t].length
+    this.results[t] = this.results[t].filter((r) => r.peerId !== peerId)
+    if (this.results[t].length === n) return false
+    this.needed[t] = Math.max(this.single[t] ? 1 : 2, this.results[t].length + 1)
+    return true
+  }
 
   /** A result that came after acceptance, compared with the accepted digest. */
   compare (accepted, peerId, sha256) {

@@ -38,8 +38,7 @@ export class Scheduler {
    * @param {number} [o.speculateAfter] a task is a straggler once running for this many median task times (default 1.5)
    * @param {number} [o.speculateMinMs] … and for at least this long (default 1000), so that short tasks are not duplicated
    * @param {number} [o.maxRetries] copies of a task lost, corrupt or cancelled before it fails (default 10)
-   * @param {{maxReplicas: number, seed: number}} [o.quorum] quorum mode: results of a task at most (at
-   *   least 2), and the seed of the spot-check draws
+   * @param {{maxReplicas: number, seed: number}} [o.quorum] quorum mode: results of a task at most, spot-check seed
    */
   constructor ({ taskCount, deadlineMs = 120000, maxAttempts = 3, maxCopies = 2, speculateAfter = 1.5, speculateMinMs = 1000, maxRetries = 10, quorum = null }) {
     if (!Number.isInteger(taskCount) || taskCount < 0) throw new Error('taskCount must be a non-negative integer')
@@ -79,6 +78,8 @@ export class Scheduler {
 
   /** Whether `peerId` is one of the job's peers. */
   hasPeer (peerId) { return this.peers.has(peerId) }
+  /** Whether task `taskId` is neither done nor failed. */
+  isOpen (taskId) { return this.status[taskId] < 2 }
   /** The job's peers, in the order they were added. */
   peerIds () { return [...this.peers.keys()] }
   /** How many peers the job has. */
@@ -167,15 +168,8 @@ export class Scheduler {
       return { winner: false, mismatch, cancel: [] }
     }
     if (this.status[taskId] === 3) return { winner: false, mismatch: false, cancel: [] }
-    this.status[taskId] = 2
-    this.remaining--
-    this.winners.set(taskId, sha256)
-    if (peer) peer.won++
     if (copy) this.durations.push(now - copy.sentAt)
-    const cancel = [...this.copies[taskId].keys()].sort()
-    for (const other of cancel) this.#dropCopy(taskId, other)
-    this.#unqueue(taskId)
-    return { winner: true, mismatch: false, cancel }
+    return this.#accept(taskId, sha256, peerId, [], [])
   }
 
   /**
@@ -236,10 +230,7 @@ export class Scheduler {
   /** Winner counts per peer, for the job's statistics (peers removed since are kept by the engine). */
   wins () { return new Map([...this.peers].map(([id, p]) => [id, p.won])) }
 
-  /**
-   * Quorum mode: tasks that want another copy that none of the job's peers may run (each holds a copy
-   * or gave a result), in task order.
-   */
+  /** Quorum mode: tasks wanting a copy that none of the job's peers may run (each holds one or gave a result), sorted. */
   starved () {
     if (!this.quorum) return []
     const peers = [...this.peers.keys()]
@@ -255,7 +246,32 @@ export class Scheduler {
     return cancel
   }
 
+  /** Quorum mode: a penalised peer's results stop counting; open tasks are judged again. Returns `[{ taskId, accepted, winner, completion }]` accepted now. */
+  discount (peerId) {
+    const out = []
+    for (let t = 0; t < this.taskCount; t++) {
+      if (this.status[t] >= 2 || !this.quorum?.remove(t, peerId)) continue
+      const { accepted, agreed, dissented } = this.quorum.judge(t)
+      if (accepted === null) { this.#requeue(t); continue }
+      const winner = this.quorum.latest(t, accepted)
+      out.push({ taskId: t, accepted, winner, completion: this.#accept(t, accepted, winner, agreed, dissented) })
+    }
+    return out
+  }
+
   // MARK: quorum mode
+
+  #accept (t, accepted, winnerId, agreed, dissented) {
+    this.status[t] = 2
+    this.remaining--
+    this.winners.set(t, accepted)
+    const winner = this.peers.get(winnerId)
+    if (winner) winner.won++
+    const cancel = [...this.copies[t].keys()].sort()
+    for (const other of cancel) this.#dropCopy(t, other)
+    this.#unqueue(t)
+    return { winner: true, mismatch: false, unexpected: false, cancel, agreed, dissented, failed: false }
+  }
 
   #wanted (t) { return this.quorum.wanted(t, this.copies[t].size, this.status[t] < 2) }
   #eligible (t, peerId) { return !this.copies[t].has(peerId) && !this.quorum.gave(t, peerId) }
@@ -277,18 +293,10 @@ export class Scheduler {
   }
 
   #dispatchReplica (t, peerId, now) {
-    const peer = this.peers.get(peerId)
-    // No result and no copy out: decide here whether the task is replicated.
-    if (this.quorum.count(t) === 0 && this.copies[t].size === 0) this.quorum.decide(t, peer.check)
-    const attempt = ++this.attempts[t]
-    this.status[t] = 1
-    this.copies[t].set(peerId, { sentAt: now, attempt })
-    this.sentTo[t].add(peerId)
-    peer.running.add(t)
-    this.counts.dispatched++
-    if (attempt > this.quorum.needed[t]) this.counts.redispatched++
+    if (this.quorum.count(t) === 0 && this.copies[t].size === 0) this.quorum.decide(t, this.peers.get(peerId).check)
+    const assignment = this.#dispatch(t, peerId, now, false)
     this.#requeue(t)
-    return { taskId: t, peerId, attempt, speculative: false }
+    return assignment
   }
 
   #completeReplica (t, peerId, sha256, now) {
@@ -308,15 +316,9 @@ export class Scheduler {
     if (copy) { this.copies[t].delete(peerId); peer?.running.delete(t) }
     const { accepted, agreed, dissented } = this.quorum.judge(t)
     if (accepted !== null) {
-      this.status[t] = 2
-      this.remaining--
-      this.winners.set(t, accepted)
-      if (peer) peer.won++
+      // Every task is judged after each change of its results, so the digest accepted now is this result's.
       if (copy) this.durations.push(now - copy.sentAt)
-      Object.assign(out, { winner: true, agreed, dissented, cancel: [...this.copies[t].keys()].sort() })
-      for (const other of out.cancel) this.#dropCopy(t, other)
-      this.#unqueue(t)
-      return out
+      return this.#accept(t, accepted, peerId, agreed, dissented)
     }
     const message = this.quorum.grow(t)
     if (message) {
@@ -351,7 +353,7 @@ export class Scheduler {
     this.peers.get(peerId).running.add(taskId)
     this.counts.dispatched++
     if (speculative) this.counts.speculative++
-    else if (attempt > 1) this.counts.redispatched++
+    else if (attempt > (this.quorum ? this.quorum.needed[taskId] : 1)) this.counts.redispatched++
     return { taskId, peerId, attempt, speculative }
   }
 

@@ -41,6 +41,7 @@ public struct JobCore: Sendable {
     /// The engine's reputation when the job started, updated with this job's verdicts (quorum mode).
     public private(set) var reputation: Reputation
     var penalised: [String] = []
+    var held: [Int: [String: [UInt8]]] = [:]
     var wins: [String: Int] = [:]
     var probes: [String: (sentAt: Double, misses: Int)] = [:]
     var sharedSent = Set<String>()     // peers that got the job's shared data
@@ -197,21 +198,30 @@ public struct JobCore: Sendable {
         }
         declines[src] = nil
         if quorum && reputation.avoided(src) { return [] }   // penalised: its results no longer count
+        // The bytes of each digest of a task not decided yet (quorum mode: a later verdict may accept them).
+        held[t, default: [:]][sha] = bytes
         let c = scheduler.complete(t, from: src, sha256: sha, now: now)
         var actions: [JobAction] = []
         if c.mismatch && !quorum { actions.append(.log(.error, "job \(id): task \(t): copies from different peers differ")) }
+        if c.winner { actions += accepted(t, from: src, digest: sha) + cancelCopies(t, c.cancel) }
+        if !scheduler.isOpen(t) { held[t] = nil }
         if !c.agreed.isEmpty || !c.dissented.isEmpty { actions += verdict(t, agreed: c.agreed, dissented: c.dissented) }
         if c.failed {
-            return actions + cancelCopies(t, c.cancel) + [.log(.warning, "job \(id): task \(t) failed: no-quorum: its results disagree")]
+            actions += cancelCopies(t, c.cancel) + [.log(.warning, "job \(id): task \(t) failed: no-quorum: its results disagree")]
         }
-        guard c.winner else { return actions }
-        wins[src, default: 0] += 1
-        return actions + [.result(taskId: t, from: src, bytes: bytes)] + cancelCopies(t, c.cancel)
-            + [.progress(done: scheduler.taskCount - scheduler.remaining, total: scheduler.taskCount)]
+        return actions
     }
 
-    /// Quorum mode: records agreement and penalties; a penalised peer leaves the job (its copies go to
-    /// others) and is avoided by later jobs; a peer that became trusted is only spot-checked from now on.
+    /// Task `t` has its result: the bytes of `digest` from `peer`.
+    mutating func accepted(_ t: Int, from peer: String, digest: String) -> [JobAction] {
+        guard let bytes = held.removeValue(forKey: t)?[digest] else { return [.log(.error, "job \(id): task \(t): no bytes for the accepted digest")] }
+        wins[peer, default: 0] += 1
+        return [.result(taskId: t, from: peer, bytes: bytes), .progress(done: scheduler.taskCount - scheduler.remaining, total: scheduler.taskCount)]
+    }
+
+    /// Quorum mode: records agreement and penalties. A penalised peer leaves the job (its copies go to
+    /// others), its results stop counting in the tasks not decided yet (which are judged again: some may
+    /// be accepted now), and later jobs avoid it; a peer that became trusted is only spot-checked from now on.
     mutating func verdict(_ t: Int, agreed: [String], dissented: [String]) -> [JobAction] {
         var actions: [JobAction] = [.verdict(agreed: agreed, dissented: dissented)]
         for p in agreed where p != me {
@@ -220,9 +230,14 @@ public struct JobCore: Sendable {
         }
         for p in dissented where p != me {
             reputation.penalise(p)
-            if !penalised.contains(p) { penalised.append(p) }
+            guard !penalised.contains(p) else { continue }
+            penalised.append(p)
             actions.append(.log(.warning, "job \(id): task \(t): the result of \(p) differs from the accepted one: penalised"))
             actions += lose(p, reason: "penalised")
+            for r in scheduler.discount(p) {
+                actions += accepted(r.taskId, from: r.winner, digest: r.accepted) + cancelCopies(r.taskId, r.completion.cancel)
+                actions += verdict(r.taskId, agreed: r.completion.agreed, dissented: r.completion.dissented)
+            }
         }
         return actions
     }

@@ -97,6 +97,9 @@ public struct Scheduler: Sendable {
         peerOrder.append(peer)
     }
 
+    /// Whether task `t` is neither done nor failed.
+    public func isOpen(_ t: Int) -> Bool { t >= 0 && t < taskCount && (status[t] == .pending || status[t] == .running) }
+
     /// Quorum mode: a peer's new check probability (it became trusted).
     public mutating func setCheck(_ peer: String, _ check: Double) { peers[peer]?.check = check }
 
@@ -350,22 +353,9 @@ extension Scheduler {
         }
         if copy != nil { copies[t][peer] = nil; peers[peer]?.running.remove(t) }
         if let h = Quorum.decide(results[t].map(\.sha256), single: single[t]) {
-            status[t] = .done
-            remaining -= 1
-            winners[t] = h
-            peers[peer]?.won += 1
+            // Every task is judged after each change of its results, so the digest accepted now is this result's.
             if let copy { durations.append(now - copy.sentAt) }
-            if results[t].count == 1 { verification.unchecked += 1 } else {
-                c.agreed = results[t].filter { $0.sha256 == h }.map(\.peer)
-                c.dissented = results[t].filter { $0.sha256 != h }.map(\.peer)
-                verification.agreed += c.agreed.count
-                verification.dissented += c.dissented.count
-            }
-            c.winner = true
-            c.cancel = copies[t].keys.sorted()
-            for other in c.cancel { dropCopy(t, other) }
-            retry.removeAll { $0 == t }
-            return c
+            return accept(t, h, winner: peer)
         }
         if results[t].count >= needed[t] {
             guard results[t].count < quorum!.maxReplicas else {
@@ -380,6 +370,47 @@ extension Scheduler {
         if copies[t].isEmpty { status[t] = .pending }
         requeue(t)
         return c
+    }
+
+    mutating func accept(_ t: Int, _ h: String, winner: String) -> Completion {
+        var c = Completion(winner: true, mismatch: false, unexpected: false, cancel: [])
+        status[t] = .done
+        remaining -= 1
+        winners[t] = h
+        peers[winner]?.won += 1
+        if results[t].count == 1 { verification.unchecked += 1 } else {
+            c.agreed = results[t].filter { $0.sha256 == h }.map(\.peer)
+            c.dissented = results[t].filter { $0.sha256 != h }.map(\.peer)
+            verification.agreed += c.agreed.count
+            verification.dissented += c.dissented.count
+        }
+        c.cancel = copies[t].keys.sorted()
+        for other in c.cancel { dropCopy(t, other) }
+        retry.removeAll { $0 == t }
+        return c
+    }
+
+    /// A task accepted when the results of a penalised peer stopped counting (`discount`): its digest,
+    /// the peer of its latest result with that digest (whose bytes are used), and the completion.
+    public struct Rejudged: Equatable, Sendable { public var taskId: Int, accepted: String, winner: String, completion: Completion }
+
+    /// Quorum mode: `peer` was penalised, so its results no longer count in the tasks not decided yet:
+    /// they are removed and each such task (in task order) is judged again on the results left. Returns
+    /// the tasks accepted by that; the others want more copies.
+    public mutating func discount(_ peer: String) -> [Rejudged] {
+        guard quorum != nil else { return [] }
+        var out: [Rejudged] = []
+        for t in 0..<taskCount where (status[t] == .pending || status[t] == .running) && results[t].contains(where: { $0.peer == peer }) {
+            results[t].removeAll { $0.peer == peer }
+            if let h = Quorum.decide(results[t].map(\.sha256), single: single[t]) {
+                let winner = results[t].last { $0.sha256 == h }!.peer
+                out.append(Rejudged(taskId: t, accepted: h, winner: winner, completion: accept(t, h, winner: winner)))
+            } else {
+                needed[t] = max(single[t] ? 1 : 2, results[t].count + 1)
+                requeue(t)
+            }
+        }
+        return out
     }
 
     /// Quorum mode: tasks that want another copy that none of the job's peers may run (each holds a

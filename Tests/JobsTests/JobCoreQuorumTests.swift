@@ -101,6 +101,27 @@ private func quorumCore(tasks n: Int, peers: Int, reputation: Reputation = Reput
         #expect(d.scheduler.verification.spotChecks == checked.count)
     }
 
+    @Test func aPenalisedPeersResultsStopCountingAndATaskIsAcceptedOnWhatIsLeft() throws {
+        var c = quorumCore(tasks: 2, peers: 4)
+        _ = c.start(now: 0)
+        #expect(tasks(c.discovered([available("x", workers: 2), available("y"), available("a", workers: 2), available("b")], now: 0))
+                == ["0@x", "1@x", "0@y", "1@a"])
+        _ = c.received("x", ok(0, [90]), now: 1)
+        #expect(tasks(c.received("y", ok(0, [91]), now: 2)) == ["0@a"])       // two cheaters disagree: a third copy
+        #expect(tasks(c.received("a", ok(0, [0]), now: 3)) == ["0@b"])        // no majority of three: a fourth
+        #expect(results(c.received("b", ok(0, [0]), now: 4)).isEmpty)        // two against two: no strict majority
+        #expect(tasks(c.received("x", ok(1, [81]), now: 5)).isEmpty)
+        #expect(tasks(c.received("a", ok(1, [1]), now: 6)) == ["1@y"])
+        // y agrees on task 1: x dissented and is penalised; without x's result task 0 is 2 against 1: accepted,
+        // with b's bytes, and y, which dissented there, is penalised too.
+        let end = c.received("y", ok(1, [1]), now: 7)
+        let accepted = end.compactMap { if case .result(let t, let from, let bytes) = $0 { return "\(t)@\(from)=\(bytes)" } else { return nil } }
+        #expect(accepted == ["1@y=[1]", "0@b=[0]"])
+        #expect(verdicts(end) == ["+a,y -x", "+a,b -y"])
+        let stats = try #require(try finished(end)?.get())
+        #expect(stats.penalised == ["x", "y"] && stats.verification?.noQuorum == 0)
+    }
+
     @Test func noMajorityWithinMaxReplicasFailsTheTaskAsNoQuorum() {
         var c = quorumCore(tasks: 1, peers: 3) { $0.maxReplicas = 3 }
         _ = c.start(now: 0)

@@ -89,6 +89,13 @@ import Testing
                     out = s.expired(now: now).map { ["task": $0.taskId, "peer": $0.peer, "failed": $0.failure.failed, "cancel": $0.failure.cancel] as [String: Any] }
                 case "starved": out = s.starved()
                 case "failStarved": out = s.failStarved(task, message: "m")
+                case "discount":
+                    out = s.discount(peer).map { r -> [String: Any] in
+                        let c = r.completion
+                        return ["task": r.taskId, "accepted": r.accepted, "winner": r.winner,
+                                "completion": ["winner": c.winner, "mismatch": c.mismatch, "unexpected": c.unexpected, "cancel": c.cancel,
+                                               "agreed": c.agreed, "dissented": c.dissented, "failed": c.failed] as [String: Any]]
+                    }
                 default: Issue.record("\(name): unknown op \(op)"); break stepLoop
                 }
                 if let want = step["expect"] {

@@ -100,6 +100,9 @@ RUN_QUORUM = """async (file) => {
         case 'expired': out = s.expired(step.now).map((e) => ({ task: e.taskId, peer: e.peerId, failed: e.failed, cancel: e.cancel })); break
         case 'starved': out = s.starved(); break
         case 'failStarved': out = s.failStarved(step.task, 'm'); break
+        case 'discount': out = s.discount(step.peer).map((r) => ({ task: r.taskId, accepted: r.accepted, winner: r.winner,
+          completion: { winner: r.completion.winner, mismatch: !!r.completion.mismatch, unexpected: !!r.completion.unexpected, cancel: r.completion.cancel,
+            agreed: r.completion.agreed, dissented: r.completion.dissented, failed: !!r.completion.failed } })); break
         default: throw new Error('unknown op ' + step.op)
       }
       got.push({ out, state: { remaining: s.remaining, finished: s.finished, pending: s.pending, counts: { ...s.counts }, verification: { ...s.verification } } })

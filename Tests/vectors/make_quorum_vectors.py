@@ -32,6 +32,10 @@ The rules modelled (docs/jobs.md, "Scheduling" and "Verification by quorum"; whe
   2c > n). Accepted on one result: `unchecked`; else every result is agreed or dissented (in arrival
   order). The other copies are cancelled (sorted). Not accepted and n >= needed: if n >= maxReplicas the
   task fails ('no-quorum', copies cancelled), else needed = n + 1.
+- `discount(peer)` (the peer was penalised): its results are removed from the tasks not decided yet,
+  and each of those (in task order) is judged again on the results left; one accepted now is reported
+  with its digest, the peer of the latest remaining result with it (the winner, whose bytes are used) and
+  the completion as above; the others want max(2, n + 1) results again (1 for a single task) with n left.
 - `starved()`: tasks wanting a copy that no peer of the job may run, sorted; `failStarved(t)` fails one
   as 'no-quorum' (the copies still out are returned, sorted).
 - Reputation: agreed counts up on agreement and to 0 on a penalty; trusted iff no penalty and agreed >=
@@ -224,22 +228,7 @@ class Model:
         digests = [d for _, d in self.res[t]]
         h = decide(digests, self.single[t])
         if h is not None:
-            self.state[t] = "done"
-            self.accepted[t] = h
-            if p in self.peers:
-                self.peers[p]["won"] += 1
-            if len(digests) == 1:
-                self.ver["unchecked"] += 1
-            else:
-                r["agreed"] = [q for q, d in self.res[t] if d == h]
-                r["dissented"] = [q for q, d in self.res[t] if d != h]
-                self.ver["agreed"] += len(r["agreed"])
-                self.ver["dissented"] += len(r["dissented"])
-            r["winner"] = True
-            r["cancel"] = sorted(self.out[t])
-            self.out[t] = {}
-            self.sync(t)
-            return r
+            return self._accept(t, h, p)
         if len(digests) >= self.need[t]:
             if len(digests) >= self.q["maxReplicas"]:
                 r["cancel"] = sorted(self.out[t])
@@ -252,6 +241,39 @@ class Model:
             self.state[t] = "pending"
         self.sync(t)
         return r
+
+    def _accept(self, t, h, winner):
+        r = {"winner": True, "mismatch": False, "unexpected": False, "cancel": [], "agreed": [], "dissented": [], "failed": False}
+        self.state[t] = "done"
+        self.accepted[t] = h
+        if winner in self.peers:
+            self.peers[winner]["won"] += 1
+        if len(self.res[t]) == 1:
+            self.ver["unchecked"] += 1
+        else:
+            r["agreed"] = [q for q, d in self.res[t] if d == h]
+            r["dissented"] = [q for q, d in self.res[t] if d != h]
+            self.ver["agreed"] += len(r["agreed"])
+            self.ver["dissented"] += len(r["dissented"])
+        r["cancel"] = sorted(self.out[t])
+        self.out[t] = {}
+        self.sync(t)
+        return r
+
+    def discount(self, p):
+        out = []
+        for t in range(self.n):
+            if self.state[t] not in ("pending", "running") or all(q != p for q, _ in self.res[t]):
+                continue
+            self.res[t] = [(q, d) for q, d in self.res[t] if q != p]
+            h = decide([d for _, d in self.res[t]], self.single[t])
+            if h is None:
+                self.need[t] = max(1 if self.single[t] else 2, len(self.res[t]) + 1)
+                self.sync(t)
+                continue
+            winner = [q for q, d in self.res[t] if d == h][-1]
+            out.append({"task": t, "accepted": h, "winner": winner, "completion": self._accept(t, h, winner)})
+        return out
 
     def fail(self, t, p, code, now, pause=500):
         if not (0 <= t < self.n) or p not in self.out[t]:
@@ -329,6 +351,8 @@ def apply(m, op):
         return m.starved()
     if k == "failStarved":
         return m.fail_starved(op["task"])
+    if k == "discount":
+        return m.discount(op["peer"])
     raise ValueError(k)
 
 
@@ -360,6 +384,10 @@ def fixed():
             [A("a", 1), A("b", 1), A("c", 1), G(0), F(0, "a", "lost", 5), G(6), C(0, "a", "h", 7), C(0, "b", "h", 8), C(0, "c", "h", 9)]),
         run("a removed peer's copies come back in task order", 3, OPTS,
             [A("a", 3), A("b", 1), A("c", 1), G(0), {"op": "removePeer", "peer": "a"}, G(1), {"op": "expired", "now": 1500}, G(1600)]),
+        run("a penalised peer's results stop counting: tasks judged again", 3, dict(OPTS, maxReplicas=7),
+            [A("x", 3), A("y", 3), A("a", 3), A("b", 3), G(0), C(0, "x", "x0", 1), C(0, "y", "y0", 2), G(3), C(0, "a", "h0", 4), G(5),
+             C(0, "b", "h0", 6), C(1, "x", "x1", 7), C(1, "y", "h1", 8), C(2, "x", "x2", 9), {"op": "removePeer", "peer": "x"}, {"op": "discount", "peer": "x"}, G(10),
+             {"op": "removePeer", "peer": "y"}, {"op": "discount", "peer": "y"}, G(11)]),
         run("after acceptance a result is compared", 1, OPTS,
             [A("a", 1), A("b", 1), A("c", 1), G(0), C(0, "a", "x", 1), C(0, "b", "h", 2), G(3), F(0, "c", "lost", 4), G(5),
              C(0, "c", "h", 6), C(0, "a", "x", 7), {"op": "setCheck", "peer": "b", "check": 0.5}]),
@@ -414,6 +442,8 @@ def scenario(rng, index):
             added += 1
         elif r < 0.9 and m.peers:
             step({"op": "setCheck", "peer": rng.choice(sorted(m.peers)), "check": rng.choice([1, 0.1, 0.6])})
+        elif r < 0.93 and liars:
+            step({"op": "discount", "peer": rng.choice(sorted(liars))})
         elif r < 0.96:
             step({"op": "starved"})
             starving = m.starved()
