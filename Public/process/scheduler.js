@@ -169,7 +169,7 @@ export class Scheduler {
     }
     if (this.status[taskId] === 3) return { winner: false, mismatch: false, cancel: [] }
     if (copy) this.durations.push(now - copy.sentAt)
-    return this.#accept(taskId, sha256, peerId, [], [])
+    return this.#accept(taskId, sha256, peerId)
   }
 
   /**
@@ -254,14 +254,14 @@ export class Scheduler {
       const { accepted, agreed, dissented } = this.quorum.judge(t)
       if (accepted === null) { this.#requeue(t); continue }
       const winner = this.quorum.latest(t, accepted)
-      out.push({ taskId: t, accepted, winner, completion: this.#accept(t, accepted, winner, agreed, dissented) })
+      out.push({ taskId: t, accepted, winner, completion: { ...this.#accept(t, accepted, winner), agreed, dissented } })
     }
     return out
   }
 
   // MARK: quorum mode
 
-  #accept (t, accepted, winnerId, agreed, dissented) {
+  #accept (t, accepted, winnerId) {
     this.status[t] = 2
     this.remaining--
     this.winners.set(t, accepted)
@@ -270,7 +270,7 @@ export class Scheduler {
     const cancel = [...this.copies[t].keys()].sort()
     for (const other of cancel) this.#dropCopy(t, other)
     this.#unqueue(t)
-    return { winner: true, mismatch: false, unexpected: false, cancel, agreed, dissented, failed: false }
+    return { winner: true, mismatch: false, cancel }
   }
 
   #wanted (t) { return this.quorum.wanted(t, this.copies[t].size, this.status[t] < 2) }
@@ -318,7 +318,7 @@ export class Scheduler {
     if (accepted !== null) {
       // Every task is judged after each change of its results, so the digest accepted now is this result's.
       if (copy) this.durations.push(now - copy.sentAt)
-      return this.#accept(t, accepted, peerId, agreed, dissented)
+      return { ...this.#accept(t, accepted, peerId), agreed, dissented }
     }
     const message = this.quorum.grow(t)
     if (message) {
