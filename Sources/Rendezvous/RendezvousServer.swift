@@ -24,6 +24,10 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
     var membership: Membership
     let files: StaticFiles?
     var subscribers = Set<ConnectionID>()
+    /// The subscribers whose request carried the admin token: they also see why peers leave (docs/api.md).
+    var adminSubscribers = Set<ConnectionID>()
+    /// The admin `/api/events` request being answered (set by its route, taken by `eventStreamOpened`).
+    var pendingAdminStream: ConnectionID?
     /// Renders `/api/network` pages off the signalling thread.
     var analytics: AnalyticsWorker!
     /// Set by `shutdown`: new connections are told to go away, closes are not leaves.
@@ -163,8 +167,11 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
             transport.close(connection, status: 1001, reason: "server going away")
             return
         }
-        perform(handle(.opened(connection, remoteAddress: remoteAddress, now: now)))
-        logger.debug("connection opened", metadata: ["connection": "\(connection)", "remote": "\(remoteAddress)"])
+        // The client's address as far as the server can tell ("" when unknown): the core vouches link URLs with it.
+        let client = clientAddress(peer: remoteAddress, forwardedFor: transport.forwardedFor(connection),
+                                   trustedProxies: configuration.trustedProxies)
+        perform(handle(.opened(connection, remoteAddress: client, now: now)))
+        logger.debug("connection opened", metadata: ["connection": "\(connection)", "remote": "\(remoteAddress)", "client": "\(client)"])
     }
 
     public func webSocketReceived(_ connection: ConnectionID, text: [UInt8]) {
@@ -191,10 +198,13 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
 
     public func eventStreamOpened(_ connection: ConnectionID) {
         subscribers.insert(connection)
+        if pendingAdminStream == connection { adminSubscribers.insert(connection) }
+        pendingAdminStream = nil
     }
 
     public func eventStreamClosed(_ connection: ConnectionID) {
         subscribers.remove(connection)
+        adminSubscribers.remove(connection)
     }
 
     public func httpRequest(_ request: HTTPRequest) -> HTTPResponse {
@@ -244,7 +254,13 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
         case .join(let p):
             name = "join"; data = .object(["peerId": .string(p.hex)])
         case .leave(let p, let reason):
-            name = "leave"; data = .object(["peerId": .string(p.hex), "reason": .string(reason.rawValue)])
+            // Anonymous subscribers see that a peer left, as /api/network shows; only the admin sees why.
+            name = "leave"; data = .object(["peerId": .string(p.hex)])
+            if !adminSubscribers.isEmpty {
+                let full = Array("event: leave\ndata: ".utf8) + JSONValue.object(["peerId": .string(p.hex), "reason": .string(reason.rawValue)]).encoded()
+                    + Array("\n\n".utf8)
+                for s in adminSubscribers { transport.sendEvent(full, to: s) }
+            }
         case .replaced(let p):
             name = "replace"; data = .object(["peerId": .string(p.hex)])
         case .updated(let p, let updates):
@@ -253,7 +269,8 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
                             "changes": .array(updates.map { ServerMessage($0, config: membership.config(rows:)).json })])
         }
         let bytes = Array("event: \(name)\ndata: ".utf8) + data.encoded() + Array("\n\n".utf8)
-        for s in subscribers { transport.sendEvent(bytes, to: s) }
+        let skip = name == "leave" ? adminSubscribers : []
+        for s in subscribers where !skip.contains(s) { transport.sendEvent(bytes, to: s) }
     }
 
     func statsSnapshot() -> StatsSnapshot {
