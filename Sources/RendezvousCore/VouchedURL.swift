@@ -136,7 +136,7 @@ public enum VouchedURL {
 /// The address a client connection comes from, as far as the server can tell (docs/protocol.md,
 /// "Vouched URLs"): the socket's peer address, or, when that peer is a trusted proxy, the address the
 /// proxy forwarded (`X-Forwarded-For`, read from the right: the first entry that is not itself a trusted
-/// proxy). "" when it cannot be told: a trusted proxy that forwarded nothing usable, or an
+/// proxy, or the leftmost when all are). "" when it cannot be told: a trusted proxy that forwarded nothing usable, or an
 /// `X-Forwarded-For` header from a peer that is not a trusted proxy (a proxy the operator did not list:
 /// every client behind it would otherwise share the proxy's address).
 public func clientAddress(peer: String, forwardedFor: String?, trustedProxies: Set<IPAddress>) -> String {
@@ -148,7 +148,7 @@ public func clientAddress(peer: String, forwardedFor: String?, trustedProxies: S
         guard let ip = IPAddress(entry) else { return "" }
         if !trustedProxies.contains(ip) { return String(entry) }
     }
-    return ""
+    return entries.first.map(String.init) ?? ""
 }
 
 extension Substring {

@@ -59,7 +59,9 @@ import WireProtocol
         #expect(clientAddress(peer: "192.0.2.7", forwardedFor: nil, trustedProxies: proxies) == "192.0.2.7")
         #expect(clientAddress(peer: "127.0.0.1", forwardedFor: "192.0.2.7", trustedProxies: proxies) == "192.0.2.7")
         #expect(clientAddress(peer: "127.0.0.1", forwardedFor: "203.0.113.9, 192.0.2.7, 10.0.0.1", trustedProxies: proxies) == "192.0.2.7")
+        #expect(clientAddress(peer: "127.0.0.1", forwardedFor: "10.0.0.1, 127.0.0.1", trustedProxies: proxies) == "10.0.0.1")
         #expect(clientAddress(peer: "127.0.0.1", forwardedFor: nil, trustedProxies: proxies) == "")
+        #expect(clientAddress(peer: "127.0.0.1", forwardedFor: "", trustedProxies: proxies) == "")
         #expect(clientAddress(peer: "127.0.0.1", forwardedFor: "unknown", trustedProxies: proxies) == "")
         // A header from anyone else: a proxy the operator did not list, or a client lying.
         #expect(clientAddress(peer: "192.0.2.7", forwardedFor: "127.0.0.1", trustedProxies: proxies) == "")
