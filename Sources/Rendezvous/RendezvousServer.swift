@@ -11,7 +11,7 @@ import WireProtocol
 /// come back; it also serves the HTTP routes.
 ///
 /// `@unchecked Sendable` is safe because every mutable stored property (`membership`, `subscribers`,
-/// the recorder's file) is touched only on the transport's service thread (from `TransportHandler`
+/// `adminSubscribers`, `pendingAdminStream`, the recorder's file) is touched only on the transport's service thread (from `TransportHandler`
 /// callbacks or jobs posted with `transport.sync`/`post`); `start()`/`stop()`/`port` only call
 /// thread-safe `Transport` methods, and `stop()` closes the recorder after the service thread ended.
 /// The state-file timer reads the core only inside `transport.sync` (on the service thread); `saveTimer`
@@ -250,17 +250,14 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
         }
         guard !subscribers.isEmpty else { return }
         let name: String, data: JSONValue
+        var adminData: JSONValue?   // what subscribers with the admin token get instead, when it differs
         switch event {
         case .join(let p):
             name = "join"; data = .object(["peerId": .string(p.hex)])
         case .leave(let p, let reason):
             // Anonymous subscribers see that a peer left, as /api/network shows; only the admin sees why.
             name = "leave"; data = .object(["peerId": .string(p.hex)])
-            if !adminSubscribers.isEmpty {
-                let full = Array("event: leave\ndata: ".utf8) + JSONValue.object(["peerId": .string(p.hex), "reason": .string(reason.rawValue)]).encoded()
-                    + Array("\n\n".utf8)
-                for s in adminSubscribers { transport.sendEvent(full, to: s) }
-            }
+            adminData = .object(["peerId": .string(p.hex), "reason": .string(reason.rawValue)])
         case .replaced(let p):
             name = "replace"; data = .object(["peerId": .string(p.hex)])
         case .updated(let p, let updates):
@@ -268,9 +265,10 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
             data = .object(["peerId": .string(p.hex),
                             "changes": .array(updates.map { ServerMessage($0, config: membership.config(rows:)).json })])
         }
-        let bytes = Array("event: \(name)\ndata: ".utf8) + data.encoded() + Array("\n\n".utf8)
-        let skip = name == "leave" ? adminSubscribers : []
-        for s in subscribers where !skip.contains(s) { transport.sendEvent(bytes, to: s) }
+        func sse(_ data: JSONValue) -> [UInt8] { Array("event: \(name)\ndata: ".utf8) + data.encoded() + Array("\n\n".utf8) }
+        let bytes = sse(data)
+        let adminBytes = adminSubscribers.isEmpty ? nil : adminData.map(sse)
+        for s in subscribers { transport.sendEvent(adminBytes.flatMap { adminSubscribers.contains(s) ? $0 : nil } ?? bytes, to: s) }
     }
 
     func statsSnapshot() -> StatsSnapshot {
