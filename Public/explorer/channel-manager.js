@@ -6,10 +6,9 @@
 // duplicate offers, answers and candidates of an abandoned attempt do no harm. Glare (both peers dial
 // each other at once) is resolved by ID: the attempt of the peer with the smaller ID wins.
 //
-// Native peers (browsercloud peer) do not speak WebRTC: they listen for WebSockets and send a
-// "dial-me" signal ({ type: 'dial-me', url, nonce }), also in answer to an offer. The browser then
-// dials that URL and says hello with the nonce; the link carries the same frames as a data channel
-// (docs/protocol.md, "Links").
+// Native peers (browsercloud peer) listen for WebSockets and send "dial-me" ({ type: 'dial-me', url, nonce }),
+// also in answer to an offer; the browser dials only the sender's vouched URL (`fromUrl`, explorer/dial-me.js)
+// and says hello with the nonce. Such links carry the frames of a data channel (docs/protocol.md, "Links").
 //
 // Last resort: when the server relays links (`linkRelay` in its config) and WebRTC to a peer failed
 // twice (or is turned off), the link's frames go through the server in `link` messages.
@@ -17,6 +16,7 @@
 import { parseFrame, parseJSON, chunkFrames, MAX_PARTIAL_MESSAGES } from './link-frame.js'
 import { LINK_ERRORS, LinkError } from './link-errors.js'
 import { Link, SocketChannel, RelayChannel, randomId, MAX_PARTIAL_CHARS } from './link-channels.js'
+import { dialMeRefusal } from './dial-me.js'
 
 export { LINK_ERRORS, LinkError } from './link-errors.js'
 
@@ -58,6 +58,7 @@ export class ChannelManager {
     this.stopped = false
     this.attempt = 0
     this.reconnectTimer = null
+    this.dialsRefused = 0       // dial-me signals refused: not the sender's vouched URL (ERR_DIAL_REFUSED)
   }
 
   /** What the server said at registration: this peer's ID and whether (and how large) it relays links. */
@@ -273,9 +274,9 @@ export class ChannelManager {
     this.sendToServer({ type: 'signal', to: link.peerId, intentId: link.intentId, signal })
   }
 
-  #onSignal ({ from, intentId, signal }) {
+  #onSignal ({ from, intentId, signal, fromUrl }) {
     if (typeof from !== 'string' || typeof intentId !== 'string' || !signal) return
-    if (signal.type === 'dial-me') { this.#dialSocket(from, signal); return }
+    if (signal.type === 'dial-me') { this.#dialSocket(from, signal, fromUrl); return }
     let link = this.links.get(from)
     if (signal.type === 'offer') {
       if (link && link.intentId === intentId) return // duplicate
@@ -323,15 +324,21 @@ export class ChannelManager {
     this.#receive(link, frame)
   }
 
-  /** A native peer asks to be dialled at `url` (its WebSocket listener); `nonce` proves who we are. */
-  #dialSocket (peerId, { url, nonce }) {
-    if (typeof url !== 'string' || !/^wss?:\/\//.test(url) || typeof nonce !== 'string' || nonce.length > 64) return
+  /** A native peer asks to be dialled at `url`, its vouched `fromUrl` (its listener); `nonce` proves who we are. */
+  #dialSocket (peerId, { url, nonce }, fromUrl) {
+    if (typeof nonce !== 'string' || nonce.length > 64) return
+    const refusal = dialMeRefusal({ url, fromUrl, signalingURL: this.o.url })
     const existing = this.links.get(peerId)
+    if (refusal !== null) {
+      this.dialsRefused++ // counted and reported; a WebRTC attempt the native peer cannot answer ends (towards the relay)
+      const error = new LinkError(LINK_ERRORS.DIAL_REFUSED, `refused to dial ${peerId}: ${refusal}`)
+      return existing?.state === 'connecting' && existing.role !== 'socket' ? this.#destroy(existing, error) : this.o.onLinkError?.(peerId, error)
+    }
     if (existing && (existing.state === 'open' || existing.role === 'socket')) return
     if (existing) this.#destroy(existing) // a WebRTC attempt the native peer cannot answer
     let ws
     try {
-      ws = new WebSocket(url, LINK_SUBPROTOCOL)
+      ws = new WebSocket(fromUrl, LINK_SUBPROTOCOL)
     } catch (error) {
       this.o.onLinkError?.(peerId, new LinkError(LINK_ERRORS.DIAL, `cannot dial ${url}: ${error.message}`))
       return

@@ -10,6 +10,7 @@ export const LINK_ERRORS = Object.freeze({
   SIGNALING: 'ERR_SIGNALING',                   // creating or applying an offer or answer threw
   ICE_CANDIDATE: 'ERR_ADD_ICE_CANDIDATE',       // a remote ICE candidate was refused (the link goes on)
   DIAL: 'ERR_DIAL',                             // a native peer's URL could not be dialled
+  DIAL_REFUSED: 'ERR_DIAL_REFUSED',             // a dial-me not naming the sender's vouched URL (not dialled)
   HANDSHAKE: 'ERR_HANDSHAKE',                   // a WebSocket link's welcome was wrong or late
   REASSEMBLY: 'ERR_REASSEMBLY',                 // a peer exceeded the bounds on partial messages
   SEND: 'ERR_SEND',                             // a control frame could not be sent

@@ -126,6 +126,9 @@ public final class PeerNode: TransportHandler, @unchecked Sendable {
     /// Whether every needed peer has an open link (the ring is usable from here).
     public var isReady: Bool { checked(session.isReady) }
 
+    /// `dial-me` signals refused because they named a URL the server does not vouch for (docs/protocol.md).
+    public var dialMeRefused: Int { checked(session.dialMeRefused) }
+
     // MARK: the shell
 
     private func assertServiceThread() {

@@ -33,6 +33,8 @@ public struct PeerSession {
     /// Set by `going-away`: the delay the server asked for before the next connection attempt.
     var retryAfter: UInt64?
     var counter = 0
+    /// `dial-me` signals refused because their URL was not the sender's vouched URL (or unusable).
+    public internal(set) var dialMeRefused = 0
     var random: any RandomNumberGenerator
 
     /// `random` supplies nonces, IDs and jitter: the system generator in production, a seeded one in tests.
@@ -115,8 +117,8 @@ public struct PeerSession {
             state = .registered
             reconnectAttempt = 0
             return [.log(.info, "registered as \(id.hex)\(again ? " (again)" : "")"), .registered(id, again: again)]
-        case .signal(let from, let intentId, let signal):
-            return onSignal(from: from, intentId: intentId, signal: signal.value ?? .null, now: now)
+        case .signal(let from, let intentId, let signal, let fromUrl):
+            return onSignal(from: from, intentId: intentId, signal: signal.value ?? .null, fromUrl: fromUrl, now: now)
         case .link(let from, let frame):
             guard relayAllowed, state == .registered else { return [] }
             var actions: [PeerAction] = []
@@ -150,14 +152,23 @@ public struct PeerSession {
         return [.sendServer(c, .signal(to: to, intentId: intentId, signal: RawJSON(body)))]
     }
 
-    mutating func onSignal(from: PeerID, intentId: String, signal: JSONValue, now: UInt64) -> [PeerAction] {
+    /// `fromUrl`: the sender's URL as the server vouches for it (docs/protocol.md, "Vouched URLs").
+    mutating func onSignal(from: PeerID, intentId: String, signal: JSONValue, fromUrl: String?, now: UInt64) -> [PeerAction] {
         switch signal["type"]?.stringValue {
         case "offer":
             // A browser dials with WebRTC, which this peer does not speak: ask it to dial our URL.
             return sendDialMe(to: from, intentId: intentId, force: true, now: now)
         case "dial-me":
-            guard let url = signal["url"]?.stringValue, let nonce = signal["nonce"]?.stringValue, nonce.utf8.count <= 64 else { return [] }
-            return dial(from, url: url, nonce: nonce)
+            guard let nonce = signal["nonce"]?.stringValue, nonce.utf8.count <= 64 else { return [] }
+            switch dialMeTarget(asked: signal["url"]?.stringValue, vouched: fromUrl, serverHost: configuration.serverHost) {
+            case .success(let target):
+                return dial(from, target, nonce: nonce)
+            case .failure(let refusal):
+                // Never dial a URL the server does not vouch for: the link falls back as when dialling fails.
+                dialMeRefused += 1
+                let text = "refused to dial \(from.hex): \(refusal.rawValue) (\(dialMeRefused) refused so far)"
+                return [.log(.warning, text), .error(PeerError("dial-refused", text))]
+            }
         default:
             return []   // answers and ICE candidates of WebRTC: not for us
         }
@@ -171,13 +182,8 @@ public struct PeerSession {
         return signal(peer, intentId: intent, ["type": "dial-me", "url": .string(url), "nonce": .string(nonce)])
     }
 
-    mutating func dial(_ peer: PeerID, url: String, nonce: String) -> [PeerAction] {
+    mutating func dial(_ peer: PeerID, _ target: WebSocketURL, nonce: String) -> [PeerAction] {
         guard !links.isOpen(peer) || links.links[peer]?.connection == nil, !links.isDialling(peer) else { return [] }
-        // Only IP literals: a host name would be resolved synchronously on the service thread (lws 4.1
-        // without async DNS), so another peer could stall this one with a slow name.
-        guard let target = WebSocketURL(url), isIPLiteral(target.host) else {
-            return [.log(.warning, "\(peer.hex) asked to be dialled at an unusable URL \(url)")]
-        }
         return [.dial(peer, target, nonce: nonce)]
     }
 

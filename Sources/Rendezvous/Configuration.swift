@@ -28,6 +28,9 @@ public struct ServerConfiguration: Sendable {
     public var stateSaveInterval = 1.0
     /// Start with no bindings when the state file is unreadable or corrupt, instead of refusing to start.
     public var startEmpty = false
+    /// Proxies (their addresses) whose `X-Forwarded-For` tells the client's address, with which the core
+    /// vouches peers' link URLs (`clientAddress(peer:forwardedFor:trustedProxies:)`; docs/protocol.md).
+    public var trustedProxies: Set<IPAddress> = []
 
     public init() {}
 

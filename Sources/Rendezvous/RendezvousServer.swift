@@ -11,7 +11,7 @@ import WireProtocol
 /// come back; it also serves the HTTP routes.
 ///
 /// `@unchecked Sendable` is safe because every mutable stored property (`membership`, `subscribers`,
-/// the recorder's file) is touched only on the transport's service thread (from `TransportHandler`
+/// `adminSubscribers`, `pendingAdminStream`, the recorder's file) is touched only on the transport's service thread (from `TransportHandler`
 /// callbacks or jobs posted with `transport.sync`/`post`); `start()`/`stop()`/`port` only call
 /// thread-safe `Transport` methods, and `stop()` closes the recorder after the service thread ended.
 /// The state-file timer reads the core only inside `transport.sync` (on the service thread); `saveTimer`
@@ -24,6 +24,10 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
     var membership: Membership
     let files: StaticFiles?
     var subscribers = Set<ConnectionID>()
+    /// The subscribers whose request carried the admin token: they also see why peers leave (docs/api.md).
+    var adminSubscribers = Set<ConnectionID>()
+    /// The admin `/api/events` request being answered (set by its route, taken by `eventStreamOpened`).
+    var pendingAdminStream: ConnectionID?
     /// Renders `/api/network` pages off the signalling thread.
     var analytics: AnalyticsWorker!
     /// Set by `shutdown`: new connections are told to go away, closes are not leaves.
@@ -163,8 +167,11 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
             transport.close(connection, status: 1001, reason: "server going away")
             return
         }
-        perform(handle(.opened(connection, remoteAddress: remoteAddress, now: now)))
-        logger.debug("connection opened", metadata: ["connection": "\(connection)", "remote": "\(remoteAddress)"])
+        // The client's address as far as the server can tell ("" when unknown): the core vouches link URLs with it.
+        let client = clientAddress(peer: remoteAddress, forwardedFor: transport.forwardedFor(connection),
+                                   trustedProxies: configuration.trustedProxies)
+        perform(handle(.opened(connection, remoteAddress: client, now: now)))
+        logger.debug("connection opened", metadata: ["connection": "\(connection)", "remote": "\(remoteAddress)", "client": "\(client)"])
     }
 
     public func webSocketReceived(_ connection: ConnectionID, text: [UInt8]) {
@@ -191,10 +198,13 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
 
     public func eventStreamOpened(_ connection: ConnectionID) {
         subscribers.insert(connection)
+        if pendingAdminStream == connection { adminSubscribers.insert(connection) }
+        pendingAdminStream = nil
     }
 
     public func eventStreamClosed(_ connection: ConnectionID) {
         subscribers.remove(connection)
+        adminSubscribers.remove(connection)
     }
 
     public func httpRequest(_ request: HTTPRequest) -> HTTPResponse {
@@ -240,11 +250,14 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
         }
         guard !subscribers.isEmpty else { return }
         let name: String, data: JSONValue
+        var adminData: JSONValue?   // what subscribers with the admin token get instead, when it differs
         switch event {
         case .join(let p):
             name = "join"; data = .object(["peerId": .string(p.hex)])
         case .leave(let p, let reason):
-            name = "leave"; data = .object(["peerId": .string(p.hex), "reason": .string(reason.rawValue)])
+            // Anonymous subscribers see that a peer left, as /api/network shows; only the admin sees why.
+            name = "leave"; data = .object(["peerId": .string(p.hex)])
+            adminData = .object(["peerId": .string(p.hex), "reason": .string(reason.rawValue)])
         case .replaced(let p):
             name = "replace"; data = .object(["peerId": .string(p.hex)])
         case .updated(let p, let updates):
@@ -252,8 +265,10 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
             data = .object(["peerId": .string(p.hex),
                             "changes": .array(updates.map { ServerMessage($0, config: membership.config(rows:)).json })])
         }
-        let bytes = Array("event: \(name)\ndata: ".utf8) + data.encoded() + Array("\n\n".utf8)
-        for s in subscribers { transport.sendEvent(bytes, to: s) }
+        func sse(_ data: JSONValue) -> [UInt8] { Array("event: \(name)\ndata: ".utf8) + data.encoded() + Array("\n\n".utf8) }
+        let bytes = sse(data)
+        let adminBytes = adminSubscribers.isEmpty ? nil : adminData.map(sse)
+        for s in subscribers { transport.sendEvent(adminBytes.flatMap { adminSubscribers.contains(s) ? $0 : nil } ?? bytes, to: s) }
     }
 
     func statsSnapshot() -> StatsSnapshot {

@@ -43,7 +43,11 @@ extension RendezvousServer {
             .body(status: 200, contentType: "application/json", body: server.statsSnapshot().json.prettyEncoded())
         },
         Route(method: .get, pattern: .exact("/api/network")) { server, request, _ in server.networkPage(request) },
-        Route(method: .get, pattern: .exact("/api/events")) { _, _, _ in .eventStream },
+        Route(method: .get, pattern: .exact("/api/events")) { server, request, _ in
+            // The admin's stream also carries leave reasons (eventStreamOpened takes the mark).
+            server.pendingAdminStream = server.isAdmin(request) ? request.connection : nil
+            return .eventStream
+        },
         Route(method: .get, pattern: .parameter(prefix: "/api/peers/")) { server, request, id in server.peer(id, request) },
         Route(method: .delete, pattern: .parameter(prefix: "/api/peers/")) { server, request, id in server.evict(id, request) },
     ]
@@ -113,7 +117,7 @@ extension RendezvousServer {
 
     /// Whether the request carries the admin bearer token (false when admin routes are off). A missing
     /// or wrong token is not an error on read routes: the caller gets the anonymous view.
-    private func isAdmin(_ request: HTTPRequest) -> Bool {
+    func isAdmin(_ request: HTTPRequest) -> Bool {
         guard let adminToken = configuration.adminToken, let authorization = request.authorization else { return false }
         let expected = Array("Bearer \(adminToken)".utf8)
         let given = Array(authorization.utf8)

@@ -69,6 +69,9 @@ public struct PeerRecord: Equatable, Sendable {
     public var remoteAddress: String
     public var capabilities: [String: JSONValue]?
     public var stats: [String: Double] = [:]
+    /// The link URL the server vouches for (`capabilities.url` when `VouchedURL.check` accepts it):
+    /// relayed with every `signal` from this peer as `fromUrl`; nil when none.
+    public var vouchedURL: String? = nil
 }
 
 /// A change to the ring or to a peer's record, as the analytics thread replays it (from `Membership`).

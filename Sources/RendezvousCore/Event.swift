@@ -5,7 +5,8 @@ import Ring
 /// time it needs: `now` is monotonic seconds (any origin, never going back), `wallClock` is seconds since
 /// 1970-01-01 UTC. With these, an event carries all its inputs, so a recorded log replays exactly.
 public enum Event: Equatable, Sendable {
-    /// A WebSocket opened from `remoteAddress`.
+    /// A WebSocket opened from `remoteAddress`: the client's IP address as far as the shell can tell
+    /// (`clientAddress(peer:forwardedFor:trustedProxies:)`), "" when unknown. Link URLs are vouched with it.
     case opened(ConnectionID, remoteAddress: String, now: Double)
     /// A text frame (its bytes, as received; not necessarily valid UTF-8 or JSON).
     case received(ConnectionID, text: [UInt8], now: Double, wallClock: Double)

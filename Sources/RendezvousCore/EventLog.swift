@@ -113,9 +113,11 @@ public enum EventLog {
             }
         case .analytics(let change):
             func record(_ r: PeerRecord) -> JSONValue {
-                .object(["connection": id(r.connection), "connectedAt": .string(r.connectedAt),
+                var o: [String: JSONValue] = ["connection": id(r.connection), "connectedAt": .string(r.connectedAt),
                          "remoteAddress": .string(r.remoteAddress), "capabilities": r.capabilities.map(JSONValue.object) ?? .null,
-                         "stats": .object(r.stats.mapValues(JSONValue.number))])
+                         "stats": .object(r.stats.mapValues(JSONValue.number))]
+                if let url = r.vouchedURL { o["vouchedUrl"] = .string(url) }
+                return .object(o)
             }
             switch change {
             case .joined(let p, let r): return .object(["analytics": "joined", "peerId": .string(p.hex), "record": record(r)])

@@ -234,14 +234,15 @@ public struct Membership {
         }
         switch message {
         case .register(let peerId, let token, let capabilities):
-            return register(connection, peerId: peerId, token: token, capabilities: capabilities, wallClock: wallClock)
+            let actions = register(connection, peerId: peerId, token: token, capabilities: capabilities, wallClock: wallClock)
+            return session.machine.peer == nil ? actions + urlNotVouched(connection, capabilities) : actions
         case .signal(let to, let intentId, let signal):
             guard let from = session.machine.peer else { return fail(connection, notRegistered) }
             guard let target = peers[to] else {
                 return fail(connection, ProtocolError(.unknownPeer, "peer \(to.hex) is not in the ring"))
             }
             counters.signalsRelayed += 1
-            return [.send(target.connection, .signal(from: from, intentId: intentId, signal: signal))]
+            return [.send(target.connection, .signal(from: from, intentId: intentId, signal: signal, fromUrl: peers[from]?.vouchedURL))]
         case .leave:
             // An explicit leave ends the binding at once: the ID is free, the token expired.
             guard let peer = sessions[connection]?.machine.left() else { return fail(connection, notRegistered) }
@@ -304,8 +305,9 @@ public struct Membership {
         if let current = session.machine.peer {
             return fail(connection, ProtocolError(.alreadyRegistered, "this connection is already registered as \(current.hex)"))
         }
-        let record = PeerRecord(connection: connection, connectedAt: Date(timeIntervalSince1970: wallClock).formatted(.iso8601), remoteAddress: session.remoteAddress,
+        var record = PeerRecord(connection: connection, connectedAt: Date(timeIntervalSince1970: wallClock).formatted(.iso8601), remoteAddress: session.remoteAddress,
                                 capabilities: capabilities)
+        record.vouchedURL = Self.vouchedURL(capabilities, clientAddress: session.remoteAddress)
         if let peerId, let token {
             guard let epoch = credentials.epoch(of: token, for: peerId) else {
                 return fail(connection, ProtocolError(.badToken, "token does not match peer \(peerId.hex)"))

@@ -86,6 +86,7 @@ extension Transport {
         if isAccepted {
             // Bytes read so far (the handshake) are not frames.
             s.wire = WireAccount(baseline: bc_tcp_consumed(lws_get_socket_fd(wsi)), tls: lws_is_ssl(wsi) != 0)
+            s.forwardedFor = header(wsi, WSI_TOKEN_X_FORWARDED_FOR)
         }
         // No more request heads on this connection: the request gate's watcher goes.
         if let c = accepted[wsi] { releaseGate(of: c) }
@@ -95,6 +96,13 @@ extension Transport {
         }
         tally.webSocketsOpen += 1
         handler?.webSocketOpened(id, remoteAddress: peerAddress(wsi), origin: header(wsi, WSI_TOKEN_ORIGIN))
+    }
+
+    /// The `X-Forwarded-For` header of an accepted WebSocket's upgrade request (nil: none, or not an
+    /// accepted WebSocket that is open). Whether to believe it is the caller's decision (a trusted proxy).
+    public func forwardedFor(_ connection: ConnectionID) -> String? {
+        assert(isOnServiceThread)
+        return sockets[connection]?.forwardedFor
     }
 
     /// A WebSocket closed (CLOSED, CLIENT_CLOSED).
@@ -296,6 +304,8 @@ final class WebSocketSession {
     var frameStart = true
     /// Look for control frames at the next housekeeping (the peer pinged).
     var checkWire = false
+    /// The upgrade request's `X-Forwarded-For` header (accepted WebSockets; nil when absent).
+    var forwardedFor: String?
 
     init(wsi: OpaquePointer, maxMessageBytes: Int) {
         self.wsi = wsi

@@ -85,7 +85,8 @@ extension ServerMessage {
             guard let from = try id("from"), let intentId = o["intentId"]?.stringValue, let signal = o["signal"], signal.objectValue != nil else {
                 throw ProtocolError(.badField, "'signal' needs from, intentId and a signal object")
             }
-            return .signal(from: from, intentId: intentId, signal: RawJSON(signal.objectValue!))
+            let fromUrl = o["fromUrl"]?.stringValue
+            return .signal(from: from, intentId: intentId, signal: RawJSON(signal.objectValue!), fromUrl: fromUrl)
         case "link":
             guard let from = try id("from"), let frame = o["frame"]?.stringValue else { throw ProtocolError(.badField, "'link' needs from and frame") }
             return .link(from: from, frame: frame)

@@ -19,6 +19,9 @@ public enum ErrorCode: String, Sendable, CaseIterable, Codable {
     /// The token is genuine but no longer holds its ID: the lease ended, or another holder took the ID
     /// since. The peer forgets its ID and token and registers fresh.
     case idExpired = "id-expired"
+    /// Sent after `registered` (the peer is registered): its `capabilities.url` is not vouched for, so
+    /// other peers will not dial it (docs/protocol.md, "Vouched URLs"); the message says why.
+    case urlNotVouched = "url-not-vouched"
 }
 
 /// A protocol violation: what the server answers with an `error` message.
@@ -81,7 +84,9 @@ public enum ServerMessage: Equatable, Sendable {
     case predecessor(PeerID?)
     case successors([PeerID])
     case fingerUpdate(row: Int, start: PeerID, peer: PeerID?)
-    case signal(from: PeerID, intentId: String, signal: RawJSON)
+    /// A relayed signal. `fromUrl`: the sender's vouched link URL, from the server's record of the sender
+    /// (never from the signal); the only URL a receiver dials for the sender's `dial-me` (nil: none).
+    case signal(from: PeerID, intentId: String, signal: RawJSON, fromUrl: String? = nil)
     case error(ErrorCode, String)
     /// The server is shutting down: reconnect after `retryAfterMs` and re-register with the token.
     case goingAway(retryAfterMs: Int)
@@ -103,8 +108,10 @@ public enum ServerMessage: Equatable, Sendable {
             return .object(["type": "successors", "peerIds": .array(list.map { id($0) })])
         case .fingerUpdate(let row, let start, let peer):
             return .object(["type": "finger-update", "row": .number(Double(row)), "start": id(start), "peerId": id(peer)])
-        case .signal(let from, let intentId, let signal):
-            return .object(["type": "signal", "from": id(from), "intentId": .string(intentId), "signal": signal.value ?? .null])
+        case .signal(let from, let intentId, let signal, let fromUrl):
+            var o: [String: JSONValue] = ["type": "signal", "from": id(from), "intentId": .string(intentId), "signal": signal.value ?? .null]
+            if let fromUrl { o["fromUrl"] = .string(fromUrl) }
+            return .object(o)
         case .error(let code, let message):
             return .object(["type": "error", "code": .string(code.rawValue), "message": .string(message)])
         case .goingAway(let ms):
@@ -116,12 +123,18 @@ public enum ServerMessage: Equatable, Sendable {
 
     /// The JSON text frame. A relayed signal is assembled around the sender's bytes (hot path).
     public func encoded() -> [UInt8] {
-        guard case .signal(let from, let intentId, let signal) = self else { return json.encoded() }
+        guard case .signal(let from, let intentId, let signal, let fromUrl) = self else { return json.encoded() }
         var out: [UInt8] = []
-        out.reserveCapacity(signal.bytes.count + intentId.utf8.count + 72)
+        out.reserveCapacity(signal.bytes.count + intentId.utf8.count + (fromUrl?.utf8.count ?? 0) + 84)
         out.append(contentsOf: #"{"type":"signal","from":""#.utf8)
         out.append(contentsOf: from.hex.utf8)
-        out.append(contentsOf: #"","intentId":"#.utf8)
+        if let fromUrl {
+            out.append(contentsOf: #"","fromUrl":"#.utf8)
+            appendJSONString(fromUrl, to: &out)
+            out.append(contentsOf: #","intentId":"#.utf8)
+        } else {
+            out.append(contentsOf: #"","intentId":"#.utf8)
+        }
         appendJSONString(intentId, to: &out)
         out.append(contentsOf: #","signal":"#.utf8)
         out.append(contentsOf: signal.bytes)

@@ -137,6 +137,7 @@ private func readCommands(_ node: PeerNode, leave: AsyncStream<Void>.Continuatio
                     "successors": .array(node.ring.successors.map { .string($0.hex) }),
                     "fingers": .object(Dictionary(uniqueKeysWithValues: node.ring.fingers.map { row, peer in (String(row), peer.map { .string($0.hex) } ?? .null) })),
                     "links": .array(node.linkedPeers.map { .string($0.hex) }.sorted { "\($0)" < "\($1)" }),
+                    "dialMeRefused": .number(Double(node.dialMeRefused)),
                 ]))
             }
         case "leave":

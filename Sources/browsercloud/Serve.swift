@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import Rendezvous
+import RendezvousCore
 import Ring
 import Transport
 
@@ -91,6 +92,7 @@ struct Serve: AsyncParsableCommand {
         config.core.idLeaseSeconds = s.idLease
         config.stateFilePath = s.stateFile ?? s.secretFile + ".state"
         config.startEmpty = s.startEmpty
+        config.trustedProxies = Set(s.trustedProxyAddresses ?? [])
         config.core.decoding.maxCapabilitiesBytes = s.maxCapabilitiesBytes
         if let adminTokenFile = s.adminTokenFile {
             config.adminToken = try String(contentsOfFile: adminTokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
@@ -124,6 +126,13 @@ struct Serve: AsyncParsableCommand {
 }
 
 extension ServeSettings {
+    /// `--trusted-proxies` parsed; nil when absent or when an entry is not an IP literal.
+    var trustedProxyAddresses: [IPAddress]? {
+        guard let trustedProxies else { return nil }
+        let list = trustedProxies.split(separator: ",").map { IPAddress($0.trimmingCharacters(in: .whitespaces)) }
+        return list.contains(nil) ? nil : list.compactMap { $0 }
+    }
+
     /// The checks that involve more than one value's syntax; throws `Settings.Failure`.
     func validate() throws {
         func check(_ ok: Bool, _ message: String) throws { if !ok { throw Settings.Failure(description: message) } }
@@ -142,6 +151,7 @@ extension ServeSettings {
         try check((tlsCert == nil) == (tlsKey == nil), "give --tls-cert and --tls-key together")
         try check(idLease >= 0 && idLease <= 86_400, "--id-lease must be 0...86400 seconds")
         try check(linkRelayRate > 0 && linkRelayBurst >= 1, "--link-relay-rate and --link-relay-burst must be positive")
+        try check(trustedProxies == nil || trustedProxyAddresses != nil, "--trusted-proxies takes a comma list of IP addresses")
         if let redirectPort {
             try check(tlsCert != nil, "--redirect-port needs --tls-cert and --tls-key")
             try check((1...65535).contains(redirectPort) && redirectPort != port, "--redirect-port must be 1...65535 and differ from --port")

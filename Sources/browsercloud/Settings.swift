@@ -57,6 +57,7 @@ struct ServeSettings: Sendable {
     var idLease = 60.0
     var stateFile: String?
     var startEmpty = false
+    var trustedProxies: String?
 
     enum EventLoop: String, ExpressibleByArgument, CaseIterable, Sendable { case epoll, poll }
 }
@@ -101,6 +102,7 @@ extension Settings {
         .value("link-relay-burst", \.linkRelayBurst, "Relayed link frames a connection may send in a burst."),
         .value("id-lease", \.idLease, "Time an ID stays leased to its holder after its session ends: no newcomer gets it, and only the holder's token takes it back (0 frees IDs at once). The default covers the clients' reconnect backoff (native peers: at most 10 s +25 %), a few failed attempts and the going-away spread (up to 10.25 s); docs/protocol.md.", unit: "seconds"),
         .optional("state-file", \.stateFile, "File keeping ID bindings (ID, holder epoch, lease end) across restarts: saved every second and on shutdown, loaded at start as leases (docs/protocol.md, \"Restarts\").", absent: "<secret-file>.state", valueName: "file"),
+        .optional("trusted-proxies", \.trustedProxies, "Comma list of proxy addresses (IP literals, such as 127.0.0.1 for nginx on this machine) whose X-Forwarded-For gives the client's address. The server vouches for a native peer's link URL only when its host is the address the peer connects from (docs/protocol.md, \"Vouched URLs\"); a connection with X-Forwarded-For from any other address gets no vouched URL.", absent: "none", valueName: "addresses"),
         .switch("start-empty", \.startEmpty, "Start without the previous ID bindings when the state file is unreadable or corrupt (otherwise the server refuses to start)."),
         .optional("record-events", \.recordEvents, "Diagnostics: write every event given to the server core and every action it returned to this file, as JSON lines (replayable; docs/architecture.md). It holds peers' messages and addresses: treat it as sensitive.", absent: "off", valueName: "file"),
     ]

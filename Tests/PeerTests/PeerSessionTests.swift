@@ -141,12 +141,13 @@ private func dialMes(_ actions: [PeerAction]) -> [(PeerID, String, String)] {
         #expect(dialMes(s.tick(now: 3_001 * ms)).map(\.0) == [a, b])
     }
 
-    @Test func dialMeSignalDialsAnIPLiteralAndSaysHello() {
+    @Test func dialMeSignalDialsTheVouchedURLAndSaysHello() {
         var s = registered()
-        let signal = #"{"type":"signal","from":"800000000000","intentId":"i1","signal":{"type":"dial-me","url":"ws://127.0.0.1:7002/x","nonce":"n1"}}"#
+        let signal = #"{"type":"signal","from":"800000000000","fromUrl":"ws://127.0.0.1:7002/x","intentId":"i1","signal":{"type":"dial-me","url":"ws://127.0.0.1:7002/x","nonce":"n1"}}"#
         #expect(s.received(server, text: text(signal), now: 0) == [.dial(a, WebSocketURL(host: "127.0.0.1", port: 7002, path: "/x"), nonce: "n1")])
-        let named = #"{"type":"signal","from":"800000000000","intentId":"i2","signal":{"type":"dial-me","url":"ws://example.com:7002/","nonce":"n1"}}"#
+        let named = #"{"type":"signal","from":"800000000000","fromUrl":"ws://example.com:7002/","intentId":"i2","signal":{"type":"dial-me","url":"ws://example.com:7002/","nonce":"n1"}}"#
         #expect(!s.received(server, text: text(named), now: 0).contains { if case .dial = $0 { return true } else { return false } })
+        #expect(s.dialMeRefused == 1)
         s.dialStarted(10, peer: a, nonce: "n1")
         #expect(s.opened(10, now: 0) == [.send(10, LinkFrame.hello(peerId: me, nonce: "n1").encoded())])
         #expect(s.received(10, text: LinkFrame.welcome(peerId: a).encoded(), now: 0).contains(.linkUp(a)))
@@ -155,6 +156,39 @@ private func dialMes(_ actions: [PeerAction]) -> [(PeerID, String, String)] {
         s.dialStarted(11, peer: b, nonce: "n2")
         _ = s.opened(11, now: 0)
         #expect(s.received(11, text: LinkFrame.welcome(peerId: a).encoded(), now: 0) == [.close(11, status: 1008, reason: "expected a welcome")])
+    }
+
+    @Test func dialMeToAnyURLButTheVouchedOneIsRefusedAndCounted() {
+        var s = registered()
+        func dialMe(fromUrl: String?, url: String?) -> [PeerAction] {
+            let from = fromUrl.map { #","fromUrl":"\#($0)""# } ?? ""
+            let named = url.map { #","url":"\#($0)""# } ?? ""
+            return s.received(server, text: text(#"{"type":"signal","from":"800000000000"\#(from),"intentId":"i","signal":{"type":"dial-me"\#(named),"nonce":"n1"}}"#), now: 0)
+        }
+        let refusals: [(String?, String?)] = [
+            (nil, "ws://127.0.0.1:7002/"),                       // the sender has no vouched URL
+            ("ws://127.0.0.1:7002/", "ws://127.0.0.2:7002/"),     // another address
+            ("ws://127.0.0.1:7002/", "ws://127.0.0.1:7003/"),     // another port
+            ("ws://127.0.0.1:7002/", nil),                        // no URL in the signal
+            ("wss://127.0.0.1:7002/", "wss://127.0.0.1:7002/"),   // not dialable by a native peer
+        ]
+        for (n, (vouched, asked)) in refusals.enumerated() {
+            let actions = dialMe(fromUrl: vouched, url: asked)
+            #expect(!actions.contains { if case .dial = $0 { true } else { false } }, "\(vouched ?? "-") \(asked ?? "-")")
+            #expect(actions.contains { if case .error(let e) = $0 { e.code == "dial-refused" } else { false } })
+            #expect(s.dialMeRefused == n + 1)
+        }
+        #expect(dialMe(fromUrl: "ws://127.0.0.1:7002/", url: "ws://127.0.0.1:7002/") == [.dial(a, WebSocketURL(host: "127.0.0.1", port: 7002, path: "/"), nonce: "n1")])
+        #expect(s.dialMeRefused == refusals.count)
+    }
+
+    @Test func loopbackURLsAreDialledOnlyWhenTheServerIsOnLoopbackToo() {
+        #expect(throws: Never.self) { try dialMeTarget(asked: "ws://127.0.0.1:1/", vouched: "ws://127.0.0.1:1/", serverHost: "127.0.0.1").get() }
+        #expect(throws: Never.self) { try dialMeTarget(asked: "ws://[::1]:1/", vouched: "ws://[::1]:1/", serverHost: "localhost").get() }
+        #expect(dialMeTarget(asked: "ws://127.0.0.1:1/", vouched: "ws://127.0.0.1:1/", serverHost: "10.0.0.1") == .failure(.loopback))
+        #expect(dialMeTarget(asked: "ws://[::ffff:127.0.0.1]:1/", vouched: "ws://[::ffff:127.0.0.1]:1/", serverHost: "192.0.2.1") == .failure(.loopback))
+        #expect(throws: Never.self) { try dialMeTarget(asked: "ws://10.0.0.2:1/", vouched: "ws://10.0.0.2:1/", serverHost: "10.0.0.1").get() }
+        #expect(isLoopback("127.9.9.9") && isLoopback("::1") && !isLoopback("::") && !isLoopback("0.0.0.0") && !isLoopback("128.0.0.1"))
     }
 
     @Test func acceptedLinkNeedsAHelloWithAnIssuedNonceWithinTheHandshakeTime() {

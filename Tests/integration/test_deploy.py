@@ -35,7 +35,8 @@ def proxied(pki, tmp_path_factory):
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if not pathlib.Path(nginx).exists():
         pytest.fail(f"nginx is missing: no {nginx} (scripts/install-deps.sh --test installs the nginx package)", pytrace=False)
-    server = Server(tmp_path_factory.mktemp("upstream"))
+    # As deploy/nginx.conf says: nginx on this machine is the trusted proxy.
+    server = Server(tmp_path_factory.mktemp("upstream"), "--trusted-proxies", "127.0.0.1")
     prefix = tmp_path_factory.mktemp("nginx")
     tls_port, http_port = free_port(), free_port()
     conf = (DEPLOY / "nginx.conf").read_text()
@@ -87,8 +88,8 @@ async def wss(url, ca):
                                            open_timeout=10, max_queue=None), 15)
 
 
-async def registered(ws):
-    await ws.send(json.dumps({"type": "register"}))
+async def registered(ws, capabilities=None):
+    await ws.send(json.dumps({"type": "register", **({"capabilities": capabilities} if capabilities else {})}))
     while True:
         m = json.loads(await asyncio.wait_for(ws.recv(), 10))
         if m["type"] == "registered":
@@ -105,6 +106,30 @@ def test_peers_register_and_relay_over_wss_through_nginx(proxied):
                 m = json.loads(await asyncio.wait_for(b.recv(), 10))
                 if m["type"] == "signal":
                     assert m["from"] == ids[0] and m["signal"] == {"type": "offer", "sdp": "v=0"}
+                    return
+    asyncio.run(scenario())
+
+
+def test_link_urls_are_vouched_with_the_address_nginx_forwards(proxied):
+    """Through nginx the server sees nginx's address; with --trusted-proxies it vouches link URLs with the
+    client's address from X-Forwarded-For (here loopback too), and relays the vouched URL as fromUrl.
+    (Without the setting this fails: X-Forwarded-For from an unlisted proxy leaves the address unknown.)"""
+    async def scenario():
+        url = f"wss://localhost:{proxied['tls']}/"
+        async with await wss(url, proxied["ca"]) as a, await wss(url, proxied["ca"]) as b:
+            ids = [await registered(a, {"url": "ws://127.0.0.1:9100/"}), await registered(b)]
+            await a.send(json.dumps({"type": "signal", "to": ids[1], "intentId": "v", "signal": {"type": "dial-me", "url": "ws://127.0.0.1:9100/", "nonce": "n"}}))
+            while True:
+                m = json.loads(await asyncio.wait_for(b.recv(), 10))
+                if m["type"] == "signal":
+                    assert m["from"] == ids[0] and m["fromUrl"] == "ws://127.0.0.1:9100/", m
+                    break
+            # a got no url-not-vouched (it would have come before the answer to this).
+            await a.send(json.dumps({"type": "signal", "to": "000000000001", "intentId": "p", "signal": {}}))
+            while True:
+                m = json.loads(await asyncio.wait_for(a.recv(), 10))
+                if m["type"] == "error":
+                    assert m["code"] == "unknown-peer", m
                     return
     asyncio.run(scenario())
 

@@ -66,10 +66,13 @@ def leaves(stream):
 
 
 def test_every_leave_has_its_reason_in_events_stats_metrics_and_log(start_server, peers):
+    """The admin's event stream carries every leave's reason; an anonymous one the same leaves without
+    reasons (docs/api.md, "Who sees what")."""
     server = start_server("--admin-token", ADMIN, "--ping-after", "1", "--idle-timeout", "2", "--rate-limit", "5",
                           "--rate-burst", "10", "--abusive-after", "20", "--log-level", "info")
-    stream = EventStream(server)
-    wait_until(lambda: server.stats()["eventSubscribers"] == 1, message="subscribed")
+    stream = EventStream(server, headers=f"Authorization: Bearer {ADMIN}\r\n")
+    anonymous = EventStream(server, headers="Authorization: Bearer wrong-token-0000000000000\r\n")
+    wait_until(lambda: server.stats()["eventSubscribers"] == 2, message="subscribed")
     expected = []
 
     def expect(peer_id, reason):
@@ -129,12 +132,18 @@ def test_every_leave_has_its_reason_in_events_stats_metrics_and_log(start_server
     for peer_id, reason in expected:
         assert f"peer={peer_id} peers=0 reason={reason} [Rendezvous] leave" in log, (peer_id, reason)
     assert f"peer={old.peer_id} peers=1 [Rendezvous] replaced" in log
+    # The anonymous stream saw the same leaves, joins and replacement, and no reason.
+    wait_until(lambda: [d for n, d in anonymous.events() if n == "leave"] == [{"peerId": p} for p, _ in expected],
+               message=f"anonymous leaves: {anonymous.events()}")
+    assert [n for n, _ in anonymous.events() if n != "update"] == [n for n, _ in stream.events() if n != "update"]
+    assert "reason" not in anonymous.text()
     stream.close()
+    anonymous.close()
 
 
 def test_slow_consumer_leave_reason(start_server, peers):
-    server = start_server("--send-queue-bytes", "65536", "--rate-limit", "100000", "--rate-burst", "100000")
-    stream = EventStream(server)
+    server = start_server("--admin-token", ADMIN, "--send-queue-bytes", "65536", "--rate-limit", "100000", "--rate-burst", "100000")
+    stream = EventStream(server, headers=f"Authorization: Bearer {ADMIN}\r\n")
     wait_until(lambda: server.stats()["eventSubscribers"] == 1, message="subscribed")
     slow, _ = flood_slow_consumer(server, peers)
     wait_until(lambda: leaves(stream) == [(slow.peer_id, "slow-consumer")], message="slow-consumer leave")

@@ -77,7 +77,7 @@ def table():
 TEXT = {"host": "0.0.0.0", "fingers": "0,47", "public": "/srv/bundle", "secret-file": "/var/lib/bc/secret",
         "admin-token": "0123456789abcdefX", "admin-token-file": "/etc/bc/admin", "allowed-origins": "https://a.example",
         "tls-cert": "/etc/bc/cert.pem", "tls-key": "/etc/bc/key.pem", "record-events": "/var/log/bc/events.jsonl",
-        "state-file": "/var/lib/bc/state"}
+        "state-file": "/var/lib/bc/state", "trusted-proxies": "127.0.0.1,::1"}
 
 
 def other_value(row):
@@ -142,6 +142,7 @@ def test_every_setting_works_from_every_source(tmp_path, env, source):
     ([], {"BROWSERCLOUD_MAX_PEERS": "many"}, "BROWSERCLOUD_MAX_PEERS: 'max-peers' takes an integer, not 'many'"),
     ([], {"BROWSERCLOUD_EVENT_LOOP": "select"}, "'event-loop' takes one of epoll, poll"),
     ([], {"BROWSERCLOUD_LINK_RELAY": "maybe"}, "BROWSERCLOUD_LINK_RELAY: 'link-relay' takes true or false"),
+    (["--trusted-proxies", "127.0.0.1,proxy.example"], {}, "--trusted-proxies takes a comma list of IP addresses"),
 ])
 def test_unknown_names_and_bad_values_fail_clearly(env, args, environment, message):
     r = serve("--port", "0", *args, env={**os.environ, **environment})
