@@ -71,7 +71,8 @@ extension RendezvousServer {
     }
 
     private func health() -> HTTPResponse {
-        json(200, ["status": "ok", "version": .string(browserCloudVersion), "peersOnline": .number(Double(membership.ring.count))])
+        json(200, ["status": "ok", "version": .string(browserCloudVersion), "peersOnline": .number(Double(membership.ring.count)),
+                   "serverKey": .string(identity.serverKey)])
     }
 
     /// `GET /api/peers/<id>`: the peer's ring entry (its address only for the admin).
