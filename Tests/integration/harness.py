@@ -114,6 +114,22 @@ def check_certificate(certificate, server_key):
     return peer_id, public_key, epoch
 
 
+async def register_async(ws, key=None, timeout=10):
+    """Registers an asyncio `websockets` connection: reads its challenge, signs it with `key` (a new one
+    when None), and returns the `registered` message (messages before it are dropped)."""
+    import asyncio
+    key = key or Ed25519PrivateKey.generate()
+    while True:
+        m = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+        if m.get("type") == "challenge":
+            break
+    await ws.send(json.dumps(register_message(key, m["nonce"], m["serverKey"])))
+    while True:
+        m = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+        if m.get("type") in ("registered", "error"):
+            return m
+
+
 class Peer:
     """A protocol v2 client that applies what the server pushes to its own view of the ring. It holds an
     Ed25519 key (a new one unless given) and signs its connection's challenge to register."""
