@@ -57,6 +57,10 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
         transport.handler = self
         analytics = AnalyticsWorker(configuration: configuration, transport: transport)
         try restoreBindings()
+        for (package, files) in configuration.vendor.missing {
+            logger.warning("vendor library missing: /vendor/ answers 404 for it, so pages that are not a secure context (plain http at a LAN address) cannot volunteer; install the Debian package (scripts/install-deps.sh)",
+                           metadata: ["package": "\(package)", "files": "\(files.joined(separator: ", "))"])
+        }
     }
 
     /// Loads the state file (if any) into the core as leases, before the transport starts.

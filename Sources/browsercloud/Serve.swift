@@ -84,6 +84,8 @@ struct Serve: AsyncParsableCommand {
         config.core.abusiveWindowSeconds = s.abusiveWindow
         config.core.abusiveFraction = s.abusiveFraction
         config.publicDirectory = s.public
+        config.vendor = VendorFiles(tweetnaclPath: s.tweetnaclPath == "none" ? nil : s.tweetnaclPath,
+                                    cryptojsDirectory: s.cryptojsPath == "none" ? nil : s.cryptojsPath)
         config.core.linkRelay = s.linkRelay
         config.core.linkRelayPerSecond = s.linkRelayRate
         config.core.linkRelayBurst = s.linkRelayBurst

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Rendezvous
 import Ring
 
 /// The settings of `serve`, declared once.
@@ -21,6 +22,8 @@ struct ServeSettings: Sendable {
     var host = "127.0.0.1"
     var port = 9000
     var `public`: String?
+    var tweetnaclPath = VendorFiles.debianTweetnaclPath
+    var cryptojsPath = VendorFiles.debianCryptojsDirectory
     var fingers = FingerPolicy.auto
     var successors = 3
     var secretFile = "browsercloud.secret"
@@ -68,6 +71,8 @@ extension Settings {
         .value("host", \.host, "Address to bind (IPv4/IPv6 literal, localhost, or 0.0.0.0 / :: for all interfaces)."),
         .value("port", \.port, "TCP port; 0 picks a free port and prints it on stdout."),
         .optional("public", \.public, "Directory served over HTTP (the browser bundle; index.html at /).", valueName: "directory"),
+        .value("tweetnacl-path", \.tweetnaclPath, "TweetNaCl.js file (Debian package node-tweetnacl) served at /vendor/tweetnacl/nacl-fast.min.js: Ed25519 keys for pages without WebCrypto (plain http at a LAN address); 404 and a warning at start when missing; none turns it off.", valueName: "file"),
+        .value("cryptojs-path", \.cryptojsPath, "Directory of CryptoJS's components (Debian package libjs-cryptojs), whose core-min.js, lib-typedarrays-min.js and sha256-min.js are served at /vendor/cryptojs/: SHA-256 for pages without WebCrypto; 404 and a warning at start when missing; none turns it off.", valueName: "directory"),
         .value("fingers", \.fingers, "Finger rows: auto, all, or a comma list of rows in 0...47 such as 0,10,12,20,30,47 (docs/overlay.md)."),
         .value("successors", \.successors, "Successor list length r pushed to each peer (1...32)."),
         .value("secret-file", \.secretFile, "Base name of the server's own files: the server key (<secret-file>.ed25519) and the state file (<secret-file>.state), unless --server-key-file and --state-file name them. The file itself is no longer read (re-registration tokens were retired).", valueName: "file"),
