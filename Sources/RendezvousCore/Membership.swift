@@ -13,7 +13,7 @@ import WireProtocol
 public struct Membership {
     public let configuration: MembershipConfiguration
     let credentials: any CredentialIssuer
-    public private(set) var ring: Ring
+    public internal(set) var ring: Ring
     public private(set) var peers: [PeerID: PeerRecord] = [:]
     var sessions: [ConnectionID: Session] = [:]   // internal: Membership+RateLimits.swift
     public internal(set) var counters = MembershipCounters()
@@ -23,17 +23,17 @@ public struct Membership {
     private var changes: [AnalyticsChange] = []
     /// Every ID with a holder: registered peers and leased IDs (docs/protocol.md, "Epochs, leases and the
     /// state file").
-    public private(set) var bindings: [PeerID: Binding] = [:]
+    public internal(set) var bindings: [PeerID: Binding] = [:]
     /// The ID each bound public key holds (a key holds at most one ID; the inverse of `bindings`).
-    public private(set) var holders: [String: PeerID] = [:]
+    public internal(set) var holders: [String: PeerID] = [:]
     /// The epoch the next new holder of an ID gets.
-    public private(set) var nextEpoch: UInt64
+    public internal(set) var nextEpoch: UInt64
     /// Leases in the order they end (deadlines never decrease: each is the event's `now` plus
     /// `idLeaseSeconds`, restored ones clamped to that); entries whose binding changed since are skipped.
-    private var leaseQueue: [(deadline: Double, peer: PeerID, epoch: UInt64)] = []
-    private var leaseQueueHead = 0
+    var leaseQueue: [(deadline: Double, peer: PeerID, epoch: UInt64)] = []   // internal: Membership+Leases.swift
+    var leaseQueueHead = 0
     /// The latest `now` of the events so far (monotonic seconds).
-    public private(set) var latestNow = -Double.infinity
+    public internal(set) var latestNow = -Double.infinity
 
     /// The holder of an ID: its epoch, its public key (64 lowercase hex) and, while the holder is away,
     /// when its lease ends (monotonic seconds; nil while a session holds the ID).
@@ -121,76 +121,6 @@ public struct Membership {
             changes.removeAll(keepingCapacity: true)
         }
         return actions
-    }
-
-    // MARK: Leases
-
-    /// Ends the leases whose deadline is at or before `now` (their IDs become free); called with the
-    /// `now` of every event, so expiry needs no clock of its own and replays exactly.
-    public mutating func expireLeases(now: Double) {
-        latestNow = max(latestNow, now)
-        while leaseQueueHead < leaseQueue.count, leaseQueue[leaseQueueHead].deadline <= now {
-            endLease(leaseQueue[leaseQueueHead])
-            leaseQueueHead += 1
-        }
-        if leaseQueueHead > 64, leaseQueueHead * 2 > leaseQueue.count {
-            leaseQueue.removeFirst(leaseQueueHead)
-            leaseQueueHead = 0
-        }
-    }
-
-    /// Ends one queued lease if its binding is still that lease.
-    private mutating func endLease(_ entry: (deadline: Double, peer: PeerID, epoch: UInt64)) {
-        guard let b = bindings[entry.peer], b.epoch == entry.epoch, b.leaseUntil == entry.deadline else { return }
-        unbind(entry.peer)
-        ring.release(entry.peer)
-        counters.leasesExpired += 1
-    }
-
-    /// The holder of `peer` went away: its ID is leased to it for `idLeaseSeconds` from the latest `now`.
-    /// At most `maxPeers` leases are held: beyond, the oldest ends early.
-    private mutating func lease(_ peer: PeerID) -> Bool {
-        guard var b = bindings[peer], configuration.idLeaseSeconds > 0 else {
-            unbind(peer)
-            return false
-        }
-        let deadline = latestNow + configuration.idLeaseSeconds
-        b.leaseUntil = deadline
-        bindings[peer] = b
-        leaseQueue.append((deadline, peer, b.epoch))
-        while leasesHeld > configuration.maxPeers, leaseQueueHead < leaseQueue.count {
-            endLease(leaseQueue[leaseQueueHead])
-            leaseQueueHead += 1
-        }
-        return bindings[peer] != nil
-    }
-
-    /// The bindings a state file keeps, in no particular order (the writer sorts them off the signalling
-    /// thread): live ones as full leases from `now`, leased ones with the time they have left. O(bindings).
-    public func snapshot(now: Double) -> [RestoredBinding] {
-        bindings.compactMap { peer, b in
-            let remaining = b.leaseUntil.map { $0 - now } ?? configuration.idLeaseSeconds
-            return remaining > 0 ? RestoredBinding(peer: peer, epoch: b.epoch, publicKey: b.publicKey, remaining: remaining) : nil
-        }
-    }
-
-    /// Bindings of a previous run become leases (those for IDs or keys already bound, and those whose key
-    /// is not 64 lowercase hex, are ignored); see `Event.restored`.
-    public mutating func restore(_ list: [RestoredBinding], nextEpoch: UInt64, now: Double) {
-        latestNow = max(latestNow, now)
-        self.nextEpoch = max(self.nextEpoch, nextEpoch)
-        let sorted = list.map { ($0, min($0.remaining, configuration.idLeaseSeconds)) }
-            .filter { $0.1 > 0 }.sorted { ($0.1, $0.0.peer) < ($1.1, $1.0.peer) }
-        var queued: [(deadline: Double, peer: PeerID, epoch: UInt64)] = []
-        for (b, remaining) in sorted where bindings[b.peer] == nil && holders[b.publicKey] == nil
-            && ClientMessage.isLowerHex(b.publicKey, count: Identity.publicKeyHexCount) {
-            guard (try? ring.reserve(b.peer)) != nil else { continue }
-            bind(b.peer, Binding(epoch: b.epoch, publicKey: b.publicKey, leaseUntil: now + remaining))
-            queued.append((now + remaining, b.peer, b.epoch))
-            self.nextEpoch = max(self.nextEpoch, b.epoch &+ 1)
-        }
-        leaseQueue = queued + leaseQueue[leaseQueueHead...]
-        leaseQueueHead = 0
     }
 
     /// A WebSocket opened (`now`: monotonic seconds): it gets its `challenge` with `nonce`.
@@ -405,17 +335,6 @@ public struct Membership {
         let leased = keepLease ? lease(peer) : { unbind(peer); return false }()
         let changes = (try? ring.leave(peer, reserving: leased)) ?? [:]
         return [.publish(.leave(peer, reason: reason))] + push(changes)
-    }
-
-    /// Binds `id` to `binding` (and its key to `id`).
-    private mutating func bind(_ id: PeerID, _ binding: Binding) {
-        bindings[id] = binding
-        holders[binding.publicKey] = id
-    }
-
-    /// Ends the binding of `id`: the ID and its key are free.
-    private mutating func unbind(_ id: PeerID) {
-        if let b = bindings.removeValue(forKey: id), holders[b.publicKey] == id { holders[b.publicKey] = nil }
     }
 
     /// Updates for each peer, in the order of their IDs (not the dictionary's hash order).

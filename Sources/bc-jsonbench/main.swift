@@ -1,6 +1,6 @@
 // bc-jsonbench: the micro-benchmark of the one JSON path (`make bench`, docs/benchmarks.md section 7).
 //
-// It decodes a fixed mix of real protocol v1 client frames with (a) the old path (Baseline.swift: the
+// It decodes a fixed mix of real protocol v2 client frames with (a) the old path (Baseline.swift: the
 // scanner, then Foundation's JSONDecoder for every frame that is not a `signal`) and (b) the new single
 // path (`ClientMessage.decode`). Every line of output is one JSON object.
 //

@@ -185,7 +185,7 @@ final class HoldState: TransportHandler, @unchecked Sendable {
 // MARK: relay
 
 /// Closed-loop throughput: pairs of connections keep `window` messages in flight each way.
-/// `signal` mode sends protocol v1 signals through the rendezvous server's relay; `echo` mode sends the
+/// `signal` mode sends protocol v2 signals through the rendezvous server's relay; `echo` mode sends the
 /// same frames to an echo server, which sends each back to its sender.
 struct Relay: ParsableCommand {
     enum Mode: String, ExpressibleByArgument { case signal, echo }
