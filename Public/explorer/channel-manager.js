@@ -136,9 +136,12 @@ export class ChannelManager {
   /** Peers with a usable link (open and not being retired). */
   openPeers () { return [...this.links.values()].filter((l) => l.state === 'open' && !l.retiring).map((l) => l.peerId) }
 
-  /** Asks to close a link this peer no longer needs (see the retirement handshake above). */
+  /** Asks to close a link this peer no longer needs (the retirement handshake above). Our own attempt still
+   * connecting is dropped at once: its peer may have left (our offer refused); back with the same ID (a
+   * reloaded page keeps its key), its offer would lose the glare to our dead attempt: no link at all. */
   retire (peerId) {
     const link = this.links.get(peerId)
+    if (link?.state === 'connecting' && link.role === 'offerer') { const f = this.failures.get(peerId) ?? 0; this.#destroy(link); this.failures.set(peerId, f); return } // not a failure
     if (!link || link.state !== 'open' || link.retiring || link.keptByRemote) return
     link.retiring = true
     this.#sendControl(link, 'X')
@@ -281,8 +284,11 @@ export class ChannelManager {
     if (signal.type === 'offer') {
       if (link && link.intentId === intentId) return // duplicate
       if (link && link.state === 'connecting' && link.role === 'offerer' && this.selfId < from) return // glare: ours wins
-      if (link) this.#destroy(link) // the remote peer started over: replace the old link
+      // The remote peer started over (a reloaded page keeps its ID): the new link goes in the table before
+      // the old one's teardown, whose link-down would otherwise dial again (an attempt orphaned at once).
+      const replaced = link
       link = this.#newLink(from, intentId, 'answerer')
+      if (replaced) this.#destroy(replaced)
       link.pc.ondatachannel = (e) => this.#attachChannel(link, e.channel)
       link.pc.setRemoteDescription({ type: 'offer', sdp: signal.sdp })
         .then(() => { link.remoteDescriptionSet = true; return this.#flushCandidates(link) })

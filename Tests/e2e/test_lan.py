@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from overlay import CHROMIUM
+from overlay import CHROMIUM, Overlay
 from harness import BIN, ROOT, Server
 
 VECTORS = {v["scene"]: v["sha256"] for v in json.loads((ROOT / "Tests/vectors/raytracer.json").read_text())["images"]}
@@ -51,6 +51,14 @@ def joined(pages):
     return [page.evaluate("() => window.peer.peerId") for page in pages]
 
 
+def stable(pages, timeout=30):
+    """Until every page's ring state equals the server's and its needed links are open (as overlay.py's
+    wait_stable, for pages driven through the UI)."""
+    overlay = Overlay(None, None, None, None)
+    overlay.pages = [[True, page, page.evaluate("() => window.peer.peerId")] for page in pages]
+    return overlay.wait_stable(timeout=timeout)
+
+
 def test_the_pages_are_not_a_secure_context(lan):
     server, pages = lan
     assert re.fullmatch(r"http://10\.\d+\.\d+\.\d+:\d+", server.http), server.http
@@ -83,9 +91,46 @@ def test_volunteers_join_and_a_render_from_the_page_uses_them(lan):
     assert submitter.evaluate("async () => (await import('/explorer/sha256.js')).sha256Kind()") == "cryptojs"
 
 
+# The explorer's key pair (TweetNaCl.js here), and the server's certificate of its binding checked in the page
+# with identity.js's verify (tweetnacl too): peerId ‖ publicKey ‖ epoch ‖ signature of the certificate text.
+IDENTITY = """async () => {
+  const { verify } = await import('/explorer/identity.js')
+  const p = window.peer
+  const c = p.certificate
+  const [peerId, publicKey, epoch, signature] = [c.slice(0, 12), c.slice(12, 76), c.slice(76, 92), c.slice(92)]
+  const text = `browsercloud-certificate/1\n${p.serverKey}\n${peerId}\n${publicKey}\n${epoch}`
+  const bytes = new TextEncoder().encode(text)
+  return {
+    kind: p.identity.kind, publicKey: p.publicKey, peerId: p.peerId, certificate: [peerId, publicKey, epoch],
+    epoch: p.epoch, valid: await verify(p.serverKey, bytes, signature),
+    forged: await verify(p.serverKey, new TextEncoder().encode(text.replace(peerId, '000000000000')), signature)
+  }
+}"""
+
+
+def test_volunteers_register_with_tweetnacl_keys_and_get_their_id_back_after_a_reload(lan):
+    server, pages = lan
+    joined(pages)
+    identities = [page.evaluate(IDENTITY) for page in pages]
+    for i in identities:
+        assert i["kind"] == "tweetnacl", i
+        assert re.fullmatch(r"[0-9a-f]{64}", i["publicKey"]), i
+        assert i["certificate"] == [i["peerId"], i["publicKey"], i["epoch"]], i
+        assert (i["valid"], i["forged"]) == (True, False), i
+    assert len({i["publicKey"] for i in identities}) == VOLUNTEERS
+    # A volunteer reloads the page and joins again: its key comes back from IndexedDB and proves the ID
+    # it held (now leased to that key) is its own: same key, same ID.
+    volunteer = pages[-1]
+    volunteer.reload()
+    joined([volunteer])
+    again = volunteer.evaluate(IDENTITY)
+    assert (again["kind"], again["publicKey"], again["peerId"], again["valid"]) == ("tweetnacl", identities[-1]["publicKey"], identities[-1]["peerId"], True)
+
+
 def test_a_native_submitter_gets_the_render_bytes_from_lan_volunteers(lan, namespace, tmp_path):
     server, pages = lan
     ids = joined(pages)
+    stable(pages)
     reference = tmp_path / "reference.png"
     out = tmp_path / "lan.png"
     subprocess.run([BIN, "render", "--scene", "small", "--scenes", str(ROOT / "Public/scenes"), "--out", str(reference)],
