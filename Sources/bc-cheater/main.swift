@@ -79,7 +79,7 @@ struct Cheater: ParsableCommand {
         var logger = Logger(label: "bc-cheater")
         logger.logLevel = .warning
         let corrupter = Corrupter(probability: probability, seed: seed, lieDigest: lieDigest)
-        let node = PeerNode(configuration: config, logger: logger)
+        let node = try PeerNode(configuration: config, logger: logger)
         let engine = JobEngine(node: node, workers: workers, logger: logger) { _, _, bytes in corrupter.tamper(bytes) }
         node.onRegistered = { id, again in
             let line = "{\"event\":\"registered\",\"peerId\":\"\(id.hex)\",\"again\":\(again)}\n"

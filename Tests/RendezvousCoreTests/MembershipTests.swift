@@ -26,11 +26,11 @@ func testNonce(_ c: ConnectionID) -> String { Hex.encode(c, digits: 16) + String
 
 /// A `register` frame signed with `key` for connection `c`'s challenge (and `peerId` when returning).
 func signedRegister(_ key: Ed25519.PrivateKey, _ c: ConnectionID, peerId: PeerID? = nil, serverKey: String = testServer.serverKey,
-                    nonce: String? = nil) -> [UInt8] {
+                    nonce: String? = nil, capabilities: [String: JSONValue]? = nil) -> [UInt8] {
     let publicKey = Hex.encode(key.publicKey.bytes)
     let text = Identity.registrationText(serverKey: serverKey, nonce: nonce ?? testNonce(c), peerId: peerId, publicKey: publicKey)
     return ClientMessage.register(peerId: peerId, publicKey: publicKey, signature: Hex.encode(key.signature(for: text)),
-                                  capabilities: nil).encoded()
+                                  capabilities: capabilities).encoded()
 }
 
 extension Membership {

@@ -72,17 +72,17 @@ import WireProtocol
     @Test func signalsCarryTheSendersVouchedURLNotTheOneItNames() throws {
         var config = MembershipConfiguration()
         config.seed = 3
-        var m = Membership(configuration: config, credentials: TokenAuthority(secret: [UInt8](repeating: 1, count: 32)))
+        var m = Membership(configuration: config, credentials: testServer)
         func register(_ c: ConnectionID, from address: String, url: String?) -> [Action] {
-            _ = m.handle(.opened(c, remoteAddress: address, now: 0))
-            let caps = url.map { #","capabilities":{"url":"\#($0)"}"# } ?? ""
-            return m.handle(.received(c, text: Array(#"{"type":"register"\#(caps)}"#.utf8), now: 0, wallClock: 0))
+            _ = m.handle(.opened(c, remoteAddress: address, nonce: testNonce(c), now: 0))
+            let text = signedRegister(clientKey(UInt8(truncatingIfNeeded: c)), c, capabilities: url.map { ["url": .string($0)] })
+            return m.handle(.received(c, text: text, now: 0, wallClock: 0))
         }
         func messages(_ actions: [Action], _ c: ConnectionID) -> [ServerMessage] {
             actions.compactMap { if case .send(c, let message) = $0 { message } else { nil } }
         }
         func id(_ actions: [Action], _ c: ConnectionID) throws -> PeerID {
-            try #require(messages(actions, c).compactMap { if case .registered(let p, _, _) = $0 { p } else { nil } }.first)
+            try #require(messages(actions, c).compactMap { if case .registered(let p, _, _, _) = $0 { p } else { nil } }.first)
         }
         let honest = register(1, from: "192.0.2.7", url: "ws://192.0.2.7:9100/")
         #expect(!messages(honest, 1).contains { if case .error = $0 { true } else { false } })
