@@ -15,16 +15,13 @@
 
 import { parseFrame, parseJSON, chunkFrames, MAX_PARTIAL_MESSAGES } from './link-frame.js'
 import { LINK_ERRORS, LinkError } from './link-errors.js'
-import { Link, SocketChannel, RelayChannel, randomId, MAX_PARTIAL_CHARS } from './link-channels.js'
+import { Link, RelayChannel, randomId, MAX_PARTIAL_CHARS } from './link-channels.js'
+import { dialSocketLink } from './socket-link.js'
 import { dialMeRefusal } from './dial-me.js'
 
 export { LINK_ERRORS, LinkError } from './link-errors.js'
 
 const SUBPROTOCOL = 'webrtc-explorer.v2'
-const LINK_SUBPROTOCOL = 'bc-link.v1'
-/** Piece size on WebSocket links (native peers accept 16 MiB messages by default). */
-const SOCKET_CHUNK = 256 * 1024
-const SOCKET_HANDSHAKE_MS = 10000
 /** A WebRTC attempt still connecting after this long has failed. */
 const CONNECT_TIMEOUT_MS = 15000
 /** WebRTC failures to one peer before its link goes through the server's relay (when allowed). */
@@ -342,40 +339,19 @@ export class ChannelManager {
     }
     if (existing && (existing.state === 'open' || existing.role === 'socket')) return
     if (existing) this.#destroy(existing) // a WebRTC attempt the native peer cannot answer
-    let ws
     try {
-      ws = new WebSocket(fromUrl, LINK_SUBPROTOCOL)
+      this.links.set(peerId, dialSocketLink(peerId, fromUrl, {
+        selfId: this.selfId,
+        nonce,
+        lowWater: LOW_WATER,
+        isCurrent: (link) => this.links.get(peerId) === link,
+        onOpen: (link) => { link.state = 'open'; this.o.onLinkUp(peerId) },
+        onFrame: (link, data) => this.#receive(link, data),
+        onEnd: (link, error) => this.#destroy(link, error)
+      }))
     } catch (error) {
-      this.o.onLinkError?.(peerId, new LinkError(LINK_ERRORS.DIAL, `cannot dial ${url}: ${error.message}`))
-      return
+      this.o.onLinkError?.(peerId, error)
     }
-    const link = new Link(peerId, randomId(), 'socket', null)
-    this.links.set(peerId, link)
-    const dc = new SocketChannel(ws)
-    link.dc = dc
-    dc.bufferedAmountLowThreshold = LOW_WATER
-    link.chunkSize = SOCKET_CHUNK
-    const timer = setTimeout(() => {
-      if (link.state === 'connecting') this.#destroy(link, new LinkError(LINK_ERRORS.HANDSHAKE, `no welcome from ${peerId} after ${SOCKET_HANDSHAKE_MS} ms`))
-    }, SOCKET_HANDSHAKE_MS)
-    ws.onopen = () => ws.send('H' + JSON.stringify({ peerId: this.selfId, nonce }))
-    dc.onmessage = (e) => {
-      if (link.state === 'connecting') {
-        // The first frame must be the welcome of the peer we meant to reach.
-        const welcome = parseFrame(e.data)
-        clearTimeout(timer)
-        if (this.links.get(peerId) !== link) { this.#destroy(link); return }
-        if (welcome?.kind !== 'welcome' || welcome.peerId !== peerId) {
-          this.#destroy(link, new LinkError(LINK_ERRORS.HANDSHAKE, `${url} did not welcome us as ${peerId}`))
-          return
-        }
-        link.state = 'open'
-        this.o.onLinkUp(peerId)
-        return
-      }
-      this.#receive(link, e.data)
-    }
-    dc.onclose = () => { clearTimeout(timer); this.#destroy(link) }
   }
 
   async #flushCandidates (link) {
