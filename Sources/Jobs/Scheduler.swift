@@ -227,14 +227,19 @@ public struct Scheduler: Sendable {
     }
 
     mutating func dispatch(_ t: Int, _ peer: String, _ now: Double, speculative: Bool) -> Assignment {
+        sendCopy(t, peer, now)
+        if speculative { counts.speculative += 1 } else if attempts[t] > 1 { counts.redispatched += 1 }
+        return Assignment(taskId: t, peer: peer, attempt: attempts[t], speculative: speculative)
+    }
+
+    /// Records a copy of task `t` going to `peer` (the bookkeeping every dispatch shares).
+    private mutating func sendCopy(_ t: Int, _ peer: String, _ now: Double) {
         attempts[t] += 1
         status[t] = .running
         copies[t][peer] = Copy(sentAt: now, attempt: attempts[t])
         sentTo[t].insert(peer)
         peers[peer]!.running.insert(t)
         counts.dispatched += 1
-        if speculative { counts.speculative += 1 } else if attempts[t] > 1 { counts.redispatched += 1 }
-        return Assignment(taskId: t, peer: peer, attempt: attempts[t], speculative: speculative)
     }
 
     func straggler(for peer: String, now: Double, threshold: Double) -> Int? {
@@ -322,12 +327,7 @@ extension Scheduler {
             }
             needed[t] = single[t] ? 1 : 2
         }
-        attempts[t] += 1
-        status[t] = .running
-        copies[t][peer] = Copy(sentAt: now, attempt: attempts[t])
-        sentTo[t].insert(peer)
-        peers[peer]!.running.insert(t)
-        counts.dispatched += 1
+        sendCopy(t, peer, now)
         if attempts[t] > needed[t] { counts.redispatched += 1 }
         requeue(t)
         return Assignment(taskId: t, peer: peer, attempt: attempts[t], speculative: false)
