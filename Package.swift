@@ -38,6 +38,16 @@ let package = Package(
         // Ed25519 signatures (RFC 8032) over libcrypto: key pairs, sign, verify. The building block of the
         // key-pair identity (docs/protocol.md, "Key-pair identity"). No I/O but the system's random source.
         .target(name: "Signatures", dependencies: ["CCrypto", "Hex"]),
+        // Signed overlay messages (docs/signed-overlay.md): the S frame, the source's signer and the
+        // destination's verifier (certificate cache, epochs, time window, replay memory). Pure: no I/O, no clock.
+        .target(
+            name: "SignedOverlay",
+            dependencies: [
+                "Hex", "Ring", "Signatures", "WireProtocol",
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "HeapModule", package: "swift-collections"),
+            ]
+        ),
         // Pure Chord ring logic: identifiers, intervals, fingers, ID allocation, change sets. No I/O.
         .target(
             name: "Ring",
@@ -115,7 +125,7 @@ let package = Package(
         .testTarget(name: "RingTests", dependencies: ["Ring"]),
         .testTarget(name: "RayTracerTests", dependencies: ["RayTracer", "PNG", "Digest"]),
         .testTarget(name: "JobsTests", dependencies: ["Jobs", "Digest", "Peer", "Ring", "WireProtocol"]),
-        .testTarget(name: "PeerTests", dependencies: ["Peer", "Ring", "WireProtocol", "Transport"]),
+        .testTarget(name: "PeerTests", dependencies: ["Peer", "Ring", "WireProtocol", "Transport", "SignedOverlay", "Signatures", "Hex"]),
         .testTarget(name: "DigestTests", dependencies: ["Digest"]),
         .testTarget(name: "SignaturesTests", dependencies: ["Signatures", "Hex"]),
         .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "Ring"]),
