@@ -122,6 +122,9 @@ let package = Package(
         // The one-JSON-path micro-benchmark for `make bench`: old (scanner + JSONDecoder, a marked copy
         // kept only here) versus new client-frame decoding, ns per frame.
         .executableTarget(name: "bc-jsonbench", dependencies: ["WireProtocol", "Ring"]),
+        // The cost of signed overlay messages for `make bench`: sign and verify per message, certificate
+        // checks with and without the cache, libcrypto keys parsed per call or once; µs per operation.
+        .executableTarget(name: "bc-signbench", dependencies: ["Hex", "Ring", "Signatures", "SignedOverlay", "WireProtocol"]),
         .testTarget(name: "RingTests", dependencies: ["Ring"]),
         .testTarget(name: "RayTracerTests", dependencies: ["RayTracer", "PNG", "Digest"]),
         .testTarget(name: "JobsTests", dependencies: ["Jobs", "Digest", "Peer", "Ring", "WireProtocol"]),
