@@ -1,56 +1,86 @@
 """Section 9: the cost of signed overlay messages in Swift (bc-signbench; bench/run.py)."""
 import datetime
 import json
+import re
 import subprocess
 
 from common import ROOT, RELEASE
 
+FRAMES = 60      # signed frames each run prepares (the same in both callgrind runs of an operation)
+WARM = 5         # operations in the shorter callgrind run
+
+
+def callgrind_instructions(args):
+    """Instructions (callgrind's Ir) a bc-signbench run executes."""
+    r = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", str(RELEASE / "bc-signbench")] + args,
+                       capture_output=True, text=True, timeout=900)
+    m = re.search(r"Collected : (\d+)", r.stderr)
+    if r.returncode != 0 or not m:
+        raise RuntimeError(f"callgrind failed: {r.stderr[-500:]}")
+    return int(m.group(1))
+
 
 def bench_sign(rounds):
-    """µs per operation (medians over `rounds`) of signing and verifying one message of 1 KiB and 64 KiB, the
-    certificate check with and without the cache, and libcrypto keys parsed per call or once."""
-    r = subprocess.run([str(RELEASE / "bc-signbench"), "--rounds", str(rounds)], capture_output=True, text=True,
-                       timeout=1800, check=True)
-    return {"rows": [json.loads(line) for line in r.stdout.strip().splitlines() if line.strip()], "rounds": rounds}
+    """µs per operation (every operation once per round, interleaved; medians over `rounds`) of signing and
+    verifying one message of 1 KiB and 64 KiB, the certificate check with and without the cache, and libcrypto
+    keys parsed per call or once; then instructions per operation under callgrind (when installed): a run of
+    WARM + N operations minus a run of WARM, both preparing the same FRAMES frames."""
+    exe = str(RELEASE / "bc-signbench")
+    r = subprocess.run([exe, "time", "--rounds", str(rounds)], capture_output=True, text=True, timeout=1800, check=True)
+    rows = [json.loads(line) for line in r.stdout.strip().splitlines() if line.strip()]
+    have_valgrind = subprocess.run(["sh", "-c", "command -v valgrind"], capture_output=True).returncode == 0
+    if have_valgrind:
+        for row in rows:
+            # verify-cached must not run out of prepared frames (it would start a new verifier).
+            n = 2000 if row["name"].startswith(("relay", "certificate-cached")) else FRAMES - WARM - 5
+            run = ["run", "--op", row["name"], "--frames", str(FRAMES), "--iterations"]
+            row["instructions"] = (callgrind_instructions(run + [str(WARM + n)]) - callgrind_instructions(run + [str(WARM)])) / n
+    return {"rows": rows, "rounds": rounds, "callgrind": have_valgrind}
 
 
 def sign_report(s, alone=False):
     rows = s["rows"]
     seed = rows[0]["seed"] if rows else "?"
 
-    def table(size):
-        return "\n".join(f"| {r['name']} | {r['us']:,.1f} |" for r in rows if r.get("bytes") and abs(r["bytes"] - size) < 256)
+    def line(r):
+        ir = f" | {r['instructions']:,.0f}" if s["callgrind"] else " |"
+        return f"| {r['title']} | {r['us']:,.1f}{ir} |"
 
-    certs = "\n".join(f"| {r['name']} | {r['us']:,.2f} |" for r in rows if "bytes" not in r)
+    def table(label):
+        return "\n".join(line(r) for r in rows if r["name"].endswith("-" + label))
+
+    certs = "\n".join(line(r) for r in rows if r["name"].startswith("certificate"))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    size = {label: next((r["bytes"] for r in rows if r["name"].endswith("-" + label) and "bytes" in r), 0) for label in ("1k", "64k")}
+    head = "| operation | µs | instructions |\n|---|---:|---:|"
     return f"""## 9. Signed overlay messages: signing and verifying one message
 
 `bc-signbench` (Sources/bc-signbench) times the SignedOverlay target (docs/signed-overlay.md) in one
 process, no sockets: the source's `OverlaySigner` (writes the body, signs it once, builds the `S` frame),
 the destination's `OverlayVerifier` (every check, with the certificate already cached, or with a fresh
-verifier per message so that the certificate is checked each time), a relay's work (parse the head,
-re-encode with one more hop), and Ed25519 through libcrypto alone with the key parsed on every call
+verifier per message so that the certificate is checked too), a relay's work (parse the head, re-encode
+with one more hop), and Ed25519 through libcrypto alone with the key parsed on every call
 (`Ed25519.PrivateKey`/`PublicKey`: parsing a private key derives its public key) or once
 (`Ed25519.SigningKey`/`VerifyingKey`, what the signer and the verifier keep). Measured
-{datetime.date.today().isoformat()}, commit `{commit}`{" (on its own, with `bench/run.py --only sign`)" if alone else ""};
-µs per operation, median of {s['rounds']} rounds (seed {seed}); the machine is shared, so compare rows of one run.
+{datetime.date.today().isoformat()}, commit `{commit}`{" (on its own, with `bench/run.py --only sign`)" if alone else ""}.
+Time: µs per operation, every operation once per round (interleaved, so the load of this shared machine
+falls on all of them), median of {s['rounds']} rounds (keys from seed {seed}). Instructions: callgrind's count
+per operation (a run of {WARM} + N operations minus a run of {WARM}, both preparing the same {FRAMES} frames); exact,
+and independent of the machine's load, so the column to compare.
 
-Body of about 1 KiB:
+Body of {size['1k']:,} bytes:
 
-| operation | µs |
-|---|---:|
-{table(1025)}
+{head}
+{table("1k")}
 
-Body of about 64 KiB:
+Body of {size['64k']:,} bytes:
 
-| operation | µs |
-|---|---:|
-{table(65537)}
+{head}
+{table("64k")}
 
 Certificates:
 
-| operation | µs |
-|---|---:|
+{head}
 {certs}
 
 """

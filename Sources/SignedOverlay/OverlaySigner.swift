@@ -27,9 +27,15 @@ public struct OverlaySigner {
     public static func body(srcId: PeerID, dstId: PeerID, id: String, at: Int64, data: JSONValue) -> [UInt8]? {
         guard (1...SignedFrame.maxIdLength).contains(id.utf8.count), id.utf8.allSatisfy(isIdCharacter),
               (0..<1_000_000_000_000_000).contains(at) else { return nil }
-        return Array(#"{"srcId":""#.utf8) + Array(srcId.hex.utf8) + Array(#"","dstId":""#.utf8) + Array(dstId.hex.utf8)
-            + Array(#"","id":""#.utf8) + Array(id.utf8) + Array(#"","at":"#.utf8) + Array(String(at).utf8)
-            + Array(#","data":"#.utf8) + data.encoded() + [UInt8(ascii: "}")]
+        let json = data.encoded()
+        var out: [UInt8] = []
+        out.reserveCapacity(96 + id.utf8.count + json.count)
+        for piece in [#"{"srcId":""#, srcId.hex, #"","dstId":""#, dstId.hex, #"","id":""#, id, #"","at":"#, String(at), #","data":"#] {
+            out.append(contentsOf: piece.utf8)
+        }
+        out.append(contentsOf: json)
+        out.append(UInt8(ascii: "}"))
+        return out
     }
 
     /// The `S` frame (0 hops) of a message from this peer to `dstId`; nil when `id` or `at` is outside the

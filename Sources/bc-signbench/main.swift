@@ -1,9 +1,14 @@
 // The cost of signed overlay messages for `make bench` (bench/signbench.py, section 9): signing and
 // verifying one message of 1 KiB and 64 KiB, the certificate check with and without the verifier's cache,
-// and Ed25519 through libcrypto with the key parsed per call or once. Prints one JSON object per
-// measurement: the median over rounds of µs per operation.
+// and Ed25519 through libcrypto with the key parsed per call or once.
 //
-//     bc-signbench [--rounds N] [--seed S]
+//     bc-signbench time [--rounds N] [--seed S]     µs per operation: every operation once per round,
+//                                                   interleaved, medians over rounds; one JSON line each
+//     bc-signbench run --op NAME --frames M --iterations K [--seed S]
+//                                                   prepares M signed frames, runs NAME K times (for
+//                                                   callgrind: two runs with the same M differ by the
+//                                                   operations alone)
+//     bc-signbench list                             the operations, one JSON line each
 import Foundation
 import Hex
 import Ring
@@ -11,107 +16,157 @@ import Signatures
 import SignedOverlay
 import WireProtocol
 
-var rounds = 7
-var seed: UInt64 = 20261130
-var args = CommandLine.arguments.dropFirst()
-while let a = args.popFirst() {
-    switch a {
-    case "--rounds": rounds = Int(args.popFirst() ?? "") ?? rounds
-    case "--seed": seed = UInt64(args.popFirst() ?? "") ?? seed
-    default: FileHandle.standardError.write(Data("usage: bc-signbench [--rounds N] [--seed S]\n".utf8)); exit(2)
-    }
+/// One measured operation: `run(i)` does it once (i: which prepared frame to use).
+struct Operation {
+    let name: String
+    let title: String
+    let bytes: Int?
+    /// Calls per round in `time` mode.
+    let perRound: Int
+    let run: (Int) -> Int
 }
 
-var random = SplitMix64(seed: seed)
-@MainActor func key() -> Ed25519.PrivateKey {
-    try! Ed25519.PrivateKey(seed: (0..<32).map { _ in UInt8.random(in: 0...255, using: &random) })
-}
-let server = key(), peer = key()
-let src = PeerID(hex: "2aaaaaaaaaaa")!, dst = PeerID(hex: "7fffffffffff")!
-let certificate = Certificate.issue(by: server, peerId: src, publicKey: peer.publicKey, epoch: 1)
-let signer = try! OverlaySigner(key: peer, certificate: certificate)!
-let now: Int64 = 1_796_000_000_000
+@MainActor
+struct Bench {
+    let server: Ed25519.PrivateKey
+    let peer: Ed25519.PrivateKey
+    let src = PeerID(hex: "2aaaaaaaaaaa")!, dst = PeerID(hex: "7fffffffffff")!
+    let certificate: Certificate
+    let signer: OverlaySigner
+    let now: Int64 = 1_796_000_000_000
 
-/// A JSON `data` whose body is about `bytes` long.
-func data(_ bytes: Int) -> JSONValue {
-    .object(["proto": "bc-job/1", "type": "result", "tile": .string(String(repeating: "0123456789abcdef", count: max(1, (bytes - 120) / 16)))])
-}
-
-/// Median over `rounds` of µs per call of `body`, run `n` times per round (one untimed warm-up round).
-@MainActor func measure(_ n: Int, _ body: (Int) -> Void) -> Double {
-    var samples: [Double] = []
-    for r in 0...rounds {
-        let start = DispatchTime.now().uptimeNanoseconds
-        for i in 0..<n { body(i) }
-        let us = Double(DispatchTime.now().uptimeNanoseconds - start) / 1000 / Double(n)
-        if r > 0 { samples.append(us) }
-    }
-    samples.sort()
-    return samples[samples.count / 2]
-}
-
-@MainActor func emit(_ name: String, bytes: Int? = nil, _ us: Double, _ n: Int) {
-    var o: [String: JSONValue] = ["name": .string(name), "us": .number((us * 100).rounded() / 100), "perRound": .number(Double(n)),
-                                  "rounds": .number(Double(rounds)), "seed": .string(String(seed))]
-    if let bytes { o["bytes"] = .number(Double(bytes)) }
-    print(String(decoding: JSONValue.object(o).encoded(), as: UTF8.self))
-}
-
-var sink = 0
-for size in [1024, 64 * 1024] {
-    let n = size <= 1024 ? 2000 : 200
-    let d = data(size)
-    let body = OverlaySigner.body(srcId: src, dstId: dst, id: "m", at: now, data: d)!
-    let bodySize = body.count
-    // Frames with distinct IDs, signed once, for the verifier (its replay memory refuses a second copy).
-    let frames = (0..<n).map { signer.frame(to: dst, id: "m\($0)", at: now, data: d)! }
-    emit("sign (OverlaySigner: body, parsed key, frame)", bytes: bodySize, measure(n) { i in
-        sink &+= signer.frame(to: dst, id: "m\(i)", at: now, data: d)!.count
-    }, n)
-    let signedText = SignedFrame.signedTextPrefix + body
-    emit("Ed25519 sign, key parsed per call (PrivateKey)", bytes: bodySize, measure(n) { _ in
-        sink &+= Int(peer.signature(for: signedText)[0])
-    }, n)
-    let signing = try! Ed25519.SigningKey(peer)
-    emit("Ed25519 sign, key parsed once (SigningKey)", bytes: bodySize, measure(n) { _ in
-        sink &+= Int(signing.signature(for: signedText)[0])
-    }, n)
-    let signature = peer.signature(for: signedText)
-    emit("Ed25519 verify, key parsed per call (PublicKey)", bytes: bodySize, measure(n) { _ in
-        sink &+= peer.publicKey.isValidSignature(signature, for: signedText) ? 1 : 0
-    }, n)
-    let verifying = try! Ed25519.VerifyingKey(peer.publicKey)
-    emit("Ed25519 verify, key parsed once (VerifyingKey)", bytes: bodySize, measure(n) { _ in
-        sink &+= verifying.isValidSignature(signature, for: signedText) ? 1 : 0
-    }, n)
-    var verifier = OverlayVerifier(serverKey: server.publicKey, me: dst)
-    emit("verify (OverlayVerifier, certificate cached)", bytes: bodySize, measure(n) { i in
-        if i == 0 {
-            verifier = OverlayVerifier(serverKey: server.publicKey, me: dst)
-            _ = verifier.verify(Array(certificateWarmUp()), nowMs: now)
+    init(seed: UInt64) {
+        var random = SplitMix64(seed: seed)
+        func key() -> Ed25519.PrivateKey {
+            try! Ed25519.PrivateKey(seed: (0..<32).map { _ in UInt8.random(in: 0...255, using: &random) })
         }
-        if case .accepted = verifier.verify(frames[i], nowMs: now) { sink &+= 1 } else { fatalError("refused") }
-    }, n)
-    emit("verify (OverlayVerifier, certificate not cached: a new verifier per message)", bytes: bodySize, measure(n) { i in
-        var fresh = OverlayVerifier(serverKey: server.publicKey, me: dst)
-        if case .accepted = fresh.verify(frames[i], nowMs: now) { sink &+= 1 } else { fatalError("refused") }
-    }, n)
-    emit("relay (SignedFrame.parse + relayed().encoded())", bytes: bodySize, measure(n) { i in
-        sink &+= SignedFrame.parse(frames[i])!.relayed().encoded().count
-    }, n)
+        server = key()
+        peer = key()
+        certificate = Certificate.issue(by: server, peerId: src, publicKey: peer.publicKey, epoch: 1)
+        signer = try! OverlaySigner(key: peer, certificate: certificate)!
+    }
+
+    /// A JSON `data` whose body is about `bytes` long.
+    func data(_ bytes: Int) -> JSONValue {
+        .object(["proto": "bc-job/1", "type": "result", "tile": .string(String(repeating: "0123456789abcdef", count: max(1, (bytes - 120) / 16)))])
+    }
+
+    /// The operations whose names `wanted` accepts; `frames` signed frames (distinct IDs) are prepared for
+    /// each size that has a wanted operation.
+    func operations(frames: Int, wanted: (String) -> Bool = { _ in true }) -> [Operation] {
+        var ops: [Operation] = []
+        let (signer, peer, src, dst, now, server) = (self.signer, self.peer, self.src, self.dst, self.now, self.server)
+        for (label, size, perRound) in [("1k", 1024, 200), ("64k", 64 * 1024, 20)] where
+            ["sign", "ed25519-sign-per-call", "ed25519-sign-parsed", "ed25519-verify-per-call", "ed25519-verify-parsed",
+             "verify-cached", "verify-uncached", "relay"].contains(where: { wanted("\($0)-\(label)") }) {
+            let d = data(size)
+            let body = OverlaySigner.body(srcId: src, dstId: dst, id: "m", at: now, data: d)!
+            let n = body.count
+            let prepared = (0..<frames).map { signer.frame(to: dst, id: "m\($0)", at: now, data: d)! }
+            let signedText = SignedFrame.signedTextPrefix + body
+            let signature = peer.signature(for: signedText)
+            let signing = try! Ed25519.SigningKey(peer)
+            let verifying = try! Ed25519.VerifyingKey(peer.publicKey)
+            // The cached verifier checks the certificate once, on a frame that is not among the prepared ones.
+            var cached = OverlayVerifier(serverKey: server.publicKey, me: dst)
+            _ = cached.verify(signer.frame(to: dst, id: "warm-up", at: now, data: .null)!, nowMs: now)
+            var nextCached = 0
+            ops += [
+                Operation(name: "sign-\(label)", title: "sign (OverlaySigner: body, signature, frame)", bytes: n, perRound: perRound) { i in
+                    signer.frame(to: dst, id: "m\(i)", at: now, data: d)!.count
+                },
+                Operation(name: "ed25519-sign-per-call-\(label)", title: "Ed25519 sign, key parsed per call (PrivateKey)", bytes: n, perRound: perRound) { _ in
+                    Int(peer.signature(for: signedText)[0])
+                },
+                Operation(name: "ed25519-sign-parsed-\(label)", title: "Ed25519 sign, key parsed once (SigningKey)", bytes: n, perRound: perRound) { _ in
+                    Int(signing.signature(for: signedText)[0])
+                },
+                Operation(name: "ed25519-verify-per-call-\(label)", title: "Ed25519 verify, key parsed per call (PublicKey)", bytes: n, perRound: perRound) { _ in
+                    peer.publicKey.isValidSignature(signature, for: signedText) ? 1 : 0
+                },
+                Operation(name: "ed25519-verify-parsed-\(label)", title: "Ed25519 verify, key parsed once (VerifyingKey)", bytes: n, perRound: perRound) { _ in
+                    verifying.isValidSignature(signature, for: signedText) ? 1 : 0
+                },
+                Operation(name: "verify-cached-\(label)", title: "verify (OverlayVerifier: every check, certificate cached)", bytes: n, perRound: perRound) { _ in
+                    // Each prepared frame once per verifier (a second copy would be refused as a replay).
+                    if nextCached == prepared.count {
+                        cached = OverlayVerifier(serverKey: server.publicKey, me: dst)
+                        _ = cached.verify(signer.frame(to: dst, id: "warm-up", at: now, data: .null)!, nowMs: now)
+                        nextCached = 0
+                    }
+                    defer { nextCached += 1 }
+                    guard case .accepted = cached.verify(prepared[nextCached], nowMs: now) else { fatalError("refused") }
+                    return 1
+                },
+                Operation(name: "verify-uncached-\(label)", title: "verify (a new OverlayVerifier: every check and the certificate's)", bytes: n, perRound: perRound) { i in
+                    var fresh = OverlayVerifier(serverKey: server.publicKey, me: dst)
+                    guard case .accepted = fresh.verify(prepared[i % prepared.count], nowMs: now) else { fatalError("refused") }
+                    return 1
+                },
+                Operation(name: "relay-\(label)", title: "relay (SignedFrame.parse, relayed().encoded())", bytes: n, perRound: perRound * 10) { i in
+                    SignedFrame.parse(prepared[i % prepared.count])!.relayed().encoded().count
+                },
+            ]
+        }
+        let text = Array(certificate.text.utf8)
+        var cache: [[UInt8]: Int] = [text: 1]
+        for i in 0..<(wanted("certificate-cached") ? 1023 : 0) { cache[Array(Certificate.issue(by: server, peerId: PeerID(UInt64(i)), publicKey: peer.publicKey, epoch: 1).text.utf8)] = i }
+        ops += [
+            Operation(name: "certificate-uncached", title: "certificate check without cache (parse, server signature, parsed key)", bytes: nil, perRound: 200) { _ in
+                let c = Certificate(text)!
+                return c.isSigned(by: server.publicKey) && (try? Ed25519.VerifyingKey(c.publicKey)) != nil ? 1 : 0
+            },
+            Operation(name: "certificate-cached", title: "certificate check with cache (lookup of the 220 characters among 1,024)", bytes: nil, perRound: 20_000) { _ in
+                cache[text] ?? 0
+            },
+        ]
+        return ops
+    }
 }
 
-/// A frame with another message ID that warms the verifier's certificate cache.
-@MainActor func certificateWarmUp() -> [UInt8] { signer.frame(to: dst, id: "warm-up", at: now, data: .null)! }
+func json(_ o: [String: JSONValue]) -> String { String(decoding: JSONValue.object(o).encoded(), as: UTF8.self) }
 
-let text = Array(certificate.text.utf8)
-emit("certificate check without cache (parse, server signature, parsed key)", measure(2000) { _ in
-    let c = Certificate(text)!
-    sink &+= c.isSigned(by: server.publicKey) && (try? Ed25519.VerifyingKey(c.publicKey)) != nil ? 1 : 0
-}, 2000)
-var cache: [[UInt8]: Int] = [text: 1]
-for i in 0..<4095 { cache[Array(Certificate.issue(by: server, peerId: PeerID(UInt64(i)), publicKey: peer.publicKey, epoch: 1).text.utf8)] = i }
-emit("certificate check with cache (lookup of the 220 characters among 4,096)", measure(200_000) { _ in
-    sink &+= cache[text] ?? 0
-}, 200_000)
-if sink == 42 { print("") }   // keeps the work from being optimised away
+@MainActor func main() {
+    var args = Array(CommandLine.arguments.dropFirst())
+    let mode = args.isEmpty ? "time" : args.removeFirst()
+    var options: [String: String] = [:]
+    while args.count >= 2 { options[args.removeFirst()] = args.removeFirst() }
+    let seed = UInt64(options["--seed"] ?? "") ?? 20261130
+    let bench = Bench(seed: seed)
+    var sink = 0
+    switch mode {
+    case "list":
+        for op in bench.operations(frames: 1) { print(json(["name": .string(op.name), "title": .string(op.title)])) }
+    case "run":
+        let frames = Int(options["--frames"] ?? "") ?? 100, iterations = Int(options["--iterations"] ?? "") ?? 100
+        guard let op = bench.operations(frames: frames, wanted: { $0 == options["--op"] }).first(where: { $0.name == options["--op"] }) else {
+            FileHandle.standardError.write(Data("unknown --op (see bc-signbench list)\n".utf8)); exit(2)
+        }
+        for i in 0..<iterations { sink &+= op.run(i) }
+    case "time":
+        let rounds = Int(options["--rounds"] ?? "") ?? 7
+        let ops = bench.operations(frames: 2000)
+        var samples = [[Double]](repeating: [], count: ops.count)
+        var next = [Int](repeating: 0, count: ops.count)
+        for round in 0...rounds {
+            // Every operation once per round, so the machine's changing load spreads over all of them.
+            for (k, op) in ops.enumerated() {
+                let start = DispatchTime.now().uptimeNanoseconds
+                for _ in 0..<op.perRound { sink &+= op.run(next[k]); next[k] += 1 }
+                if round > 0 { samples[k].append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1000 / Double(op.perRound)) }
+            }
+        }
+        for (k, op) in ops.enumerated() {
+            let sorted = samples[k].sorted()
+            var o: [String: JSONValue] = ["name": .string(op.name), "title": .string(op.title), "us": .number((sorted[sorted.count / 2] * 100).rounded() / 100),
+                                          "perRound": .number(Double(op.perRound)), "rounds": .number(Double(rounds)), "seed": .string(String(seed))]
+            if let b = op.bytes { o["bytes"] = .number(Double(b)) }
+            print(json(o))
+        }
+    default:
+        FileHandle.standardError.write(Data("usage: bc-signbench time|run|list [options]\n".utf8)); exit(2)
+    }
+    if sink == 42 { print("") }   // keeps the work from being optimised away
+}
+
+main()
