@@ -11,7 +11,7 @@
 //
 // Ed25519 is injected, so the same code runs on WebCrypto and on tweetnacl (explorer/identity.js):
 //   sign(bytes: Uint8Array) -> Promise<Uint8Array | hex string> | Uint8Array | hex string
-//   verify(publicKeyHex, bytes: Uint8Array, signatureHex) -> Promise<boolean> | boolean
+//   verify(publicKeyHex, bytes: Uint8Array, signatureHex) -> Promise<boolean> | boolean (only `true` counts as valid)
 
 /** The prefix of the text a source signs (domain separation from certificates and registrations). */
 export const SIGNED_PREFIX = 'browsercloud-overlay/1\n'

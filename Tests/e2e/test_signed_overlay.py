@@ -2,11 +2,17 @@
 (Tests/vectors/signed-overlay.json, written by make_signed_overlay_vectors.py with Python's `cryptography`
 from docs/signed-overlay.md), which the native peer's SignedOverlay target also reproduces
 (Tests/PeerTests/SignedOverlayVectorTests.swift). Ed25519 is WebCrypto's, injected as identity.js will
-inject it; the page is on 127.0.0.1, a secure context."""
+inject it: on 127.0.0.1 (a secure context) and on the overlay tests' flagged 10.x origin."""
 import json
 import pathlib
+import sys
+
+from overlay import CHROMIUM
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "Tests/integration"))
+from harness import Server  # noqa: E402
+
 VECTORS = json.loads((ROOT / "Tests/vectors/signed-overlay.json").read_text())
 
 # WebCrypto Ed25519 for the module: verify(publicKeyHex, bytes, signatureHex) with raw public keys (imported
@@ -56,9 +62,8 @@ def test_signers_write_the_vector_frames_byte_for_byte(page):
     assert mismatches == [], mismatches[:2]
 
 
-def test_sequences_reach_the_vector_verdicts(page):
-    assert len(VECTORS["sequences"]) >= 12
-    results = page.evaluate("""async ([serverKey, sequences]) => {""" + CRYPTO + """
+def run_sequences(page):
+    return page.evaluate("""async ([serverKey, sequences]) => {""" + CRYPTO + """
       const { OverlayVerifier, REASONS } = await import('/explorer/signed-message.js')
       const out = []
       for (const s of sequences) {
@@ -74,11 +79,36 @@ def test_sequences_reach_the_vector_verdicts(page):
       }
       return out
     }""", [VECTORS["serverKey"], VECTORS["sequences"]])
+
+
+def check_sequences(results):
+    assert len(results) == len(VECTORS["sequences"])
     for s, got in zip(VECTORS["sequences"], results):
         for n, (step, verdict) in enumerate(zip(s["steps"], got["verdicts"])):
             assert verdict == step["expect"], (s["name"], n)
         assert got["counts"] == s["counts"], s["name"]
         assert got["certificateChecks"] == s["certificateChecks"], s["name"]
+
+
+def test_sequences_reach_the_vector_verdicts(page):
+    assert len(VECTORS["sequences"]) >= 12
+    check_sequences(run_sequences(page))
+
+
+def test_the_vectors_hold_on_the_flagged_lan_origin(playwright, namespace, tmp_path):
+    """The same on the origin the overlay tests' browsers use: a 10.x address made trustworthy with
+    --unsafely-treat-insecure-origin-as-secure (Tests/e2e/conftest.py, `overlay`)."""
+    server = Server(tmp_path, host=namespace.address, prefix=namespace.prefix)
+    browser = playwright.chromium.launch(executable_path=namespace.chromium_wrapper(tmp_path, CHROMIUM), headless=True,
+                                         args=[f"--unsafely-treat-insecure-origin-as-secure={server.http}"])
+    try:
+        page = browser.new_page()
+        page.goto(server.http + "/")
+        assert page.evaluate("() => isSecureContext && !!crypto.subtle") is True
+        check_sequences(run_sequences(page))
+    finally:
+        browser.close()
+        server.stop()
 
 
 def test_overlapping_verifications_accept_a_message_once_and_check_its_certificate_once(page):
