@@ -23,7 +23,7 @@ let package = Package(
             pkgConfig: "libwebsockets",
             providers: [.apt(["libwebsockets-dev"])]
         ),
-        // Thin C shim over OpenSSL's libcrypto (HMAC-SHA256 for re-registration tokens).
+        // Thin C shim over OpenSSL's libcrypto (SHA-256, Ed25519, the system's random bytes).
         .systemLibrary(
             name: "CCrypto",
             pkgConfig: "libcrypto",
@@ -36,7 +36,8 @@ let package = Package(
         // SHA-256 (libcrypto) with hex output: result digests of jobs, image files.
         .target(name: "Digest", dependencies: ["CCrypto", "Hex"]),
         // Ed25519 signatures (RFC 8032) over libcrypto: key pairs, sign, verify. The building block of the
-        // key-pair identity (docs/protocol.md, "Key-pair identity"). No I/O but the system's random source.
+        // key-pair identity (docs/protocol.md, "Key-pair identity"): the server key, peers' keys. No I/O but
+        // the system's random source.
         .target(name: "Signatures", dependencies: ["CCrypto", "Hex"]),
         // Signed overlay messages (docs/signed-overlay.md): the S frame, the source's signer and the
         // destination's verifier (certificate cache, epochs, time window, replay memory). Pure: no I/O, no clock.
@@ -57,8 +58,8 @@ let package = Package(
                 .product(name: "Algorithms", package: "swift-algorithms"),
             ]
         ),
-        // Wire protocol v1: message types, JSON encoding/decoding and validation. No I/O.
-        .target(name: "WireProtocol", dependencies: ["Ring"]),
+        // Wire protocol v2: message types, JSON encoding/decoding and validation. No I/O.
+        .target(name: "WireProtocol", dependencies: ["Hex", "Ring"]),
         // The ring simulator (docs/overlay.md): the server's ring and the peers' router on a virtual network.
         .target(name: "Simulator", dependencies: ["Ring"]),
         // The deterministic ray tracer (docs/raytracer.md): the same bytes as Public/raytracer.js. No I/O.
@@ -68,7 +69,7 @@ let package = Package(
         // A native peer: the session with the rendezvous server, WebSocket links, the Chord router.
         .target(
             name: "Peer",
-            dependencies: ["Hex", "Ring", "WireProtocol", "Transport", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["Hex", "Ring", "WireProtocol", "Transport", "Signatures", .product(name: "Logging", package: "swift-log")]
         ),
         // The job engine of native peers (protocol bc-job/1, docs/jobs.md): scheduler, worker pool, kernels.
         .target(
@@ -92,11 +93,11 @@ let package = Package(
         // log replays to the same actions). Foundation only formats the wall-clock times it is given.
         .target(name: "RendezvousCore", dependencies: ["ConnectionTypes", "Hex", "Ring", "WireProtocol"]),
         // The rendezvous server's I/O shell around RendezvousCore: the transport, the clock and the seed,
-        // token signing (HMAC), analytics thread, HTTP routes, static files, event recording.
+        // the server key (Ed25519 signatures and certificates), analytics thread, HTTP routes, static files, event recording.
         .target(
             name: "Rendezvous",
             dependencies: [
-                "Hex", "Ring", "WireProtocol", "Transport", "RendezvousCore", "CCrypto",
+                "Hex", "Ring", "WireProtocol", "Transport", "RendezvousCore", "Signatures",
                 .product(name: "Algorithms", package: "swift-algorithms"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -105,6 +106,7 @@ let package = Package(
             name: "browsercloud",
             dependencies: [
                 "Rendezvous", "RendezvousCore", "Transport", "Peer", "Jobs", "Digest", "RayTracer", "PNG", "Ring", "WireProtocol", "Simulator",
+                "Signatures",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -115,7 +117,7 @@ let package = Package(
         .executableTarget(
             name: "bc-loadgen",
             dependencies: [
-                "Transport", "Ring",
+                "Transport", "Ring", "Hex", "Signatures", "WireProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -128,17 +130,17 @@ let package = Package(
         .testTarget(name: "RingTests", dependencies: ["Ring"]),
         .testTarget(name: "RayTracerTests", dependencies: ["RayTracer", "PNG", "Digest"]),
         .testTarget(name: "JobsTests", dependencies: ["Jobs", "Digest", "Peer", "Ring", "WireProtocol"]),
-        .testTarget(name: "PeerTests", dependencies: ["Peer", "Ring", "WireProtocol", "Transport", "SignedOverlay", "Signatures", "Hex"]),
+        .testTarget(name: "PeerTests", dependencies: ["Hex", "Peer", "Ring", "Signatures", "SignedOverlay", "WireProtocol", "Transport"]),
         .testTarget(name: "DigestTests", dependencies: ["Digest"]),
         .testTarget(name: "SignaturesTests", dependencies: ["Signatures", "Hex"]),
         .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "Ring"]),
         .testTarget(name: "WireProtocolTests", dependencies: ["WireProtocol"]),
-        .testTarget(name: "RendezvousTests", dependencies: ["Hex", "Rendezvous", "Ring"]),
+        .testTarget(name: "RendezvousTests", dependencies: ["Hex", "Rendezvous", "RendezvousCore", "Ring", "Signatures"]),
         // Unit tests of the core and the replay of Tests/vectors/rendezvous-events.jsonl (Rendezvous only
-        // for TokenAuthority, the HMAC credential issuer the recording server used).
+        // for ServerIdentity, the Ed25519 credential issuer the recording server used).
         .testTarget(
             name: "RendezvousCoreTests",
-            dependencies: ["ConnectionTypes", "Hex", "RendezvousCore", "Rendezvous", "Ring", "WireProtocol"]
+            dependencies: ["ConnectionTypes", "Hex", "RendezvousCore", "Rendezvous", "Ring", "Signatures", "WireProtocol"]
         ),
         .testTarget(name: "TransportTests", dependencies: ["Transport"]),
         .testTarget(name: "HexTests", dependencies: ["Hex"]),

@@ -19,6 +19,7 @@ import { Job } from './process/job.js'
 import { discover } from './process/discovery.js'
 import { PROTOCOL, RUNTIMES, JOB_DEFAULTS, JOB_ERRORS, JobError, sha256Hex } from './process/job-protocol.js'
 import { prepareScene, tiles as tileGrid, blit } from './raytracer.js'
+import { prepareSha256 } from './explorer/sha256.js'
 
 export { PROTOCOL, JOB_DEFAULTS, JOB_ERRORS, JobError, sha256Hex }
 
@@ -61,9 +62,9 @@ export class BrowserProcess {
 
   /** Joins the ring (if not yet) and starts answering availability queries and running tasks. */
   async participate () {
-    if (!globalThis.crypto?.subtle) {
-      throw new Error('BrowserCloud jobs need WebCrypto (SHA-256 of every result), which browsers offer only in a secure context: serve the page over https:// or open it as http://localhost')
-    }
+    // SHA-256 of every result: WebCrypto, or (a page that is not a secure context, such as
+    // http://<lan-address>:9000) CryptoJS served by the server; fails here, early, when it cannot be had.
+    await prepareSha256()
     await this.explorer.register()
     if (this.config.workers > 0 && (!this.pool || this.pool.stopped)) {
       // A Web Worker only ever runs tasks of one job: a task cannot tamper with another job's tasks.

@@ -119,7 +119,9 @@ async function refresh () {
   refreshTimer = null
   if (!live) return
   try {
-    peers = await fetchNetwork()
+    const fetched = await fetchNetwork()
+    if (!live) return   // a simulation was loaded while the request was in flight: keep it
+    peers = fetched
     draw()
   } catch (error) {
     $('source').textContent = `live (network unavailable: ${error.message})`
@@ -135,6 +137,7 @@ async function refreshStats () {
   if (!live) return
   try {
     const s = await (await fetch('/api/stats')).json()
+    if (!live) return
     $('c-peers').textContent = s.peersOnline
     $('c-joins').textContent = s.joins
     $('c-leaves').textContent = s.leaves

@@ -1,4 +1,4 @@
-// webrtc-explorer: join the BrowserCloud ring from a web page (protocol v1, docs/protocol.md).
+// webrtc-explorer: join the BrowserCloud ring from a web page (protocol v2, docs/protocol.md).
 //
 //   import { Explorer } from '/webrtc-explorer.js'
 //   const peer = new Explorer({ signalingURL: 'ws://host:9000', iceServers: [] })
@@ -16,6 +16,12 @@
 // server's error codes of docs/protocol.md, 'hop-limit', 'no-route', and link failures { code, message,
 // peerId } with a code of LINK_ERRORS, such as 'ERR_CONNECTION_FAILURE').
 //
+// Identity (docs/protocol.md, "Key-pair identity"): the peer holds an Ed25519 key pair
+// (explorer/identity.js: WebCrypto, or TweetNaCl.js where crypto.subtle is missing; kept per origin in
+// IndexedDB unless `identity: { ephemeral: true }`), signs every connection's `challenge` to register, and
+// keeps the server's certificate of its binding (`certificate`). After a reconnection it signs for its ID
+// and gets it back within the server's lease; `id-expired` makes it register fresh on the same connection.
+//
 // The four parts of the thesis: channel manager (explorer/channel-manager.js), finger table
 // (explorer/finger-table.js), router (explorer/ring.js) and this interface (with explorer/events.js).
 
@@ -24,10 +30,13 @@ export { LINK_ERRORS } from './explorer/channel-manager.js'
 import { Events } from './explorer/events.js'
 import { FingerTable } from './explorer/finger-table.js'
 import { route, parseId } from './explorer/ring.js'
+import { loadIdentity } from './explorer/identity.js'
 
 export { route } from './explorer/ring.js'
 
 const DEFAULT_MAX_HOPS = 64
+
+const toHex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')
 
 export class Explorer {
   /**
@@ -38,6 +47,8 @@ export class Explorer {
    * @param {number} [options.maxHops] messages are dropped after this many hops (default 64)
    * @param {boolean} [options.webrtc] false: never try WebRTC (links go through the server's relay,
    *   when it offers one, and to native peers over WebSockets)
+   * @param {object} [options.identity] the key pair: an identity from explorer/identity.js's
+   *   `loadIdentity` (`{ publicKey, sign }`), or the options given to `loadIdentity` (e.g. `{ ephemeral: true }`)
    */
   constructor (options = {}) {
     const here = typeof location !== 'undefined' ? `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}` : undefined
@@ -47,7 +58,12 @@ export class Explorer {
     this.maxHops = options.maxHops ?? DEFAULT_MAX_HOPS
     this.events = new Events()
     this.table = new FingerTable()
-    this.token = null
+    this.identityOption = options.identity
+    this.identity = typeof options.identity?.sign === 'function' ? options.identity : null
+    this.epoch = null          // 16 hex, from `registered`
+    this.certificate = null    // 220 hex: the server's certificate of (ID, public key, epoch)
+    this.serverKey = null      // 64 hex, from `challenge`
+    this.challengeNonce = null // the current connection's challenge
     this.readyEmitted = false
     this.registering = null
     this.counter = 0
@@ -75,17 +91,25 @@ export class Explorer {
   /** Whether 'ready' was emitted for the current registration (the successor link is open, or the peer is alone). */
   get ready () { return this.readyEmitted }
 
-  /** Connects to the server and joins the ring. Resolves with `{ peerId }`. */
+  /** The public key this peer registers with (64 lowercase hex), once its identity is loaded. */
+  get publicKey () { return this.identity?.publicKey ?? null }
+
+  /** Loads the key pair (once), connects to the server and joins the ring. Resolves with `{ peerId }`. */
   async register () {
     if (this.table.peerId && this.channels.signallingOpen) return { peerId: this.table.peerId }
     if (!this.registering) {
-      this.registering = new Promise((resolve, reject) => {
-        const offRegistered = this.events.on('registered', (r) => { offRegistered(); offError(); resolve(r) })
-        const offError = this.events.on('error', (e) => {
-          if (!e.recovering && ['server-full', 'bad-token', 'rate-limited'].includes(e.code)) { offRegistered(); offError(); reject(new Error(`${e.code}: ${e.message}`)) }
+      this.registering = (async () => {
+        this.identity ??= await loadIdentity(this.identityOption ?? {})
+        return new Promise((resolve, reject) => {
+          const offRegistered = this.events.on('registered', (r) => { offRegistered(); offError(); resolve(r) })
+          const offError = this.events.on('error', (e) => {
+            if (!e.recovering && ['server-full', 'bad-signature', 'rate-limited', 'ERR_IDENTITY_SIGN'].includes(e.code)) {
+              offRegistered(); offError(); reject(new Error(`${e.code}: ${e.message}`))
+            }
+          })
+          this.channels.connect().catch((error) => { offRegistered(); offError(); reject(error) })
         })
-        this.channels.connect().catch((error) => { offRegistered(); offError(); reject(error) })
-      }).finally(() => { this.registering = null })
+      })().finally(() => { this.registering = null })
     }
     return this.registering
   }
@@ -103,7 +127,8 @@ export class Explorer {
     this.channels.sendToServer({ type: 'leave' })
     this.channels.stop()
     this.table.clear()
-    this.token = null
+    this.epoch = null
+    this.certificate = null
     this.readyEmitted = false
   }
 
@@ -115,40 +140,64 @@ export class Explorer {
   // MARK: internals
 
   #onSignallingOpen () {
-    const m = { type: 'register', capabilities: this.capabilities }
-    if (this.table.peerId && this.token) {
-      // A reconnection (or a server restart): come back with the same ID (docs/protocol.md).
-      m.peerId = this.table.peerId
-      m.token = this.token
-      this.events.emit('signalling-restored', {})
+    // `register` follows the connection's `challenge` (#sendRegister).
+    this.challengeNonce = null
+    if (this.table.peerId) this.events.emit('signalling-restored', {})
+  }
+
+  /** Signs this connection's challenge with the peer's key, for its held ID (a reconnection or a server
+   * restart: docs/protocol.md) or for a fresh one, and sends `register`. */
+  async #sendRegister () {
+    const nonce = this.challengeNonce
+    const serverKey = this.serverKey
+    const peerId = this.table.peerId
+    const text = `browsercloud-register/1\n${serverKey}\n${nonce}\n${peerId ?? '-'}\n${this.identity.publicKey}`
+    let signature
+    try {
+      signature = toHex(await this.identity.sign(new TextEncoder().encode(text)))
+    } catch (error) {
+      this.events.emit('error', { code: error.code ?? 'ERR_IDENTITY_SIGN', message: error.message })
+      return
     }
+    if (this.challengeNonce !== nonce) return   // the connection changed while signing: its own challenge follows
+    const m = { type: 'register', publicKey: this.identity.publicKey, signature, capabilities: this.capabilities }
+    if (peerId) m.peerId = peerId
     this.channels.sendToServer(m)
   }
 
   #onServerMessage (m) {
+    if (m.type === 'challenge') {
+      if (typeof m.nonce !== 'string' || typeof m.serverKey !== 'string' || !this.identity) return
+      this.challengeNonce = m.nonce
+      this.serverKey = m.serverKey
+      this.#sendRegister()
+      return
+    }
     if (m.type === 'error') {
-      if ((m.code === 'id-expired' || m.code === 'bad-token') && this.token) {
-        // Our saved ID is no longer ours (its lease ended, docs/protocol.md): forget the ID and the
-        // token and register fresh on this connection; register() resolves with the new ID.
-        this.token = null
+      if (m.code === 'id-expired' && this.table.peerId) {
+        // Our saved ID is no longer ours (its lease ended, or we left; docs/protocol.md): forget it and
+        // register fresh on this connection (the same challenge); register() resolves with the new ID.
         this.table.clear()
+        this.epoch = null
+        this.certificate = null
         this.readyEmitted = false
         this.events.emit('error', { code: m.code, message: m.message, recovering: true })
-        this.channels.sendToServer({ type: 'register', capabilities: this.capabilities })
+        this.#sendRegister()
         return
       }
       this.events.emit('error', { code: m.code, message: m.message })
       return
     }
     if (m.type === 'going-away') {
-      // The server is restarting: the channel manager reconnects after retryAfterMs, with our token.
+      // The server is restarting: the channel manager reconnects after retryAfterMs, and we sign for our ID.
       this.events.emit('server-going-away', { retryAfterMs: m.retryAfterMs })
       return
     }
     if (m.type === 'registered') {
       this.channels.configure({ selfId: m.peerId, relayAllowed: m.config?.linkRelay, serverMaxMessageBytes: m.config?.maxMessageBytes })
       const again = this.table.peerId === m.peerId
-      this.token = m.token
+      this.epoch = m.epoch
+      this.certificate = m.certificate
       if (!again) this.readyEmitted = false
       this.table.apply(m)
       this.events.emit('registered', { peerId: m.peerId, again })

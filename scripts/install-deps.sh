@@ -6,6 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 apt_packages=(libwebsockets-dev libssl-dev zlib1g-dev pkg-config)
+# The server serves two JavaScript libraries from where Debian installs them, for pages without WebCrypto
+# (plain http at a LAN address): TweetNaCl.js (Ed25519) and CryptoJS (SHA-256); docs/protocol.md.
+# node-tweetnacl pulls in nodejs, which only its package needs (the server uses just the .js file).
+apt_packages+=(node-tweetnacl libjs-cryptojs)
 if [ "${1:-}" = "--test" ]; then
     # Browser tests drive Debian's Chromium (never a downloaded browser) through Playwright; the
     # deployment tests run nginx in front of the server and check the unit with systemd-analyze.

@@ -20,7 +20,7 @@ import { Link, SocketChannel, RelayChannel, randomId, MAX_PARTIAL_CHARS } from '
 
 export { LINK_ERRORS, LinkError } from './link-errors.js'
 
-const SUBPROTOCOL = 'webrtc-explorer.v1'
+const SUBPROTOCOL = 'webrtc-explorer.v2'
 const LINK_SUBPROTOCOL = 'bc-link.v1'
 /** Piece size on WebSocket links (native peers accept 16 MiB messages by default). */
 const SOCKET_CHUNK = 256 * 1024

@@ -40,8 +40,5 @@ export const JOB_ERRORS = Object.freeze({
   UNDELIVERED: 'ERR_UNDELIVERED'   // a job message (a reply, probe or cancel) found no route to its peer
 })
 
-/** Hex SHA-256 (WebCrypto). */
-export async function sha256Hex (bytes) {
-  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes))
-  return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('')
-}
+/** Hex SHA-256: WebCrypto, or CryptoJS from /vendor/ where WebCrypto is missing (explorer/sha256.js). */
+export { sha256Hex } from '../explorer/sha256.js'

@@ -7,6 +7,12 @@
 //      { id, ok: false, error: { code: 'threw' | 'bad-task', message } }
 
 import { prepareScene, renderTile } from '../raytracer.js'
+import { prepareSha256, sha256Hex } from '../explorer/sha256.js'
+
+// Where WebCrypto is missing (a page that is not a secure context), SHA-256 comes from CryptoJS, which is
+// fetched now, before fetch is removed from this scope below (explorer/sha256.js).
+const shaReady = prepareSha256(fetch)
+shaReady.catch((error) => error)   // reported by each task that needs it (execute awaits shaReady)
 
 // Task functions come from other peers. A worker cannot reach the page (DOM, the explorer, its token)
 // and only runs tasks of one job (the pool replaces it before another job's task); on top of that, the
@@ -46,10 +52,8 @@ function base64 (bytes) {
 }
 
 async function hex (bytes) {
-  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes))
-  let out = ''
-  for (const b of digest) out += b.toString(16).padStart(2, '0')
-  return out
+  await shaReady
+  return sha256Hex(bytes)
 }
 
 async function execute (m) {

@@ -32,7 +32,7 @@ public enum PeerAction: Equatable, Sendable {
     case log(Logger.Level, String)
 }
 
-/// An error the peer reports but cannot act on: a server error code (`server-full`, `bad-token`, …),
+/// An error the peer reports but cannot act on: a server error code (`server-full`, `bad-signature`, …),
 /// `hop-limit` or `no-route`.
 public struct PeerError: Equatable, Sendable {
     public var code: String

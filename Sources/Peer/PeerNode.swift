@@ -32,7 +32,11 @@ public final class PeerNode: TransportHandler, @unchecked Sendable {
 
     public var state: SessionState { checked(session.state) }
     public var peerId: PeerID? { checked(session.peerId) }
-    public var token: String? { checked(session.token) }
+    /// The server's certificate of this peer's binding (ID, public key, epoch), once registered.
+    public var certificate: String? { checked(session.certificate) }
+    /// The public key this peer registers with (64 lowercase hex).
+    public var publicKey: String { identity.publicKey }
+    public let identity: PeerIdentity
     public var ring: PeerState { checked(session.ring) }
     public var relayAllowed: Bool { checked(session.relayAllowed) }
 
@@ -45,15 +49,19 @@ public final class PeerNode: TransportHandler, @unchecked Sendable {
     public var onTick: ((UInt64) -> Void)?
     /// The server announced a shutdown (`going-away`); the peer reconnects after the given milliseconds.
     public var onGoingAway: ((Int) -> Void)?
-    /// Errors the peer cannot act on (e.g. `server-full`, `bad-token`), and hop-limit drops.
+    /// Errors the peer cannot act on (e.g. `server-full`, `bad-signature`), and hop-limit drops.
     public var onError: ((String, String) -> Void)?
 
     private var timer: DispatchSourceTimer?
     /// Signalled when the server connection has closed after `stop`.
     private var serverClosed: DispatchSemaphore?
 
-    public init(configuration: PeerConfiguration, logger: Logger = Logger(label: "browsercloud.peer")) {
+    /// `identity`: the key pair the peer registers with (a new one when nil: the peer then gets a new ID
+    /// whenever the process starts).
+    public init(configuration: PeerConfiguration, identity: PeerIdentity? = nil, logger: Logger = Logger(label: "browsercloud.peer")) throws {
         self.configuration = configuration
+        let identity = try identity ?? PeerIdentity.generate()
+        self.identity = identity
         self.logger = logger
         var t = TransportConfiguration()
         t.host = configuration.listenHost
@@ -63,7 +71,8 @@ public final class PeerNode: TransportHandler, @unchecked Sendable {
         t.maxSendQueueBytes = max(4 * 1024 * 1024, 4 * configuration.maxLinkMessageBytes)
         t.maxConnections = configuration.maxLinks
         transport = Transport(configuration: t, logger: logger)
-        session = PeerSession(configuration: configuration, url: configuration.advertisedURL ?? "", random: SystemRandomNumberGenerator())
+        session = PeerSession(configuration: configuration, url: configuration.advertisedURL ?? "", identity: identity,
+                              random: SystemRandomNumberGenerator())
     }
 
     /// The URL other peers dial (valid after `start`).
@@ -154,7 +163,7 @@ public final class PeerNode: TransportHandler, @unchecked Sendable {
         for action in actions {
             switch action {
             case .connectToServer:
-                let c = transport.connect(host: configuration.serverHost, port: configuration.serverPort, subprotocol: "webrtc-explorer.v1")
+                let c = transport.connect(host: configuration.serverHost, port: configuration.serverPort, subprotocol: "webrtc-explorer.v2")
                 session.serverConnecting(c, now: Self.now())
             case .sendServer(let c, let message):
                 _ = transport.send(message.encoded(), to: c)

@@ -9,7 +9,11 @@ extension PeerSession {
     /// A WebSocket opened: the server connection registers, a dialled link says hello, an accepted one
     /// starts its handshake deadline.
     public mutating func opened(_ connection: ConnectionID, now: UInt64) -> [PeerAction] {
-        if connection == serverConnection { return register() }
+        if connection == serverConnection {
+            // `register` follows the server's `challenge`.
+            state = .registering
+            return []
+        }
         if let d = links.dialling[connection] {
             guard let me = peerId else { return [] }
             return [.send(connection, LinkFrame.hello(peerId: me, nonce: d.nonce).encoded())]

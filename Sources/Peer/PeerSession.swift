@@ -2,15 +2,15 @@ import Ring
 import Transport
 import WireProtocol
 
-/// The pure core of a native peer (docs/protocol.md): the session with the rendezvous server (register,
-/// re-register with the token, ring updates, signals, `going-away`, reconnecting with backoff), its
+/// The pure core of a native peer (docs/protocol.md): the session with the rendezvous server (register
+/// by signing the connection's challenge with its key, again with its ID after a reconnect, ring updates, signals, `going-away`, reconnecting with backoff), its
 /// `LinkTable`, and routing. Transport events go in with the time (`now`, nanoseconds of a monotonic
 /// clock); `PeerAction`s come out, for `PeerNode` (the I/O shell) to perform in order. It reads no
 /// clock and no socket; its randomness (nonces, intent and part IDs, backoff jitter) comes from the
 /// generator it is given.
 ///
-/// Session lifecycle: idle → connecting (`connectToServer`) → registering (the socket opened,
-/// `register` sent) → registered; a lost or unreachable server leads back to idle with a reconnect
+/// Session lifecycle: idle → connecting (`connectToServer`) → registering (the socket opened; `register`
+/// sent when the server's `challenge` arrives) → registered; a lost or unreachable server leads back to idle with a reconnect
 /// time (exponential backoff with jitter, or the delay of `going-away`); `stop` leads to stopped, for good.
 public struct PeerSession {
     public enum State: Equatable, Sendable { case idle, connecting, registering, registered, stopped }
@@ -20,7 +20,15 @@ public struct PeerSession {
     public var url: String
     public internal(set) var state: State = .idle
     public internal(set) var peerId: PeerID?
-    public internal(set) var token: String?
+    /// The key the server binds the ID to.
+    public let identity: PeerIdentity
+    /// The holder epoch and the server's certificate of (ID, public key, epoch), from `registered`.
+    public internal(set) var epoch: UInt64?
+    public internal(set) var certificate: String?
+    /// The server's public key (from `challenge`).
+    public internal(set) var serverKey: String?
+    /// The challenge nonce of the current server connection (nil until its `challenge` arrives).
+    var nonce: String?
     public internal(set) var ring = PeerState(predecessor: nil, successors: [], fingers: [:])
     public internal(set) var serverConnection: ConnectionID?
     /// Whether the server relays link frames (from its `registered` config), and its message limit.
@@ -36,9 +44,11 @@ public struct PeerSession {
     var random: any RandomNumberGenerator
 
     /// `random` supplies nonces, IDs and jitter: the system generator in production, a seeded one in tests.
-    public init(configuration: PeerConfiguration, url: String, random: any RandomNumberGenerator) {
+    /// `identity`: the key pair the peer registers with.
+    public init(configuration: PeerConfiguration, url: String, identity: PeerIdentity, random: any RandomNumberGenerator) {
         self.configuration = configuration
         self.url = url
+        self.identity = identity
         self.random = random
         links = LinkTable(maxMessageBytes: configuration.maxLinkMessageBytes)
     }
@@ -70,6 +80,7 @@ public struct PeerSession {
     /// The shell opened (`connection`) or could not start (nil) the server connection.
     public mutating func serverConnecting(_ connection: ConnectionID?, now: UInt64) {
         serverConnection = connection
+        nonce = nil
         if connection == nil { scheduleReconnect(now: now) }
     }
 
@@ -77,6 +88,7 @@ public struct PeerSession {
         guard state != .stopped else { return }
         state = .idle
         serverConnection = nil
+        nonce = nil
         if let retryAfter {
             // The server went away on purpose and said when to come back.
             self.retryAfter = nil
@@ -89,13 +101,16 @@ public struct PeerSession {
         reconnectAt = now + UInt64(base * Double.random(in: 0.75...1.25, using: &random) * 1e9)
     }
 
+    /// Sends `register` signed for this connection's challenge (nothing before the challenge arrived).
     mutating func register() -> [PeerAction] {
         guard let c = serverConnection else { return [] }
         state = .registering
+        guard let nonce, let serverKey else { return [] }
         var caps = configuration.capabilities
         caps["transports"] = .array(["websocket"])
         caps["url"] = .string(url)
-        return [.sendServer(c, .register(peerId: peerId, token: token, capabilities: caps))]
+        let signature = identity.registrationSignature(serverKey: serverKey, nonce: nonce, peerId: peerId)
+        return [.sendServer(c, .register(peerId: peerId, publicKey: identity.publicKey, signature: signature, capabilities: caps))]
     }
 
     mutating func serverMessage(_ bytes: [UInt8], now: UInt64) -> [PeerAction] {
@@ -104,11 +119,17 @@ public struct PeerSession {
             return [.log(.warning, "unreadable server message: \(error.message)")]
         }
         switch message {
-        case .registered(let id, let token, let config):
+        case .challenge(let nonce, let serverKey):
+            guard state == .registering || state == .connecting else { return [] }
+            self.nonce = nonce
+            self.serverKey = serverKey
+            return register()
+        case .registered(let id, let epoch, let certificate, let config):
             let again = peerId == id
             if !again { ring = PeerState(predecessor: nil, successors: [], fingers: [:]) }
             peerId = id
-            self.token = token
+            self.epoch = epoch
+            self.certificate = certificate
             ring.apply([.config(fingerRows: config.fingerRows)])
             relayAllowed = config.linkRelay
             serverMaxMessageBytes = config.maxMessageBytes
@@ -131,10 +152,11 @@ public struct PeerSession {
             return [.log(.info, "the server is going away; reconnecting in \(ms) ms with the same ID"), .goingAway(ms)]
         case .error(let code, let text):
             var actions: [PeerAction] = [.log(.warning, "server error \(code.rawValue): \(text)"), .error(PeerError(code.rawValue, text))]
-            if code == .badToken || code == .idExpired {
-                // The saved ID is no longer ours (id-expired: its lease ended; docs/protocol.md).
+            if code == .idExpired, state == .registering {
+                // The saved ID is no longer ours (its lease ended, or it left; docs/protocol.md): register fresh.
                 peerId = nil
-                token = nil
+                epoch = nil
+                certificate = nil
                 actions += register()
             }
             return actions

@@ -30,6 +30,7 @@ struct StatsSnapshot {
             "leavesByReason": .object(Dictionary(uniqueKeysWithValues: LeaveReason.allCases.map {
                 ($0.rawValue, n(membership.leavesByReason[$0] ?? 0)) })),
             "reRegistrations": n(membership.reRegistrations),
+            "badSignatures": n(membership.badSignatures),
             "replacements": n(membership.replacements),
             "leasesHeld": n(leasesHeld),
             "leasesExpired": n(membership.leasesExpired),
@@ -81,12 +82,14 @@ struct StatsSnapshot {
         for reason in LeaveReason.allCases {
             out += "browsercloud_leaves_by_reason_total{reason=\"\(reason.rawValue)\"} \(membership.leavesByReason[reason] ?? 0)\n"
         }
-        metric("reregistrations_total", "counter", "Registrations with a previous ID and token.", Double(membership.reRegistrations))
+        metric("reregistrations_total", "counter", "Registrations that got a held ID back (a returning key).", Double(membership.reRegistrations))
+        metric("bad_signatures_total", "counter", "Registrations answered bad-signature (the signature did not verify).",
+               Double(membership.badSignatures))
         metric("replacements_total", "counter", "Sessions replaced by a new session for the same ID.", Double(membership.replacements))
-        metric("leases_held", "gauge", "IDs leased to holders that went away (docs/protocol.md, \"Tokens, epochs and leases\").", Double(leasesHeld))
+        metric("leases_held", "gauge", "IDs leased to holders that went away (docs/protocol.md, \"Epochs, leases and the state file\").", Double(leasesHeld))
         metric("leases_expired_total", "counter", "Leases that ended unclaimed (their IDs became free).", Double(membership.leasesExpired))
         metric("leases_claimed_total", "counter", "Leased IDs taken back by their holder.", Double(membership.leasesClaimed))
-        metric("id_expired_total", "counter", "Registrations answered id-expired (a genuine token whose lease ended).",
+        metric("id_expired_total", "counter", "Registrations answered id-expired (a valid signature by a key that does not hold the ID).",
                Double(membership.errors[.idExpired] ?? 0))
         metric("evictions_total", "counter", "Peers evicted by the operator.", Double(membership.evictions))
         metric("signals_relayed_total", "counter", "WebRTC signals relayed between peers.", Double(membership.signalsRelayed))

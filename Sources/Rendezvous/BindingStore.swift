@@ -3,27 +3,43 @@ import RendezvousCore
 import Ring
 import WireProtocol
 
-/// The state file (`--state-file`): the ID bindings (ID, holder epoch, lease end) that a restarted
-/// server loads as leases, so returning holders get their IDs back and no newcomer takes them
-/// (docs/protocol.md, "Restarts").
+/// The state file (`--state-file`): the ID bindings (ID, holder epoch, holder's public key, lease end)
+/// that a restarted server loads as leases, so returning holders get their IDs back and no newcomer
+/// takes them (docs/protocol.md, "Restarts").
 ///
-/// Format (JSON, UTF-8): `{"format":"browsercloud-bindings/1","nextEpoch":"<decimal>","savedAt":<seconds since 1970>,
-/// "bindings":[{"peerId":"<12 hex>","epoch":"<decimal>","leaseEnds":<seconds since 1970>},…]}`. Epochs are
-/// decimal strings (64 bits); lease ends are wall-clock times, since monotonic time does not survive a
-/// restart. Written atomically (a temporary file in the same directory renamed over it, mode 0600).
+/// Format (JSON, UTF-8): `{"format":"browsercloud-bindings/2","nextEpoch":"<decimal>","savedAt":<seconds since 1970>,
+/// "bindings":[{"peerId":"<12 hex>","epoch":"<decimal>","publicKey":"<64 hex>","leaseEnds":<seconds since 1970>},…]}`.
+/// Epochs are decimal strings (64 bits); lease ends are wall-clock times, since monotonic time does not
+/// survive a restart. Written atomically (a temporary file in the same directory renamed over it, mode
+/// 0600). It holds only public keys. A `browsercloud-bindings/1` file (the token protocol's, without
+/// keys) loads with its `nextEpoch` and no bindings: its holders register fresh, once.
 public enum BindingStore {
-    public static let format = "browsercloud-bindings/1"
+    public static let format = "browsercloud-bindings/2"
+    /// The token protocol's format: read for its `nextEpoch` only.
+    public static let formatV1 = "browsercloud-bindings/1"
+
+    /// One binding: the ID, its holder epoch and public key (64 lowercase hex), and the wall-clock time
+    /// its lease ends.
+    public struct Entry: Equatable, Sendable {
+        public var peer: PeerID
+        public var epoch: UInt64
+        public var publicKey: String
+        public var leaseEnds: Double
+        public init(peer: PeerID, epoch: UInt64, publicKey: String, leaseEnds: Double) {
+            self.peer = peer
+            self.epoch = epoch
+            self.publicKey = publicKey
+            self.leaseEnds = leaseEnds
+        }
+    }
 
     /// What the file holds: bindings with the wall-clock time their lease ends.
     public struct State: Equatable, Sendable {
         public var nextEpoch: UInt64
-        public var bindings: [(peer: PeerID, epoch: UInt64, leaseEnds: Double)]
-        public init(nextEpoch: UInt64, bindings: [(peer: PeerID, epoch: UInt64, leaseEnds: Double)]) {
+        public var bindings: [Entry]
+        public init(nextEpoch: UInt64, bindings: [Entry]) {
             self.nextEpoch = nextEpoch
             self.bindings = bindings
-        }
-        public static func == (a: State, b: State) -> Bool {
-            a.nextEpoch == b.nextEpoch && a.bindings.elementsEqual(b.bindings) { $0 == $1 }
         }
     }
 
@@ -46,7 +62,8 @@ public enum BindingStore {
     /// The file's text for `state` (`savedAt`: seconds since 1970).
     public static func encode(_ state: State, savedAt: Double) -> [UInt8] {
         let list: [JSONValue] = state.bindings.sorted { $0.peer < $1.peer }.map {
-            .object(["peerId": .string($0.peer.hex), "epoch": .string(String($0.epoch)), "leaseEnds": .number($0.leaseEnds)])
+            .object(["peerId": .string($0.peer.hex), "epoch": .string(String($0.epoch)), "publicKey": .string($0.publicKey),
+                     "leaseEnds": .number($0.leaseEnds)])
         }
         return JSONValue.object(["format": .string(format), "nextEpoch": .string(String(state.nextEpoch)),
                                  "savedAt": .number(savedAt), "bindings": .array(list)]).encoded() + [0x0A]
@@ -55,17 +72,21 @@ public enum BindingStore {
     /// Parses a file's bytes; `path` only names it in errors.
     public static func decode(_ data: [UInt8], path: String) throws(Failure) -> State {
         guard let v = JSONValue(parsing: data) else { throw .malformed(path, "not JSON") }
-        guard v["format"]?.stringValue == format else { throw .malformed(path, "not a \(format) file") }
+        let version = v["format"]?.stringValue
+        guard version == format || version == formatV1 else { throw .malformed(path, "not a \(format) file") }
         guard let next = v["nextEpoch"]?.stringValue.flatMap({ UInt64($0) }) else { throw .malformed(path, "no nextEpoch") }
         guard let list = v["bindings"]?.arrayValue else { throw .malformed(path, "no bindings") }
-        var bindings: [(peer: PeerID, epoch: UInt64, leaseEnds: Double)] = []
+        // A token-protocol file: its holders have no keys, so they register fresh (epochs go on).
+        if version == formatV1 { return State(nextEpoch: next, bindings: []) }
+        var bindings: [Entry] = []
         for (i, b) in list.enumerated() {
             guard let peer = b["peerId"]?.stringValue.flatMap(PeerID.init(hex:)),
                   let epoch = b["epoch"]?.stringValue.flatMap({ UInt64($0) }),
+                  let key = b["publicKey"]?.stringValue, ClientMessage.isLowerHex(key, count: Identity.publicKeyHexCount),
                   case .number(let ends)? = b["leaseEnds"], ends.isFinite else {
-                throw .malformed(path, "binding \(i) needs peerId, epoch and leaseEnds")
+                throw .malformed(path, "binding \(i) needs peerId, epoch, publicKey (64 lowercase hex) and leaseEnds")
             }
-            bindings.append((peer, epoch, ends))
+            bindings.append(Entry(peer: peer, epoch: epoch, publicKey: key, leaseEnds: ends))
         }
         return State(nextEpoch: next, bindings: bindings)
     }
@@ -91,12 +112,14 @@ public enum BindingStore {
     /// The state of a core at monotonic time `now` and wall-clock time `wallClock`.
     public static func state(of core: Membership, now: Double, wallClock: Double) -> State {
         State(nextEpoch: core.nextEpoch,
-              bindings: core.snapshot(now: now).map { ($0.peer, $0.epoch, wallClock + $0.remaining) })
+              bindings: core.snapshot(now: now).map {
+                  Entry(peer: $0.peer, epoch: $0.epoch, publicKey: $0.publicKey, leaseEnds: wallClock + $0.remaining) })
     }
 
     /// The restore event for a loaded state, at monotonic time `now` and wall-clock time `wallClock`.
     public static func restoreEvent(_ state: State, now: Double, wallClock: Double) -> Event {
-        .restored(state.bindings.map { RestoredBinding(peer: $0.peer, epoch: $0.epoch, remaining: $0.leaseEnds - wallClock) }
+        .restored(state.bindings.map { RestoredBinding(peer: $0.peer, epoch: $0.epoch, publicKey: $0.publicKey,
+                                                       remaining: $0.leaseEnds - wallClock) }
                     .filter { $0.remaining > 0 },
                   nextEpoch: state.nextEpoch, now: now)
     }

@@ -14,6 +14,9 @@ public struct ServerConfiguration: Sendable {
     public var maxPendingAnalytics = 32
     /// Directory served over HTTP; nil serves no files.
     public var publicDirectory: String?
+    /// JavaScript libraries from Debian packages served under `/vendor/` (the WebCrypto fallbacks of pages
+    /// that are not a secure context); none by default (`browsercloud serve` sets Debian's paths).
+    public var vendor = VendorFiles()
     /// Bearer token for admin routes (DELETE /api/peers/<id>); nil turns admin routes off.
     public var adminToken: String?
     /// Seed of the core's random choices (ID allocation, the going-away spread); nil draws one from the

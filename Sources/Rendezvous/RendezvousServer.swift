@@ -35,7 +35,11 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
     private var saveTimer: DispatchSourceTimer?
     private let saveQueue = DispatchQueue(label: "browsercloud.state-file")
 
-    public init(configuration: ServerConfiguration, secret: [UInt8], logger: Logger = Logger(label: "browsercloud.server")) throws {
+    /// The server's Ed25519 key: checks registration signatures, signs certificates.
+    public let identity: ServerIdentity
+
+    public init(configuration: ServerConfiguration, identity: ServerIdentity, logger: Logger = Logger(label: "browsercloud.server")) throws {
+        self.identity = identity
         self.configuration = configuration
         self.logger = logger
         if let directory = configuration.publicDirectory {
@@ -47,12 +51,16 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
         // The shell owns the randomness: the core gets a seed (logged, and written in a recording's header).
         let core = configuration.membership(seed: UInt64.random(in: .min ... .max))
         logger.debug("core seed", metadata: ["seed": "\(core.seed)"])
-        membership = Membership(configuration: core, credentials: TokenAuthority(secret: secret))
+        membership = Membership(configuration: core, credentials: identity)
         recorder = try configuration.recordEventsPath.map { try EventRecorder(path: $0, configuration: core) }
         transport = Transport(configuration: configuration.transport, logger: logger)
         transport.handler = self
         analytics = AnalyticsWorker(configuration: configuration, transport: transport)
         try restoreBindings()
+        for (package, files) in configuration.vendor.missing {
+            logger.warning("vendor library missing: /vendor/ answers 404 for it, so pages that are not a secure context (plain http at a LAN address) cannot volunteer; install the Debian package (scripts/install-deps.sh)",
+                           metadata: ["package": "\(package)", "files": "\(files.joined(separator: ", "))"])
+        }
     }
 
     /// Loads the state file (if any) into the core as leases, before the transport starts.
@@ -130,7 +138,7 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
     }
 
     /// Graceful shutdown: refuses new connections, tells every peer the server is going away (they
-    /// reconnect after a spread delay and re-register with their tokens), waits up to `grace` seconds
+    /// reconnect after a spread delay and re-register with their keys), waits up to `grace` seconds
     /// for the messages to flush and the connections to close, then stops. From any thread but the
     /// service thread.
     public func shutdown(grace: Double) {
@@ -163,7 +171,7 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
             transport.close(connection, status: 1001, reason: "server going away")
             return
         }
-        perform(handle(.opened(connection, remoteAddress: remoteAddress, now: now)))
+        perform(handle(.opened(connection, remoteAddress: remoteAddress, nonce: ServerIdentity.nonce(), now: now)))
         logger.debug("connection opened", metadata: ["connection": "\(connection)", "remote": "\(remoteAddress)"])
     }
 

@@ -32,7 +32,8 @@ struct Route: Sendable {
 
 /// HTTP routes (docs/api.md), declared in one table; called on the service thread. A path that some
 /// route matches with another method gets 405 with `Allow` (GET implies HEAD) from the table; a path no
-/// route matches is a static file for GET (404 otherwise, JSON under /api).
+/// route matches is a vendor file under /vendor/ (`VendorFiles`) or a static file for GET (404 otherwise,
+/// JSON under /api).
 extension RendezvousServer {
     static let routes: [Route] = [
         Route(method: .get, pattern: .exact("/healthz")) { server, _, _ in server.health() },
@@ -64,6 +65,16 @@ extension RendezvousServer {
             return .body(status: 405, contentType: "text/plain; charset=utf-8", body: Array("method not allowed\n".utf8),
                          headers: [("allow", "GET, HEAD")])
         }
+        if path.hasPrefix("/vendor/") {
+            guard let entry = configuration.vendor.entry(for: path) else {
+                return .body(status: 404, contentType: "text/plain; charset=utf-8", body: Array("not found\n".utf8))
+            }
+            guard VendorFiles.available(entry) else {
+                return .body(status: 404, contentType: "text/plain; charset=utf-8",
+                             body: Array("not found: \(entry.file) is missing on the server (Debian package \(entry.package))\n".utf8))
+            }
+            return .file(path: entry.file, contentType: StaticFiles.mimeType(for: entry.file))
+        }
         if let files, let file = files.resolve(request.path) {
             return .file(path: file, contentType: StaticFiles.mimeType(for: file))
         }
@@ -71,7 +82,8 @@ extension RendezvousServer {
     }
 
     private func health() -> HTTPResponse {
-        json(200, ["status": "ok", "version": .string(browserCloudVersion), "peersOnline": .number(Double(membership.ring.count))])
+        json(200, ["status": "ok", "version": .string(browserCloudVersion), "peersOnline": .number(Double(membership.ring.count)),
+                   "serverKey": .string(identity.serverKey)])
     }
 
     /// `GET /api/peers/<id>`: the peer's ring entry (its address only for the admin).

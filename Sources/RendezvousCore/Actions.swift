@@ -22,7 +22,7 @@ public enum RingEvent: Equatable, Sendable {
     case join(PeerID)
     case leave(PeerID, reason: LeaveReason)
     case updated(PeerID, [RingUpdate])
-    /// A new session registered the peer's ID with its token; the old one is closed. The ring is unchanged.
+    /// A new session registered the peer's ID with its key; the old one is closed. The ring is unchanged.
     case replaced(PeerID)
 }
 
@@ -86,6 +86,8 @@ public struct MembershipCounters: Sendable {
     /// Leaves by reason (they add up to `leaves`).
     public var leavesByReason: [LeaveReason: Int] = [:]
     public var reRegistrations = 0
+    /// `register` messages whose signature did not verify (answered `bad-signature`).
+    public var badSignatures = 0
     public var replacements = 0
     /// Leases that ended unclaimed (the ID became free), and leases claimed back by their holder.
     public var leasesExpired = 0

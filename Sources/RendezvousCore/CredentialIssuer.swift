@@ -1,16 +1,18 @@
 import Ring
 
-/// Issues and checks the credential a peer presents to re-register its ID (today a bearer token that the
-/// server signs; the narrow seam where a key-pair identity will replace it). Injected into `Membership`
-/// so that the core needs no cryptography library. Must be a pure function of its secret: the same
-/// (peer, epoch) always gets the same token, so that a replayed event log gives the same actions.
+/// The cryptography the core needs for the key-pair identity (docs/protocol.md, "Key-pair identity"),
+/// injected by the shell so that the core itself needs no cryptography library: checking a client's
+/// Ed25519 signature of its registration text, and signing certificates with the server key.
 ///
-/// A credential binds an ID and a holder epoch (`Membership` gives every new holder of an ID a new
-/// epoch), so a token issued to one holder never works for a later holder of the same ID.
+/// The core builds the texts (`Identity` in WireProtocol); an issuer only signs and verifies bytes.
+/// Must be deterministic: Ed25519 signatures are (RFC 8032 section 5.1.6), so the same binding always
+/// gets the same certificate and a replayed event log gives the same actions.
 public protocol CredentialIssuer: Sendable {
-    /// The token handed to the holder of `peer` with holder epoch `epoch` in `registered`.
-    func token(for peer: PeerID, epoch: UInt64) -> String
-    /// The epoch `token` was issued with for `peer`, or nil when it was not issued for `peer` by this
-    /// issuer (a constant-time check of its signature).
-    func epoch(of token: String, for peer: PeerID) -> UInt64?
+    /// The server's Ed25519 public key, 64 lowercase hex characters.
+    var serverKey: String { get }
+    /// Whether `signature` (128 lowercase hex) is a valid Ed25519 signature of `message` under `publicKey`
+    /// (64 lowercase hex). False when either is malformed or libcrypto refuses the key.
+    func isValid(signature: String, of message: [UInt8], publicKey: String) -> Bool
+    /// The server key's Ed25519 signature of `message`, 128 lowercase hex characters.
+    func sign(_ message: [UInt8]) -> String
 }

@@ -5,8 +5,9 @@ import Ring
 /// time it needs: `now` is monotonic seconds (any origin, never going back), `wallClock` is seconds since
 /// 1970-01-01 UTC. With these, an event carries all its inputs, so a recorded log replays exactly.
 public enum Event: Equatable, Sendable {
-    /// A WebSocket opened from `remoteAddress`.
-    case opened(ConnectionID, remoteAddress: String, now: Double)
+    /// A WebSocket opened from `remoteAddress`. `nonce` (64 lowercase hex: 32 bytes the shell drew from
+    /// the system's cryptographic generator, never from the seeded one) is the connection's challenge.
+    case opened(ConnectionID, remoteAddress: String, nonce: String, now: Double)
     /// A text frame (its bytes, as received; not necessarily valid UTF-8 or JSON).
     case received(ConnectionID, text: [UInt8], now: Double, wallClock: Double)
     /// A frame the transport refused (binary or too large).
@@ -25,14 +26,17 @@ public enum Event: Equatable, Sendable {
     case goingAway(spreadMs: Int)
 }
 
-/// An ID's holder binding as a state file keeps it: the holder epoch and the seconds its lease has left.
+/// An ID's holder binding as a state file keeps it: the holder epoch, the holder's public key (64
+/// lowercase hex) and the seconds its lease has left.
 public struct RestoredBinding: Equatable, Sendable {
     public var peer: PeerID
     public var epoch: UInt64
+    public var publicKey: String
     public var remaining: Double
-    public init(peer: PeerID, epoch: UInt64, remaining: Double) {
+    public init(peer: PeerID, epoch: UInt64, publicKey: String, remaining: Double) {
         self.peer = peer
         self.epoch = epoch
+        self.publicKey = publicKey
         self.remaining = remaining
     }
 }
@@ -41,7 +45,7 @@ extension Event {
     /// The monotonic time the event carries (nil for `goingAway`).
     var now: Double? {
         switch self {
-        case .opened(_, _, let now), .received(_, _, let now, _), .rejected(_, _, let now),
+        case .opened(_, _, _, let now), .received(_, _, let now, _), .rejected(_, _, let now),
              .controlFrames(_, _, let now), .closed(_, _, let now), .evict(_, let now), .restored(_, _, let now):
             return now
         case .goingAway:

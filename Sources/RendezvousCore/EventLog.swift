@@ -7,7 +7,7 @@ import WireProtocol
 /// keys sorted, so equal values give equal bytes), for recording a server run
 /// (`browsercloud serve --record-events FILE`) and replaying it (the replay test).
 ///
-/// The first line is the header: `{"format":"browsercloud-rendezvous-events/1","configuration":{...}}`
+/// The first line is the header: `{"format":"browsercloud-rendezvous-events/2","configuration":{...}}`
 /// with every `MembershipConfiguration` value (the random seed as a decimal string, being 64 bits).
 /// Every further line is one event and the actions the core returned for it:
 /// `{"event":{"type":"received","connection":3,"now":12.5,"wallClock":1764480000.25,"text":"..."},"actions":[...]}`.
@@ -15,9 +15,11 @@ import WireProtocol
 /// `{"send":3,"message":"<the frame's text>"}`, `{"close":3,"status":1008,"reason":"..."}` or
 /// `{"publish":"join"|"leave"|"replaced"|"updated","peerId":"...",...}` or
 /// `{"analytics":"joined"|"left"|"record","peerId":"...","record":{...}}`.
-/// The credential secret is not written: a replay must be given the same `CredentialIssuer`.
+/// The server's private key is not written: a replay must be given the same `CredentialIssuer` (the
+/// same server key), so that it signs the same certificates.
 public enum EventLog {
-    public static let format = "browsercloud-rendezvous-events/1"
+    /// Version 2: `opened` carries the challenge nonce, restored bindings their public key.
+    public static let format = "browsercloud-rendezvous-events/2"
 
     /// A malformed log line (its 1-based number and what was wrong).
     public struct Malformed: Error, CustomStringConvertible {
@@ -64,8 +66,9 @@ public enum EventLog {
 
     public static func json(_ event: Event) -> JSONValue {
         switch event {
-        case .opened(let c, let remoteAddress, let now):
-            return .object(["type": "opened", "connection": id(c), "remoteAddress": .string(remoteAddress), "now": .number(now)])
+        case .opened(let c, let remoteAddress, let nonce, let now):
+            return .object(["type": "opened", "connection": id(c), "remoteAddress": .string(remoteAddress), "nonce": .string(nonce),
+                            "now": .number(now)])
         case .received(let c, let text, let now, let wallClock):
             var o: [String: JSONValue] = ["type": "received", "connection": id(c), "now": .number(now), "wallClock": .number(wallClock)]
             bytes(text, into: &o, textKey: "text", hexKey: "hex")
@@ -86,6 +89,7 @@ public enum EventLog {
         case .restored(let list, let nextEpoch, let now):
             return .object(["type": "restored", "nextEpoch": .string(String(nextEpoch)), "now": .number(now),
                             "bindings": .array(list.map { .object(["peerId": .string($0.peer.hex), "epoch": .string(String($0.epoch)),
+                                                                   "publicKey": .string($0.publicKey),
                                                                    "remaining": .number($0.remaining)]) })])
         case .goingAway(let spreadMs):
             return .object(["type": "going-away", "spreadMs": n(spreadMs)])
@@ -181,8 +185,10 @@ public enum EventLog {
         }
         switch v["type"]?.stringValue {
         case "opened":
-            guard let remote = v["remoteAddress"]?.stringValue else { throw bad("opened needs remoteAddress") }
-            return .opened(try connection(), remoteAddress: remote, now: try number("now"))
+            guard let remote = v["remoteAddress"]?.stringValue, let nonce = v["nonce"]?.stringValue else {
+                throw bad("opened needs remoteAddress and nonce")
+            }
+            return .opened(try connection(), remoteAddress: remote, nonce: nonce, now: try number("now"))
         case "received":
             let text: [UInt8]
             if let s = v["text"]?.stringValue {
@@ -216,10 +222,11 @@ public enum EventLog {
             var bindings: [RestoredBinding] = []
             for b in list {
                 guard let peer = b["peerId"]?.stringValue.flatMap(PeerID.init(hex:)),
-                      let epoch = b["epoch"]?.stringValue.flatMap({ UInt64($0) }), case .number(let remaining)? = b["remaining"] else {
-                    throw bad("a restored binding needs peerId, epoch (a decimal string) and remaining")
+                      let epoch = b["epoch"]?.stringValue.flatMap({ UInt64($0) }), let key = b["publicKey"]?.stringValue,
+                      case .number(let remaining)? = b["remaining"] else {
+                    throw bad("a restored binding needs peerId, epoch (a decimal string), publicKey and remaining")
                 }
-                bindings.append(RestoredBinding(peer: peer, epoch: epoch, remaining: remaining))
+                bindings.append(RestoredBinding(peer: peer, epoch: epoch, publicKey: key, remaining: remaining))
             }
             return .restored(bindings, nextEpoch: next, now: try number("now"))
         case "going-away":

@@ -3,8 +3,8 @@ import Foundation   // only to format wall-clock times given to it (ISO 8601); n
 import Ring
 import WireProtocol
 
-/// The rendezvous server's logic without any I/O: sessions, ring membership, registration with tokens,
-/// signal relay and rate limits. Events go in, `Action`s come out (tested without sockets).
+/// The rendezvous server's logic without any I/O: sessions, ring membership, registration with signed
+/// challenges (the key-pair identity), signal relay and rate limits. Events go in, `Action`s come out (tested without sockets).
 ///
 /// Deterministic: it reads no clock (monotonic and wall-clock times come with the events), draws
 /// randomness only from generators seeded with `configuration.seed`, and orders its actions without
@@ -13,7 +13,7 @@ import WireProtocol
 public struct Membership {
     public let configuration: MembershipConfiguration
     let credentials: any CredentialIssuer
-    public private(set) var ring: Ring
+    public internal(set) var ring: Ring
     public private(set) var peers: [PeerID: PeerRecord] = [:]
     var sessions: [ConnectionID: Session] = [:]   // internal: Membership+RateLimits.swift
     public internal(set) var counters = MembershipCounters()
@@ -21,21 +21,25 @@ public struct Membership {
     private var random: SplitMix64
     /// Changes to the ring and the records not yet returned by `handle(_:)` as `.analytics` actions.
     private var changes: [AnalyticsChange] = []
-    /// Every ID with a holder: registered peers and leased IDs (docs/protocol.md, "Tokens, epochs and leases").
-    public private(set) var bindings: [PeerID: Binding] = [:]
+    /// Every ID with a holder: registered peers and leased IDs (docs/protocol.md, "Epochs, leases and the
+    /// state file").
+    public internal(set) var bindings: [PeerID: Binding] = [:]
+    /// The ID each bound public key holds (a key holds at most one ID; the inverse of `bindings`).
+    public internal(set) var holders: [String: PeerID] = [:]
     /// The epoch the next new holder of an ID gets.
-    public private(set) var nextEpoch: UInt64
+    public internal(set) var nextEpoch: UInt64
     /// Leases in the order they end (deadlines never decrease: each is the event's `now` plus
     /// `idLeaseSeconds`, restored ones clamped to that); entries whose binding changed since are skipped.
-    private var leaseQueue: [(deadline: Double, peer: PeerID, epoch: UInt64)] = []
-    private var leaseQueueHead = 0
+    var leaseQueue: [(deadline: Double, peer: PeerID, epoch: UInt64)] = []   // internal: Membership+Leases.swift
+    var leaseQueueHead = 0
     /// The latest `now` of the events so far (monotonic seconds).
-    public private(set) var latestNow = -Double.infinity
+    public internal(set) var latestNow = -Double.infinity
 
-    /// The holder of an ID: its epoch and, while the holder is away, when its lease ends (monotonic
-    /// seconds; nil while a session holds the ID).
+    /// The holder of an ID: its epoch, its public key (64 lowercase hex) and, while the holder is away,
+    /// when its lease ends (monotonic seconds; nil while a session holds the ID).
     public struct Binding: Equatable, Sendable {
         public var epoch: UInt64
+        public var publicKey: String
         public var leaseUntil: Double?
     }
 
@@ -47,6 +51,8 @@ public struct Membership {
         var bucket: TokenBucket
         var relayBucket: TokenBucket
         var remoteAddress: String
+        /// The challenge nonce of this connection (64 lowercase hex), signed by every `register` on it.
+        var nonce: String
         var droppedInARow = 0
         /// Messages dropped in the current abuse window, which started at `windowStart`.
         var droppedInWindow = 0
@@ -56,7 +62,8 @@ public struct Membership {
         var closing: LeaveReason?
     }
 
-    /// A core with no connections and an empty ring; `credentials` signs and checks re-registration tokens.
+    /// A core with no connections and an empty ring; `credentials` checks registration signatures and
+    /// signs certificates with the server key.
     public init(configuration: MembershipConfiguration, credentials: any CredentialIssuer) {
         self.configuration = configuration
         self.credentials = credentials
@@ -74,7 +81,8 @@ public struct Membership {
     public func config(rows: [Int]) -> RingConfig {
         RingConfig(fingerRows: rows, successors: configuration.successorListLength,
                    maxMessageBytes: configuration.maxMessageBytes,
-                   idleTimeoutSeconds: configuration.idleTimeoutSeconds, linkRelay: configuration.linkRelay)
+                   idleTimeoutSeconds: configuration.idleTimeoutSeconds, linkRelay: configuration.linkRelay,
+                   serverKey: credentials.serverKey)
     }
 
     public var connectionCount: Int { sessions.count }
@@ -90,9 +98,8 @@ public struct Membership {
         var actions: [Action]
         if let now = event.now { expireLeases(now: now) }
         switch event {
-        case .opened(let c, let remoteAddress, let now):
-            opened(c, remoteAddress: remoteAddress, now: now)
-            actions = []
+        case .opened(let c, let remoteAddress, let nonce, let now):
+            actions = opened(c, remoteAddress: remoteAddress, nonce: nonce, now: now)
         case .received(let c, let text, let now, let wallClock):
             actions = received(c, text: text, now: now, wallClock: wallClock)
         case .rejected(let c, let problem, let now):
@@ -116,81 +123,14 @@ public struct Membership {
         return actions
     }
 
-    // MARK: Leases
-
-    /// Ends the leases whose deadline is at or before `now` (their IDs become free); called with the
-    /// `now` of every event, so expiry needs no clock of its own and replays exactly.
-    public mutating func expireLeases(now: Double) {
-        latestNow = max(latestNow, now)
-        while leaseQueueHead < leaseQueue.count, leaseQueue[leaseQueueHead].deadline <= now {
-            endLease(leaseQueue[leaseQueueHead])
-            leaseQueueHead += 1
-        }
-        if leaseQueueHead > 64, leaseQueueHead * 2 > leaseQueue.count {
-            leaseQueue.removeFirst(leaseQueueHead)
-            leaseQueueHead = 0
-        }
-    }
-
-    /// Ends one queued lease if its binding is still that lease.
-    private mutating func endLease(_ entry: (deadline: Double, peer: PeerID, epoch: UInt64)) {
-        guard let b = bindings[entry.peer], b.epoch == entry.epoch, b.leaseUntil == entry.deadline else { return }
-        bindings[entry.peer] = nil
-        ring.release(entry.peer)
-        counters.leasesExpired += 1
-    }
-
-    /// The holder of `peer` went away: its ID is leased to it for `idLeaseSeconds` from the latest `now`.
-    /// At most `maxPeers` leases are held: beyond, the oldest ends early.
-    private mutating func lease(_ peer: PeerID) -> Bool {
-        guard var b = bindings[peer], configuration.idLeaseSeconds > 0 else {
-            bindings[peer] = nil
-            return false
-        }
-        let deadline = latestNow + configuration.idLeaseSeconds
-        b.leaseUntil = deadline
-        bindings[peer] = b
-        leaseQueue.append((deadline, peer, b.epoch))
-        while leasesHeld > configuration.maxPeers, leaseQueueHead < leaseQueue.count {
-            endLease(leaseQueue[leaseQueueHead])
-            leaseQueueHead += 1
-        }
-        return bindings[peer] != nil
-    }
-
-    /// The bindings a state file keeps, in no particular order (the writer sorts them off the signalling
-    /// thread): live ones as full leases from `now`, leased ones with the time they have left. O(bindings).
-    public func snapshot(now: Double) -> [RestoredBinding] {
-        bindings.compactMap { peer, b in
-            let remaining = b.leaseUntil.map { $0 - now } ?? configuration.idLeaseSeconds
-            return remaining > 0 ? RestoredBinding(peer: peer, epoch: b.epoch, remaining: remaining) : nil
-        }
-    }
-
-    /// Bindings of a previous run become leases (those for IDs already bound are ignored); see
-    /// `Event.restored`.
-    public mutating func restore(_ list: [RestoredBinding], nextEpoch: UInt64, now: Double) {
-        latestNow = max(latestNow, now)
-        self.nextEpoch = max(self.nextEpoch, nextEpoch)
-        let sorted = list.map { ($0, min($0.remaining, configuration.idLeaseSeconds)) }
-            .filter { $0.1 > 0 }.sorted { ($0.1, $0.0.peer) < ($1.1, $1.0.peer) }
-        var queued: [(deadline: Double, peer: PeerID, epoch: UInt64)] = []
-        for (b, remaining) in sorted where bindings[b.peer] == nil {
-            guard (try? ring.reserve(b.peer)) != nil else { continue }
-            bindings[b.peer] = Binding(epoch: b.epoch, leaseUntil: now + remaining)
-            queued.append((now + remaining, b.peer, b.epoch))
-            self.nextEpoch = max(self.nextEpoch, b.epoch &+ 1)
-        }
-        leaseQueue = queued + leaseQueue[leaseQueueHead...]
-        leaseQueueHead = 0
-    }
-
-    /// A WebSocket opened (`now`: monotonic seconds).
-    public mutating func opened(_ connection: ConnectionID, remoteAddress: String, now: Double) {
+    /// A WebSocket opened (`now`: monotonic seconds): it gets its `challenge` with `nonce`.
+    @discardableResult
+    public mutating func opened(_ connection: ConnectionID, remoteAddress: String, nonce: String, now: Double) -> [Action] {
         sessions[connection] = Session(
             bucket: TokenBucket(rate: configuration.rateLimitPerSecond, burst: configuration.rateLimitBurst, now: now),
             relayBucket: TokenBucket(rate: configuration.linkRelayPerSecond, burst: configuration.linkRelayBurst, now: now),
-            remoteAddress: remoteAddress)
+            remoteAddress: remoteAddress, nonce: nonce)
+        return [.send(connection, .challenge(nonce: nonce, serverKey: credentials.serverKey))]
     }
 
     /// Shutdown: every connection is told to come back after a delay spread over `spreadMs` (so that
@@ -233,8 +173,9 @@ public struct Membership {
             return fail(connection, error)
         }
         switch message {
-        case .register(let peerId, let token, let capabilities):
-            return register(connection, peerId: peerId, token: token, capabilities: capabilities, wallClock: wallClock)
+        case .register(let peerId, let publicKey, let signature, let capabilities):
+            return register(connection, peerId: peerId, publicKey: publicKey, signature: signature,
+                            capabilities: capabilities, wallClock: wallClock)
         case .signal(let to, let intentId, let signal):
             guard let from = session.machine.peer else { return fail(connection, notRegistered) }
             guard let target = peers[to] else {
@@ -243,7 +184,7 @@ public struct Membership {
             counters.signalsRelayed += 1
             return [.send(target.connection, .signal(from: from, intentId: intentId, signal: signal))]
         case .leave:
-            // An explicit leave ends the binding at once: the ID is free, the token expired.
+            // An explicit leave ends the binding at once: the ID is free, the key no longer holds it.
             guard let peer = sessions[connection]?.machine.left() else { return fail(connection, notRegistered) }
             return removeFromRing(peer, reason: .leave, keepLease: false)
         case .report(let stats):
@@ -298,44 +239,50 @@ public struct Membership {
 
     private var notRegistered: ProtocolError { ProtocolError(.notRegistered, "send 'register' first") }
 
-    private mutating func register(_ connection: ConnectionID, peerId: PeerID?, token: String?,
+    /// `register`: the signature proves possession of `publicKey` for this connection's challenge and the
+    /// requested ID (docs/protocol.md, "Key-pair identity"); a returning key gets its ID back (replacing a
+    /// live session of its own), a new key a new ID and epoch. A fresh `register` with a key that already
+    /// holds an ID is answered as if it had asked for that ID (a key holds at most one ID).
+    private mutating func register(_ connection: ConnectionID, peerId: PeerID?, publicKey: String, signature: String,
                                    capabilities: [String: JSONValue]?, wallClock: Double) -> [Action] {
         guard let session = sessions[connection] else { return [] }
         if let current = session.machine.peer {
             return fail(connection, ProtocolError(.alreadyRegistered, "this connection is already registered as \(current.hex)"))
         }
+        let text = Identity.registrationText(serverKey: credentials.serverKey, nonce: session.nonce, peerId: peerId, publicKey: publicKey)
+        guard credentials.isValid(signature: signature, of: text, publicKey: publicKey) else {
+            counters.badSignatures += 1
+            return fail(connection, ProtocolError(.badSignature,
+                "the signature does not verify: sign this connection's challenge for this peerId with this publicKey"))
+        }
         let record = PeerRecord(connection: connection, connectedAt: Date(timeIntervalSince1970: wallClock).formatted(.iso8601), remoteAddress: session.remoteAddress,
                                 capabilities: capabilities)
-        if let peerId, let token {
-            guard let epoch = credentials.epoch(of: token, for: peerId) else {
-                return fail(connection, ProtocolError(.badToken, "token does not match peer \(peerId.hex)"))
-            }
-            guard let binding = bindings[peerId], binding.epoch == epoch else {
-                return fail(connection, ProtocolError(.idExpired,
-                    "peer \(peerId.hex) is no longer yours (its lease ended); register without peerId and token"))
-            }
-            counters.reRegistrations += 1
-            if let old = peers[peerId] {
-                // A live (possibly half-open) session of the same holder holds this ID: the new session replaces it.
-                sessions[old.connection]?.machine.replaced()
-                counters.replacements += 1
-                counters.count(.replaced)
-                peers[peerId] = record
-                changes.append(.record(peerId, record))
-                sessions[connection]?.machine.registered(as: peerId)
-                return [.send(old.connection, .error(.replaced, "peer \(peerId.hex) registered on another connection")),
-                        .close(old.connection, status: 4000, reason: "replaced"), .publish(.replaced(peerId))]
-                    + welcome(connection, peerId)
-            }
-            // The holder is back within its lease.
-            counters.leasesClaimed += 1
-            return addToRing(connection, peerId, record: record)
+        guard let claimed = peerId ?? holders[publicKey] else { return addToRing(connection, nil, publicKey: publicKey, record: record) }
+        guard let binding = bindings[claimed], binding.publicKey == publicKey else {
+            // The same answer whether the ID was freed, is bound to another key or was lost.
+            return fail(connection, ProtocolError(.idExpired,
+                "peer \(claimed.hex) is not held by this key (its lease ended, or it left); register without peerId"))
         }
-        return addToRing(connection, nil, record: record)
+        counters.reRegistrations += 1
+        if let old = peers[claimed] {
+            // A live (possibly half-open) session of the same key holds this ID: the new session replaces it.
+            sessions[old.connection]?.machine.replaced()
+            counters.replacements += 1
+            counters.count(.replaced)
+            peers[claimed] = record
+            changes.append(.record(claimed, record))
+            sessions[connection]?.machine.registered(as: claimed)
+            return [.send(old.connection, .error(.replaced, "peer \(claimed.hex) registered on another connection")),
+                    .close(old.connection, status: 4000, reason: "replaced"), .publish(.replaced(claimed))]
+                + welcome(connection, claimed)
+        }
+        // The holder is back within its lease.
+        counters.leasesClaimed += 1
+        return addToRing(connection, claimed, publicKey: publicKey, record: record)
     }
 
     /// Inserts the peer with `id`, or with a least-occupied ID when nil.
-    private mutating func addToRing(_ connection: ConnectionID, _ requested: PeerID?, record: PeerRecord) -> [Action] {
+    private mutating func addToRing(_ connection: ConnectionID, _ requested: PeerID?, publicKey: String, record: PeerRecord) -> [Action] {
         guard ring.count < configuration.maxPeers, let id = requested ?? ring.allocateID(),
               requested != nil || bindings[id] == nil else {
             return fail(connection, ProtocolError(.serverFull, "the ring is full (\(configuration.maxPeers) peers)"))
@@ -346,7 +293,7 @@ public struct Membership {
         }
         peers[id] = record
         if requested == nil {
-            bindings[id] = Binding(epoch: nextEpoch, leaseUntil: nil)
+            bind(id, Binding(epoch: nextEpoch, publicKey: publicKey, leaseUntil: nil))
             nextEpoch &+= 1
         } else {
             bindings[id]?.leaseUntil = nil
@@ -357,11 +304,18 @@ public struct Membership {
         return welcome(connection, id) + [.publish(.join(id))] + push(changes)
     }
 
+    /// The server's certificate of the binding of `id` (`Identity.Certificate`, 220 hex).
+    public func certificate(for id: PeerID) -> String? {
+        guard let b = bindings[id] else { return nil }
+        let text = Identity.certificateText(serverKey: credentials.serverKey, peerId: id, publicKey: b.publicKey, epoch: b.epoch)
+        return Identity.Certificate(peerId: id, publicKey: b.publicKey, epoch: b.epoch, signature: credentials.sign(text)).text
+    }
+
     /// `registered` followed by the peer's whole state.
     private func welcome(_ connection: ConnectionID, _ id: PeerID) -> [Action] {
         let state = ring.state(of: id)
         var actions: [Action] = [
-            .send(connection, .registered(peerId: id, token: credentials.token(for: id, epoch: bindings[id]?.epoch ?? 0),
+            .send(connection, .registered(peerId: id, epoch: bindings[id]?.epoch ?? 0, certificate: certificate(for: id) ?? "",
                                           config: ringConfig)),
             .send(connection, .predecessor(state.predecessor)),
             .send(connection, .successors(state.successors)),
@@ -378,7 +332,7 @@ public struct Membership {
         changes.append(.left(peer))
         counters.leaves += 1
         counters.leavesByReason[reason, default: 0] += 1
-        let leased = keepLease ? lease(peer) : { bindings[peer] = nil; return false }()
+        let leased = keepLease ? lease(peer) : { unbind(peer); return false }()
         let changes = (try? ring.leave(peer, reserving: leased)) ?? [:]
         return [.publish(.leave(peer, reason: reason))] + push(changes)
     }

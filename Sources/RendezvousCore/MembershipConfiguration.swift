@@ -39,7 +39,7 @@ public struct MembershipConfiguration: Sendable {
     /// Seconds without traffic before the transport closes a connection (told to peers in `config`).
     public var idleTimeoutSeconds = 30
     /// Seconds an ID stays leased to its holder after the holder's session ends (close, idle timeout,
-    /// eviction…): allocation skips it and only the holder's token gets it back (docs/protocol.md).
+    /// eviction…): allocation skips it and only a `register` signed by the holder's key gets it back (docs/protocol.md).
     public var idLeaseSeconds = 60.0
 
     public init() {}

@@ -10,7 +10,7 @@ public struct TransportConfiguration: Sendable {
     /// (a client-only transport that only makes outgoing connections with `connect`).
     public var port: Int? = 0
     /// WebSocket subprotocol name; also the protocol used when a client offers none.
-    public var subprotocol = "webrtc-explorer.v1"
+    public var subprotocol = "webrtc-explorer.v2"
     /// Largest WebSocket message accepted, in bytes (fragments are reassembled first).
     public var maxMessageBytes = 64 * 1024
     /// Most messages queued for one slow receiver before it is disconnected.

@@ -1,16 +1,15 @@
 import Ring
 
-// The peer's side of protocol v1 (docs/protocol.md): encoding what a peer sends and decoding what the
+// The peer's side of protocol v2 (docs/protocol.md): encoding what a peer sends and decoding what the
 // server sends, with the same message types as the server.
 
 extension ClientMessage {
     /// The JSON text frame a peer sends.
     public func encoded() -> [UInt8] {
         switch self {
-        case .register(let peerId, let token, let capabilities):
-            var o: [String: JSONValue] = ["type": "register"]
+        case .register(let peerId, let publicKey, let signature, let capabilities):
+            var o: [String: JSONValue] = ["type": "register", "publicKey": .string(publicKey), "signature": .string(signature)]
             if let peerId { o["peerId"] = .string(peerId.hex) }
-            if let token { o["token"] = .string(token) }
             if let capabilities { o["capabilities"] = .object(capabilities) }
             return JSONValue.object(o).encoded()
         case .signal(let to, let intentId, let signal):
@@ -58,14 +57,22 @@ extension ServerMessage {
             return RingConfig(fingerRows: fingerRows, successors: try int(c["successors"], "successors"),
                               maxMessageBytes: try int(c["maxMessageBytes"], "maxMessageBytes"),
                               idleTimeoutSeconds: try int(c["idleTimeoutSeconds"], "idleTimeoutSeconds"),
-                              linkRelay: c["linkRelay"] == .bool(true))
+                              linkRelay: c["linkRelay"] == .bool(true), serverKey: c["serverKey"]?.stringValue)
         }
         switch o["type"]?.stringValue {
-        case "registered":
-            guard let peerId = try id("peerId"), let token = o["token"]?.stringValue, let c = o["config"]?.objectValue else {
-                throw ProtocolError(.badField, "'registered' needs peerId, token and config")
+        case "challenge":
+            guard let nonce = o["nonce"]?.stringValue, ClientMessage.isLowerHex(nonce, count: 64),
+                  let key = o["serverKey"]?.stringValue, ClientMessage.isLowerHex(key, count: 64) else {
+                throw ProtocolError(.badField, "'challenge' needs nonce and serverKey, 64 lowercase hex each")
             }
-            return .registered(peerId: peerId, token: token, config: try config(c))
+            return .challenge(nonce: nonce, serverKey: key)
+        case "registered":
+            guard let peerId = try id("peerId"), let epochText = o["epoch"]?.stringValue, ClientMessage.isLowerHex(epochText, count: 16),
+                  let epoch = UInt64(epochText, radix: 16), let certificate = o["certificate"]?.stringValue,
+                  let c = o["config"]?.objectValue else {
+                throw ProtocolError(.badField, "'registered' needs peerId, epoch (16 hex), certificate and config")
+            }
+            return .registered(peerId: peerId, epoch: epoch, certificate: certificate, config: try config(c))
         case "config":
             return .config(try config(o))
         case "predecessor":

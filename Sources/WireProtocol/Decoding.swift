@@ -23,7 +23,7 @@ extension ClientMessage {
     /// every top-level member except `signal`, which is only validated: in a `signal` message (the relay
     /// hot path) its bytes are forwarded as they are. Errors (docs/protocol.md): `bad-json` for text that
     /// is not one JSON object, a repeated top-level key, nesting deeper than 64, or (outside a `signal`
-    /// message) a number beyond binary64's range; `bad-field`, `bad-token`, `too-large`, `unknown-type`
+    /// message) a number beyond binary64's range; `bad-field`, `too-large`, `unknown-type`
     /// as each message's checks say. Nested objects keep the first of repeated keys.
     public static func decode(_ bytes: [UInt8], limits: DecodingLimits = DecodingLimits()) throws(ProtocolError)
         -> ClientMessage
@@ -56,13 +56,17 @@ extension ClientMessage {
 
         switch type {
         case "register":
-            let peerId = try optionalPeerID(fields, "peerId")
-            let token = try optionalString(fields, "token")
-            if (peerId == nil) != (token == nil) {
-                throw ProtocolError(.badField, "'peerId' and 'token' must be given together")
+            // Key-pair identity (docs/protocol.md, "Key-pair identity"): a public key and a signature of
+            // the connection's challenge; the bearer tokens of protocol v1 are refused.
+            if fields["token"] != nil {
+                throw ProtocolError(.badField, "'token' is retired: sign the challenge with 'publicKey' and 'signature'")
             }
-            if let token, token.utf8.count != 64 || !token.utf8.allSatisfy(isLowerHex) {
-                throw ProtocolError(.badToken, "'token' must be 64 lowercase hex characters")
+            let peerId = try optionalPeerID(fields, "peerId")
+            guard let publicKey = try optionalString(fields, "publicKey"), isLowerHex(publicKey, count: 64) else {
+                throw ProtocolError(.badField, "'publicKey' must be 64 lowercase hex characters")
+            }
+            guard let signature = try optionalString(fields, "signature"), isLowerHex(signature, count: 128) else {
+                throw ProtocolError(.badField, "'signature' must be 128 lowercase hex characters")
             }
             var capabilities: [String: JSONValue]?
             if let c = fields["capabilities"], c != .null {
@@ -75,7 +79,7 @@ extension ClientMessage {
                 }
                 capabilities = caps
             }
-            return .register(peerId: peerId, token: token, capabilities: capabilities)
+            return .register(peerId: peerId, publicKey: publicKey, signature: signature, capabilities: capabilities)
 
         case "leave":
             return .leave
@@ -130,6 +134,11 @@ extension ClientMessage {
 
     private static func isLowerHex(_ b: UInt8) -> Bool {
         JSONScanner.hexValue(b) != nil && !(UInt8(ascii: "A")...UInt8(ascii: "F")).contains(b)
+    }
+
+    /// Whether `s` is exactly `count` lowercase hex digits.
+    public static func isLowerHex(_ s: String, count: Int) -> Bool {
+        s.utf8.count == count && s.utf8.allSatisfy(isLowerHex)
     }
 
     private static func optionalString(_ fields: Fields, _ key: String) throws(ProtocolError) -> String? {

@@ -1,6 +1,7 @@
+import Hex
 import Ring
 
-/// Stable error codes of protocol v1 (see docs/protocol.md).
+/// Stable error codes of protocol v2 (see docs/protocol.md).
 public enum ErrorCode: String, Sendable, CaseIterable, Codable {
     case badJSON = "bad-json"
     case unknownType = "unknown-type"
@@ -11,13 +12,15 @@ public enum ErrorCode: String, Sendable, CaseIterable, Codable {
     case tooLarge = "too-large"
     case rateLimited = "rate-limited"
     case serverFull = "server-full"
-    case badToken = "bad-token"
+    /// A `register` whose signature does not verify (wrong key, nonce, server key or peerId, or a public
+    /// key libcrypto refuses). Replaced `bad-token` in protocol v2.
+    case badSignature = "bad-signature"
     case binaryFrame = "binary-frame"
     case replaced = "replaced"
     case evicted = "evicted"
     case relayDisabled = "relay-disabled"
-    /// The token is genuine but no longer holds its ID: the lease ended, or another holder took the ID
-    /// since. The peer forgets its ID and token and registers fresh.
+    /// The signature is valid but the key does not hold the requested ID (its lease ended, it left, the
+    /// ID is bound to another key, or the binding was lost). The peer forgets its ID and registers fresh.
     case idExpired = "id-expired"
 }
 
@@ -33,8 +36,10 @@ public struct ProtocolError: Error, Equatable, Sendable {
 
 /// Messages a peer sends to the rendezvous server.
 public enum ClientMessage: Equatable, Sendable {
-    /// Join the ring; with `peerId` and `token`, come back with a previous ID.
-    case register(peerId: PeerID?, token: String?, capabilities: [String: JSONValue]?)
+    /// Join the ring (`peerId` nil) or come back with a previous ID, proving possession of the Ed25519 key
+    /// `publicKey` (64 lowercase hex) with `signature` (128 lowercase hex) of
+    /// `Identity.registrationText(serverKey:nonce:peerId:publicKey:)` for this connection's challenge.
+    case register(peerId: PeerID?, publicKey: String, signature: String, capabilities: [String: JSONValue]?)
     /// Relay an opaque WebRTC signal (offer, answer, ICE candidate) to another peer.
     case signal(to: PeerID, intentId: String, signal: RawJSON)
     /// Leave the ring cleanly.
@@ -53,37 +58,47 @@ public struct RingConfig: Equatable, Sendable {
     public var idleTimeoutSeconds: Int
     /// Whether the server relays link frames (`link`) between peers that cannot reach each other.
     public var linkRelay: Bool
+    /// The server's Ed25519 public key (64 lowercase hex), which signs certificates; nil when not sent.
+    public var serverKey: String?
 
-    public init(fingerRows: [Int], successors: Int, maxMessageBytes: Int, idleTimeoutSeconds: Int, linkRelay: Bool = false) {
+    public init(fingerRows: [Int], successors: Int, maxMessageBytes: Int, idleTimeoutSeconds: Int, linkRelay: Bool = false,
+                serverKey: String? = nil) {
         self.fingerRows = fingerRows
         self.successors = successors
         self.maxMessageBytes = maxMessageBytes
         self.idleTimeoutSeconds = idleTimeoutSeconds
         self.linkRelay = linkRelay
+        self.serverKey = serverKey
     }
 
     var json: JSONValue {
-        .object([
+        var o: [String: JSONValue] = [
             "idBits": .number(Double(PeerID.bits)),
             "fingerRows": .array(fingerRows.map { .number(Double($0)) }),
             "successors": .number(Double(successors)),
             "maxMessageBytes": .number(Double(maxMessageBytes)),
             "idleTimeoutSeconds": .number(Double(idleTimeoutSeconds)),
             "linkRelay": .bool(linkRelay),
-        ])
+        ]
+        if let serverKey { o["serverKey"] = .string(serverKey) }
+        return .object(o)
     }
 }
 
 /// Messages the rendezvous server sends to a peer.
 public enum ServerMessage: Equatable, Sendable {
-    case registered(peerId: PeerID, token: String, config: RingConfig)
+    /// The first frame on every connection: the nonce (64 lowercase hex, 32 random bytes) a `register`
+    /// on this connection signs, and the server's public key (64 lowercase hex).
+    case challenge(nonce: String, serverKey: String)
+    /// The ID, its holder epoch and the server's certificate of (ID, public key, epoch) (`Certificate`).
+    case registered(peerId: PeerID, epoch: UInt64, certificate: String, config: RingConfig)
     case config(RingConfig)
     case predecessor(PeerID?)
     case successors([PeerID])
     case fingerUpdate(row: Int, start: PeerID, peer: PeerID?)
     case signal(from: PeerID, intentId: String, signal: RawJSON)
     case error(ErrorCode, String)
-    /// The server is shutting down: reconnect after `retryAfterMs` and re-register with the token.
+    /// The server is shutting down: reconnect after `retryAfterMs` and re-register with the key.
     case goingAway(retryAfterMs: Int)
     /// A link frame relayed from another peer.
     case link(from: PeerID, frame: String)
@@ -91,8 +106,11 @@ public enum ServerMessage: Equatable, Sendable {
     public var json: JSONValue {
         func id(_ p: PeerID?) -> JSONValue { p.map { .string($0.hex) } ?? .null }
         switch self {
-        case .registered(let peerId, let token, let config):
-            return .object(["type": "registered", "peerId": id(peerId), "token": .string(token), "config": config.json])
+        case .challenge(let nonce, let serverKey):
+            return .object(["type": "challenge", "nonce": .string(nonce), "serverKey": .string(serverKey)])
+        case .registered(let peerId, let epoch, let certificate, let config):
+            return .object(["type": "registered", "peerId": id(peerId), "epoch": .string(Hex.encode(epoch, digits: 16)),
+                            "certificate": .string(certificate), "config": config.json])
         case .config(let config):
             var object = config.json.objectValue!
             object["type"] = "config"

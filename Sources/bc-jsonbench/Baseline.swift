@@ -10,7 +10,7 @@ import WireProtocol
 
 /// What a decoder made of a frame, comparable between the baseline and the new path.
 enum Outcome: Equatable {
-    case register(peerId: PeerID?, token: String?, capabilities: [String: JSONValue]?)
+    case register(peerId: PeerID?, publicKey: String, signature: String, capabilities: [String: JSONValue]?)
     case signal(to: PeerID, intentId: String, signal: [UInt8])
     case leave
     case report(stats: [String: Double])
@@ -18,7 +18,7 @@ enum Outcome: Equatable {
 
     init(_ m: ClientMessage) {
         switch m {
-        case .register(let p, let t, let c): self = .register(peerId: p, token: t, capabilities: c)
+        case .register(let p, let k, let s, let c): self = .register(peerId: p, publicKey: k, signature: s, capabilities: c)
         case .signal(let to, let i, let s): self = .signal(to: to, intentId: i, signal: s.bytes)
         case .leave: self = .leave
         case .report(let s): self = .report(stats: s)
@@ -85,13 +85,17 @@ enum Baseline {
 
         switch type {
         case "register":
-            let peerId = try optionalPeerID(object, "peerId")
-            let token = try optionalString(object, "token")
-            if (peerId == nil) != (token == nil) {
-                throw ProtocolError(.badField, "'peerId' and 'token' must be given together")
+            // The register rules follow protocol v2 (key-pair identity), so that the check compares the
+            // JSON paths, not two versions of the protocol.
+            if object["token"] != nil {
+                throw ProtocolError(.badField, "'token' is retired: sign the challenge with 'publicKey' and 'signature'")
             }
-            if let token, token.utf8.count != 64 || !token.utf8.allSatisfy(isLowerHex) {
-                throw ProtocolError(.badToken, "'token' must be 64 lowercase hex characters")
+            let peerId = try optionalPeerID(object, "peerId")
+            guard let publicKey = try optionalString(object, "publicKey"), ClientMessage.isLowerHex(publicKey, count: 64) else {
+                throw ProtocolError(.badField, "'publicKey' must be 64 lowercase hex characters")
+            }
+            guard let signature = try optionalString(object, "signature"), ClientMessage.isLowerHex(signature, count: 128) else {
+                throw ProtocolError(.badField, "'signature' must be 128 lowercase hex characters")
             }
             var capabilities: [String: JSONValue]?
             if let c = object["capabilities"], c != .null {
@@ -104,7 +108,7 @@ enum Baseline {
                 }
                 capabilities = caps
             }
-            return .register(peerId: peerId, token: token, capabilities: capabilities)
+            return .register(peerId: peerId, publicKey: publicKey, signature: signature, capabilities: capabilities)
 
         case "leave":
             return .leave

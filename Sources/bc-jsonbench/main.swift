@@ -1,6 +1,6 @@
 // bc-jsonbench: the micro-benchmark of the one JSON path (`make bench`, docs/benchmarks.md section 7).
 //
-// It decodes a fixed mix of real protocol v1 client frames with (a) the old path (Baseline.swift: the
+// It decodes a fixed mix of real protocol v2 client frames with (a) the old path (Baseline.swift: the
 // scanner, then Foundation's JSONDecoder for every frame that is not a `signal`) and (b) the new single
 // path (`ClientMessage.decode`). Every line of output is one JSON object.
 //
@@ -23,11 +23,12 @@ struct Frame {
     }
 }
 
-let token = String(repeating: "5a", count: 32)
+let publicKey = String(repeating: "5a", count: 32)
+let signature = String(repeating: "c3", count: 64)
 let sdp = String(repeating: "a", count: 200)  // the relay benchmark's 200-byte SDP (bc-loadgen relay)
 let mix: [Frame] = [
-    Frame("register", #"{"type":"register"}"#),
-    Frame("register again", #"{"type":"register","peerId":"00ab12cd34ef","token":"\#(token)","capabilities":{"workers":2,"runtimes":["raytrace"],"native":true}}"#),
+    Frame("register", #"{"type":"register","publicKey":"\#(publicKey)","signature":"\#(signature)"}"#),
+    Frame("register again", #"{"type":"register","peerId":"00ab12cd34ef","publicKey":"\#(publicKey)","signature":"\#(signature)","capabilities":{"workers":2,"runtimes":["raytrace"],"native":true}}"#),
     Frame("signal (200-byte SDP)", #"{"type":"signal","to":"00ab12cd34ef","intentId":"bench","signal":{"type":"offer","sdp":"\#(sdp)"}}"#),
     Frame("signal (ICE candidate)", #"{"type":"signal","to":"00ab12cd34ef","intentId":"i-17","signal":{"candidate":"candidate:1 1 udp 2122260223 192.168.1.2 54321 typ host","sdpMid":"0","sdpMLineIndex":0}}"#),
     Frame("report", #"{"type":"report","stats":{"tasks":12,"ms":1534.5,"bytesIn":48213,"bytesOut":9120}}"#),

@@ -3,8 +3,11 @@
 // Output: one JSON object per line on stdout.
 import ArgumentParser
 import Foundation
+import Hex
 import Ring
+import Signatures
 import Transport
+import WireProtocol
 
 @main
 struct LoadGen: ParsableCommand {
@@ -31,7 +34,18 @@ func peerID(inRegistered text: [UInt8]) -> String? {
 
 let registeredMarker = Array(#""type":"registered""#.utf8)
 let signalMarker = Array(#""type":"signal""#.utf8)
-let registerFrame = Array(#"{"type":"register"}"#.utf8)
+let challengeMarker = Array(#""type":"challenge""#.utf8)
+
+/// The `register` answering a `challenge` frame (protocol v2): a new Ed25519 key per connection (a key
+/// holds at most one ID), signing the registration text. Nil when the frame is not a challenge.
+func signedRegister(_ challenge: [UInt8]) -> [UInt8]? {
+    guard contains(challenge, challengeMarker), case .challenge(let nonce, let serverKey)? = try? ServerMessage.decode(challenge),
+          let key = try? Ed25519.PrivateKey.generate() else { return nil }
+    let publicKey = Hex.encode(key.publicKey.bytes)
+    let signature = Hex.encode(key.signature(for: Identity.registrationText(serverKey: serverKey, nonce: nonce, peerId: nil,
+                                                                            publicKey: publicKey)))
+    return ClientMessage.register(peerId: nil, publicKey: publicKey, signature: signature, capabilities: nil).encoded()
+}
 
 func clientTransport() -> Transport {
     var config = TransportConfiguration()
@@ -117,7 +131,7 @@ final class HoldState: TransportHandler, @unchecked Sendable {
 
     func fill() {
         while pending < concurrency && registered + pending < target {
-            guard transport.connect(host: host, port: port, subprotocol: "webrtc-explorer.v1") != nil else {
+            guard transport.connect(host: host, port: port, subprotocol: "webrtc-explorer.v2") != nil else {
                 failures += 1
                 return
             }
@@ -134,15 +148,15 @@ final class HoldState: TransportHandler, @unchecked Sendable {
     func nextSample() {
         guard samplesLeft > 0 else { return }
         samplesLeft -= 1
-        sampleConnection = transport.connect(host: host, port: port, subprotocol: "webrtc-explorer.v1") ?? 0
+        sampleConnection = transport.connect(host: host, port: port, subprotocol: "webrtc-explorer.v2") ?? 0
     }
 
     func webSocketOpened(_ c: ConnectionID, remoteAddress: String, origin: String?) {
         if sampling && c == sampleConnection { sampleStart = nowNanos() }
-        transport.send(registerFrame, to: c)
     }
 
     func webSocketReceived(_ c: ConnectionID, text: [UInt8]) {
+        if let register = signedRegister(text) { transport.send(register, to: c); return }
         guard contains(text, registeredMarker) else { return }
         if sampling && c == sampleConnection {
             latencies.append(Double(nowNanos() - sampleStart))
@@ -171,7 +185,7 @@ final class HoldState: TransportHandler, @unchecked Sendable {
 // MARK: relay
 
 /// Closed-loop throughput: pairs of connections keep `window` messages in flight each way.
-/// `signal` mode sends protocol v1 signals through the rendezvous server's relay; `echo` mode sends the
+/// `signal` mode sends protocol v2 signals through the rendezvous server's relay; `echo` mode sends the
 /// same frames to an echo server, which sends each back to its sender.
 struct Relay: ParsableCommand {
     enum Mode: String, ExpressibleByArgument { case signal, echo }
@@ -192,7 +206,7 @@ struct Relay: ParsableCommand {
         try transport.start()
         transport.post {
             for _ in 0..<(2 * pairs) {
-                _ = transport.connect(host: host, port: port, subprotocol: mode == .signal ? "webrtc-explorer.v1" : "echo")
+                _ = transport.connect(host: host, port: port, subprotocol: mode == .signal ? "webrtc-explorer.v2" : "echo")
             }
         }
         guard wait(transport, timeout: 60, { state.ready == 2 * pairs }) else {
@@ -229,7 +243,7 @@ final class RelayState: TransportHandler, @unchecked Sendable {
 
     func webSocketOpened(_ c: ConnectionID, remoteAddress: String, origin: String?) {
         connections.append(c)
-        if mode == .signal { transport.send(registerFrame, to: c) } else { ready += 1 }
+        if mode != .signal { ready += 1 }   // signal mode registers when the challenge arrives
     }
 
     func start() {
@@ -251,7 +265,9 @@ final class RelayState: TransportHandler, @unchecked Sendable {
     func webSocketReceived(_ c: ConnectionID, text: [UInt8]) {
         switch mode {
         case .signal:
-            if contains(text, signalMarker) {
+            if let register = signedRegister(text) {
+                transport.send(register, to: c)
+            } else if contains(text, signalMarker) {
                 received += 1
                 // Answer the partner that sent it: keeps `window` messages in flight each way.
                 transport.send(frames[c]!, to: c)

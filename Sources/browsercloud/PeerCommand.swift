@@ -6,6 +6,7 @@ import Jobs
 import Logging
 import PNG
 import Peer
+import Rendezvous
 import RayTracer
 import Ring
 import Transport
@@ -27,6 +28,7 @@ struct PeerCommand: AsyncParsableCommand {
     @Option(help: "Largest link message, in bytes.") var maxLinkMessageBytes = 16 * 1024 * 1024
     @Flag(help: "Read commands from stdin and print events as JSON lines.") var stdinCommands = false
     @Option(help: "Log level.") var logLevel: Logger.Level = .info
+    @Option(help: "File holding this peer's Ed25519 private key (64 hex), created (mode 0600) with a new key if missing: a restarted peer signs with the same key and gets its ID back within the server's --id-lease. Default: a new key in memory for each run.") var keyFile: String?
     @Option(help: "Seconds to leave the ring on SIGTERM/SIGINT (the leave is flushed to the server), before the exit is forced.") var shutdownGrace = 3.0
 
     func validate() throws {
@@ -41,11 +43,15 @@ struct PeerCommand: AsyncParsableCommand {
         var config = peerConfiguration(server: server, listen: listen, advertise: advertise, workers: workers)
         config.maxLinkMessageBytes = maxLinkMessageBytes
         let events = stdinCommands, grace = shutdownGrace
+        let identity = try keyFile.map { PeerIdentity(key: try KeyFile.loadOrCreate(at: $0)) }
         try await LongRunning.run("peer", grace: grace, logger: logger) { [workers, config] in
-            let node = PeerNode(configuration: config, logger: logger)
+            let node = try PeerNode(configuration: config, identity: identity, logger: logger)
             let engine = JobEngine(node: node, workers: workers, logger: logger)
             node.onRegistered = { id, again in
-                if events { emitLine(.object(["event": "registered", "peerId": .string(id.hex), "again": .bool(again), "url": .string(node.url)])) }
+                if events {
+                    emitLine(.object(["event": "registered", "peerId": .string(id.hex), "again": .bool(again), "url": .string(node.url),
+                                      "publicKey": .string(node.publicKey), "certificate": node.certificate.map(JSONValue.string) ?? .null]))
+                }
             }
             engine.onOtherMessage = { envelope in
                 logger.debug("message from \(envelope.srcId.hex) after \(envelope.hops) hops")

@@ -84,6 +84,8 @@ struct Serve: AsyncParsableCommand {
         config.core.abusiveWindowSeconds = s.abusiveWindow
         config.core.abusiveFraction = s.abusiveFraction
         config.publicDirectory = s.public
+        config.vendor = VendorFiles(tweetnaclPath: s.tweetnaclPath == "none" ? nil : s.tweetnaclPath,
+                                    cryptojsDirectory: s.cryptojsPath == "none" ? nil : s.cryptojsPath)
         config.core.linkRelay = s.linkRelay
         config.core.linkRelayPerSecond = s.linkRelayRate
         config.core.linkRelayBurst = s.linkRelayBurst
@@ -99,10 +101,11 @@ struct Serve: AsyncParsableCommand {
         }
         if let token = config.adminToken, token.count < 16 { throw ValidationError("the admin token must be at least 16 characters") }
 
-        let secret = try TokenAuthority.loadOrCreateSecret(at: s.secretFile)
+        let identity = try ServerIdentity.loadOrCreate(at: s.serverKeyFile ?? s.secretFile + ".ed25519")
+        logger.info("server key", metadata: ["serverKey": "\(identity.serverKey)"])
         let grace = s.shutdownGrace
         try await LongRunning.run("serve", grace: grace, logger: logger) { [host = s.host, redirectPort = s.redirectPort, config] in
-            let server = try RendezvousServer(configuration: config, secret: secret, logger: logger)
+            let server = try RendezvousServer(configuration: config, identity: identity, logger: logger)
             try server.start()
             var redirect: RedirectServer?
             if let redirectPort {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Rendezvous
 import Ring
 
 /// The settings of `serve`, declared once.
@@ -21,9 +22,12 @@ struct ServeSettings: Sendable {
     var host = "127.0.0.1"
     var port = 9000
     var `public`: String?
+    var tweetnaclPath = VendorFiles.debianTweetnaclPath
+    var cryptojsPath = VendorFiles.debianCryptojsDirectory
     var fingers = FingerPolicy.auto
     var successors = 3
     var secretFile = "browsercloud.secret"
+    var serverKeyFile: String?
     var adminToken: String?
     var adminTokenFile: String?
     var logLevel: Logger.Level = .info
@@ -67,9 +71,12 @@ extension Settings {
         .value("host", \.host, "Address to bind (IPv4/IPv6 literal, localhost, or 0.0.0.0 / :: for all interfaces)."),
         .value("port", \.port, "TCP port; 0 picks a free port and prints it on stdout."),
         .optional("public", \.public, "Directory served over HTTP (the browser bundle; index.html at /).", valueName: "directory"),
+        .value("tweetnacl-path", \.tweetnaclPath, "TweetNaCl.js file (Debian package node-tweetnacl) served at /vendor/tweetnacl/nacl-fast.min.js: Ed25519 keys for pages without WebCrypto (plain http at a LAN address); 404 and a warning at start when missing; none turns it off.", valueName: "file"),
+        .value("cryptojs-path", \.cryptojsPath, "Directory of CryptoJS's components (Debian package libjs-cryptojs), whose core-min.js, lib-typedarrays-min.js and sha256-min.js are served at /vendor/cryptojs/: SHA-256 for pages without WebCrypto; 404 and a warning at start when missing; none turns it off.", valueName: "directory"),
         .value("fingers", \.fingers, "Finger rows: auto, all, or a comma list of rows in 0...47 such as 0,10,12,20,30,47 (docs/overlay.md)."),
         .value("successors", \.successors, "Successor list length r pushed to each peer (1...32)."),
-        .value("secret-file", \.secretFile, "File holding the token secret, created (mode 0600) with a random secret if missing; keep it across restarts.", valueName: "file"),
+        .value("secret-file", \.secretFile, "Base name of the server's own files: the server key (<secret-file>.ed25519) and the state file (<secret-file>.state), unless --server-key-file and --state-file name them. The file itself is no longer read (re-registration tokens were retired).", valueName: "file"),
+        .optional("server-key-file", \.serverKeyFile, "File holding the server's Ed25519 private key (64 hex), created (mode 0600) with a new key if missing; it signs peers' certificates, and its public key is published as serverKey (docs/protocol.md, \"Server identity\"). Keep it across restarts, with the state file.", absent: "<secret-file>.ed25519", valueName: "file"),
         .optional("admin-token", \.adminToken, "Bearer token enabling admin routes (DELETE /api/peers/<id>), at least 16 characters. Prefer --admin-token-file.", absent: "off", valueName: "token"),
         .optional("admin-token-file", \.adminTokenFile, "File holding the admin bearer token (preferred: not in the process list).", absent: "off", valueName: "file"),
         .value("log-level", \.logLevel, "Log level: trace, debug, info, notice, warning, error, critical."),
@@ -99,8 +106,8 @@ extension Settings {
         .switch("link-relay", \.linkRelay, "Relay link frames between peers that cannot reach each other (last resort; costs server bandwidth; docs/protocol.md, \"Links\")."),
         .value("link-relay-rate", \.linkRelayRate, "Relayed link frames per second per connection, sustained.", unit: "per second"),
         .value("link-relay-burst", \.linkRelayBurst, "Relayed link frames a connection may send in a burst."),
-        .value("id-lease", \.idLease, "Time an ID stays leased to its holder after its session ends: no newcomer gets it, and only the holder's token takes it back (0 frees IDs at once). The default covers the clients' reconnect backoff (native peers: at most 10 s +25 %), a few failed attempts and the going-away spread (up to 10.25 s); docs/protocol.md.", unit: "seconds"),
-        .optional("state-file", \.stateFile, "File keeping ID bindings (ID, holder epoch, lease end) across restarts: saved every second and on shutdown, loaded at start as leases (docs/protocol.md, \"Restarts\").", absent: "<secret-file>.state", valueName: "file"),
+        .value("id-lease", \.idLease, "Time an ID stays leased to its holder after its session ends: no newcomer gets it, and only a register signed by the holder's key takes it back (0 frees IDs at once). The default covers the clients' reconnect backoff (native peers: at most 10 s +25 %), a few failed attempts and the going-away spread (up to 10.25 s); docs/protocol.md.", unit: "seconds"),
+        .optional("state-file", \.stateFile, "File keeping ID bindings (ID, holder epoch, holder's public key, lease end) across restarts: saved every second and on shutdown, loaded at start as leases (docs/protocol.md, \"Restarts\").", absent: "<secret-file>.state", valueName: "file"),
         .switch("start-empty", \.startEmpty, "Start without the previous ID bindings when the state file is unreadable or corrupt (otherwise the server refuses to start)."),
         .optional("record-events", \.recordEvents, "Diagnostics: write every event given to the server core and every action it returned to this file, as JSON lines (replayable; docs/architecture.md). It holds peers' messages and addresses: treat it as sensitive.", absent: "off", valueName: "file"),
     ]

@@ -51,7 +51,7 @@ struct SubmitRaytrace: AsyncParsableCommand {
         let config = peerConfiguration(server: server, listen: listen, advertise: advertise, workers: workers)
         let grace = shutdownGrace
         try await LongRunning.run("submit", grace: grace, logger: logger) { [self] in
-            let node = PeerNode(configuration: config, logger: logger)
+            let node = try PeerNode(configuration: config, logger: logger)
             let engine = JobEngine(node: node, workers: workers, logger: logger)
             try node.start()
             let outcome = await withTaskGroup(of: Result<([UInt8], JobStats), Message>?.self) { group in

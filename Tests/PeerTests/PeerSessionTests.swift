@@ -1,5 +1,7 @@
+import Hex
 import Peer
 import Ring
+import Signatures
 import Testing
 import Transport
 import WireProtocol
@@ -15,7 +17,20 @@ private let b = PeerID(hex: "c00000000000")!
 private let url = "ws://127.0.0.1:7001/"
 private let server: ConnectionID = 1
 private let ms: UInt64 = 1_000_000
-private let registeredText = #"{"type":"registered","peerId":"400000000000","token":"t1","config":{"idBits":48,"fingerRows":[0,46,47],"successors":3,"maxMessageBytes":65536,"idleTimeoutSeconds":30,"linkRelay":false}}"#
+private let certificate = "400000000000abababababababababababababababababababababababababababababababab00000000000000a1cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd"
+private let registeredText = #"{"type":"registered","peerId":"400000000000","epoch":"00000000000000a1","certificate":"\#(certificate)","config":{"idBits":48,"fingerRows":[0,46,47],"successors":3,"maxMessageBytes":65536,"idleTimeoutSeconds":30,"linkRelay":false,"serverKey":"\#(serverKey)"}}"#
+/// The peer's key (seed 11 11 … 11), the server's public key and the challenge nonces of the tests.
+private let identity = PeerIdentity(key: try! Ed25519.PrivateKey(seed: [UInt8](repeating: 0x11, count: 32)))
+private let serverKey = String(repeating: "5e", count: 32)
+private func nonce(_ n: UInt8) -> String { String(repeating: Hex.encode([n]), count: 32) }
+private func challenge(_ n: UInt8) -> [UInt8] { text(#"{"type":"challenge","nonce":"\#(nonce(n))","serverKey":"\#(serverKey)"}"#) }
+/// The `register` the peer must send for challenge `n` (signed for `peerId`).
+private func expectedRegister(_ c: ConnectionID, _ n: UInt8, peerId: PeerID?) -> PeerAction {
+    let caps: [String: JSONValue] = ["workers": .number(2), "transports": .array([.string("websocket")]), "url": .string(url)]
+    return .sendServer(c, .register(peerId: peerId, publicKey: identity.publicKey,
+                                    signature: identity.registrationSignature(serverKey: serverKey, nonce: nonce(n), peerId: peerId),
+                                    capabilities: caps))
+}
 
 private func text(_ s: String) -> [UInt8] { Array(s.utf8) }
 
@@ -23,7 +38,7 @@ private func session() -> PeerSession {
     print("PeerSessionTests: random seed \(seed)")
     var config = PeerConfiguration()
     config.capabilities = ["workers": .number(2)]
-    return PeerSession(configuration: config, url: url, random: SplitMix64(seed: seed))
+    return PeerSession(configuration: config, url: url, identity: identity, random: SplitMix64(seed: seed))
 }
 
 /// A session registered as `me` at time 0 on connection 1.
@@ -32,6 +47,7 @@ private func registered() -> PeerSession {
     _ = s.connect()
     s.serverConnecting(server, now: 0)
     _ = s.opened(server, now: 0)
+    _ = s.received(server, text: challenge(1), now: 0)
     _ = s.received(server, text: text(registeredText), now: 0)
     return s
 }
@@ -51,16 +67,29 @@ private func dialMes(_ actions: [PeerAction]) -> [(PeerID, String, String)] {
         #expect(s.connect() == [.connectToServer])
         #expect(s.state == .connecting)
         s.serverConnecting(server, now: 0)
-        let caps: [String: JSONValue] = ["workers": .number(2), "transports": .array([.string("websocket")]), "url": .string(url)]
-        #expect(s.opened(server, now: 0) == [.sendServer(server, .register(peerId: nil, token: nil, capabilities: caps))])
+        #expect(s.opened(server, now: 0) == [], "register waits for the challenge")
         #expect(s.state == .registering)
+        #expect(s.received(server, text: challenge(1), now: 0) == [expectedRegister(server, 1, peerId: nil)])
         let actions = s.received(server, text: text(registeredText), now: 0)
         #expect(actions.contains(.registered(me, again: false)))
-        #expect(s.state == .registered && s.peerId == me && s.token == "t1")
+        #expect(s.state == .registered && s.peerId == me && s.certificate == certificate && s.epoch == 0xa1 && s.serverKey == serverKey)
         #expect(s.isReady, "alone: nothing needed")
     }
 
-    @Test func lostServerReconnectsWithBackoffAndReRegistersWithTheToken() {
+    @Test func theSignatureVerifiesWithThePeersKey() throws {
+        var s = session()
+        _ = s.connect()
+        s.serverConnecting(server, now: 0)
+        _ = s.opened(server, now: 0)
+        let actions = s.received(server, text: challenge(3), now: 0)
+        guard case .sendServer(_, .register(nil, let publicKey, let signature, _))? = actions.first else { Issue.record("no register"); return }
+        let key = try Ed25519.PublicKey(bytes: Hex.decode(publicKey)!)
+        let signed = Identity.registrationText(serverKey: serverKey, nonce: nonce(3), peerId: nil, publicKey: publicKey)
+        #expect(key.isValidSignature(Hex.decode(signature)!, for: signed))
+        #expect(!key.isValidSignature(Hex.decode(signature)!, for: Identity.registrationText(serverKey: serverKey, nonce: nonce(4), peerId: nil, publicKey: publicKey)))
+    }
+
+    @Test func lostServerReconnectsWithBackoffAndReRegistersWithTheKey() {
         var s = registered()
         _ = s.closed(server, cause: "closed", now: 10_000 * ms)
         #expect(s.state == .idle)
@@ -70,8 +99,9 @@ private func dialMes(_ actions: [PeerAction]) -> [(PeerID, String, String)] {
         #expect(!s.tick(now: at - 1).contains(.connectToServer))
         #expect(s.tick(now: at).contains(.connectToServer))
         s.serverConnecting(2, now: at)
-        let caps: [String: JSONValue] = ["workers": .number(2), "transports": .array([.string("websocket")]), "url": .string(url)]
-        #expect(s.opened(2, now: at) == [.sendServer(2, .register(peerId: me, token: "t1", capabilities: caps))])
+        #expect(s.opened(2, now: at) == [])
+        // The new connection's challenge is signed for the held ID.
+        #expect(s.received(2, text: challenge(2), now: at) == [expectedRegister(2, 2, peerId: me)])
         #expect(s.received(2, text: text(registeredText), now: at).contains(.registered(me, again: true)))
     }
 
@@ -89,6 +119,7 @@ private func dialMes(_ actions: [PeerAction]) -> [(PeerID, String, String)] {
         _ = s.connect()
         s.serverConnecting(server, now: now)
         _ = s.opened(server, now: now)
+        _ = s.received(server, text: challenge(1), now: now)
         _ = s.received(server, text: text(registeredText), now: now)
         _ = s.closed(server, cause: "closed", now: now)
         #expect(s.reconnectAt! - now <= 313 * ms)
@@ -112,20 +143,28 @@ private func dialMes(_ actions: [PeerAction]) -> [(PeerID, String, String)] {
         #expect(s.reconnectAt! - 12_000 * ms <= 313 * ms, "back to the backoff")
     }
 
-    @Test func badTokenRegistersAfresh() {
-        var s = registered()
-        let actions = s.received(server, text: text(#"{"type":"error","code":"bad-token","message":"expired"}"#), now: 0)
-        #expect(actions.contains(.error(PeerError("bad-token", "expired"))))
-        #expect(actions.contains { if case .sendServer(server, .register(nil, nil, _)) = $0 { return true } else { return false } })
-        #expect(s.peerId == nil && s.token == nil)
+    @Test func badSignatureIsReportedAndNotRetried() {
+        var s = session()
+        _ = s.connect()
+        s.serverConnecting(server, now: 0)
+        _ = s.opened(server, now: 0)
+        _ = s.received(server, text: challenge(1), now: 0)
+        let actions = s.received(server, text: text(#"{"type":"error","code":"bad-signature","message":"no"}"#), now: 0)
+        #expect(actions.contains(.error(PeerError("bad-signature", "no"))))
+        #expect(!actions.contains { if case .sendServer = $0 { return true } else { return false } })
     }
 
-    @Test func idExpiredRegistersAfresh() {
+    @Test func idExpiredRegistersAfreshOnTheSameConnection() {
         var s = registered()
-        let actions = s.received(server, text: text(#"{"type":"error","code":"id-expired","message":"lease ended"}"#), now: 0)
+        _ = s.closed(server, cause: "closed", now: 0)
+        _ = s.tick(now: s.reconnectAt!)
+        s.serverConnecting(2, now: 1_000 * ms)
+        _ = s.opened(2, now: 1_000 * ms)
+        #expect(s.received(2, text: challenge(2), now: 1_000 * ms) == [expectedRegister(2, 2, peerId: me)])
+        let actions = s.received(2, text: text(#"{"type":"error","code":"id-expired","message":"lease ended"}"#), now: 1_000 * ms)
         #expect(actions.contains(.error(PeerError("id-expired", "lease ended"))))
-        #expect(actions.contains { if case .sendServer(server, .register(nil, nil, _)) = $0 { return true } else { return false } })
-        #expect(s.peerId == nil && s.token == nil)
+        #expect(actions.contains(expectedRegister(2, 2, peerId: nil)), "the same challenge, signed for a fresh ID")
+        #expect(s.peerId == nil && s.certificate == nil && s.epoch == nil)
     }
 
     @Test func ringUpdateAsksEachNeededPeerToDialAtMostEveryRetryPeriod() {

@@ -3,6 +3,7 @@ import Foundation
 import Rendezvous
 import RendezvousCore
 import Ring
+import Signatures
 import Testing
 import WireProtocol
 
@@ -11,8 +12,8 @@ import WireProtocol
 /// actions the real server returned. A core that read a clock or an unseeded random source, or that
 /// ordered its actions by hash order, would not reproduce them.
 @Suite struct EventLogReplayTests {
-    /// The recording script's secret file holds the bytes 00 01 ... 1f.
-    static let secret = (0..<32).map { UInt8($0) }
+    /// The recording script's server key file holds the private key (seed) 00 01 ... 1f.
+    static let serverKeySeed = (0..<32).map { UInt8($0) }
 
     /// The log's lines (header first), each without its newline.
     let lines: [[UInt8]]
@@ -29,8 +30,9 @@ import WireProtocol
     var events: [Event] { recording.entries.map(\.event) }
 
     /// Each event's actions, as log lines, from a fresh core given `events` in order.
-    func replay(_ events: [Event], configuration: MembershipConfiguration? = nil, secret: [UInt8] = secret) -> [String] {
-        var core = Membership(configuration: configuration ?? recording.configuration, credentials: TokenAuthority(secret: secret))
+    func replay(_ events: [Event], configuration: MembershipConfiguration? = nil, serverKeySeed: [UInt8] = serverKeySeed) -> [String] {
+        let identity = ServerIdentity(key: try! Ed25519.PrivateKey(seed: serverKeySeed))
+        var core = Membership(configuration: configuration ?? recording.configuration, credentials: identity)
         return events.map { String(decoding: EventLog.line($0, core.handle($0)), as: UTF8.self) }
     }
 
@@ -78,8 +80,9 @@ import WireProtocol
         let original = replay(self.events), perturbed = replay(events)
         #expect(original[..<index] == perturbed[..<index])
         #expect(original[index] != perturbed[index])
-        // Another secret signs other tokens; another seed allocates other IDs.
-        #expect(replay(self.events, secret: [UInt8](repeating: 9, count: 32)) != original)
+        // Another server key refuses the recorded signatures (and signs other certificates); another seed
+        // allocates other IDs.
+        #expect(replay(self.events, serverKeySeed: [UInt8](repeating: 9, count: 32)) != original)
         var reseeded = recording.configuration
         reseeded.seed &+= 1
         #expect(replay(self.events, configuration: reseeded) != original)
@@ -87,7 +90,7 @@ import WireProtocol
 
     @Test func eventsRoundTripThroughTheLineForm() throws {
         let samples: [Event] = [
-            .opened(7, remoteAddress: "::1", now: 0.1),
+            .opened(7, remoteAddress: "::1", nonce: String(repeating: "5e", count: 32), now: 0.1),
             .received(7, text: [0xFF, 0x00, 0x7B], now: 1e-9, wallClock: 1_764_480_000.123456),
             .received(7, text: Array(#"{"type":"register","x":"\u00e9\n"}"#.utf8), now: 12_345.678901234, wallClock: 0),
             .rejected(7, problem: .tooLarge(bytes: 70_000), now: 3),
@@ -95,7 +98,8 @@ import WireProtocol
             .controlFrames(7, count: 12, now: 4),
             .closed(7, cause: .idleTimeout, now: 5),
             .evict(PeerID(0xABCDEF), now: 6.25),
-            .restored([RestoredBinding(peer: PeerID(0x12), epoch: 1 << 60, remaining: 3.5)], nextEpoch: 99, now: 7),
+            .restored([RestoredBinding(peer: PeerID(0x12), epoch: 1 << 60, publicKey: String(repeating: "ab", count: 32), remaining: 3.5)],
+                      nextEpoch: 99, now: 7),
             .goingAway(spreadMs: 42),
         ]
         let log = EventLog.header(MembershipConfiguration()) + samples.flatMap { EventLog.line($0, []) }

@@ -1,20 +1,36 @@
 import Foundation
 import Testing
+import Hex
 import Ring
 import RendezvousCore
+import Signatures
 @testable import Rendezvous
 
 @Suite struct BindingStoreTests {
     @Test func stateRoundTripsAndCorruptionIsAnError() throws {
-        let state = BindingStore.State(nextEpoch: 1 << 60, bindings: [(PeerID(0xabc), 42, 1_764_480_000.5), (PeerID(1), 7, 3)])
+        let k1 = String(repeating: "a1", count: 32), k2 = String(repeating: "b2", count: 32)
+        let state = BindingStore.State(nextEpoch: 1 << 60, bindings: [
+            .init(peer: PeerID(0xabc), epoch: 42, publicKey: k1, leaseEnds: 1_764_480_000.5),
+            .init(peer: PeerID(1), epoch: 7, publicKey: k2, leaseEnds: 3)])
         let decoded = try BindingStore.decode(BindingStore.encode(state, savedAt: 1), path: "x")
         #expect(decoded.nextEpoch == state.nextEpoch)
         #expect(decoded.bindings.map(\.peer) == [PeerID(1), PeerID(0xabc)])
         #expect(decoded.bindings.map(\.epoch) == [7, 42])
+        #expect(decoded.bindings.map(\.publicKey) == [k2, k1])
         #expect(throws: BindingStore.Failure.self) { try BindingStore.decode(Array("{not json".utf8), path: "x") }
         #expect(throws: BindingStore.Failure.self) {
-            try BindingStore.decode(Array(#"{"format":"browsercloud-bindings/1","nextEpoch":"1","bindings":[{"peerId":"zz"}]}"#.utf8), path: "x")
+            try BindingStore.decode(Array(#"{"format":"browsercloud-bindings/2","nextEpoch":"1","bindings":[{"peerId":"zz"}]}"#.utf8), path: "x")
         }
+        // A binding without a well-formed key is corrupt.
+        #expect(throws: BindingStore.Failure.self) {
+            try BindingStore.decode(Array(#"{"format":"browsercloud-bindings/2","nextEpoch":"1","bindings":[{"peerId":"000000000001","epoch":"1","publicKey":"AB","leaseEnds":5}]}"#.utf8), path: "x")
+        }
+    }
+
+    @Test func aTokenProtocolFileLoadsWithItsEpochsAndNoBindings() throws {
+        let v1 = #"{"format":"browsercloud-bindings/1","nextEpoch":"500","savedAt":1,"bindings":[{"peerId":"000000000001","epoch":"499","leaseEnds":9e9}]}"#
+        let state = try BindingStore.decode(Array(v1.utf8), path: "x")
+        #expect(state.nextEpoch == 500 && state.bindings.isEmpty)
     }
 
     /// The periodic save's cost with 10,000 bindings: the snapshot (on the signalling thread) and the
@@ -22,8 +38,11 @@ import RendezvousCore
     @Test func savingTenThousandBindingsIsCheap() throws {
         var config = MembershipConfiguration()
         config.seed = 3
-        var core = Membership(configuration: config, credentials: TokenAuthority(secret: [UInt8](repeating: 1, count: 32)))
-        let state = BindingStore.State(nextEpoch: 1, bindings: (0..<10_000).map { (PeerID(UInt64($0) * 7919 + 1), UInt64($0), 1e9 + 60) })
+        let identity = ServerIdentity(key: try Ed25519.PrivateKey(seed: [UInt8](repeating: 1, count: 32)))
+        var core = Membership(configuration: config, credentials: identity)
+        let state = BindingStore.State(nextEpoch: 1, bindings: (0..<10_000).map {
+            .init(peer: PeerID(UInt64($0) * 7919 + 1), epoch: UInt64($0), publicKey: Hex.encode(UInt64($0), digits: 16) + String(repeating: "0", count: 48),
+                  leaseEnds: 1e9 + 60) })
         _ = core.handle(BindingStore.restoreEvent(state, now: 0, wallClock: 1e9))
         #expect(core.leasesHeld == 10_000)
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("bindings-\(getpid()).state").path

@@ -25,12 +25,16 @@ extension ClientMessage {
     }
 }
 
+/// A well-formed public key and signature (their values are the server's business, not the decoder's).
+private let pk = String(repeating: "ab", count: 32)
+private let sig = String(repeating: "cd", count: 64)
+private let keyFields = #""publicKey":"\#(pk)","signature":"\#(sig)""#
+
 @Suite struct DecodingTests {
     @Test func validMessages() throws {
-        #expect(try decode(#"{"type":"register"}"#).get() == .register(peerId: nil, token: nil, capabilities: nil))
-        let token = String(repeating: "ab", count: 32)
-        #expect(try decode(#"{"type":"register","peerId":"00000000000a","token":"\#(token)","capabilities":{"workers":4}}"#).get()
-            == .register(peerId: PeerID(10), token: token, capabilities: ["workers": .number(4)]))
+        #expect(try decode(#"{"type":"register",\#(keyFields)}"#).get() == .register(peerId: nil, publicKey: pk, signature: sig, capabilities: nil))
+        #expect(try decode(#"{"type":"register","peerId":"00000000000a",\#(keyFields),"capabilities":{"workers":4}}"#).get()
+            == .register(peerId: PeerID(10), publicKey: pk, signature: sig, capabilities: ["workers": .number(4)]))
         let raw = #"{ "type" : "offer", "sdp":"v=0\r\n", "n": [1, 2.5e3, null, true] }"#
         let signal = try decode(#"{"type":"signal","to":"0000000000ff","intentId":"i1","signal":\#(raw)}"#).get()
         #expect(signal == .signal(to: PeerID(255), intentId: "i1", signal: RawJSON(parsing: Array(raw.utf8))!))
@@ -52,11 +56,16 @@ extension ClientMessage {
         #expect(code("{}") == .badField)
         #expect(code(#"{"type":5}"#) == .badField)
         #expect(code(#"{"type":"dance"}"#) == .unknownType)
+        // Key-pair registration: publicKey (64) and signature (128) lowercase hex; tokens are retired.
+        #expect(code(#"{"type":"register"}"#) == .badField)
         #expect(code(#"{"type":"register","peerId":"00000000000a"}"#) == .badField)
-        #expect(code(#"{"type":"register","peerId":"00000000000A","token":"\#(String(repeating: "a", count: 64))"}"#) == .badField)
-        #expect(code(#"{"type":"register","peerId":"00000000000a","token":"short"}"#) == .badToken)
-        #expect(code(#"{"type":"register","capabilities":[1]}"#) == .badField)
-        #expect(code(#"{"type":"register","capabilities":{"x":"\#(String(repeating: "y", count: 5000))"}}"#) == .tooLarge)
+        #expect(code(#"{"type":"register","peerId":"00000000000A",\#(keyFields)}"#) == .badField)
+        #expect(code(#"{"type":"register","publicKey":"\#(pk.uppercased())","signature":"\#(sig)"}"#) == .badField)
+        #expect(code(#"{"type":"register","publicKey":"\#(pk)","signature":"\#(sig.dropLast())"}"#) == .badField)
+        #expect(code(#"{"type":"register","publicKey":"\#(pk)"}"#) == .badField)
+        #expect(code(#"{"type":"register","peerId":"00000000000a","token":"\#(String(repeating: "a", count: 64))",\#(keyFields)}"#) == .badField)
+        #expect(code(#"{"type":"register",\#(keyFields),"capabilities":[1]}"#) == .badField)
+        #expect(code(#"{"type":"register",\#(keyFields),"capabilities":{"x":"\#(String(repeating: "y", count: 5000))"}}"#) == .tooLarge)
         #expect(code(#"{"type":"signal","intentId":"i","signal":{}}"#) == .badField)
         #expect(code(#"{"type":"signal","to":"xyz","intentId":"i","signal":{}}"#) == .badField)
         #expect(code(#"{"type":"signal","to":"0000000000ff","signal":{}}"#) == .badField)
@@ -88,8 +97,8 @@ extension ClientMessage {
         // ... and the dropped value's numbers are not judged (JSONDecoder never converted them).
         #expect(try decode(#"{"type":"report","stats":{"x":1,"x":1e400}}"#).get() == .report(stats: ["x": 1]))
         #expect(code(#"{"type":"report","stats":{"x":1e400,"x":1}}"#) == .badJSON)
-        #expect(try decode(#"{"type":"register","capabilities":{"w":{"a":1,"a":2}}}"#).get()
-            == .register(peerId: nil, token: nil, capabilities: ["w": .object(["a": .number(1)])]))
+        #expect(try decode(#"{"type":"register",\#(keyFields),"capabilities":{"w":{"a":1,"a":2}}}"#).get()
+            == .register(peerId: nil, publicKey: pk, signature: sig, capabilities: ["w": .object(["a": .number(1)])]))
         // Top-level repeated keys are refused, with more than 16 keys too.
         let many = (0..<20).map { #""k\#($0)":0"# }.joined(separator: ",")
         #expect(code(#"{"type":"leave",\#(many),"k3":1}"#) == .badJSON)

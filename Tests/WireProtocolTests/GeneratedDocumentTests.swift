@@ -187,7 +187,8 @@ import Testing
             if ok { #expect(JSONValue(parsing: text) == ReferenceJSON.parse(text)) }
             // In a client frame the top-level object is depth 1 and `capabilities` depth 2.
             let arrays = String(repeating: "[", count: depth - 2) + "1" + String(repeating: "]", count: depth - 2)
-            let frame = Array(#"{"type":"register","capabilities":{"x":"#.utf8) + Array(arrays.utf8) + Array("}}".utf8)
+            let keys = #""publicKey":"\#(String(repeating: "ab", count: 32))","signature":"\#(String(repeating: "cd", count: 64))","#
+            let frame = Array(#"{"type":"register",\#(keys)"capabilities":{"x":"#.utf8) + Array(arrays.utf8) + Array("}}".utf8)
             var accepted = true
             do { _ = try ClientMessage.decode(frame) } catch {
                 accepted = false

@@ -11,6 +11,8 @@ import sys
 import websockets
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.sdp import candidate_from_sdp
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 
 def say(obj):
@@ -18,8 +20,15 @@ def say(obj):
 
 
 async def main(url, target, timeout):
-    async with websockets.connect(url, subprotocols=["webrtc-explorer.v1"]) as ws:
-        await ws.send(json.dumps({"type": "register", "capabilities": {"runtimes": [], "transports": ["webrtc"], "stack": "aiortc"}}))
+    async with websockets.connect(url, subprotocols=["webrtc-explorer.v2"]) as ws:
+        # Protocol v2: sign the connection's challenge with a new Ed25519 key (docs/protocol.md).
+        challenge = json.loads(await ws.recv())
+        assert challenge["type"] == "challenge", challenge
+        key = Ed25519PrivateKey.generate()
+        public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+        text = f"browsercloud-register/1\n{challenge['serverKey']}\n{challenge['nonce']}\n-\n{public}".encode()
+        await ws.send(json.dumps({"type": "register", "publicKey": public, "signature": key.sign(text).hex(),
+                                  "capabilities": {"runtimes": [], "transports": ["webrtc"], "stack": "aiortc"}}))
         me = None
         while me is None:
             m = json.loads(await ws.recv())

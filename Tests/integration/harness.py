@@ -8,11 +8,13 @@ import threading
 import time
 
 import requests
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from websockets.sync.client import connect
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = os.environ.get("BROWSERCLOUD_BIN", str(ROOT / ".build" / "debug" / "browsercloud"))
-SUBPROTOCOL = "webrtc-explorer.v1"
+SUBPROTOCOL = "webrtc-explorer.v2"
 ID_BITS = 48
 SPACE = 1 << ID_BITS
 
@@ -82,18 +84,69 @@ def wait_until(predicate, timeout=10.0, interval=0.02, message="condition"):
     raise AssertionError(f"timed out after {timeout}s waiting for {message}")
 
 
-class Peer:
-    """A protocol v1 client that applies what the server pushes to its own view of the ring."""
+def public_hex(key):
+    """The 64 lowercase hex characters of an Ed25519 private key's public key."""
+    return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
 
-    def __init__(self, server, subprotocol=True, **kw):
+
+def registration_text(server_key, nonce, peer_id, public_key):
+    """The bytes a client signs in `register` (docs/protocol.md, "Key-pair identity")."""
+    return f"browsercloud-register/1\n{server_key}\n{nonce}\n{peer_id or '-'}\n{public_key}".encode()
+
+
+def register_message(key, nonce, server_key, peer_id=None, capabilities=None):
+    """A `register` signed with `key` for the challenge (`nonce`, `server_key`) and `peer_id`."""
+    msg = {"type": "register", "publicKey": public_hex(key),
+           "signature": key.sign(registration_text(server_key, nonce, peer_id, public_hex(key))).hex()}
+    if peer_id:
+        msg["peerId"] = peer_id
+    if capabilities is not None:
+        msg["capabilities"] = capabilities
+    return msg
+
+
+def check_certificate(certificate, server_key):
+    """The fields of a certificate (peerId, publicKey, epoch) after checking the server's signature."""
+    assert len(certificate) == 220 and certificate == certificate.lower(), certificate
+    peer_id, public_key, epoch, signature = certificate[:12], certificate[12:76], certificate[76:92], certificate[92:]
+    text = f"browsercloud-certificate/1\n{server_key}\n{peer_id}\n{public_key}\n{epoch}".encode()
+    Ed25519PublicKey.from_public_bytes(bytes.fromhex(server_key)).verify(bytes.fromhex(signature), text)   # raises if forged
+    return peer_id, public_key, epoch
+
+
+async def register_async(ws, key=None, timeout=10):
+    """Registers an asyncio `websockets` connection: reads its challenge, signs it with `key` (a new one
+    when None), and returns the `registered` message (messages before it are dropped)."""
+    import asyncio
+    key = key or Ed25519PrivateKey.generate()
+    while True:
+        m = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+        if m.get("type") == "challenge":
+            break
+    await ws.send(json.dumps(register_message(key, m["nonce"], m["serverKey"])))
+    while True:
+        m = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+        if m.get("type") in ("registered", "error"):
+            return m
+
+
+class Peer:
+    """A protocol v2 client that applies what the server pushes to its own view of the ring. It holds an
+    Ed25519 key (a new one unless given) and signs its connection's challenge to register."""
+
+    def __init__(self, server, subprotocol=True, key=None, **kw):
         self.server = server
         protos = [SUBPROTOCOL] if subprotocol else None
         # An unbounded client queue keeps reading the socket even when the test does not, so closing
         # is prompt; the slow-consumer test passes max_queue=1 to stop reading on purpose.
         kw.setdefault("max_queue", None)
         self.ws = connect(server.ws, subprotocols=protos, open_timeout=10, close_timeout=2, max_size=None, **kw)
+        self.key = key or Ed25519PrivateKey.generate()
+        self.nonce = None          # the connection's challenge
+        self.server_key = None
         self.peer_id = None
-        self.token = None
+        self.epoch = None
+        self.certificate = None
         self.config = None
         self.predecessor = None
         self.successors = []
@@ -110,8 +163,10 @@ class Peer:
 
     def _apply(self, m):
         t = m.get("type")
-        if t == "registered":
-            self.peer_id, self.token, self.config = m["peerId"], m["token"], m["config"]
+        if t == "challenge":
+            self.nonce, self.server_key = m["nonce"], m["serverKey"]
+        elif t == "registered":
+            self.peer_id, self.epoch, self.certificate, self.config = m["peerId"], m["epoch"], m["certificate"], m["config"]
         elif t == "config":
             self.config = {k: v for k, v in m.items() if k != "type"}
             rows = set(self.config["fingerRows"])
@@ -143,13 +198,27 @@ class Peer:
     def expect_error(self, code, timeout=5.0):
         return self.expect(lambda m: m.get("type") == "error" and m.get("code") == code, timeout)
 
-    def register(self, peer_id=None, token=None, capabilities=None):
-        msg = {"type": "register"}
-        if peer_id:
-            msg.update(peerId=peer_id, token=token)
-        if capabilities is not None:
-            msg["capabilities"] = capabilities
-        self.send(msg)
+    @property
+    def public_key(self):
+        return public_hex(self.key)
+
+    def challenge(self, timeout=5.0):
+        """(nonce, serverKey) of this connection, reading until the challenge has arrived."""
+        deadline = time.monotonic() + timeout
+        while self.nonce is None:
+            self.recv(timeout=max(0.01, deadline - time.monotonic()))
+        return self.nonce, self.server_key
+
+    def register_message(self, peer_id=None, key=None, capabilities=None):
+        """A `register` for this connection's challenge, signed with `key` (default: the peer's own)."""
+        nonce, server_key = self.challenge()
+        return register_message(key or self.key, nonce, server_key, peer_id, capabilities)
+
+    def register(self, peer_id=None, key=None, capabilities=None):
+        """Registers (with `peer_id`: claims it) with `key`, which becomes the peer's key; returns the ID."""
+        if key is not None:
+            self.key = key
+        self.send(self.register_message(peer_id, capabilities=capabilities))
         deadline = time.monotonic() + 5
         while self.peer_id is None or (peer_id and self.peer_id != peer_id):
             m = self.recv(timeout=max(0.01, deadline - time.monotonic()))

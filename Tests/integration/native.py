@@ -21,6 +21,8 @@ class NativePeer:
         threading.Thread(target=lambda: [self.stderr.append(line) for line in self.proc.stderr], daemon=True).start()
         self.peer_id = None
         self.url = None
+        self.public_key = None
+        self.certificate = None
 
     def _pump(self):
         for line in self.proc.stdout:
@@ -33,6 +35,8 @@ class NativePeer:
             if event.get("event") == "registered":
                 self.peer_id = event["peerId"]
                 self.url = event["url"]
+                self.public_key = event.get("publicKey")
+                self.certificate = event.get("certificate")
 
     def command(self, line):
         self.proc.stdin.write(line + "\n")

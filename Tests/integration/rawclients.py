@@ -5,6 +5,10 @@ import socket
 import threading
 import time
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from harness import register_message
+
 
 class EventStream:
     """A raw `/api/events` subscriber on its own socket: keeps every byte it reads."""
@@ -107,14 +111,38 @@ def read_response(s):
         data += chunk
 
 
-def register_raw(server):
-    """A raw WebSocket client that registers and then never reads again (so it never answers a ping)."""
-    s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+def raw_websocket(server, timeout=5):
+    """A WebSocket opened by hand (subprotocol v2): (socket, the challenge, bytes read after it)."""
+    s = socket.create_connection(("127.0.0.1", server.port), timeout=timeout)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
               b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-              b"Sec-WebSocket-Protocol: webrtc-explorer.v1\r\n\r\n")
-    assert b" 101 " in s.recv(4096).split(b"\r\n")[0]
-    payload = b'{"type":"register"}'
+              b"Sec-WebSocket-Protocol: webrtc-explorer.v2\r\n\r\n")
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += s.recv(4096)
+    head, _, data = data.partition(b"\r\n\r\n")
+    assert b" 101 " in head.split(b"\r\n")[0]
+    # The challenge: one unmasked text frame of 126...65535 bytes (a 16-bit length).
+    while len(data) < 4 or len(data) < 4 + int.from_bytes(data[2:4], "big"):
+        data += s.recv(4096)
+    assert data[0] == 0x81 and data[1] == 126, data[:4]
+    end = 4 + int.from_bytes(data[2:4], "big")
+    challenge = json.loads(data[4:end])
+    assert challenge["type"] == "challenge", challenge
+    return s, challenge, data[end:]
+
+
+def send_masked(s, payload):
+    """One masked text frame (any length below 64 KiB)."""
     mask = b"\x01\x02\x03\x04"
-    s.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+    header = bytes([0x81, 0x80 | len(payload)]) if len(payload) < 126 else bytes([0x81, 0x80 | 126]) + len(payload).to_bytes(2, "big")
+    s.sendall(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+
+
+def register_raw(server):
+    """A raw WebSocket client that registers (signing the challenge with a new key) and then never reads
+    again (so it never answers a ping)."""
+    s, challenge, _ = raw_websocket(server)
+    send_masked(s, json.dumps(register_message(Ed25519PrivateKey.generate(), challenge["nonce"], challenge["serverKey"])).encode())
     return s

@@ -7,8 +7,10 @@ import threading
 import time
 
 
-from harness import Peer, wait_until
-from rawclients import get, read_response, register_raw
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from harness import Peer, register_message, wait_until
+from rawclients import get, raw_websocket, read_response, register_raw, send_masked
 
 
 EMPTY_PING = b"\x89\x80" + b"\x11\x22\x33\x44"   # FIN + PING, masked, no payload: 6 bytes
@@ -90,20 +92,9 @@ def still_works(p):
 def timed_join(server):
     """Seconds from connecting to reading `registered`, on a fresh raw WebSocket (what a joining peer waits)."""
     t0 = time.monotonic()
-    s = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    s, challenge, data = raw_websocket(server, timeout=30)
     try:
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                  b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-                  b"Sec-WebSocket-Protocol: webrtc-explorer.v1\r\n\r\n")
-        data = b""
-        while b"\r\n\r\n" not in data:
-            data += s.recv(4096)
-        payload = b'{"type":"register"}'
-        mask = b"\x01\x02\x03\x04"
-        frame = bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        data = data.split(b"\r\n\r\n", 1)[1]
-        s.sendall(frame)
+        send_masked(s, json.dumps(register_message(Ed25519PrivateKey.generate(), challenge["nonce"], challenge["serverKey"])).encode())
         while b'"type":"registered"' not in data:
             chunk = s.recv(65536)
             assert chunk, "closed before registered"

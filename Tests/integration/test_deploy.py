@@ -14,7 +14,7 @@ import pytest
 import requests
 from websockets.asyncio.client import connect as aconnect
 
-from harness import BIN, ROOT, Server, make_pki
+from harness import BIN, ROOT, SUBPROTOCOL, Server, make_pki, register_async
 
 DEPLOY = ROOT / "deploy"
 
@@ -83,16 +83,14 @@ async def wss(url, ca):
     connection lose the handshake request about once in a hundred TLS 1.3 connections, when nginx's
     post-handshake session tickets arrive during the write: nginx then waits for a request that never
     comes.)"""
-    return await asyncio.wait_for(aconnect(url, subprotocols=["webrtc-explorer.v1"], ssl=ssl.create_default_context(cafile=ca),
+    return await asyncio.wait_for(aconnect(url, subprotocols=[SUBPROTOCOL], ssl=ssl.create_default_context(cafile=ca),
                                            open_timeout=10, max_queue=None), 15)
 
 
 async def registered(ws):
-    await ws.send(json.dumps({"type": "register"}))
-    while True:
-        m = json.loads(await asyncio.wait_for(ws.recv(), 10))
-        if m["type"] == "registered":
-            return m["peerId"]
+    m = await register_async(ws)
+    assert m["type"] == "registered", m
+    return m["peerId"]
 
 
 def test_peers_register_and_relay_over_wss_through_nginx(proxied):

@@ -95,7 +95,7 @@ def test_every_leave_has_its_reason_in_events_stats_metrics_and_log(start_server
     old = Peer(server); peers.append(old)
     old.register()
     new = Peer(server); peers.append(new)
-    new.register(peer_id=old.peer_id, token=old.token)
+    new.register(peer_id=old.peer_id, key=old.key)
     wait_until(lambda: ("replace", {"peerId": old.peer_id}) in stream.events(), message="replace event")
     assert leaves(stream) == expected            # a replacement is not a leave
     new.send({"type": "leave"})

@@ -9,7 +9,8 @@ from harness import Peer, wait_until
 
 SEEDS = [
     {"type": "register"},
-    {"type": "register", "peerId": "00000000abcd", "token": "a" * 64, "capabilities": {"workers": 2}},
+    {"type": "register", "peerId": "00000000abcd", "publicKey": "a" * 64, "signature": "b" * 128, "capabilities": {"workers": 2}},
+    {"type": "register", "publicKey": "c" * 64, "signature": "d" * 128},
     {"type": "signal", "to": "000000000001", "intentId": "i", "signal": {"type": "offer", "sdp": "v=0"}},
     {"type": "leave"},
     {"type": "report", "stats": {"cpu": 0.5}},
@@ -30,7 +31,7 @@ def mutate(rng, obj, depth=0):
             elif op < 0.5:
                 out.pop(k, None)
             elif op < 0.7:
-                out[rng.choice(["type", "to", "peerId", "token", "signal", "stats", "intentId", "zz"])] = rng.choice(ATOMS)
+                out[rng.choice(["type", "to", "peerId", "token", "publicKey", "signature", "signal", "stats", "intentId", "zz"])] = rng.choice(ATOMS)
             elif depth < 3 and isinstance(out.get(k), dict):
                 out[k] = mutate(rng, out[k], depth + 1)
         return out

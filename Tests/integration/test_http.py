@@ -32,7 +32,8 @@ def test_stats_shape(server, peers):
         assert key in s, key
     assert s["peersOnline"] == 1 and s["joins"] == 1 and s["bytesIn"] > 0 and s["bytesOut"] > 0
     assert set(s["errors"]) >= {"bad-json", "unknown-type", "bad-field", "not-registered", "already-registered",
-                                "unknown-peer", "too-large", "rate-limited", "server-full", "bad-token"}
+                                "unknown-peer", "too-large", "rate-limited", "server-full", "bad-signature", "id-expired"}
+    assert "bad-token" not in s["errors"] and s["badSignatures"] == 0
     assert s["arcRatioMaxMin"] == 1.0
 
 

@@ -5,7 +5,7 @@ import socket
 
 import pytest
 
-from harness import Peer
+from harness import Peer, SUBPROTOCOL
 from rawclients import http_exchange, read_response, responses, get
 
 
@@ -67,7 +67,7 @@ def test_default_header_limit_is_4096_for_http_and_websocket_upgrades(server):
     from websockets.sync.client import connect
     from websockets.exceptions import InvalidStatus
     with pytest.raises(InvalidStatus) as refused:
-        connect(server.ws, subprotocols=["webrtc-explorer.v1"], additional_headers={"X-Big": "b" * 5000}, open_timeout=10)
+        connect(server.ws, subprotocols=[SUBPROTOCOL], additional_headers={"X-Big": "b" * 5000}, open_timeout=10)
     assert refused.value.response.status_code == 431
     assert server.stats()["httpHeadersTooLarge"] == 2
     p = Peer(server)

@@ -33,14 +33,15 @@ def still_works(p):
     ('{"type":"report","stats":{"cpu":1e400}}', "bad-json"),
     ('{"type":"report","stats":{"cpu":1e20}}', "bad-field"),
     ('{"type":"register","peerId":"000000000001"}', "bad-field"),
-    ('{"type":"register","peerId":"000000000001","token":"abc"}', "bad-token"),
+    ('{"type":"register","peerId":"000000000001","token":"abc"}', "bad-field"),
+    ('{"type":"register","publicKey":"' + "ab" * 32 + '","signature":"' + "cd" * 64 + '"}', "bad-signature"),
     ('{"type":"signal","to":"000000000001","intentId":"a","signal":{},"type":"leave"}', "bad-json"),
     ('{"type":"leave","type":"signal","to":"000000000001","intentId":"a","signal":{}}', "bad-json"),
     ('{"type":"signal","to":"000000000001","intentId":"a' + "\u0301" * 64 + '","signal":{}}', "bad-field"),
 ])
 def test_malformed_messages_get_clear_errors(server, peers, frame, code):
     p = Peer(server); peers.append(p)
-    if code != "bad-token":
+    if code != "bad-signature":
         p.register()
     p.send(frame)
     err = p.expect_error(code)
@@ -58,7 +59,7 @@ def test_not_registered_and_already_registered(server, peers):
     p.send({"type": "leave"})
     p.expect_error("not-registered")
     p.register()
-    p.send({"type": "register"})
+    p.send(p.register_message())
     p.expect_error("already-registered")
     p.send({"type": "report", "stats": {"tasksDone": 3}})
     wait_until(lambda: server.get(f"/api/peers/{p.peer_id}").json()["stats"] == {"tasksDone": 3}, message="report")
@@ -114,7 +115,7 @@ def test_max_peers(start_server, peers):
         p = Peer(server); peers.append(p)
         p.register()
     extra = Peer(server); peers.append(extra)
-    extra.send({"type": "register"})
+    extra.send(extra.register_message())
     extra.expect_error("server-full")
     assert still_works(extra)
     peers[0].close()
@@ -208,7 +209,7 @@ def _healthz_ok(server):
 def test_capabilities_size_limit(start_server, peers):
     server = start_server("--max-capabilities-bytes", "100")
     p = Peer(server); peers.append(p)
-    p.send({"type": "register", "capabilities": {"blob": "x" * 200}})
+    p.send(p.register_message(capabilities={"blob": "x" * 200}))
     assert "100" in p.expect_error("too-large")["message"]
     assert p.register(capabilities={"workers": 2}) and server.stats()["peersOnline"] == 1
 

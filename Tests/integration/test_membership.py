@@ -1,17 +1,22 @@
-"""Registration, least-occupied IDs, pushed ring state versus a brute-force oracle, tokens."""
+"""Registration, least-occupied IDs, pushed ring state versus a brute-force oracle, keys and certificates."""
 import random
 import re
 
-from harness import Peer, SPACE, auto_rows, oracle_state, wait_until
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from harness import Peer, SPACE, auto_rows, check_certificate, oracle_state, wait_until
 
 HEX12 = re.compile(r"^[0-9a-f]{12}$")
 
 
-def test_register_assigns_ids_and_tokens(server, peers):
+def test_register_assigns_ids_and_certificates(server, peers):
     a = Peer(server); peers.append(a)
     a_id = a.register(capabilities={"runtimes": ["js"], "workers": 4})
     assert HEX12.match(a_id)
-    assert re.match(r"^[0-9a-f]{64}$", a.token)
+    assert re.match(r"^[0-9a-f]{64}$", a.nonce) and re.match(r"^[0-9a-f]{64}$", a.server_key)
+    assert re.match(r"^[0-9a-f]{16}$", a.epoch)
+    assert check_certificate(a.certificate, a.server_key) == (a_id, a.public_key, a.epoch)
+    assert a.config["serverKey"] == a.server_key == server.get("/healthz").json()["serverKey"]
     assert a.config["idBits"] == 48 and a.config["successors"] == 3
     assert a.config["fingerRows"] == auto_rows(1)
     a.pump(0.2)
@@ -86,33 +91,42 @@ def test_explicit_finger_rows(start_server, peers):
         wait_until(lambda: (p.pump(0.0), p.state() == expected)[1], message="state")
 
 
-def test_restart_with_same_secret_gives_same_ids(start_server, tmp_path, peers):
+def test_restart_with_same_server_files_gives_same_ids_and_certificates(start_server, tmp_path, peers):
     secret = tmp_path / "restart-secret"
     first = start_server(secret_file=secret)
     old = []
     for _ in range(5):
         p = Peer(first); peers.append(p)
-        old.append((p.register(), p.token))
+        old.append((p.register(), p.key, p.certificate))
     first.stop()
     second = start_server(secret_file=secret)
-    for peer_id, token in reversed(old):
+    for peer_id, key, certificate in reversed(old):
         p = Peer(second); peers.append(p)
-        assert p.register(peer_id, token) == peer_id
+        assert p.register(peer_id, key) == peer_id
+        assert p.certificate == certificate, "the same server key certifies the same binding with the same bytes"
     stats = second.stats()
     assert stats["reRegistrations"] == 5 and stats["peersOnline"] == 5
-    assert sorted(x["peerId"] for x in second.network()["peers"]) == sorted(i for i, _ in old)
+    assert sorted(x["peerId"] for x in second.network()["peers"]) == sorted(i for i, _, _ in old)
 
 
-def test_bad_token_is_refused(server, peers):
+def test_bad_signatures_are_refused_and_counted(server, peers):
     a = Peer(server); peers.append(a)
     a_id = a.register()
     b = Peer(server); peers.append(b)
+    # A's signature from A's connection, replayed on B's (another nonce).
+    b.send(a.register_message(peer_id=a_id))
+    b.expect_error("bad-signature")
+    # Signed for another ID, sent for A's.
+    forged = b.register_message(peer_id=f"{(int(a_id, 16) + 1) % SPACE:012x}", key=a.key)
+    forged["peerId"] = a_id
+    b.send(forged)
+    b.expect_error("bad-signature")
+    # The tokens of protocol v1 are refused as a bad field.
     b.send({"type": "register", "peerId": a_id, "token": "0" * 64})
-    b.expect_error("bad-token")
-    # A token for another ID does not work either.
-    b.send({"type": "register", "peerId": f"{(int(a_id, 16) + 1) % SPACE:012x}", "token": a.token})
-    b.expect_error("bad-token")
-    assert server.stats()["peersOnline"] == 1
+    b.expect_error("bad-field")
+    stats = server.stats()
+    assert stats["peersOnline"] == 1 and stats["badSignatures"] == 2 and stats["errors"]["bad-signature"] == 2
+    assert "browsercloud_bad_signatures_total 2" in server.get("/metrics").text
 
 
 def test_zombie_session_is_replaced(server, peers):
@@ -121,7 +135,7 @@ def test_zombie_session_is_replaced(server, peers):
     other = Peer(server); peers.append(other)
     other.register()
     fresh = Peer(server); peers.append(fresh)
-    assert fresh.register(z_id, zombie.token) == z_id
+    assert fresh.register(z_id, zombie.key) == z_id
     zombie.expect_error("replaced")
     wait_until(lambda: server.stats()["connectionsOpen"] == 2, message="zombie closed")
     stats = server.stats()

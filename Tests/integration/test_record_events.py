@@ -22,16 +22,17 @@ def test_record_events_writes_every_event_and_its_actions(start_server, tmp_path
     assert server.stop() == 0
 
     header, entries = read_log(log)
-    assert header["format"] == "browsercloud-rendezvous-events/1"
+    assert header["format"] == "browsercloud-rendezvous-events/2"
     assert header["configuration"]["maxPeers"] == 7
     assert int(header["configuration"]["seed"]) >= 0          # the seed the server drew, as a string
     assert [e["event"]["type"] for e in entries] == ["opened", "received", "received", "closed", "going-away"]
     opened, register, signal, closed, going_away = entries
-    assert opened["event"]["remoteAddress"] == "127.0.0.1" and opened["actions"] == []
+    assert opened["event"]["remoteAddress"] == "127.0.0.1" and opened["event"]["nonce"] == a.nonce
+    assert [json.loads(x["message"]) for x in opened["actions"]] == [{"type": "challenge", "nonce": a.nonce, "serverKey": a.server_key}]
     assert json.loads(register["event"]["text"])["type"] == "register"
     # The frames the client received are those recorded, byte for byte as JSON.
     sent = [json.loads(x["message"]) for x in register["actions"] if "send" in x]
-    assert sent[0]["type"] == "registered" and sent[0]["peerId"] == a.peer_id and sent[0]["token"] == a.token
+    assert sent[0]["type"] == "registered" and sent[0]["peerId"] == a.peer_id and sent[0]["certificate"] == a.certificate
     assert {"publish": "join", "peerId": a.peer_id} in register["actions"]
     joined = [x for x in register["actions"] if x.get("analytics") == "joined"]
     assert joined and joined[0]["record"]["capabilities"] == {"runtimes": ["swift"]}
@@ -46,4 +47,4 @@ def test_no_log_without_the_flag(server, tmp_path):
     p.register()
     p.close()
     assert server.stop() == 0
-    assert sorted(x.name for x in tmp_path.iterdir()) == ["secret", "secret.state"]   # no event log (the state file is always kept)
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["secret.ed25519", "secret.state"]   # no event log (the state file is always kept)

@@ -75,9 +75,10 @@ def table():
 
 # A valid value other than the default, per kind (text settings need a value of their own).
 TEXT = {"host": "0.0.0.0", "fingers": "0,47", "public": "/srv/bundle", "secret-file": "/var/lib/bc/secret",
+        "server-key-file": "/var/lib/bc/server.ed25519",
         "admin-token": "0123456789abcdefX", "admin-token-file": "/etc/bc/admin", "allowed-origins": "https://a.example",
         "tls-cert": "/etc/bc/cert.pem", "tls-key": "/etc/bc/key.pem", "record-events": "/var/log/bc/events.jsonl",
-        "state-file": "/var/lib/bc/state"}
+        "state-file": "/var/lib/bc/state", "tweetnacl-path": "/srv/js/nacl-fast.min.js", "cryptojs-path": "/srv/js/cryptojs"}
 
 
 def other_value(row):

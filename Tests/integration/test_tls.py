@@ -10,7 +10,7 @@ import pytest
 import requests
 from websockets.asyncio.client import connect
 
-from harness import BIN, Server, make_pki
+from harness import BIN, SUBPROTOCOL, Server, make_pki, register_async
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +32,8 @@ def test_https_and_wss_with_the_ca(tls_server, pki):
 
     # The asyncio client: one thread owns the TLS connection (see test_deploy.wss for why not the threaded one).
     async def register():
-        async with connect(f"wss://127.0.0.1:{tls_server.port}/", subprotocols=["webrtc-explorer.v1"], ssl=ctx, open_timeout=10) as ws:
-            await ws.send(json.dumps({"type": "register"}))
-            return json.loads(await asyncio.wait_for(ws.recv(), 10))["type"]
+        async with connect(f"wss://127.0.0.1:{tls_server.port}/", subprotocols=[SUBPROTOCOL], ssl=ctx, open_timeout=10) as ws:
+            return (await register_async(ws))["type"]
     assert asyncio.run(asyncio.wait_for(register(), 30)) == "registered"
 
 
@@ -62,13 +61,14 @@ def test_tls_flags_are_checked(tmp_path, pki):
     assert missing.returncode != 0 and "cannot read" in missing.stderr
 
 
-def test_a_secret_file_named_in_the_working_directory(tmp_path):
+def test_a_server_key_file_named_in_the_working_directory(tmp_path):
     """A one-character relative name used to crash Foundation's path handling."""
-    proc = subprocess.Popen([BIN, "serve", "--port", "0", "--secret-file", "s"], cwd=tmp_path,
+    proc = subprocess.Popen([BIN, "serve", "--port", "0", "--server-key-file", "k"], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert "listening on" in proc.stdout.readline()
-        assert len((tmp_path / "s").read_text().strip()) == 64
+        assert len((tmp_path / "k").read_text().strip()) == 64
+        assert (tmp_path / "k").stat().st_mode & 0o777 == 0o600
     finally:
         proc.terminate()
         proc.wait(10)

@@ -6,12 +6,14 @@
 It starts the real server on an ephemeral loopback port with low rate limits, link relay and an admin
 token, and drives it with real WebSocket clients: registrations with capabilities, signals, a relayed link
 frame, a report, malformed and unknown messages, a binary and a too-large frame, pings, a flood that hits
-the rate limit and is closed as abusive, a leave, a re-registration with the token, a replacement, an
-eviction, closes, ID leases (a blip and a return within the lease, an expiry and the id-expired answer, a
-binding restored from a state file written before the start), and finally a shutdown (SIGTERM) that tells the remaining peers to go away. The server
-draws its own random seed; the log's header records it.
+the rate limit and is closed as abusive, a leave, a re-registration with the key, a replacement, an
+eviction, closes, a bad signature, a wrong key claiming an ID, ID leases (a blip and a return within the
+lease, an expiry and the id-expired answer, a binding restored from a state file written before the
+start), and finally a shutdown (SIGTERM) that tells the remaining peers to go away. The server draws its
+own random seed and challenge nonces; the log records both.
 
-The secret file holds the fixed test secret 00 01 02 ... 1f (the replay test signs tokens with it).
+The server key file holds the fixed private key 00 01 02 ... 1f (the replay test checks signatures and
+signs certificates with it).
 
     BROWSERCLOUD_BIN=.build/debug/browsercloud python3 Tests/vectors/record_rendezvous_events.py
 """
@@ -25,10 +27,14 @@ import requests
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "Tests" / "integration"))
-from harness import Peer, Server, wait_until  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
+
+from harness import Peer, Server, public_hex, wait_until  # noqa: E402
 
 OUT = ROOT / "Tests" / "vectors" / "rendezvous-events.jsonl"
-SECRET_HEX = bytes(range(32)).hex()
+SERVER_KEY_HEX = bytes(range(32)).hex()
+# The key of the binding restored from the "previous run" (its holder never comes back in the recording).
+RESTORED_KEY = Ed25519PrivateKey.from_private_bytes(bytes([0x42] * 32))
 ADMIN = "replay-admin-token-0123456789"
 LEASE = 3   # seconds: short, so that one lease ends within the recording
 
@@ -36,16 +42,17 @@ LEASE = 3   # seconds: short, so that one lease ends within the recording
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         tmp = pathlib.Path(tmp)
-        (tmp / "secret").write_text(SECRET_HEX + "\n")
+        (tmp / "server.ed25519").write_text(SERVER_KEY_HEX + "\n")
         log = tmp / "events.jsonl"
         # A state file from a "previous run": one binding, restored as a lease (the `restored` event).
         (tmp / "state").write_text(json.dumps({
-            "format": "browsercloud-bindings/1", "nextEpoch": "1000", "savedAt": time.time(),
-            "bindings": [{"peerId": "0123456789ab", "epoch": "999", "leaseEnds": time.time() + 600}]}))
+            "format": "browsercloud-bindings/2", "nextEpoch": "1000", "savedAt": time.time(),
+            "bindings": [{"peerId": "0123456789ab", "epoch": "999", "publicKey": public_hex(RESTORED_KEY),
+                          "leaseEnds": time.time() + 600}]}))
         server = Server(tmp, "--record-events", log, "--rate-limit", "5", "--rate-burst", "10",
                         "--abusive-after", "30", "--max-message-bytes", "1024", "--link-relay",
                         "--admin-token", ADMIN, "--id-lease", LEASE, "--state-file", tmp / "state",
-                        secret_file=tmp / "secret")
+                        "--server-key-file", tmp / "server.ed25519", secret_file=tmp / "secret")
         peers = []
         try:
             drive(server, peers)
@@ -55,7 +62,7 @@ def main():
                 p.close()
         assert code == 0, f"server exited with {code}: {server.stderr_lines[-10:]}"
         lines = log.read_bytes().splitlines()
-        assert lines and json.loads(lines[0])["format"] == "browsercloud-rendezvous-events/1"
+        assert lines and json.loads(lines[0])["format"] == "browsercloud-rendezvous-events/2"
         kinds = {json.loads(l)["event"]["type"] for l in lines[1:]}
         expected = {"opened", "received", "rejected", "control-frames", "closed", "evict", "going-away", "restored"}
         assert expected <= kinds, f"missing events: {expected - kinds}"
@@ -93,13 +100,17 @@ def drive(server, peers):
     b.expect(lambda m: m.get("type") == "error")
     b.send({"type": "teleport"})
     b.expect(lambda m: m.get("type") == "error")
-    b.send({"type": "register"})
+    b.send(b.register_message())
     b.expect_error("already-registered")
     d = peer()
     d.send({"type": "signal", "to": a.peer_id, "intentId": "i-3", "signal": {}})
     d.expect_error("not-registered")
-    d.send({"type": "register", "peerId": a.peer_id, "token": "00" * 32})
-    d.expect_error("bad-token")
+    # A signature made for another connection's challenge (a's), and a wrong key claiming a's ID.
+    d.challenge()
+    d.send(a.register_message(peer_id=a.peer_id))
+    d.expect_error("bad-signature")
+    d.send(d.register_message(peer_id=a.peer_id))
+    d.expect_error("id-expired")
 
     # Frames the transport refuses: binary and too large.
     d.send(b"\x00\x01binary")
@@ -123,20 +134,20 @@ def drive(server, peers):
     wait_until(lambda: server.stats()["abusiveDisconnects"] == 1, message="abusive disconnect")
     wait_until(lambda: server.stats()["peersOnline"] == 3, message="flood left the ring")
 
-    # A leave ends the lease at once: the same ID with its token on a new connection is id-expired;
+    # A leave ends the lease at once: the same ID with its key on a new connection is id-expired;
     # the peer registers fresh.
-    a_id, a_token = a.peer_id, a.token
+    a_id, a_key = a.peer_id, a.key
     a.send({"type": "leave"})
     wait_until(lambda: server.stats()["peersOnline"] == 2, message="leave")
     a.close()
     a2 = peer()
-    a2.send({"type": "register", "peerId": a_id, "token": a_token})
+    a2.send(a2.register_message(peer_id=a_id, key=a_key))
     a2.expect_error("id-expired")
-    a2.register()
+    a2.register(key=a_key)
 
     # A replacement: B's ID registered on another connection while B is still connected.
     b2 = peer()
-    b2.register(peer_id=b.peer_id, token=b.token)
+    b2.register(peer_id=b.peer_id, key=b.key)
     b.expect_error("replaced")
 
     # An eviction by the operator.
@@ -159,16 +170,16 @@ def drive(server, peers):
     wait_until(no_leases, timeout=LEASE + 10, interval=0.25, message="the leases so far ended")
     ended = server.stats()["leasesExpired"]
 
-    # A blip: G closes without leaving, its ID is leased, and G comes back with its token within the lease.
+    # A blip: G closes without leaving, its ID is leased, and G comes back with its key within the lease.
     g = peer()
     g.register()
-    g_id, g_token = g.peer_id, g.token
+    g_id, g_key = g.peer_id, g.key
     g.close()
     wait_until(lambda: server.stats()["leasesHeld"] == 1, message="G's lease")
     g2 = peer()
-    g2.register(peer_id=g_id, token=g_token)
+    g2.register(peer_id=g_id, key=g_key)
     assert g2.peer_id == g_id
-    # G goes again and stays away: its lease ends (checked on the next event after it) and its token
+    # G goes again and stays away: its lease ends (checked on the next event after it) and its key
     # gets id-expired.
     g2.close()
     wait_until(lambda: server.stats()["leasesHeld"] == 1, message="G's second lease")
@@ -177,7 +188,7 @@ def drive(server, peers):
     assert server.stats()["leasesExpired"] == ended + 1
     assert time.monotonic() - started >= LEASE - 0.5, "a lease ended early"
     g3 = peer()
-    g3.send({"type": "register", "peerId": g_id, "token": g_token})
+    g3.send(g3.register_message(peer_id=g_id, key=g_key))
     g3.expect_error("id-expired")
     g3.close()
     wait_until(lambda: server.stats()["connectionsOpen"] == 2, message="closes seen")
