@@ -69,7 +69,7 @@ let package = Package(
         // A native peer: the session with the rendezvous server, WebSocket links, the Chord router.
         .target(
             name: "Peer",
-            dependencies: ["Hex", "Ring", "WireProtocol", "Transport", "Signatures", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["Hex", "Ring", "WireProtocol", "Transport", "Signatures", "SignedOverlay", .product(name: "Logging", package: "swift-log")]
         ),
         // The job engine of native peers (protocol bc-job/1, docs/jobs.md): scheduler, worker pool, kernels.
         .target(
@@ -126,7 +126,7 @@ let package = Package(
         .executableTarget(name: "bc-jsonbench", dependencies: ["WireProtocol", "Ring"]),
         // The cost of signed overlay messages for `make bench`: sign and verify per message, certificate
         // checks with and without the cache, libcrypto keys parsed per call or once; µs per operation.
-        .executableTarget(name: "bc-signbench", dependencies: ["Hex", "Ring", "Signatures", "SignedOverlay", "WireProtocol"]),
+        .executableTarget(name: "bc-signbench", dependencies: ["Hex", "Peer", "Ring", "Signatures", "SignedOverlay", "WireProtocol"]),
         .testTarget(name: "RingTests", dependencies: ["Ring"]),
         .testTarget(name: "RayTracerTests", dependencies: ["RayTracer", "PNG", "Digest"]),
         .testTarget(name: "JobsTests", dependencies: ["Jobs", "Digest", "Peer", "Ring", "WireProtocol"]),
