@@ -39,7 +39,7 @@ let package = Package(
         // key-pair identity (docs/protocol.md, "Key-pair identity"): the server key, peers' keys. No I/O but
         // the system's random source.
         .target(name: "Signatures", dependencies: ["CCrypto", "Hex"]),
-        // Signed overlay messages (docs/signed-overlay.md): the S frame, the source's signer and the
+        // Signed overlay messages (docs/protocol.md, "Signed overlay messages"): the S frame, the source's signer and the
         // destination's verifier (certificate cache, epochs, time window, replay memory). Pure: no I/O, no clock.
         .target(
             name: "SignedOverlay",

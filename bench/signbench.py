@@ -50,12 +50,29 @@ def sign_report(s, alone=False):
         return "\n".join(line(r) for r in rows if r["name"].endswith("-" + label))
 
     certs = "\n".join(line(r) for r in rows if r["name"].startswith("certificate"))
+    by_name = {r["name"]: r for r in rows}
+
+    def versus(label):
+        """Per message: what each role pays signed and unsigned, and the difference."""
+        out = []
+        for role, signed, unsigned in [("source", "sign", "unsigned-send"), ("each relay", "relay", "unsigned-relay"),
+                                       ("destination (certificate cached)", "verify-cached", "unsigned-receive")]:
+            a, b = by_name.get(f"{signed}-{label}"), by_name.get(f"{unsigned}-{label}")
+            if not a or not b:
+                continue
+            ir = (f" | {a['instructions']:,.0f} | {b['instructions']:,.0f} | {a['instructions'] - b['instructions']:+,.0f}"
+                  if s["callgrind"] else " | | |")
+            out.append(f"| {role} | {a['us']:,.1f} | {b['us']:,.1f} | {a['us'] - b['us']:+,.1f}{ir} |")
+        return "\n".join(out)
+    versus_head = ("| per message | signed µs | unsigned µs | difference µs | signed instructions | unsigned instructions | difference |\n"
+                   "|---|---:|---:|---:|---:|---:|---:|")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
-    size = {label: next((r["bytes"] for r in rows if r["name"].endswith("-" + label) and "bytes" in r), 0) for label in ("1k", "64k")}
+    size = {label: next((r["bytes"] for r in rows if r["name"].endswith("-" + label) and r["name"].startswith("sign") and "bytes" in r), 0)
+            for label in ("1k", "64k")}
     head = "| operation | µs | instructions |\n|---|---:|---:|"
     return f"""## 9. Signed overlay messages: signing and verifying one message
 
-`bc-signbench` (Sources/bc-signbench) times the SignedOverlay target (docs/signed-overlay.md) in one
+`bc-signbench` (Sources/bc-signbench) times the SignedOverlay target (docs/protocol.md, "Signed overlay messages") in one
 process, no sockets: the source's `OverlaySigner` (writes the body, signs it once, builds the `S` frame),
 the destination's `OverlayVerifier` (every check, with the certificate already cached, or with a fresh
 verifier per message so that the certificate is checked too), a relay's work (parse the head, re-encode
@@ -68,12 +85,25 @@ falls on all of them), median of {s['rounds']} rounds (keys from seed {seed}). I
 per operation (a run of {WARM} + N operations minus a run of {WARM}, both preparing the same {FRAMES} frames); exact,
 and independent of the machine's load, so the column to compare.
 
-Body of {size['1k']:,} bytes:
+What one message costs each role, signed (`S` frame) next to the unsigned path (`M` message, the
+envelope's JSON written at the source, parsed and written again at every relay, parsed at the destination):
+
+Body of about {size['1k']:,} bytes:
+
+{versus_head}
+{versus("1k")}
+
+Body of about {size['64k']:,} bytes:
+
+{versus_head}
+{versus("64k")}
+
+Every operation, body of {size['1k']:,} bytes:
 
 {head}
 {table("1k")}
 
-Body of {size['64k']:,} bytes:
+Every operation, body of {size['64k']:,} bytes:
 
 {head}
 {table("64k")}

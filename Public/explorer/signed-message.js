@@ -1,4 +1,4 @@
-// Signed overlay messages (docs/signed-overlay.md), pure: no sockets, no timers, no crypto of its own. The
+// Signed overlay messages (docs/protocol.md, "Signed overlay messages"), pure: no sockets, no timers, no crypto of its own. The
 // same rules as the native peer's SignedOverlay target; both reproduce Tests/vectors/signed-overlay.json.
 //
 //   S<hops>:<certificate>:<signature>:<body>
@@ -17,7 +17,7 @@
 export const SIGNED_PREFIX = 'browsercloud-overlay/1\n'
 const CERTIFICATE_PREFIX = 'browsercloud-certificate/1'
 
-/** Why a message was refused, in the order of the checks (docs/signed-overlay.md). */
+/** Why a message was refused, in the order of the checks (docs/protocol.md, "Signed overlay messages"). */
 export const REASONS = Object.freeze(['malformed', 'bad-certificate', 'wrong-source', 'stale-epoch', 'bad-signature',
   'bad-body', 'wrong-destination', 'outside-window', 'replayed'])
 
@@ -154,7 +154,7 @@ class ReplayMemory {
  * the certificate is signed by `serverKey` (verified certificates are cached: one check per certificate);
  * its peerId is srcId; its epoch is not below the highest known for that ID (which is then raised); the
  * signature; the body is a JSON object of exactly srcId, dstId, id, at, data agreeing with its head; dstId is
- * `self`; |at - now| within the tolerance and above the replay floor; (srcId, id) not accepted before.
+ * `self` (or a key this peer is responsible for, see `verify`); |at - now| within the tolerance and above the replay floor; (srcId, id) not accepted before.
  * `verify(frame, nowMs)` answers {verdict: 'accepted', srcId, id, at, epoch, hops, data} or
  * {verdict: 'rejected', reason}. The state changes after the last await of a call, so overlapping calls
  * cannot both accept one message.
@@ -199,7 +199,13 @@ export class OverlayVerifier {
     this.#epochs.set(peerId, epoch)
   }
 
-  async verify (frame, nowMs) {
+  /**
+   * `responsible(dstId)`: whether this peer takes messages for dstId (default: dstId is `self`). The peer the
+   * routing rules deliver at passes `() => true`: it is responsible for the keys of its range, (predecessor,
+   * self] (discovery queries, a task for a peer that left reaching its successor). Without `self`, every
+   * message is refused (wrong-destination).
+   */
+  async verify (frame, nowMs, { responsible } = {}) {
     const f = parseSignedFrame(frame)
     if (!f) return this.#reject('malformed')
     const certificate = await this.#certificate(f.certificate)
@@ -216,7 +222,7 @@ export class OverlayVerifier {
     try { o = JSON.parse(f.body) } catch { return this.#reject('bad-body') }
     if (o === null || typeof o !== 'object' || Array.isArray(o) || Object.keys(o).length !== 5 || !('data' in o) ||
         o.srcId !== f.srcId || o.dstId !== f.dstId || o.id !== f.id || o.at !== f.at) return this.#reject('bad-body')
-    if (f.dstId !== this.#self) return this.#reject('wrong-destination')
+    if (this.#self === null || !(responsible ? responsible(f.dstId) : f.dstId === this.#self)) return this.#reject('wrong-destination')
     const outcome = this.#replay.admit(`${f.srcId}/${f.id}`, f.at, nowMs, this.#limits.timeToleranceMs, this.#limits.maxReplayEntries)
     if (outcome !== 'admitted') return this.#reject(outcome)
     this.#counts.accepted++

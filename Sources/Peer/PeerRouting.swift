@@ -44,7 +44,7 @@ public func linkFrames(_ text: [UInt8], limit: Int, chunkId: String) -> [[UInt8]
     return chunkFrames(text, limit: limit, chunkId: chunkId)
 }
 
-/// The link frames of a frame that stands on its own (a signed `S` frame, docs/signed-overlay.md): the
+/// The link frames of a frame that stands on its own (a signed `S` frame, docs/protocol.md, "Signed overlay messages"): the
 /// frame itself when it fits `limit`, otherwise `C` parts of the whole frame, its letter included, so
 /// that the reassembled text is the frame again (a text starting with `S`; an `M` message's parts never
 /// do, since its text is a JSON object).

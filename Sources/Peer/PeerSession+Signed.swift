@@ -65,7 +65,8 @@ extension PeerSession {
             return routed ? actions : [.error(noRoute)]
         case .deliver:
             guard verifier != nil else { return refuse(.badCertificate, srcId: frame.srcId, link: link) }
-            switch verifier!.verify(frame, nowMs: wallClockMs) {
+            // The routing rules deliver here: this peer is responsible for dstId (its own ID, or a key of its range).
+            switch verifier!.verify(frame, nowMs: wallClockMs, responsible: { $0 == frame.dstId }) {
             case .accepted(let m):
                 return [.deliver(Envelope(srcId: m.srcId, dstId: m.dstId, data: m.data, hops: m.hops, id: m.id))]
             case .rejected(let reason):

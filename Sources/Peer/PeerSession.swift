@@ -254,12 +254,11 @@ public struct PeerSession {
         return actions
     }
 
-    /// Signs `data` for the peer `dst` (an `S` frame, docs/protocol.md "Signed overlay messages") and routes
-    /// it. `wallClockMs`: the wall clock in ms since 1970 (the message's `at`). `routed` is false when there
-    /// is no route, or this peer cannot sign yet (not registered; the shell also reports false when the
-    /// transport refuses a frame of the `.forward` action). A message for this peer's own range is delivered
-    /// here without signing; elsewhere only the peer whose ID is `dst` accepts it (the verifier's
-    /// `wrong-destination`), so `dst` must be a peer's ID.
+    /// Signs `data` for `dst` (an `S` frame, docs/protocol.md "Signed overlay messages") and routes it to the
+    /// peer responsible for `dst`. `wallClockMs`: the wall clock in ms since 1970 (the message's `at`).
+    /// `routed` is false when there is no route, or this peer cannot sign yet (not registered; the shell also
+    /// reports false when the transport refuses a frame of the `.forward` action). A message for this peer's
+    /// own range is delivered here without signing.
     public mutating func send(to dst: PeerID, data: JSONValue, wallClockMs: Int64) -> (routed: Bool, actions: [PeerAction]) {
         guard let me = peerId else { return (false, []) }
         counter += 1

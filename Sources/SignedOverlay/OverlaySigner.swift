@@ -3,7 +3,7 @@ import Ring
 import Signatures
 import WireProtocol
 
-/// Signs overlay messages as their source (docs/signed-overlay.md): writes the body once, signs it once
+/// Signs overlay messages as their source (docs/protocol.md, "Signed overlay messages"): writes the body once, signs it once
 /// (however many `C` parts the frame is later split into), and gives the `S` frame with 0 hops.
 ///
 /// Not `Sendable` (it holds a libcrypto key object): one owner, one thread.

@@ -5,7 +5,7 @@ import Ring
 import Signatures
 import WireProtocol
 
-/// The destination's checks of signed overlay messages (docs/signed-overlay.md), pure: the time comes
+/// The destination's checks of signed overlay messages (docs/protocol.md, "Signed overlay messages"), pure: the time comes
 /// with each call (`nowMs`, wall-clock milliseconds since 1970, the clock `at` is compared with); no I/O.
 /// Checks, in order, each failure counted under its reason:
 ///
@@ -17,7 +17,7 @@ import WireProtocol
 /// 5. the signature, with the certificate's key (`bad-signature`);
 /// 6. the body is a JSON object of exactly `srcId`, `dstId`, `id`, `at`, `data`, agreeing with its head
 ///    (`bad-body`: signed by its source, but not a message);
-/// 7. `dstId` is this peer (`wrong-destination`);
+/// 7. `dstId` is this peer, or a key it is responsible for (`wrong-destination`);
 /// 8. `|at − now| ≤ timeToleranceMs` and `at` above the replay memory's floor (`outside-window`);
 /// 9. (`srcId`, `id`) was not accepted before within the window (`replayed`).
 ///
@@ -108,6 +108,15 @@ public struct OverlayVerifier {
     }
 
     public mutating func verify(_ frame: SignedFrame, nowMs: Int64) -> Verdict {
+        let me = self.me
+        return verify(frame, nowMs: nowMs, responsible: { $0 == me })
+    }
+
+    /// Checks one frame at the peer responsible for its `dstId`: check 7 asks `responsible(dstId)` instead
+    /// of comparing with `me` (a peer takes the messages for the keys of its range, (predecessor, me]:
+    /// discovery queries, a task for a peer that left reaching its successor). A verifier without `me`
+    /// still refuses every message (`wrong-destination`).
+    public mutating func verify(_ frame: SignedFrame, nowMs: Int64, responsible: (PeerID) -> Bool) -> Verdict {
         guard let (certificate, key) = checkedCertificate(Array(frame.certificate)) else { return reject(.badCertificate) }
         guard certificate.peerId == frame.srcId else { return reject(.wrongSource) }
         if let highest = epochs[certificate.peerId], certificate.epoch < highest { return reject(.staleEpoch) }
@@ -118,7 +127,7 @@ public struct OverlayVerifier {
               o["srcId"] == .string(frame.srcId.hex), o["dstId"] == .string(frame.dstId.hex),
               o["id"] == .string(frame.id), o["at"] == .number(Double(frame.at)), let data = o["data"]
         else { return reject(.badBody) }
-        guard frame.dstId == me else { return reject(.wrongDestination) }
+        guard me != nil, responsible(frame.dstId) else { return reject(.wrongDestination) }
         switch replay.admit(source: frame.srcId, id: frame.id, at: frame.at, now: nowMs, tolerance: limits.timeToleranceMs,
                             capacity: limits.maxReplayEntries) {
         case .outsideWindow: return reject(.outsideWindow)
@@ -165,7 +174,7 @@ public struct OverlayVerifier {
 }
 
 /// The (source, id) pairs of accepted messages within the time window, ordered by `at`, with a floor that
-/// rises when the memory is full (docs/signed-overlay.md, "Replays").
+/// rises when the memory is full (docs/protocol.md, "State, and its bounds").
 struct ReplayMemory {
     struct Key: Hashable { let source: PeerID; let id: String }
     struct Entry: Comparable {

@@ -1,6 +1,6 @@
 import Ring
 
-/// A signed overlay message as a link frame (docs/signed-overlay.md):
+/// A signed overlay message as a link frame (docs/protocol.md, "Signed overlay messages"):
 ///
 ///     S<hops>:<certificate>:<signature>:<body>
 ///

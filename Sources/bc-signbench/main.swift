@@ -1,6 +1,8 @@
 // The cost of signed overlay messages for `make bench` (bench/signbench.py, section 9): signing and
 // verifying one message of 1 KiB and 64 KiB, the certificate check with and without the verifier's cache,
-// and Ed25519 through libcrypto with the key parsed per call or once.
+// and Ed25519 through libcrypto with the key parsed per call or once; next to them, the unsigned path the
+// peers used before (an `M` message: the envelope's JSON written at the source, parsed and written again at
+// each relay, parsed at the destination).
 //
 //     bc-signbench time [--rounds N] [--seed S]     µs per operation: every operation once per round,
 //                                                   interleaved, medians over rounds; one JSON line each
@@ -11,6 +13,7 @@
 //     bc-signbench list                             the operations, one JSON line each
 import Foundation
 import Hex
+import Peer
 import Ring
 import Signatures
 import SignedOverlay
@@ -58,7 +61,7 @@ struct Bench {
         let (signer, peer, src, dst, now, server) = (self.signer, self.peer, self.src, self.dst, self.now, self.server)
         for (label, size, perRound) in [("1k", 1024, 200), ("64k", 64 * 1024, 20)] where
             ["sign", "ed25519-sign-per-call", "ed25519-sign-parsed", "ed25519-verify-per-call", "ed25519-verify-parsed",
-             "verify-cached", "verify-uncached", "relay"].contains(where: { wanted("\($0)-\(label)") }) {
+             "verify-cached", "verify-uncached", "relay", "unsigned-send", "unsigned-relay", "unsigned-receive"].contains(where: { wanted("\($0)-\(label)") }) {
             let d = data(size)
             let body = OverlaySigner.body(srcId: src, dstId: dst, id: "m", at: now, data: d)!
             let n = body.count
@@ -71,7 +74,21 @@ struct Bench {
             var cached = OverlayVerifier(serverKey: server.publicKey, me: dst)
             _ = cached.verify(signer.frame(to: dst, id: "warm-up", at: now, data: .null)!, nowMs: now)
             var nextCached = 0
+            // The unsigned path: the envelope of an `M` message (docs/protocol.md before signing).
+            let unsigned = Envelope(srcId: src, dstId: dst, data: d, hops: 0, id: "m").json.encoded()
             ops += [
+                Operation(name: "unsigned-send-\(label)", title: "unsigned: send (envelope JSON, M frame)", bytes: unsigned.count, perRound: perRound) { i in
+                    LinkFrame.message(Envelope(srcId: src, dstId: dst, data: d, hops: 0, id: "m\(i)").json.encoded()).encoded().count
+                },
+                Operation(name: "unsigned-relay-\(label)", title: "unsigned: relay (parse the envelope, hops + 1, write it again)", bytes: unsigned.count, perRound: perRound) { _ in
+                    var e = Envelope(unsigned)!
+                    e.hops += 1
+                    return LinkFrame.message(e.json.encoded()).encoded().count
+                },
+                Operation(name: "unsigned-receive-\(label)", title: "unsigned: receive (parse the envelope)", bytes: unsigned.count, perRound: perRound) { _ in
+                    Envelope(unsigned)!.hops
+                },
+
                 Operation(name: "sign-\(label)", title: "sign (OverlaySigner: body, signature, frame)", bytes: n, perRound: perRound) { i in
                     signer.frame(to: dst, id: "m\(i)", at: now, data: d)!.count
                 },

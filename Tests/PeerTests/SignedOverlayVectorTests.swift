@@ -9,7 +9,7 @@ import WireProtocol
 
 /// The native peer's signed overlay messages (the SignedOverlay target) against the shared vectors
 /// (Tests/vectors/signed-overlay.json, written by make_signed_overlay_vectors.py with Python's
-/// `cryptography` from docs/signed-overlay.md), which the browser's explorer/signed-message.js also
+/// `cryptography` from docs/protocol.md, "Signed overlay messages"), which the browser's explorer/signed-message.js also
 /// reproduces (Tests/e2e/test_signed_overlay.py).
 @Suite struct SignedOverlayVectorTests {
     let file: JSONValue

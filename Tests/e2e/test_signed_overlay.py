@@ -1,6 +1,6 @@
 """The browser's signed overlay messages (Public/explorer/signed-message.js) against the shared vectors
 (Tests/vectors/signed-overlay.json, written by make_signed_overlay_vectors.py with Python's `cryptography`
-from docs/signed-overlay.md), which the native peer's SignedOverlay target also reproduces
+from docs/protocol.md, "Signed overlay messages"), which the native peer's SignedOverlay target also reproduces
 (Tests/PeerTests/SignedOverlayVectorTests.swift). Ed25519 is WebCrypto's, injected as identity.js will
 inject it: on 127.0.0.1 (a secure context) and on the overlay tests' flagged 10.x origin."""
 import json

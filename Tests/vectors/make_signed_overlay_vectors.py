@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Writes Tests/vectors/signed-overlay.json: signed overlay frames (docs/signed-overlay.md, "Signed overlay
-messages (draft)") and the verdicts a destination must reach on them, computed here by an independent
+"""Writes Tests/vectors/signed-overlay.json: signed overlay frames (docs/protocol.md, "Signed overlay
+messages"; the vectors were written when that section was docs/signed-overlay.md) and the verdicts a destination must reach on them, computed here by an independent
 reading of that text with Python's `cryptography` package for Ed25519 (pip: cryptography; not needed by
 any test, only to regenerate the file). The native peer's SignedOverlay target
 (Tests/PeerTests/SignedOverlayVectorTests.swift) and the browser's explorer/signed-message.js
