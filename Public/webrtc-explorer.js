@@ -78,6 +78,10 @@ export class Explorer {
     this.signer = null         // signs this peer's messages (after `registered`)
     this.verifier = null       // checks messages for this peer (from the first `challenge`)
     this.refusedElsewhere = { accepted: 0, certificateChecks: 0, rejected: {} }   // unsigned, malformed, and replaced verifiers
+    // Signing and verifying are asynchronous (WebCrypto): each runs in one chain, so messages go out in the
+    // order they were sent and are delivered in the order they arrived, as before signing.
+    this.signing = Promise.resolve()
+    this.verifying = Promise.resolve()
     this.channels = new ChannelManager({
       url: this.signalingURL,
       iceServers: this.iceServers,
@@ -152,7 +156,10 @@ export class Explorer {
       return
     }
     if (!this.signer) throw new Error('cannot sign: no certificate yet')
-    const frame = await this.signer.frame(dstId, id, Date.now(), data ?? null)
+    const signer = this.signer
+    const signed = this.signing.then(() => signer.frame(dstId, id, Date.now(), data ?? null))
+    this.signing = signed.catch(() => {})
+    const frame = await signed
     if (frame === null) throw new Error('cannot sign: the clock is outside the message grammar')
     await this.#forwardFrame(dstId, frame)
   }
@@ -315,7 +322,10 @@ export class Explorer {
     if (this.#route(f.dstId).deliver) {
       if (!this.verifier) { this.#refuse('bad-certificate', f.srcId, peerId); return }
       // The routing rules deliver here: this peer is responsible for dstId (its ID, or a key of its range).
-      const v = await this.verifier.verify(frame, Date.now(), { responsible: () => true })
+      const verifier = this.verifier
+      const verified = this.verifying.then(() => verifier.verify(frame, Date.now(), { responsible: () => true }))
+      this.verifying = verified.catch(() => {})
+      const v = await verified
       if (v.verdict === 'accepted') this.events.emit('message', { srcId: v.srcId, dstId: f.dstId, data: v.data, hops: v.hops })
       else this.events.emit('forgery', { reason: v.reason, srcId: f.srcId, link: peerId })
       return
