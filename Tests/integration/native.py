@@ -17,12 +17,13 @@ class NativePeer:
         self.events = []
         self.lock = threading.Lock()
         self.stderr = []
-        threading.Thread(target=self._pump, daemon=True).start()
-        threading.Thread(target=lambda: [self.stderr.append(line) for line in self.proc.stderr], daemon=True).start()
+        # Set before the reader starts: a registration read at once must not be overwritten with None.
         self.peer_id = None
         self.url = None
         self.public_key = None
         self.certificate = None
+        threading.Thread(target=self._pump, daemon=True).start()
+        threading.Thread(target=lambda: [self.stderr.append(line) for line in self.proc.stderr], daemon=True).start()
 
     def _pump(self):
         for line in self.proc.stdout:
@@ -65,7 +66,7 @@ class NativePeer:
         deadline = time.monotonic() + timeout
         while self.peer_id is None and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert self.peer_id, f"peer did not register: {self.stderr[-10:]}"
+        assert self.peer_id, f"peer did not register: {self.stderr[-10:]}, events {self.events[-5:]}, exit {self.proc.poll()}"
         return self.peer_id
 
     def matches(self, entry):

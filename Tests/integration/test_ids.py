@@ -272,7 +272,8 @@ def test_soak_native_peers_flapping_with_key_files_no_replacement_ping_pong(star
     rng = random.Random(seed)
     server = start_server("--id-lease", "600", "--admin-token", ADMIN)
     keys = [tmp_path / f"native-{i}.key" for i in range(4)]
-    natives = [NativePeer(server.ws, "--key-file", k) for k in keys]
+    # Info logs: a peer that does not come back shows why in the assertion (its last stderr lines).
+    natives = [NativePeer(server.ws, "--key-file", k, "--log-level", "info") for k in keys]
     try:
         for p in natives:
             p.wait_registered(timeout=30)
@@ -293,7 +294,7 @@ def test_soak_native_peers_flapping_with_key_files_no_replacement_ping_pong(star
                 victim.kill()
                 if action == "restart-without-key":
                     keys[i].unlink()                      # a new key: a fresh ID, the old one stays leased
-                natives[i] = NativePeer(server.ws, "--key-file", keys[i])
+                natives[i] = NativePeer(server.ws, "--key-file", keys[i], "--log-level", "info")
             blips += 1
             # A newcomer during the cut never gets a held ID.
             n = Peer(server); peers.append(n)
