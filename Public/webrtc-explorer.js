@@ -158,7 +158,7 @@ export class Explorer {
     if (!this.signer) throw new Error('cannot sign: no certificate yet')
     const signer = this.signer
     const signed = this.signing.then(() => signer.frame(dstId, id, Date.now(), data ?? null))
-    this.signing = signed.catch(() => {})
+    this.signing = signed.catch(() => {})   // the caller gets the error through `signed`; the chain goes on
     const frame = await signed
     if (frame === null) throw new Error('cannot sign: the clock is outside the message grammar')
     await this.#forwardFrame(dstId, frame)
@@ -324,7 +324,7 @@ export class Explorer {
       // The routing rules deliver here: this peer is responsible for dstId (its ID, or a key of its range).
       const verifier = this.verifier
       const verified = this.verifying.then(() => verifier.verify(frame, Date.now(), { responsible: () => true }))
-      this.verifying = verified.catch(() => {})
+      this.verifying = verified.catch(() => {})   // the caller gets the error through `verified`; the chain goes on
       const v = await verified
       if (v.verdict === 'accepted') this.events.emit('message', { srcId: v.srcId, dstId: f.dstId, data: v.data, hops: v.hops })
       else this.events.emit('forgery', { reason: v.reason, srcId: f.srcId, link: peerId })
