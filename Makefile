@@ -56,6 +56,7 @@ bench: deps
 	$(SWIFT) build -c release --product browsercloud
 	$(SWIFT) build -c release --product bc-loadgen
 	$(SWIFT) build -c release --product bc-jsonbench
+	$(SWIFT) build -c release --product bc-signbench
 	mkdir -p .build && $(CC) -O2 -Wall bench/echo-server.c $$(pkg-config --cflags --libs libwebsockets) -o .build/echo-server
 	$(PYTHON) bench/run.py --out docs/benchmarks.md $(BENCH_ARGS)
 	$(PYTHON) bench/overlay.py --out docs/overlay.md

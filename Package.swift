@@ -39,6 +39,16 @@ let package = Package(
         // key-pair identity (docs/protocol.md, "Key-pair identity"): the server key, peers' keys. No I/O but
         // the system's random source.
         .target(name: "Signatures", dependencies: ["CCrypto", "Hex"]),
+        // Signed overlay messages (docs/protocol.md, "Signed overlay messages"): the S frame, the source's signer and the
+        // destination's verifier (certificate cache, epochs, time window, replay memory). Pure: no I/O, no clock.
+        .target(
+            name: "SignedOverlay",
+            dependencies: [
+                "Hex", "Ring", "Signatures", "WireProtocol",
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "HeapModule", package: "swift-collections"),
+            ]
+        ),
         // Pure Chord ring logic: identifiers, intervals, fingers, ID allocation, change sets. No I/O.
         .target(
             name: "Ring",
@@ -59,7 +69,7 @@ let package = Package(
         // A native peer: the session with the rendezvous server, WebSocket links, the Chord router.
         .target(
             name: "Peer",
-            dependencies: ["Hex", "Ring", "WireProtocol", "Transport", "Signatures", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["Hex", "Ring", "WireProtocol", "Transport", "Signatures", "SignedOverlay", .product(name: "Logging", package: "swift-log")]
         ),
         // The job engine of native peers (protocol bc-job/1, docs/jobs.md): scheduler, worker pool, kernels.
         .target(
@@ -124,10 +134,13 @@ let package = Package(
         // The one-JSON-path micro-benchmark for `make bench`: old (scanner + JSONDecoder, a marked copy
         // kept only here) versus new client-frame decoding, ns per frame.
         .executableTarget(name: "bc-jsonbench", dependencies: ["WireProtocol", "Ring"]),
+        // The cost of signed overlay messages for `make bench`: sign and verify per message, certificate
+        // checks with and without the cache, libcrypto keys parsed per call or once; µs per operation.
+        .executableTarget(name: "bc-signbench", dependencies: ["Hex", "Peer", "Ring", "Signatures", "SignedOverlay", "WireProtocol"]),
         .testTarget(name: "RingTests", dependencies: ["Ring"]),
         .testTarget(name: "RayTracerTests", dependencies: ["RayTracer", "PNG", "Digest"]),
         .testTarget(name: "JobsTests", dependencies: ["Jobs", "Digest", "Peer", "Ring", "WireProtocol"]),
-        .testTarget(name: "PeerTests", dependencies: ["Hex", "Peer", "Ring", "Signatures", "WireProtocol", "Transport"]),
+        .testTarget(name: "PeerTests", dependencies: ["Hex", "Peer", "Ring", "Signatures", "SignedOverlay", "WireProtocol", "Transport"]),
         .testTarget(name: "DigestTests", dependencies: ["Digest"]),
         .testTarget(name: "SignaturesTests", dependencies: ["Signatures", "Hex"]),
         .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "Ring"]),

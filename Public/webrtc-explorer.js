@@ -22,6 +22,13 @@
 // keeps the server's certificate of its binding (`certificate`). After a reconnection it signs for its ID
 // and gets it back within the server's lease; `id-expired` makes it register fresh on the same connection.
 //
+// Signed overlay messages (docs/protocol.md, "Signed overlay messages"): `send` signs every message once
+// with the peer's key and certificate (an `S` frame, explorer/signed-message.js); relays forward frames with
+// one more hop, byte-identical otherwise; the destination verifies (trusting the server key of its own
+// `challenge`) before it emits 'message', so a message's `srcId` is its authenticated source. Refused
+// messages (forged, replayed, misdirected, stale, and unsigned `M` messages) are dropped, counted by reason
+// (`overlayCounters`) and reported as 'forgery' ({ reason, srcId, link }).
+//
 // The four parts of the thesis: channel manager (explorer/channel-manager.js), finger table
 // (explorer/finger-table.js), router (explorer/ring.js) and this interface (with explorer/events.js).
 
@@ -30,7 +37,8 @@ export { LINK_ERRORS } from './explorer/channel-manager.js'
 import { Events } from './explorer/events.js'
 import { FingerTable } from './explorer/finger-table.js'
 import { route, parseId } from './explorer/ring.js'
-import { loadIdentity } from './explorer/identity.js'
+import { loadIdentity, verify } from './explorer/identity.js'
+import { OverlaySigner, OverlayVerifier, parseSignedFrame, encodeSignedFrame } from './explorer/signed-message.js'
 
 export { route } from './explorer/ring.js'
 
@@ -67,6 +75,13 @@ export class Explorer {
     this.readyEmitted = false
     this.registering = null
     this.counter = 0
+    this.signer = null         // signs this peer's messages (after `registered`)
+    this.verifier = null       // checks messages for this peer (from the first `challenge`)
+    this.refusedElsewhere = { accepted: 0, certificateChecks: 0, rejected: {} }   // unsigned, malformed, and replaced verifiers
+    // Signing and verifying are asynchronous (WebCrypto): each runs in one chain, so messages go out in the
+    // order they were sent and are delivered in the order they arrived, as before signing.
+    this.signing = Promise.resolve()
+    this.verifying = Promise.resolve()
     this.channels = new ChannelManager({
       url: this.signalingURL,
       iceServers: this.iceServers,
@@ -91,6 +106,19 @@ export class Explorer {
   /** Whether 'ready' was emitted for the current registration (the successor link is open, or the peer is alone). */
   get ready () { return this.readyEmitted }
 
+  /**
+   * Overlay messages accepted here and refused by reason (a copy): `{ accepted, certificateChecks,
+   * forgeries, rejected: { reason: count } }`, reasons of explorer/signed-message.js's REASONS and 'unsigned'.
+   */
+  get overlayCounters () {
+    const v = this.verifier?.counters ?? { accepted: 0, certificateChecks: 0, rejected: {} }
+    const e = this.refusedElsewhere
+    const rejected = { ...v.rejected }
+    for (const [reason, n] of Object.entries(e.rejected)) rejected[reason] = (rejected[reason] ?? 0) + n
+    const forgeries = Object.values(rejected).reduce((a, b) => a + b, 0)
+    return { accepted: v.accepted + e.accepted, certificateChecks: v.certificateChecks + e.certificateChecks, forgeries, rejected }
+  }
+
   /** The public key this peer registers with (64 lowercase hex), once its identity is loaded. */
   get publicKey () { return this.identity?.publicKey ?? null }
 
@@ -114,12 +142,26 @@ export class Explorer {
     return this.registering
   }
 
-  /** Routes `data` (any JSON value) to the peer responsible for `dstId`. */
+  /**
+   * Signs `data` (any JSON value) and routes it to the peer responsible for `dstId` (docs/protocol.md, "Signed
+   * overlay messages"). A message for this peer's own range is delivered here without signing.
+   */
   async send (dstId, data) {
     parseId(dstId)
-    if (!this.table.peerId) throw new Error('not registered: call register() first')
-    const envelope = { srcId: this.table.peerId, dstId, data, hops: 0, id: `${this.table.peerId}-${this.counter++}` }
-    await this.#forward(envelope)
+    const self = this.table.peerId
+    if (!self) throw new Error('not registered: call register() first')
+    const id = `${self}-${this.counter++}`
+    if (this.#route(dstId).deliver) {
+      this.events.emit('message', { srcId: self, dstId, data, hops: 0 })
+      return
+    }
+    if (!this.signer) throw new Error('cannot sign: no certificate yet')
+    const signer = this.signer
+    const signed = this.signing.then(() => signer.frame(dstId, id, Date.now(), data ?? null))
+    this.signing = signed.catch(() => {})   // the caller gets the error through `signed`; the chain goes on
+    const frame = await signed
+    if (frame === null) throw new Error('cannot sign: the clock is outside the message grammar')
+    await this.#forwardFrame(dstId, frame)
   }
 
   /** Leaves the ring: tells the server, closes every link and the WebSocket. */
@@ -130,6 +172,7 @@ export class Explorer {
     this.epoch = null
     this.certificate = null
     this.readyEmitted = false
+    this.#stopSigning()
   }
 
   /** The current ring state as this peer knows it, with link states. */
@@ -169,6 +212,7 @@ export class Explorer {
     if (m.type === 'challenge') {
       if (typeof m.nonce !== 'string' || typeof m.serverKey !== 'string' || !this.identity) return
       this.challengeNonce = m.nonce
+      if (this.serverKey !== m.serverKey || !this.verifier) this.#trustServerKey(m.serverKey)
       this.serverKey = m.serverKey
       this.#sendRegister()
       return
@@ -181,6 +225,7 @@ export class Explorer {
         this.epoch = null
         this.certificate = null
         this.readyEmitted = false
+        this.#stopSigning()
         this.events.emit('error', { code: m.code, message: m.message, recovering: true })
         this.#sendRegister()
         return
@@ -198,6 +243,7 @@ export class Explorer {
       const again = this.table.peerId === m.peerId
       this.epoch = m.epoch
       this.certificate = m.certificate
+      this.#startSigning(m.peerId, m.certificate)
       if (!again) this.readyEmitted = false
       this.table.apply(m)
       this.events.emit('registered', { peerId: m.peerId, again })
@@ -229,34 +275,81 @@ export class Explorer {
     }
   }
 
-  #onLinkMessage (peerId, text) {
-    let envelope
-    try { envelope = JSON.parse(text) } catch { return }
-    if (typeof envelope !== 'object' || envelope === null || typeof envelope.dstId !== 'string') return
-    envelope.hops = (envelope.hops | 0) + 1
-    if (envelope.hops > this.maxHops) {
-      this.events.emit('error', { code: 'hop-limit', message: `dropped a message for ${envelope.dstId} after ${envelope.hops} hops` })
-      return
-    }
-    this.#forward(envelope).catch((error) => this.events.emit('error', { code: 'no-route', message: error.message }))
+  // MARK: signed overlay messages
+
+  /** The server key of a `challenge` becomes the one trusted issuer (a new verifier when it changed). */
+  #trustServerKey (serverKey) {
+    if (this.verifier) this.#addCounters(this.verifier.counters)
+    this.verifier = new OverlayVerifier({ serverKey, self: this.table.peerId, verify })
   }
 
-  async #forward (envelope) {
+  #startSigning (peerId, certificate) {
+    if (this.verifier) this.verifier.self = peerId
+    const ok = typeof certificate === 'string' && certificate.slice(0, 12) === peerId
+    this.signer = ok ? new OverlaySigner({ certificate, sign: this.identity.sign }) : null
+  }
+
+  #stopSigning () {
+    this.signer = null
+    if (this.verifier) this.verifier.self = null
+  }
+
+  #addCounters (c) {
+    const e = this.refusedElsewhere
+    e.accepted += c.accepted
+    e.certificateChecks += c.certificateChecks
+    for (const [reason, n] of Object.entries(c.rejected)) if (n > 0) e.rejected[reason] = (e.rejected[reason] ?? 0) + n
+  }
+
+  /** A refusal the verifier did not count (unsigned, malformed, no verifier yet). */
+  #refuse (reason, srcId, link) {
+    this.refusedElsewhere.rejected[reason] = (this.refusedElsewhere.rejected[reason] ?? 0) + 1
+    this.events.emit('forgery', { reason, srcId, link })
+  }
+
+  /** A message from the link to `peerId`: a signed frame is relayed by its dstId (one more hop) or verified
+   * and delivered here; anything else (an unsigned `M` message) is refused as 'unsigned'. */
+  async #onLinkMessage (peerId, text) {
+    if (typeof text !== 'string' || text[0] !== 'S') { this.#refuse('unsigned', null, peerId); return }
+    const f = parseSignedFrame(text)
+    if (!f) { this.#refuse('malformed', null, peerId); return }
+    const hops = f.hops + 1
+    if (hops > this.maxHops) {
+      this.events.emit('error', { code: 'hop-limit', message: `dropped a message for ${f.dstId} after ${hops} hops` })
+      return
+    }
+    const frame = encodeSignedFrame(f, hops)
+    if (this.#route(f.dstId).deliver) {
+      if (!this.verifier) { this.#refuse('bad-certificate', f.srcId, peerId); return }
+      // The routing rules deliver here: this peer is responsible for dstId (its ID, or a key of its range).
+      const verifier = this.verifier
+      const verified = this.verifying.then(() => verifier.verify(frame, Date.now(), { responsible: () => true }))
+      this.verifying = verified.catch(() => {})   // the caller gets the error through `verified`; the chain goes on
+      const v = await verified
+      if (v.verdict === 'accepted') this.events.emit('message', { srcId: v.srcId, dstId: f.dstId, data: v.data, hops: v.hops })
+      else this.events.emit('forgery', { reason: v.reason, srcId: f.srcId, link: peerId })
+      return
+    }
+    this.#forwardFrame(f.dstId, frame).catch((error) => this.events.emit('error', { code: 'no-route', message: error.message }))
+  }
+
+  #route (dstId) {
     // Only links to peers of the finger table count: a link to a peer that has left may look open for a
     // while (until ICE consent times out), but the server has already removed it from the table.
     const known = this.table.neededPeers()
-    const decision = route({
+    return route({
       self: this.table.peerId,
-      dst: envelope.dstId,
+      dst: dstId,
       predecessor: this.table.predecessor,
       successors: this.table.successors,
       candidates: this.channels.openPeers().filter((p) => known.has(p))
     })
-    if (decision.deliver) {
-      this.events.emit('message', { srcId: envelope.srcId, dstId: envelope.dstId, data: envelope.data, hops: envelope.hops })
-      return
-    }
-    if (decision.error) throw new Error(`no route to ${envelope.dstId}: no open link`)
-    await this.channels.send(decision.next, JSON.stringify(envelope))
+  }
+
+  /** Sends a signed frame on the link its dstId routes to. */
+  async #forwardFrame (dstId, frame) {
+    const decision = this.#route(dstId)
+    if (decision.deliver || decision.error) throw new Error(`no route to ${dstId}: no open link`)
+    await this.channels.send(decision.next, frame)
   }
 }

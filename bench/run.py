@@ -9,6 +9,7 @@
 5. Ray-tracing jobs on 2 native worker peers versus one core: speedup, efficiency, overhead per task.
 6. Join latency while anonymous clients hammer the analytics.
 7. Decoding client frames: the one JSON path versus the old scanner + JSONDecoder path (bc-jsonbench).
+9. Signed overlay messages: signing and verifying one message in Swift (bc-signbench).
 
 Writes a Markdown report (default docs/benchmarks.md) and prints it."""
 import argparse
@@ -25,6 +26,7 @@ from analytics import analytics_report, bench_analytics
 from common import ROOT, RELEASE, rss_kib, start, start_server, stop, loadgen, cpu_model
 from joincost import bench_joincost, joincost_report
 from jsonbench import bench_json, json_report
+from signbench import bench_sign, sign_report
 
 
 def bench_hold(tmp, peers, samples, settle=11):
@@ -173,7 +175,8 @@ def main():
     ap.add_argument("--json-rounds", type=int, default=5)
     ap.add_argument("--json-fuzz", type=int, default=200000)
     ap.add_argument("--json-callgrind-iterations", type=int, default=2000)
-    ap.add_argument("--only", choices=["json", "joincost"], help="run only this section and put it into --out (replacing "
+    ap.add_argument("--sign-rounds", type=int, default=7)
+    ap.add_argument("--only", choices=["json", "joincost", "sign"], help="run only this section and put it into --out (replacing "
                     "the section if --out has it, else before the closing line, else as the whole file)")
     ap.add_argument("--baseline", metavar="DIR", help="section 8: also measure the release build in DIR (another "
                     "commit's browsercloud and bc-loadgen), side by side")
@@ -185,6 +188,8 @@ def main():
     if a.only:
         if a.only == "json":
             section, heading = json_report(bench_json(a.json_iterations, a.json_rounds, a.json_fuzz, a.json_callgrind_iterations), alone=True), "## 7. "
+        elif a.only == "sign":
+            section, heading = sign_report(bench_sign(a.sign_rounds), alone=True), "## 9. "
         else:
             section, heading = joincost_report(bench_joincost(releases=releases)), "## 8. "
         out = pathlib.Path(a.out)
@@ -213,6 +218,7 @@ def main():
         analytics = bench_analytics(tmp, a.peers, a.samples, a.analytics_clients, a.analytics_rounds)
         json_section = json_report(bench_json(a.json_iterations, a.json_rounds, a.json_fuzz, a.json_callgrind_iterations))
         joincost_section = joincost_report(bench_joincost(releases=releases))
+        sign_section = sign_report(bench_sign(a.sign_rounds))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
     jobs_section = jobs_report(jobs)
     if a.only_jobs:
@@ -280,7 +286,7 @@ The work grows with F log N plus the updates, not with N: a join or leave touche
 state changes. The one O(N) step is the memmove of the sorted member array (8 bytes per peer), visible
 at 100,000 peers.
 
-{jobs_section}{analytics_report(analytics)}{json_section}{joincost_section}Reproduce: `make bench` (options: `python3 bench/run.py --help`; one section: `python3 bench/run.py --only json|joincost --out FILE`; section 8 next to another build: `--baseline DIR`).
+{jobs_section}{analytics_report(analytics)}{json_section}{joincost_section}{sign_section}Reproduce: `make bench` (options: `python3 bench/run.py --help`; one section: `python3 bench/run.py --only json|joincost|sign --out FILE`; section 8 next to another build: `--baseline DIR`).
 """
     pathlib.Path(a.out).write_text(report)
     print(report)

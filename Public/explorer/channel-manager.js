@@ -39,7 +39,8 @@ export class ChannelManager {
    * @param {(m: object) => void} o.onServerMessage every non-signal server message
    * @param {() => void} o.onSignallingOpen called on every (re)connection of the WebSocket
    * @param {() => void} o.onSignallingLost the WebSocket closed (a reconnection follows unless stopped)
-   * @param {(peerId: string, text: string) => void} o.onLinkMessage a whole message from a peer
+   * @param {(peerId: string, text: string) => void} o.onLinkMessage a whole message from a peer: a signed
+   *   frame (`S…`), or the JSON text of an unsigned `M` message (reassembled C parts give either)
    * @param {(peerId: string) => void} o.onLinkUp / o.onLinkDown
    * @param {(peerId: string) => boolean} o.isNeeded whether this peer needs a link to peerId
    * @param {(peerId: string, error: LinkError) => void} [o.onLinkError] why a link failed (a code of LINK_ERRORS)
@@ -201,7 +202,10 @@ export class ChannelManager {
 
   async #sendNow (link, text) {
     const dc = link.dc
-    const pieces = text.length + 1 <= link.chunkSize ? ['M' + text] : chunkFrames(text, link.chunkSize - 64, randomId())
+    // A signed overlay frame (`S…`, docs/protocol.md) stands on its own: it goes as it is, or in C parts of
+    // the whole frame; any other text is a message's JSON, sent as `M` + text or in C parts of the text.
+    const whole = text[0] === 'S'
+    const pieces = text.length + (whole ? 0 : 1) <= link.chunkSize ? [whole ? text : 'M' + text] : chunkFrames(text, link.chunkSize - 64, randomId())
     for (const piece of pieces) {
       if (dc.readyState !== 'open') throw new Error(`link to ${link.peerId} closed`)
       if (dc.bufferedAmount > HIGH_WATER) {
@@ -217,6 +221,8 @@ export class ChannelManager {
   }
 
   #receive (link, data) {
+    // A signed overlay frame goes up whole (the explorer relays or verifies it).
+    if (typeof data === 'string' && data[0] === 'S') { this.o.onLinkMessage(link.peerId, data); return }
     const frame = parseFrame(data)
     switch (frame?.kind) {
       case 'message':

@@ -81,4 +81,43 @@ static inline int bc_ed25519_verify(const unsigned char *public_key, const unsig
     return ok;
 }
 
+/// A parsed Ed25519 private key (from its 32-byte seed), for signing many messages without deriving the
+/// public key again on every call: NULL when libcrypto refuses. Free it with bc_ed25519_key_free.
+static inline EVP_PKEY *bc_ed25519_private_key_new(const unsigned char *seed) {
+    return EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, 32);
+}
+
+/// A parsed Ed25519 public key (32 bytes), or NULL. Free it with bc_ed25519_key_free.
+static inline EVP_PKEY *bc_ed25519_public_key_new(const unsigned char *public_key) {
+    return EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, public_key, 32);
+}
+
+static inline void bc_ed25519_key_free(EVP_PKEY *key) {
+    EVP_PKEY_free(key);
+}
+
+/// bc_ed25519_sign with a parsed private key. Returns 1 on success.
+static inline int bc_ed25519_sign_parsed(EVP_PKEY *key, const unsigned char *message, size_t message_len,
+                                         unsigned char *signature) {
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    size_t len = 64;
+    int ok = ctx != NULL
+        && EVP_DigestSignInit(ctx, NULL, NULL, NULL, key) == 1
+        && EVP_DigestSign(ctx, signature, &len, message, message_len) == 1
+        && len == 64;
+    EVP_MD_CTX_free(ctx);
+    return ok;
+}
+
+/// bc_ed25519_verify with a parsed public key: 1 when `signature` (64 bytes) is valid for `message`.
+static inline int bc_ed25519_verify_parsed(EVP_PKEY *key, const unsigned char *message, size_t message_len,
+                                           const unsigned char *signature) {
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int ok = ctx != NULL
+        && EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, key) == 1
+        && EVP_DigestVerify(ctx, signature, 64, message, message_len) == 1;
+    EVP_MD_CTX_free(ctx);
+    return ok;
+}
+
 #endif

@@ -29,6 +29,10 @@ public enum PeerAction: Equatable, Sendable {
     /// The server announced a shutdown; the peer reconnects after this many milliseconds.
     case goingAway(Int)
     case error(PeerError)
+    /// A signed overlay message for this peer was refused (or an unsigned one arrived), and counted
+    /// (`PeerSession.overlayCounters`): `reason` (docs/protocol.md, "Signed overlay messages"), the source
+    /// it claimed (nil when unreadable or unsigned), and the peer whose link carried it.
+    case forgery(reason: String, srcId: PeerID?, link: PeerID)
     case log(Logger.Level, String)
 }
 

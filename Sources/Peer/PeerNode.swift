@@ -39,6 +39,8 @@ public final class PeerNode: TransportHandler, @unchecked Sendable {
     public let identity: PeerIdentity
     public var ring: PeerState { checked(session.ring) }
     public var relayAllowed: Bool { checked(session.relayAllowed) }
+    /// Overlay messages accepted here and refused by reason (docs/protocol.md, "Signed overlay messages").
+    public var overlayCounters: OverlayCounters { checked(session.overlayCounters) }
 
     /// Called on the service thread.
     public var onRegistered: ((PeerID, Bool) -> Void)?
@@ -51,6 +53,9 @@ public final class PeerNode: TransportHandler, @unchecked Sendable {
     public var onGoingAway: ((Int) -> Void)?
     /// Errors the peer cannot act on (e.g. `server-full`, `bad-signature`), and hop-limit drops.
     public var onError: ((String, String) -> Void)?
+    /// A refused overlay message (reason, the source it claimed, the peer whose link carried it); it is
+    /// also counted in `overlayCounters`.
+    public var onForgery: ((String, PeerID?, PeerID) -> Void)?
 
     private var timer: DispatchSourceTimer?
     /// Signalled when the server connection has closed after `stop`.
@@ -123,7 +128,7 @@ public final class PeerNode: TransportHandler, @unchecked Sendable {
     @discardableResult
     public func send(to dst: PeerID, data: JSONValue) -> Bool {
         assertServiceThread()
-        let (routed, actions) = session.send(to: dst, data: data)
+        let (routed, actions) = session.send(to: dst, data: data, wallClockMs: Self.wallClockMs())
         return perform(actions) && routed
     }
 
@@ -150,6 +155,8 @@ public final class PeerNode: TransportHandler, @unchecked Sendable {
     }
 
     private static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+    /// The wall clock in ms since 1970 (signed overlay messages' `at` and time window).
+    private static func wallClockMs() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded(.down)) }
 
     private func tick() {
         let t = Self.now()
@@ -199,6 +206,8 @@ public final class PeerNode: TransportHandler, @unchecked Sendable {
                 onGoingAway?(ms)
             case .error(let e):
                 onError?(e.code, e.message)
+            case .forgery(let reason, let srcId, let link):
+                onForgery?(reason, srcId, link)
             case .log(let level, let text):
                 logger.log(level: level, "\(text)")
             }
@@ -213,7 +222,7 @@ public final class PeerNode: TransportHandler, @unchecked Sendable {
     }
 
     public func webSocketReceived(_ connection: ConnectionID, text: [UInt8]) {
-        perform(session.received(connection, text: text, now: Self.now()))
+        perform(session.received(connection, text: text, now: Self.now(), wallClockMs: Self.wallClockMs()))
     }
 
     public func webSocketRejected(_ connection: ConnectionID, problem: FrameProblem) {

@@ -41,6 +41,21 @@ public func linkFrameLimit(relayed: Bool, serverMaxMessageBytes: Int, partBytes:
 /// Parts end on UTF-8 character boundaries.
 public func linkFrames(_ text: [UInt8], limit: Int, chunkId: String) -> [[UInt8]] {
     guard text.count + 1 > limit else { return [LinkFrame.message(text).encoded()] }
+    return chunkFrames(text, limit: limit, chunkId: chunkId)
+}
+
+/// The link frames of a frame that stands on its own (a signed `S` frame, docs/protocol.md, "Signed overlay messages"): the
+/// frame itself when it fits `limit`, otherwise `C` parts of the whole frame, its letter included, so
+/// that the reassembled text is the frame again (a text starting with `S`; an `M` message's parts never
+/// do, since its text is a JSON object).
+public func linkFrames(whole frame: [UInt8], limit: Int, chunkId: String) -> [[UInt8]] {
+    guard frame.count > limit else { return [frame] }
+    return chunkFrames(frame, limit: limit, chunkId: chunkId)
+}
+
+/// `C` parts named `chunkId` of at most `limit - 64` bytes of `text` each, ending on UTF-8 character
+/// boundaries.
+func chunkFrames(_ text: [UInt8], limit: Int, chunkId: String) -> [[UInt8]] {
     var parts: [ArraySlice<UInt8>] = []
     var start = 0
     while start < text.count {

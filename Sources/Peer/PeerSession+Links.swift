@@ -1,4 +1,5 @@
 import Ring
+import SignedOverlay
 import Transport
 import WireProtocol
 
@@ -22,9 +23,11 @@ extension PeerSession {
         return []
     }
 
-    public mutating func received(_ connection: ConnectionID, text: [UInt8], now: UInt64) -> [PeerAction] {
-        if connection == serverConnection { return serverMessage(text, now: now) }
-        if let peer = links.peer(on: connection) { return linkFrame(peer, text, now: now) }
+    /// A text frame arrived. `wallClockMs`: the wall clock in ms since 1970, for the time window of signed
+    /// overlay messages.
+    public mutating func received(_ connection: ConnectionID, text: [UInt8], now: UInt64, wallClockMs: Int64) -> [PeerAction] {
+        if connection == serverConnection { return serverMessage(text, now: now, wallClockMs: wallClockMs) }
+        if let peer = links.peer(on: connection) { return linkFrame(peer, text, now: now, wallClockMs: wallClockMs) }
         if let d = links.dialling[connection] {
             guard case .welcome(let who)? = LinkFrame.parse(text), who == d.peer else {
                 return [.close(connection, status: 1008, reason: "expected a welcome")]
@@ -102,14 +105,18 @@ extension PeerSession {
         }
     }
 
-    mutating func linkFrame(_ peer: PeerID, _ bytes: [UInt8], now: UInt64) -> [PeerAction] {
+    mutating func linkFrame(_ peer: PeerID, _ bytes: [UInt8], now: UInt64, wallClockMs: Int64) -> [PeerAction] {
+        // A signed overlay message (docs/protocol.md, "Signed overlay messages") is not a LinkFrame.
+        if bytes.first == UInt8(ascii: "S") { return receive(signed: bytes, from: peer, wallClockMs: wallClockMs) }
         guard let frame = LinkFrame.parse(bytes) else { return [] }
         switch frame {
-        case .message(let text):
-            return receive(text)
+        case .message:
+            return refuseUnsigned(from: peer)
         case .chunk(let id, let index, let count, let part):
             switch links.addPart(peer, id: id, index: index, count: count, part: part) {
-            case .complete(let text)?: return receive(text)
+            case .complete(let text)?:
+                // The parts of a signed frame carry the whole frame, its `S` included.
+                return text.first == UInt8(ascii: "S") ? receive(signed: text, from: peer, wallClockMs: wallClockMs) : refuseUnsigned(from: peer)
             case .overflow?: return dropLink(peer, reason: "too many partial messages")
             default: return []
             }
@@ -122,39 +129,6 @@ extension PeerSession {
             return []
         case .hello, .welcome:
             return []
-        }
-    }
-
-    /// An overlay message arrived on a link: deliver, forward, or drop (with an error action).
-    mutating func receive(_ text: [UInt8]) -> [PeerAction] {
-        guard let envelope = Envelope(text) else { return [] }
-        guard let me = peerId else {
-            return [.error(envelope.hops + 1 > configuration.maxHops
-                ? PeerError("hop-limit", "dropped a message for \(envelope.dstId.hex) after \(envelope.hops + 1) hops")
-                : PeerError("no-route", "no route to \(envelope.dstId.hex)"))]
-        }
-        let decision = forwarding(received: envelope, me: me, ring: ring, linked: Set(linkedPeers), maxHops: configuration.maxHops)
-        if case .drop(let error) = decision { return [.error(error)] }
-        let dst = decision.envelope?.dstId ?? envelope.dstId
-        let noRoute = PeerError("no-route", "no route to \(dst.hex)")
-        let (routed, actions) = forward(decision, failure: noRoute)
-        return routed ? actions : [.error(noRoute)]
-    }
-
-    /// The actions of a routing decision; false when the message cannot go anywhere.
-    mutating func forward(_ decision: Forwarding, failure: PeerError?) -> (routed: Bool, actions: [PeerAction]) {
-        switch decision {
-        case .deliver(let envelope):
-            return (true, [.deliver(envelope)])
-        case .drop:
-            return (false, [])
-        case .next(let next, let envelope):
-            guard let link = links.links[next] else { return (false, []) }
-            let text = envelope.json.encoded()
-            let limit = linkFrameLimit(relayed: link.connection == nil, serverMaxMessageBytes: serverMaxMessageBytes, partBytes: configuration.partBytes)
-            let chunkId = text.count + 1 > limit ? randomHex(8, using: &random) : ""
-            guard let (c, frames) = channel(next, linkFrames(text, limit: limit, chunkId: chunkId)) else { return (false, []) }
-            return (true, [.forward(c, frames: frames, failure: failure)])
         }
     }
 
@@ -179,14 +153,5 @@ extension PeerSession {
         var actions: [PeerAction] = []
         if let c = link.connection { actions.append(.close(c, status: reason == "retired" ? 1000 : 1009, reason: reason)) }
         return actions + [.linkDown(peer)]
-    }
-}
-
-extension Forwarding {
-    var envelope: Envelope? {
-        switch self {
-        case .deliver(let e), .next(_, let e): return e
-        case .drop: return nil
-        }
     }
 }

@@ -1,4 +1,5 @@
 import Ring
+import SignedOverlay
 import Transport
 import WireProtocol
 
@@ -44,6 +45,14 @@ public struct PeerSession {
     /// `dial-me` signals refused because their URL was not the sender's vouched URL (or unusable).
     public internal(set) var dialMeRefused = 0
     var random: any RandomNumberGenerator
+    /// Signs this peer's overlay messages (its key and certificate, from `registered`; nil before).
+    var signer: OverlaySigner?
+    /// Checks signed overlay messages for this peer (trusting the `serverKey` of the current `challenge`;
+    /// `me` set at `registered`, cleared when the ID is gone). Nil before the first challenge.
+    var verifier: OverlayVerifier?
+    /// Refusals of verifiers replaced after a server-key change, and of messages refused without one
+    /// (`unsigned` `M` messages, frames that came before any `challenge`).
+    var refusedElsewhere = OverlayCounters()
 
     /// `random` supplies nonces, IDs and jitter: the system generator in production, a seeded one in tests.
     /// `identity`: the key pair the peer registers with.
@@ -115,7 +124,7 @@ public struct PeerSession {
         return [.sendServer(c, .register(peerId: peerId, publicKey: identity.publicKey, signature: signature, capabilities: caps))]
     }
 
-    mutating func serverMessage(_ bytes: [UInt8], now: UInt64) -> [PeerAction] {
+    mutating func serverMessage(_ bytes: [UInt8], now: UInt64, wallClockMs: Int64) -> [PeerAction] {
         let message: ServerMessage
         do { message = try ServerMessage.decode(bytes) } catch {
             return [.log(.warning, "unreadable server message: \(error.message)")]
@@ -125,6 +134,7 @@ public struct PeerSession {
             guard state == .registering || state == .connecting else { return [] }
             self.nonce = nonce
             self.serverKey = serverKey
+            trustServerKey(serverKey)
             return register()
         case .registered(let id, let epoch, let certificate, let config):
             let again = peerId == id
@@ -137,7 +147,8 @@ public struct PeerSession {
             serverMaxMessageBytes = config.maxMessageBytes
             state = .registered
             reconnectAttempt = 0
-            return [.log(.info, "registered as \(id.hex)\(again ? " (again)" : "")"), .registered(id, again: again)]
+            let signing = startSigning(as: id, certificate: certificate)
+            return [.log(.info, "registered as \(id.hex)\(again ? " (again)" : "")")] + signing + [.registered(id, again: again)]
         case .signal(let from, let intentId, let signal, let fromUrl):
             return onSignal(from: from, intentId: intentId, signal: signal.value ?? .null, fromUrl: fromUrl, now: now)
         case .link(let from, let frame):
@@ -148,7 +159,7 @@ public struct PeerSession {
                 links.openRelayed(from, dialer: from)
                 actions += [.log(.info, "link up (relayed by the server): \(from.hex)"), .linkUp(from)]
             }
-            return actions + linkFrame(from, Array(frame.utf8), now: now)
+            return actions + linkFrame(from, Array(frame.utf8), now: now, wallClockMs: wallClockMs)
         case .goingAway(let ms):
             retryAfter = UInt64(ms) * 1_000_000
             return [.log(.info, "the server is going away; reconnecting in \(ms) ms with the same ID"), .goingAway(ms)]
@@ -159,6 +170,7 @@ public struct PeerSession {
                 peerId = nil
                 epoch = nil
                 certificate = nil
+                stopSigning()
                 actions += register()
             }
             return actions
@@ -248,12 +260,27 @@ public struct PeerSession {
         return actions
     }
 
-    /// Routes `data` to the peer responsible for `dst`. `routed` is false when there is no route (the
-    /// shell also reports false when the transport refuses a frame of the `.forward` action).
-    public mutating func send(to dst: PeerID, data: JSONValue) -> (routed: Bool, actions: [PeerAction]) {
+    /// Signs `data` for `dst` (an `S` frame, docs/protocol.md "Signed overlay messages") and routes it to the
+    /// peer responsible for `dst`. `wallClockMs`: the wall clock in ms since 1970 (the message's `at`).
+    /// `routed` is false when there is no route, or this peer cannot sign yet (not registered; the shell also
+    /// reports false when the transport refuses a frame of the `.forward` action). A message for this peer's
+    /// own range is delivered here without signing.
+    public mutating func send(to dst: PeerID, data: JSONValue, wallClockMs: Int64) -> (routed: Bool, actions: [PeerAction]) {
         guard let me = peerId else { return (false, []) }
         counter += 1
-        return forward(forwarding(Envelope(srcId: me, dstId: dst, data: data, hops: 0, id: "\(me.hex)-n\(counter)"),
-                                  me: me, ring: ring, linked: Set(linkedPeers)), failure: nil)
+        let id = "\(me.hex)-n\(counter)"
+        let decision = route(from: me, to: dst, predecessor: ring.predecessor, successors: ring.successors, candidates: Set(linkedPeers))
+        switch decision {
+        case .deliver:
+            // This peer's own message stays here: nothing to sign or check.
+            return (true, [.deliver(Envelope(srcId: me, dstId: dst, data: data, hops: 0, id: id))])
+        case .noRoute:
+            return (false, [])
+        case .next(let next):
+            guard let signer, let frame = signer.frame(to: dst, id: id, at: wallClockMs, data: data) else {
+                return (false, [.log(.warning, "cannot sign a message for \(dst.hex) (no certificate, or a clock before 1970)")])
+            }
+            return forward(whole: frame, to: next, failure: nil)
+        }
     }
 }

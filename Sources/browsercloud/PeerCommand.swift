@@ -59,6 +59,12 @@ struct PeerCommand: AsyncParsableCommand {
             }
             node.onGoingAway = { ms in if events { emitLine(.object(["event": "going-away", "retryAfterMs": .number(Double(ms))])) } }
             node.onError = { code, message in if events { emitLine(.object(["event": "error", "code": .string(code), "message": .string(message)])) } }
+            node.onForgery = { reason, srcId, link in
+                if events {
+                    emitLine(.object(["event": "forgery", "reason": .string(reason), "srcId": srcId.map { .string($0.hex) } ?? .null,
+                                      "link": .string(link.hex)]))
+                }
+            }
             let served = ServedJobs()
             engine.onTaskRun = { from, jobId, taskId, code, seconds in
                 logger.debug("task \(taskId) of job \(jobId) from \(from): \(code ?? "ok") in \(String(format: "%.3f", seconds)) s")
@@ -144,6 +150,7 @@ private func readCommands(_ node: PeerNode, leave: AsyncStream<Void>.Continuatio
                     "fingers": .object(Dictionary(uniqueKeysWithValues: node.ring.fingers.map { row, peer in (String(row), peer.map { .string($0.hex) } ?? .null) })),
                     "links": .array(node.linkedPeers.map { .string($0.hex) }.sorted { "\($0)" < "\($1)" }),
                     "dialMeRefused": .number(Double(node.dialMeRefused)),
+                    "overlay": node.overlayCounters.json,
                 ]))
             }
         case "leave":

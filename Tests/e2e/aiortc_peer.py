@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import json
 import sys
+import time
 
 import websockets
 from aiortc import RTCPeerConnection, RTCSessionDescription
@@ -33,7 +34,7 @@ async def main(url, target, timeout):
         while me is None:
             m = json.loads(await ws.recv())
             if m["type"] == "registered":
-                me = m["peerId"]
+                me, certificate = m["peerId"], m["certificate"]
         say({"peerId": me})
 
         received = asyncio.get_running_loop().create_future()
@@ -42,8 +43,11 @@ async def main(url, target, timeout):
         def wire(channel):
             @channel.on("open")
             def on_open():
-                envelope = {"srcId": me, "dstId": target, "data": {"hello": "from aiortc"}, "hops": 0, "id": f"{me}-0"}
-                channel.send("M" + json.dumps(envelope))
+                # A signed overlay message (docs/protocol.md, "Signed overlay messages"): browsers refuse unsigned ones.
+                body = (f'{{"srcId":"{me}","dstId":"{target}","id":"{me}-0","at":{int(time.time() * 1000)},'
+                        f'"data":{{"hello":"from aiortc"}}}}')
+                signature = key.sign(b"browsercloud-overlay/1\n" + body.encode()).hex()
+                channel.send(f"S0:{certificate}:{signature}:{body}")
 
             @channel.on("message")
             def on_message(data):
