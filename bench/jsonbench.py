@@ -56,7 +56,7 @@ def json_report(j, alone=False):
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
     return f"""## 7. Decoding client frames: one JSON path versus scanner + JSONDecoder
 
-`bc-jsonbench` (Sources/bc-jsonbench) decodes a fixed mix of protocol v1 client frames with the old path
+`bc-jsonbench` (Sources/bc-jsonbench) decodes a fixed mix of protocol v2 client frames with the old path
 (a marked copy kept only in the benchmark: the validating scanner, then, for every frame that is not a
 `signal`, a second parse by Foundation's `JSONDecoder` through a `try?` cascade) and with the new one
 (`ClientMessage.decode`: one pass that validates the frame, builds a tree of every top-level member but

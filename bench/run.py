@@ -260,7 +260,7 @@ liveness pings (after 10 s of quiet) and their pongs run during the samples.
 ## 3. Signal relay throughput versus a bare libwebsockets echo server
 
 {relay['pairs']} connection pairs, {relay['window']} messages in flight per connection (closed loop), {relay['payload']}-byte SDP
-payload; each message is a protocol v1 `signal` frame. Relay: the server parses and validates it,
+payload; each message is a protocol `signal` frame. Relay: the server parses and validates it,
 looks up the target and sends `{{"type":"signal","from":…}}` to the partner. Echo: `bench/echo-server.c`
 (bare libwebsockets, no parsing) sends the same frame back to its sender. {relay['rounds']} rounds of {relay['seconds']:.0f} s, each
 running the relay and then the echo server; the ratio is the median of the per-round ratios (rounds
