@@ -138,7 +138,7 @@ def test_ring_update_epochs_make_an_older_certificate_stale(page):
       const updates = [
         { type: 'predecessor', peerId: id },
         { type: 'successors', peerIds: [id, '000000000001'], epochs: [newer] },   // not parallel: ignored
-        { type: 'finger-update', row: 3, start: id, peerId: id, epoch: newer.toUpperCase() },
+        { type: 'finger-update', row: 3, start: id, peerId: id, epoch: '00000000000000FF' },   // uppercase: not an epoch
         { type: 'successors', peerIds: [id], epochs: [newer] },
         { type: 'predecessor', peerId: id, epoch: newer },
         { type: 'finger-update', row: 3, start: id, peerId: id, epoch: newer },
