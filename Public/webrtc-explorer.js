@@ -35,7 +35,7 @@
 import { ChannelManager } from './explorer/channel-manager.js'
 export { LINK_ERRORS } from './explorer/channel-manager.js'
 import { Events } from './explorer/events.js'
-import { FingerTable } from './explorer/finger-table.js'
+import { FingerTable, ringEpochs } from './explorer/finger-table.js'
 import { route, parseId } from './explorer/ring.js'
 import { loadIdentity, verify } from './explorer/identity.js'
 import { OverlaySigner, OverlayVerifier, parseSignedFrame, encodeSignedFrame } from './explorer/signed-message.js'
@@ -249,6 +249,8 @@ export class Explorer {
       this.events.emit('registered', { peerId: m.peerId, again })
       return
     }
+    // A ring update's holder epochs: a departed holder's older certificate for that ID is refused from now on.
+    for (const [peerId, epoch] of ringEpochs(m)) this.verifier?.noteEpoch(peerId, epoch)
     if (this.table.apply(m)) {
       this.#reconcileLinks()
       this.#checkReady()

@@ -75,3 +75,27 @@ export class FingerTable {
     }
   }
 }
+
+const EPOCH = /^[0-9a-f]{16}$/
+
+/**
+ * The holder epochs a ring update names, as [[peerId, epoch (16 hex)], …] (docs/protocol.md, "Holder epochs
+ * in ring updates"): `predecessor` and `finger-update` carry `epoch`, `successors` an `epochs` array parallel
+ * to `peerIds`. Empty for other messages, and for updates without (or with malformed) epochs.
+ */
+export function ringEpochs (m) {
+  const ok = (peerId, epoch) => typeof peerId === 'string' && typeof epoch === 'string' && EPOCH.test(epoch)
+  switch (m?.type) {
+    case 'predecessor':
+    case 'finger-update':
+      return ok(m.peerId, m.epoch) ? [[m.peerId, m.epoch]] : []
+    case 'successors': {
+      const ids = m.peerIds
+      const epochs = m.epochs
+      if (!Array.isArray(ids) || !Array.isArray(epochs) || epochs.length !== ids.length) return []
+      return ids.every((p, i) => ok(p, epochs[i])) ? ids.map((p, i) => [p, epochs[i]]) : []
+    }
+    default:
+      return []
+  }
+}

@@ -42,6 +42,13 @@ extension PeerSession {
         return []
     }
 
+    /// A ring update's holder epochs raise the verifier's highest epoch per ID: a departed holder's older
+    /// certificate for an ID a newcomer now holds is refused as `stale-epoch` from then on, even before a
+    /// message of the newcomer arrives (docs/protocol.md, "Holder epochs in ring updates").
+    mutating func noteEpochs(of message: ServerMessage) {
+        for (peer, epoch) in message.peerEpochs { verifier?.noteEpoch(epoch, for: peer) }
+    }
+
     /// The ID is gone (`id-expired`): nothing is signed or accepted for it any more.
     mutating func stopSigning() {
         signer = nil

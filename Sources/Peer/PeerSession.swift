@@ -176,6 +176,7 @@ public struct PeerSession {
             return actions
         default:
             guard let update = message.ringUpdate else { return [] }
+            noteEpochs(of: message)
             ring.apply([update])
             return reconcileLinks(now: now) + [.ringChanged]
         }

@@ -319,11 +319,12 @@ public struct Membership {
         var actions: [Action] = [
             .send(connection, .registered(peerId: id, epoch: bindings[id]?.epoch ?? 0, certificate: certificate(for: id) ?? "",
                                           config: ringConfig)),
-            .send(connection, .predecessor(state.predecessor)),
-            .send(connection, .successors(state.successors)),
+            .send(connection, ServerMessage(.predecessor(state.predecessor), config: config(rows:), epoch: holderEpoch)),
+            .send(connection, ServerMessage(.successors(state.successors), config: config(rows:), epoch: holderEpoch)),
         ]
         for row in ring.fingerRows {
-            actions.append(.send(connection, .fingerUpdate(row: row, start: id.fingerStart(row: row), peer: state.fingers[row] ?? nil)))
+            let update = RingUpdate.finger(row: row, start: id.fingerStart(row: row), peer: state.fingers[row] ?? nil)
+            actions.append(.send(connection, ServerMessage(update, config: config(rows:), epoch: holderEpoch)))
         }
         return actions
     }
@@ -339,12 +340,18 @@ public struct Membership {
         return [.publish(.leave(peer, reason: reason))] + push(changes)
     }
 
+    /// The epoch of the current holder of `id` (sent with every peer a ring update names, so that peers
+    /// refuse messages signed with a departed holder's older certificate).
+    func holderEpoch(_ id: PeerID) -> UInt64? { bindings[id]?.epoch }
+
     /// Updates for each peer, in the order of their IDs (not the dictionary's hash order).
     private func push(_ changes: RingChanges) -> [Action] {
         var actions: [Action] = []
         for (peer, updates) in changes.sorted(by: { $0.key < $1.key }) {
             guard let connection = peers[peer]?.connection else { continue }
-            for update in updates { actions.append(.send(connection, ServerMessage(update, config: config(rows:)))) }
+            for update in updates {
+                actions.append(.send(connection, ServerMessage(update, config: config(rows:), epoch: holderEpoch)))
+            }
             actions.append(.publish(.updated(peer, updates)))
         }
         return actions

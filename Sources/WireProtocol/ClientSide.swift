@@ -50,6 +50,14 @@ extension ServerMessage {
             guard case .number(let n)? = v, n.rounded() == n, abs(n) < 1e15 else { throw ProtocolError(.badField, "'\(key)' must be an integer") }
             return Int(n)
         }
+        /// An optional holder epoch (16 lowercase hex); nil when absent.
+        func epoch(_ v: JSONValue?, _ key: String) throws(ProtocolError) -> UInt64? {
+            switch v {
+            case nil, .null?: return nil
+            case .string(let s)? where ClientMessage.isLowerHex(s, count: 16): return UInt64(s, radix: 16)
+            default: throw ProtocolError(.badField, "'\(key)' must be an epoch (16 lowercase hex)")
+            }
+        }
         func config(_ c: [String: JSONValue]) throws(ProtocolError) -> RingConfig {
             guard case .array(let rows)? = c["fingerRows"] else { throw ProtocolError(.badField, "'fingerRows' must be an array") }
             var fingerRows: [Int] = []
@@ -76,7 +84,8 @@ extension ServerMessage {
         case "config":
             return .config(try config(o))
         case "predecessor":
-            return .predecessor(try id("peerId"))
+            let p = try id("peerId")
+            return .predecessor(p, epoch: p == nil ? nil : try epoch(o["epoch"], "epoch"))
         case "successors":
             guard case .array(let list)? = o["peerIds"] else { throw ProtocolError(.badField, "'peerIds' must be an array") }
             var ids: [PeerID] = []
@@ -84,10 +93,20 @@ extension ServerMessage {
                 guard let s = v.stringValue, let p = PeerID(hex: s) else { throw ProtocolError(.badField, "'peerIds' must hold peer IDs") }
                 ids.append(p)
             }
-            return .successors(ids)
+            var epochs: [UInt64]?
+            switch o["epochs"] {
+            case nil, .null?: break
+            case .array(let list)? where list.count == ids.count:
+                epochs = []
+                for v in list { epochs!.append(try epoch(v, "epochs")!) }
+            default: throw ProtocolError(.badField, "'epochs' must be an array of 16 hex epochs, one per peer ID")
+            }
+            return .successors(ids, epochs: epochs)
         case "finger-update":
             guard let start = try id("start") else { throw ProtocolError(.badField, "'start' is required") }
-            return .fingerUpdate(row: try int(o["row"], "row"), start: start, peer: try id("peerId"))
+            let peer = try id("peerId")
+            return .fingerUpdate(row: try int(o["row"], "row"), start: start, peer: peer,
+                                 epoch: peer == nil ? nil : try epoch(o["epoch"], "epoch"))
         case "signal":
             guard let from = try id("from"), let intentId = o["intentId"]?.stringValue, let signal = o["signal"], signal.objectValue != nil else {
                 throw ProtocolError(.badField, "'signal' needs from, intentId and a signal object")
@@ -112,10 +131,21 @@ extension ServerMessage {
     public var ringUpdate: RingUpdate? {
         switch self {
         case .config(let c): .config(fingerRows: c.fingerRows)
-        case .predecessor(let p): .predecessor(p)
-        case .successors(let list): .successors(list)
-        case .fingerUpdate(let row, let start, let peer): .finger(row: row, start: start, peer: peer)
+        case .predecessor(let p, _): .predecessor(p)
+        case .successors(let list, _): .successors(list)
+        case .fingerUpdate(let row, let start, let peer, _): .finger(row: row, start: start, peer: peer)
         default: nil
+        }
+    }
+
+    /// The holder epochs this ring update names (peer, epoch), in message order; empty for other messages
+    /// and for updates without epochs.
+    public var peerEpochs: [(peer: PeerID, epoch: UInt64)] {
+        switch self {
+        case .predecessor(let p?, let e?): [(p, e)]
+        case .successors(let list, let epochs?): Array(zip(list, epochs)).map { (peer: $0.0, epoch: $0.1) }
+        case .fingerUpdate(_, _, let p?, let e?): [(p, e)]
+        default: []
         }
     }
 }

@@ -96,9 +96,12 @@ public enum ServerMessage: Equatable, Sendable {
     /// The ID, its holder epoch and the server's certificate of (ID, public key, epoch) (`Certificate`).
     case registered(peerId: PeerID, epoch: UInt64, certificate: String, config: RingConfig)
     case config(RingConfig)
-    case predecessor(PeerID?)
-    case successors([PeerID])
-    case fingerUpdate(row: Int, start: PeerID, peer: PeerID?)
+    /// A ring update. `epoch`/`epochs`: the holder epoch of each named peer (docs/protocol.md, "Holder
+    /// epochs in ring updates"), so that a peer refuses messages signed with an older certificate for that ID;
+    /// nil when not sent (older servers). `epochs` is parallel to the peer list (same length).
+    case predecessor(PeerID?, epoch: UInt64? = nil)
+    case successors([PeerID], epochs: [UInt64]? = nil)
+    case fingerUpdate(row: Int, start: PeerID, peer: PeerID?, epoch: UInt64? = nil)
     /// A relayed signal. `fromUrl`: the sender's vouched link URL, from the server's record of the sender
     /// (never from the signal); the only URL a receiver dials for the sender's `dial-me` (nil: none).
     case signal(from: PeerID, intentId: String, signal: RawJSON, fromUrl: String? = nil)
@@ -110,6 +113,7 @@ public enum ServerMessage: Equatable, Sendable {
 
     public var json: JSONValue {
         func id(_ p: PeerID?) -> JSONValue { p.map { .string($0.hex) } ?? .null }
+        func epoch(_ e: UInt64) -> JSONValue { .string(Hex.encode(e, digits: 16)) }
         switch self {
         case .challenge(let nonce, let serverKey):
             return .object(["type": "challenge", "nonce": .string(nonce), "serverKey": .string(serverKey)])
@@ -120,12 +124,18 @@ public enum ServerMessage: Equatable, Sendable {
             var object = config.json.objectValue!
             object["type"] = "config"
             return .object(object)
-        case .predecessor(let p):
-            return .object(["type": "predecessor", "peerId": id(p)])
-        case .successors(let list):
-            return .object(["type": "successors", "peerIds": .array(list.map { id($0) })])
-        case .fingerUpdate(let row, let start, let peer):
-            return .object(["type": "finger-update", "row": .number(Double(row)), "start": id(start), "peerId": id(peer)])
+        case .predecessor(let p, let e):
+            var o: [String: JSONValue] = ["type": "predecessor", "peerId": id(p)]
+            if let e, p != nil { o["epoch"] = epoch(e) }
+            return .object(o)
+        case .successors(let list, let epochs):
+            var o: [String: JSONValue] = ["type": "successors", "peerIds": .array(list.map { id($0) })]
+            if let epochs { o["epochs"] = .array(epochs.map(epoch)) }
+            return .object(o)
+        case .fingerUpdate(let row, let start, let peer, let e):
+            var o: [String: JSONValue] = ["type": "finger-update", "row": .number(Double(row)), "start": id(start), "peerId": id(peer)]
+            if let e, peer != nil { o["epoch"] = epoch(e) }
+            return .object(o)
         case .signal(let from, let intentId, let signal, let fromUrl):
             var o: [String: JSONValue] = ["type": "signal", "from": id(from), "intentId": .string(intentId), "signal": signal.value ?? .null]
             if let fromUrl { o["fromUrl"] = .string(fromUrl) }
@@ -160,13 +170,16 @@ public enum ServerMessage: Equatable, Sendable {
         return out
     }
 
-    /// The message that tells a peer about one ring update.
-    public init(_ update: RingUpdate, config: (([Int]) -> RingConfig)) {
+    /// The message that tells a peer about one ring update; `epoch` gives each named peer's holder epoch
+    /// (nil: not sent for that peer; `successors` carries `epochs` only when every peer has one).
+    public init(_ update: RingUpdate, config: (([Int]) -> RingConfig), epoch: (PeerID) -> UInt64? = { _ in nil }) {
         switch update {
         case .config(let rows): self = .config(config(rows))
-        case .predecessor(let p): self = .predecessor(p)
-        case .successors(let list): self = .successors(list)
-        case .finger(let row, let start, let peer): self = .fingerUpdate(row: row, start: start, peer: peer)
+        case .predecessor(let p): self = .predecessor(p, epoch: p.flatMap(epoch))
+        case .successors(let list):
+            let epochs = list.compactMap(epoch)
+            self = .successors(list, epochs: epochs.count == list.count ? epochs : nil)
+        case .finger(let row, let start, let peer): self = .fingerUpdate(row: row, start: start, peer: peer, epoch: peer.flatMap(epoch))
         }
     }
 }

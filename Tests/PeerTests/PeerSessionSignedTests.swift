@@ -106,6 +106,27 @@ private func reasons(_ actions: [PeerAction]) -> [String] {
             && c.refused["malformed"] == 1 && c.refused["bad-certificate"] == 1 && c.forgeries == 7)
     }
 
+    @Test func ringUpdateEpochsMakeADepartedHoldersCertificateStale() {
+        // b holds its ID at epoch 7 and its messages are accepted; then b's lease ends and a newcomer with
+        // another key gets b's ID at epoch 8. The ring update naming it carries epoch 8: b's old (genuine)
+        // certificate is refused as stale from then on, before any message of the newcomer arrived.
+        var s = linked()
+        #expect(s.received(20, text: bSigner.frame(to: me, id: "b1", at: nowMs, data: .null)!, now: 0, wallClockMs: nowMs).count == 1)
+        _ = s.received(server, text: text(#"{"type":"successors","peerIds":["\#(b.hex)"],"epochs":["0000000000000008"]}"#), now: 0, wallClockMs: nowMs)
+        #expect(reasons(s.received(20, text: bSigner.frame(to: me, id: "b2", at: nowMs, data: .null)!, now: 0, wallClockMs: nowMs)) == ["stale-epoch"])
+        let newcomerKey = key(0x66)
+        let newcomer = try! OverlaySigner(key: newcomerKey, certificate: certificate(b, newcomerKey, epoch: 8))!
+        #expect(s.received(20, text: newcomer.frame(to: me, id: "n1", at: nowMs, data: .null)!, now: 0, wallClockMs: nowMs)
+            == [.deliver(Envelope(srcId: b, dstId: me, data: .null, hops: 1, id: "n1"))])
+        // `predecessor` and `finger-update` carry epochs too; a lower epoch never lowers what is known.
+        _ = s.received(server, text: text(#"{"type":"finger-update","row":46,"start":"c00000000000","peerId":"\#(a.hex)","epoch":"0000000000000009"}"#), now: 0, wallClockMs: nowMs)
+        #expect(reasons(s.received(20, text: forgerSigner.frame(to: me, id: "a1", at: nowMs, data: .null)!, now: 0, wallClockMs: nowMs)) == ["stale-epoch"])
+        _ = s.received(server, text: text(#"{"type":"predecessor","peerId":"\#(b.hex)","epoch":"0000000000000001"}"#), now: 0, wallClockMs: nowMs)
+        #expect(reasons(s.received(20, text: bSigner.frame(to: me, id: "b3", at: nowMs, data: .null)!, now: 0, wallClockMs: nowMs)) == ["stale-epoch"])
+        let c = s.overlayCounters
+        #expect(c.accepted == 2 && c.refused["stale-epoch"] == 3 && c.forgeries == 3)
+    }
+
     @Test func aCertificateOfTheIDWithAnotherKeyDoesNotVerify() {
         // The forger holds a genuine certificate for `a` with its own key and signs as `a`; rewriting srcId
         // to b while keeping its own certificate is `wrong-source`, and b's certificate with the forger's

@@ -147,6 +147,39 @@ private func errorCode(_ actions: [Action], _ c: ConnectionID) -> ErrorCode? {
         #expect(blip.id == n.id && m.counters.replacements == 1)
     }
 
+    @Test func ringUpdatesCarryTheHolderEpochOfEveryPeerTheyName() throws {
+        // Lease 0: B's ID goes to the newcomer N at once, with a higher epoch; the peers whose ring state
+        // names the ID learn N's epoch from their updates (so they refuse B's old certificate).
+        var m = makeMembership { $0.idLeaseSeconds = 0 }
+        for c: ConnectionID in 1...2 { _ = register(&m, c, now: 0) }
+        let b = try #require(registered(&m, 3, now: 0))
+        _ = m.handle(.closed(3, cause: .closed, now: 1))
+        let joined = register(&m, 4, now: 1)
+        let n = try #require(registeredID(joined, 4, key: clientKey(4)))
+        #expect(n.id == b.id && n.epoch > b.epoch)
+        var named = 0
+        for c: ConnectionID in [1, 2, 4] {
+            for message in sent(joined, to: c) {
+                switch message {
+                case .predecessor(let p?, let e), .fingerUpdate(_, _, let p?, let e):
+                    #expect(e == m.bindings[p]?.epoch)
+                    if p == n.id, c != 4 { named += 1 }
+                case .successors(let list, let epochs):
+                    #expect(epochs == list.map { m.bindings[$0]!.epoch })
+                    if list.contains(n.id), c != 4 { named += 1 }
+                case .predecessor(nil, let e), .fingerUpdate(_, _, nil, let e):
+                    #expect(e == nil)
+                default: break
+                }
+            }
+        }
+        #expect(named > 0)
+        // On the wire: the epoch as 16 hex, which a peer decodes back.
+        let update = try #require(sent(joined, to: 1).first { !$0.peerEpochs.isEmpty })
+        #expect(try ServerMessage.decode(update.encoded()) == update)
+        #expect(update.peerEpochs.allSatisfy { m.bindings[$0.peer]?.epoch == $0.epoch })
+    }
+
     @Test func aWrongKeyClaimingAnIdIsIdExpired() throws {
         var m = makeMembership { $0.idLeaseSeconds = 60 }
         let b = try #require(registered(&m, 1, now: 0))

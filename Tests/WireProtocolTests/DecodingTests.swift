@@ -118,6 +118,30 @@ private let keyFields = #""publicKey":"\#(pk)","signature":"\#(sig)""#
         #expect(ReferenceJSON.parse(signal)?["intentId"] == .string("a/\"b\n"))
     }
 
+    @Test func ringUpdatesCarryOptionalHolderEpochs() throws {
+        func decode(_ text: String) throws(ProtocolError) -> ServerMessage { try ServerMessage.decode(Array(text.utf8)) }
+        let a = PeerID(0xa), b = PeerID(0xb)
+        let messages: [ServerMessage] = [
+            .predecessor(a, epoch: 0x1_0000_0002), .predecessor(nil), .successors([a, b], epochs: [1, UInt64.max]),
+            .successors([]), .fingerUpdate(row: 3, start: PeerID(8), peer: b, epoch: 7), .fingerUpdate(row: 3, start: PeerID(8), peer: nil),
+        ]
+        for m in messages { #expect(try decode(String(decoding: m.encoded(), as: UTF8.self)) == m) }
+        #expect(String(decoding: ServerMessage.predecessor(a, epoch: 0x1_0000_0002).encoded(), as: UTF8.self)
+            == #"{"epoch":"0000000100000002","peerId":"00000000000a","type":"predecessor"}"#)
+        #expect(ServerMessage.successors([a, b], epochs: [1, 2]).peerEpochs.map(\.epoch) == [1, 2])
+        #expect(ServerMessage.successors([a, b], epochs: [1, 2]).peerEpochs.map(\.peer) == [a, b])
+        // Without epochs (an older server): decoded, nothing to note.
+        #expect(try decode(#"{"type":"predecessor","peerId":"00000000000a"}"#) == .predecessor(a))
+        #expect(try decode(#"{"type":"successors","peerIds":["00000000000a"]}"#).peerEpochs.isEmpty)
+        // Malformed epochs are bad-field (wrong length, uppercase, not parallel, not a string).
+        for bad in [#"{"type":"predecessor","peerId":"00000000000a","epoch":"01"}"#,
+                    #"{"type":"predecessor","peerId":"00000000000a","epoch":"000000000000000A"}"#,
+                    #"{"type":"successors","peerIds":["00000000000a"],"epochs":[]}"#,
+                    #"{"type":"finger-update","row":1,"start":"000000000001","peerId":"00000000000a","epoch":7}"#] {
+            #expect(throws: ProtocolError.self) { try decode(bad) }
+        }
+    }
+
     /// Mutated client frames: whatever the decoder answers agrees with an independent reading of the same
     /// bytes by Foundation. Text Foundation cannot parse is `bad-json`; a frame the decoder accepts is a JSON
     /// object whose "type" names the decoded message. Both outcomes must occur many times.

@@ -7,6 +7,13 @@ def test_a_page_refuses_and_counts_forged_and_replayed_frames(overlay):
     overlay.spawn(3)
     overlay.wait_stable()
     pages = {peer_id: page for _, page, peer_id in overlay.live}
+    # Before any overlay message: each page's verifier knows its successors' holder epochs from the ring
+    # updates (docs/protocol.md, "Holder epochs in ring updates"), so an older certificate of theirs is stale.
+    epochs = {peer_id: page.evaluate("() => window.peer.epoch") for peer_id, page in pages.items()}
+    for peer_id, page in pages.items():
+        known, accepted = page.evaluate("""() => [Object.fromEntries(window.peer.successors.map((s) => [s, window.peer.verifier.highestEpoch(s)])),
+                                                 window.peer.overlayCounters.accepted]""")
+        assert accepted == 0 and known and known == {s: epochs[s] for s in known}, (peer_id, known, epochs, accepted)
     a_id = overlay.live[0][2]
     a = pages[a_id]
     b_id = a.evaluate("() => window.peer.channels.openPeers()[0]")

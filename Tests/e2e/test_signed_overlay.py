@@ -123,3 +123,36 @@ def test_overlapping_verifications_accept_a_message_once_and_check_its_certifica
     }""", [VECTORS["serverKey"], s["self"], s["steps"][0]["frame"], s["steps"][0]["now"]])
     assert r["verdicts"] == ["accepted"] + ["rejected:replayed"] * 9, r
     assert r["counters"]["certificateChecks"] == 1, r
+
+
+def test_ring_update_epochs_make_an_older_certificate_stale(page):
+    """`ringEpochs` (explorer/finger-table.js) reads the holder epochs of ring updates (docs/protocol.md,
+    "Holder epochs in ring updates"); fed to `noteEpoch`, as webrtc-explorer.js does, a genuine message signed
+    with a certificate of a lower epoch is refused as stale, and one without epochs changes nothing."""
+    s = VECTORS["sequences"][0]
+    a = VECTORS["peers"]["a"]
+    newer = format(int(a["epoch"], 16) + 1, "016x")
+    r = page.evaluate("""async ([serverKey, self, frame, now, id, newer]) => {""" + CRYPTO + """
+      const { OverlayVerifier } = await import('/explorer/signed-message.js')
+      const { ringEpochs } = await import('/explorer/finger-table.js')
+      const updates = [
+        { type: 'predecessor', peerId: id },
+        { type: 'successors', peerIds: [id, '000000000001'], epochs: [newer] },   // not parallel: ignored
+        { type: 'finger-update', row: 3, start: id, peerId: id, epoch: '00000000000000FF' },   // uppercase: not an epoch
+        { type: 'successors', peerIds: [id], epochs: [newer] },
+        { type: 'predecessor', peerId: id, epoch: newer },
+        { type: 'finger-update', row: 3, start: id, peerId: id, epoch: newer },
+        { type: 'registered', peerId: id, epoch: newer }
+      ].map(ringEpochs)
+      const before = new OverlayVerifier({ serverKey, self, verify })
+      for (const [p, e] of updates.slice(0, 3).flat()) before.noteEpoch(p, e)
+      const after = new OverlayVerifier({ serverKey, self, verify })
+      for (const [p, e] of updates[3]) after.noteEpoch(p, e)
+      const a = await before.verify(frame, now)
+      const b = await after.verify(frame, now)
+      return { updates, before: a.verdict, after: b.verdict + ':' + b.reason, counters: after.counters }
+    }""", [VECTORS["serverKey"], s["self"], s["steps"][0]["frame"], s["steps"][0]["now"], a["peerId"], newer])
+    pair = [[a["peerId"], newer]]
+    assert r["updates"] == [[], [], [], pair, pair, pair, []], r["updates"]
+    assert r["before"] == "accepted" and r["after"] == "rejected:stale-epoch", r
+    assert r["counters"]["rejected"]["stale-epoch"] == 1, r

@@ -47,8 +47,9 @@ def in_open(x, a, b):
 
 
 class ForgingPeer:
-    def __init__(self, server):
-        self.peer = Peer(server)
+    def __init__(self, server, key=None):
+        """Registers fresh with `key` (default: a new one)."""
+        self.peer = Peer(server, key=key)
         self.peer_id = self.peer.register()
         self.certificate = self.peer.certificate
         self.links = {}                 # peerId -> websocket
@@ -57,6 +58,7 @@ class ForgingPeer:
         self.relayed = 0                # frames relayed honestly
         self.tampered = 0               # frames relayed with a rewritten srcId
         self.tamper = False
+        self.wanted = set()             # peers to link to although the ring does not need them (`want`)
         self.stopped = False
         threading.Thread(target=self._server_loop, daemon=True).start()
 
@@ -75,8 +77,13 @@ class ForgingPeer:
 
     # MARK: the peer
 
+    def want(self, peer_id):
+        """Links to `peer_id` too (a WebRTC offer makes a native peer answer "dial me" whatever the ring)."""
+        with self.lock:
+            self.wanted.add(peer_id)
+
     def needed(self):
-        return (set(self.peer.successors) | {v for v in self.peer.fingers.values() if v}) - {self.peer_id}
+        return (set(self.peer.successors) | {v for v in self.peer.fingers.values() if v} | self.wanted) - {self.peer_id}
 
     def ready(self):
         """Whether this peer has a link to every peer it needs."""
@@ -176,6 +183,14 @@ class ForgingPeer:
         if inside:
             return max(inside, key=lambda c: (int(c, 16) - me) % SPACE)
         return live
+
+    def close_quietly(self):
+        """Goes away without a leave (the server leases its ID to its key); its key and certificate stay
+        usable for `frame`."""
+        self.stopped = True
+        for ws in list(self.links.values()):
+            ws.close()
+        self.peer.close()
 
     def close(self):
         self.stopped = True
