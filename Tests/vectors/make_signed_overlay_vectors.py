@@ -363,8 +363,8 @@ def signing():
 
 def document():
     return {
-        "about": "Written by Tests/vectors/make_signed_overlay_vectors.py from docs/signed-overlay.md (signed overlay "
-                 "messages, draft). Keys from fixed seeds (SHA-256 of labels); times in ms since the epoch.",
+        "about": "Written by Tests/vectors/make_signed_overlay_vectors.py from docs/protocol.md (\"Signed overlay "
+                 "messages\"). Keys from fixed seeds (SHA-256 of labels); times in ms since the epoch.",
         "serverKey": SERVER.public,
         "overlayPrefix": OVERLAY_PREFIX.decode(),
         "peers": {name: {"seed": KEYS[name].seed.hex(), "publicKey": KEYS[name].public, "peerId": IDS[name[0]],
