@@ -127,7 +127,10 @@ export class Explorer {
     if (this.table.peerId && this.channels.signallingOpen) return { peerId: this.table.peerId }
     if (!this.registering) {
       this.registering = (async () => {
-        this.identity ??= await loadIdentity(this.identityOption ?? {})
+        if (!this.identity) {
+          this.identity = await loadIdentity(this.identityOption ?? {})
+          this.ownsIdentity = true   // loaded here: leave() gives its stored slot back
+        }
         return new Promise((resolve, reject) => {
           const offRegistered = this.events.on('registered', (r) => { offRegistered(); offError(); resolve(r) })
           const offError = this.events.on('error', (e) => {
@@ -173,6 +176,14 @@ export class Explorer {
     this.certificate = null
     this.readyEmitted = false
     this.#stopSigning()
+    // The ID is free after `leave`, so the key may serve the next explorer of this page (app.js's Leave
+    // then Join) instead of that one claiming a new slot. A key given in the options stays the caller's.
+    if (this.ownsIdentity) {
+      const identity = this.identity
+      this.identity = null
+      this.ownsIdentity = false
+      await identity.release?.()
+    }
   }
 
   /** The current ring state as this peer knows it, with link states. */

@@ -207,3 +207,26 @@ def test_a_server_without_the_packages_fails_clearly(playwright, namespace, tmp_
     finally:
         browser.close()
         server.stop()
+
+
+def test_leave_gives_the_stored_key_back_to_the_next_explorer(page):
+    """app.js's Leave then Join makes a new Explorer: it gets the key the first one stored (the slot is
+    released on leave), not a new slot and key each time; an explorer still joined keeps its own key."""
+    out = page.evaluate("""async () => {
+      const { Explorer } = await import('/webrtc-explorer.js')
+      const make = () => new Explorer({ signalingURL: `ws://${location.host}`, identity: { storageName: 'leave-join' } })
+      const first = make()
+      await first.register()
+      const key = first.publicKey
+      await first.leave()
+      const second = make()
+      await second.register()
+      const third = make()
+      await third.register()
+      const keys = [key, second.publicKey, third.publicKey, first.publicKey]
+      await second.leave(); await third.leave()
+      return keys
+    }""")
+    assert out[0] == out[1], out           # the released slot's key came back
+    assert out[2] not in (out[0], None), out  # a second explorer alive at the same time has its own
+    assert out[3] is None, out              # the explorer that left no longer holds it
