@@ -36,8 +36,8 @@ def test_a_departed_holders_certificate_is_stale_once_the_ring_update_names_the_
 
         # B holds X: its signed messages reach C and are accepted.
         b.want(c.peer_id)
-        wait_until(lambda: c.peer_id in b.links, timeout=20, message="B linked to C")
-        b.inject(c.peer_id, b.frame(body(x, c.peer_id, "b-1", {"from": "B", "n": 1})))
+        first = b.frame(body(x, c.peer_id, "b-1", {"from": "B", "n": 1}))
+        wait_until(lambda: b.try_inject(c.peer_id, first), timeout=20, message="B linked to C")
         wait_until(lambda: c.state()["overlay"]["accepted"] == 1, timeout=15, message="B's message accepted by C")
 
         # B goes away without a leave (its ID is leased to its key) and the lease ends.
@@ -64,17 +64,17 @@ def test_a_departed_holders_certificate_is_stale_once_the_ring_update_names_the_
         forgers.append(b2)
         assert b2.peer_id != x
         b2.want(c.peer_id)
-        wait_until(lambda: c.peer_id in b2.links, timeout=20, message="B linked to C again")
         c.clear("forgery")
-        b2.inject(c.peer_id, b.frame(body(x, c.peer_id, "b-2", {"from": "B", "n": 2}), certificate=old_certificate))
+        stale = b.frame(body(x, c.peer_id, "b-2", {"from": "B", "n": 2}), certificate=old_certificate)
+        wait_until(lambda: b2.try_inject(c.peer_id, stale), timeout=20, message="B linked to C again")
         wait_until(lambda: c.state()["overlay"]["refused"].get("stale-epoch", 0) == 1, timeout=15,
                    message="B's stale message refused")
         assert [(e["reason"], e.get("srcId")) for e in c.of("forgery")] == [("stale-epoch", x)]
 
         # N's own messages as X are accepted.
         n.want(c.peer_id)
-        wait_until(lambda: c.peer_id in n.links, timeout=20, message="N linked to C")
-        n.inject(c.peer_id, n.frame(body(x, c.peer_id, "n-1", {"from": "N", "n": 1})))
+        fresh = n.frame(body(x, c.peer_id, "n-1", {"from": "N", "n": 1}))
+        wait_until(lambda: n.try_inject(c.peer_id, fresh), timeout=20, message="N linked to C")
         wait_until(lambda: c.state()["overlay"]["accepted"] == 2, timeout=15, message="N's message accepted by C")
         got = [(m["srcId"], m["data"]) for m in c.of("message") if m["srcId"] == x]
         assert got == [(x, {"from": "B", "n": 1}), (x, {"from": "N", "n": 1})]
