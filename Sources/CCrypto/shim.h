@@ -42,18 +42,15 @@ static inline int bc_ed25519_public_key(const unsigned char *seed, unsigned char
 }
 
 /// The Ed25519 signature (64 bytes into `signature`) of `message` under the 32-byte private key `seed`
+static inline int bc_ed25519_sign_parsed(EVP_PKEY *key, const unsigned char *message, size_t message_len,
+                                         unsigned char *signature);
+
 /// (pure Ed25519, RFC 8032 section 5.1.6: no pre-hash, so the digest is NULL). Returns 1 on success.
 static inline int bc_ed25519_sign(const unsigned char *seed, const unsigned char *message, size_t message_len,
                                   unsigned char *signature) {
     EVP_PKEY *key = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, 32);
     if (key == NULL) return 0;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    size_t len = 64;
-    int ok = ctx != NULL
-        && EVP_DigestSignInit(ctx, NULL, NULL, NULL, key) == 1
-        && EVP_DigestSign(ctx, signature, &len, message, message_len) == 1
-        && len == 64;
-    EVP_MD_CTX_free(ctx);
+    int ok = bc_ed25519_sign_parsed(key, message, message_len, signature);
     EVP_PKEY_free(key);
     return ok;
 }
