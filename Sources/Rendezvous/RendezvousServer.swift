@@ -241,6 +241,8 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
                 publish(event)
             case .analytics:
                 break   // handed over above, in one batch
+            case .propose, .forward, .snapshot:
+                break   // TODO cluster
             }
         }
     }

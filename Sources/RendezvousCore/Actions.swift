@@ -15,6 +15,13 @@ public enum Action: Equatable, Sendable {
     /// Hand a change to the analytics thread's copy of the ring and the records (`handle(_:)` only: the
     /// changes of one event follow its other actions).
     case analytics(AnalyticsChange)
+    /// Cluster mode: append the mutation to the cluster's log (it is applied when it comes back, as
+    /// `Event.applied`). A single server applies mutations at once and never returns this.
+    case propose(Mutation)
+    /// Cluster mode: hand the message to the instance that holds its target (`Event.forwarded` there).
+    case forward(instance: String, Forwarded)
+    /// Cluster mode: store this snapshot of the replica as of the checkpoint being applied.
+    case snapshot(ReplicaSnapshot)
 }
 
 /// A change to the ring, published on `/api/events`.
@@ -42,6 +49,8 @@ public enum LeaveReason: String, Sendable, CaseIterable {
     case evicted
     /// The server closed its connection for another reason.
     case closedByServer = "closed-by-server"
+    /// The cluster instance it was connected to died or stopped (docs/cluster.md).
+    case instanceGone = "instance-gone"
 
     public init(_ cause: CloseCause) {
         switch cause {
@@ -69,6 +78,9 @@ public struct PeerRecord: Equatable, Sendable {
     public var remoteAddress: String
     public var capabilities: [String: JSONValue]?
     public var stats: [String: Double] = [:]
+    /// The cluster instance holding the peer's session ("" on a single server); `connection` is that
+    /// instance's connection.
+    public var instance: String = ""
     /// The link URL the server vouches for (`capabilities.url` when `VouchedURL.check` accepts it):
     /// relayed with every `signal` from this peer as `fromUrl`; nil when none.
     public var vouchedURL: String? = nil
@@ -97,6 +109,13 @@ public struct MembershipCounters: Sendable {
     public var leasesClaimed = 0
     public var evictions = 0
     public var signalsRelayed = 0
+    /// Cluster mode: signals and link frames handed to another instance, and those from other instances
+    /// delivered here or dropped (the target left or changed holder meanwhile).
+    public var forwardsSent = 0
+    public var forwardsDelivered = 0
+    public var forwardsDropped = 0
+    /// Cluster mode: registrations refused while the cluster's log was unreachable.
+    public var refusedUnavailable = 0
     /// Link frames relayed (`--link-relay`), their bytes, and frames dropped by the relay rate limit.
     public var linkRelayFrames = 0
     public var linkRelayBytes = 0

@@ -26,6 +26,16 @@ public enum Event: Equatable, Sendable {
     /// The server shuts down: every connection is told to reconnect after 250 ms plus a random delay
     /// in 0...`spreadMs` milliseconds, then closed.
     case goingAway(spreadMs: Int)
+    /// Cluster mode: the next entry of the cluster's log, in log order; `at` is its time (seconds since
+    /// 1970 by the log's clock: leases are timed with it on every replica alike).
+    case applied(Mutation, at: Double)
+    /// Cluster mode: a signal or link frame another instance forwarded for a peer of this one.
+    case forwarded(Forwarded)
+    /// Cluster mode: whether the cluster's log is reachable (registrations are refused while not).
+    case logAvailability(Bool)
+    /// Cluster mode, at start: the replica becomes this snapshot (`Membership.replicaSnapshot`); the
+    /// log entries that follow it are applied next.
+    case loadedSnapshot(ReplicaSnapshot)
 }
 
 /// An ID's holder binding as a state file keeps it: the holder epoch, the holder's public key (64
@@ -50,7 +60,7 @@ extension Event {
         case .opened(_, _, _, let now), .received(_, _, let now, _), .rejected(_, _, let now),
              .controlFrames(_, _, let now), .closed(_, _, let now), .evict(_, let now), .restored(_, _, let now):
             return now
-        case .goingAway:
+        case .goingAway, .applied, .forwarded, .logAvailability, .loadedSnapshot:
             return nil
         }
     }

@@ -93,6 +93,14 @@ public enum EventLog {
                                                                    "remaining": .number($0.remaining)]) })])
         case .goingAway(let spreadMs):
             return .object(["type": "going-away", "spreadMs": n(spreadMs)])
+        case .applied(let mutation, let at):
+            return .object(["type": "applied", "mutation": mutation.json, "at": .number(at)])
+        case .forwarded(let message):
+            return .object(["type": "forwarded", "message": message.json])
+        case .logAvailability(let available):
+            return .object(["type": "log-availability", "available": .bool(available)])
+        case .loadedSnapshot(let snapshot):
+            return .object(["type": "loaded-snapshot", "snapshot": snapshot.json])
         }
     }
 
@@ -121,6 +129,7 @@ public enum EventLog {
                          "remoteAddress": .string(r.remoteAddress), "capabilities": r.capabilities.map(JSONValue.object) ?? .null,
                          "stats": .object(r.stats.mapValues(JSONValue.number))]
                 if let url = r.vouchedURL { o["vouchedUrl"] = .string(url) }
+                if !r.instance.isEmpty { o["instance"] = .string(r.instance) }
                 return .object(o)
             }
             switch change {
@@ -128,6 +137,12 @@ public enum EventLog {
             case .left(let p): return .object(["analytics": "left", "peerId": .string(p.hex)])
             case .record(let p, let r): return .object(["analytics": "record", "peerId": .string(p.hex), "record": record(r)])
             }
+        case .propose(let mutation):
+            return .object(["propose": mutation.json])
+        case .forward(let instance, let message):
+            return .object(["forward": .string(instance), "message": message.json])
+        case .snapshot(let snapshot):
+            return .object(["snapshot": snapshot.json])
         }
     }
 
@@ -233,6 +248,18 @@ public enum EventLog {
             return .restored(bindings, nextEpoch: next, now: try number("now"))
         case "going-away":
             return .goingAway(spreadMs: try integer("spreadMs"))
+        case "applied":
+            guard let m = v["mutation"].flatMap(Mutation.init(json:)) else { throw bad("applied needs a mutation") }
+            return .applied(m, at: try number("at"))
+        case "forwarded":
+            guard let m = v["message"].flatMap(Forwarded.init(json:)) else { throw bad("forwarded needs a message") }
+            return .forwarded(m)
+        case "log-availability":
+            guard case .bool(let available)? = v["available"] else { throw bad("log-availability needs available") }
+            return .logAvailability(available)
+        case "loaded-snapshot":
+            guard let snapshot = v["snapshot"].flatMap(ReplicaSnapshot.init(json:)) else { throw bad("loaded-snapshot needs a snapshot") }
+            return .loadedSnapshot(snapshot)
         default:
             throw bad("unknown event type")
         }

@@ -13,14 +13,19 @@ import WireProtocol
 public struct Membership {
     public let configuration: MembershipConfiguration
     let credentials: any CredentialIssuer
+    /// This instance's name in a cluster (docs/cluster.md: mutations go through the cluster's log), or
+    /// nil on a single server (mutations are applied at once).
+    public let instance: String?
+    /// Cluster mode: whether the cluster's log is reachable (`Event.logAvailability`).
+    public internal(set) var logAvailable = true
     public internal(set) var ring: Ring
-    public private(set) var peers: [PeerID: PeerRecord] = [:]
+    public internal(set) var peers: [PeerID: PeerRecord] = [:]
     var sessions: [ConnectionID: Session] = [:]   // internal: Membership+RateLimits.swift
     public internal(set) var counters = MembershipCounters()
     /// The going-away reconnect spread (seeded with `~configuration.seed`).
     private var random: SplitMix64
     /// Changes to the ring and the records not yet returned by `handle(_:)` as `.analytics` actions.
-    private var changes: [AnalyticsChange] = []
+    var changes: [AnalyticsChange] = []
     /// Every ID with a holder: registered peers and leased IDs (docs/protocol.md, "Epochs, leases and the
     /// state file").
     public internal(set) var bindings: [PeerID: Binding] = [:]
@@ -64,9 +69,11 @@ public struct Membership {
 
     /// A core with no connections and an empty ring; `credentials` checks registration signatures and
     /// signs certificates with the server key.
-    public init(configuration: MembershipConfiguration, credentials: any CredentialIssuer) {
+    /// `instance`: this instance's name in a cluster (nil: a single server).
+    public init(configuration: MembershipConfiguration, credentials: any CredentialIssuer, instance: String? = nil) {
         self.configuration = configuration
         self.credentials = credentials
+        self.instance = instance
         self.ring = Ring(policy: configuration.fingerPolicy, successorListLength: configuration.successorListLength,
                          seed: configuration.seed)
         self.random = SplitMix64(seed: ~configuration.seed)
@@ -96,7 +103,8 @@ public struct Membership {
     /// methods below are conveniences for unit tests: only this entry returns those changes.
     public mutating func handle(_ event: Event) -> [Action] {
         var actions: [Action]
-        if let now = event.now { expireLeases(now: now) }
+        // A single server times leases by its own clock; a cluster's replicas by the log's (`applied`).
+        if instance == nil, let now = event.now { expireLeases(now: now) }
         switch event {
         case .opened(let c, let remoteAddress, let nonce, let now):
             actions = opened(c, remoteAddress: remoteAddress, nonce: nonce, now: now)
@@ -115,6 +123,17 @@ public struct Membership {
             actions = []
         case .goingAway(let spreadMs):
             actions = goingAway(spreadMs: spreadMs)
+        case .applied(let mutation, let at):
+            expireLeases(now: at)
+            actions = apply(mutation)
+        case .forwarded(let message):
+            actions = deliver(message)
+        case .logAvailability(let available):
+            logAvailable = available
+            actions = []
+        case .loadedSnapshot(let snapshot):
+            load(snapshot)
+            actions = []
         }
         if !changes.isEmpty {
             actions += changes.map(Action.analytics)
@@ -146,8 +165,8 @@ public struct Membership {
     /// The connection is gone (`cause` from the transport); a peer it held leaves the ring.
     public mutating func closed(_ connection: ConnectionID, cause: CloseCause = .closed) -> [Action] {
         guard var session = sessions.removeValue(forKey: connection) else { return [] }
-        guard let peer = session.machine.closed(), peers[peer]?.connection == connection else { return [] }
-        return removeFromRing(peer, reason: session.closing ?? LeaveReason(cause))
+        guard let peer = session.machine.closed(), isLocal(peers[peer], connection) else { return [] }
+        return propose(.leave(peer, origin: origin(connection), reason: session.closing ?? LeaveReason(cause), keepLease: true))
     }
 
     /// A frame the transport refused (binary or too large): answered like any protocol error.
@@ -174,20 +193,23 @@ public struct Membership {
         }
         switch message {
         case .register(let peerId, let publicKey, let signature, let capabilities):
-            let actions = register(connection, peerId: peerId, publicKey: publicKey, signature: signature,
-                                   capabilities: capabilities, wallClock: wallClock)
-            return session.machine.peer == nil ? actions + urlNotVouched(connection, capabilities) : actions
+            return register(connection, peerId: peerId, publicKey: publicKey, signature: signature,
+                            capabilities: capabilities, wallClock: wallClock)
         case .signal(let to, let intentId, let signal):
             guard let from = session.machine.peer else { return fail(connection, notRegistered) }
             guard let target = peers[to] else {
                 return fail(connection, ProtocolError(.unknownPeer, "peer \(to.hex) is not in the ring"))
             }
             counters.signalsRelayed += 1
-            return [.send(target.connection, .signal(from: from, intentId: intentId, signal: signal, fromUrl: peers[from]?.vouchedURL))]
+            let fromUrl = peers[from]?.vouchedURL
+            guard target.instance == local else {
+                return forward(to, via: target, .signal(intentId: intentId, signal: signal, fromUrl: fromUrl), from: from)
+            }
+            return [.send(target.connection, .signal(from: from, intentId: intentId, signal: signal, fromUrl: fromUrl))]
         case .leave:
             // An explicit leave ends the binding at once: the ID is free, the key no longer holds it.
             guard let peer = sessions[connection]?.machine.left() else { return fail(connection, notRegistered) }
-            return removeFromRing(peer, reason: .leave, keepLease: false)
+            return propose(.leave(peer, origin: origin(connection), reason: .leave, keepLease: false))
         case .report(let stats):
             guard let peer = session.machine.peer else { return fail(connection, notRegistered) }
             peers[peer]?.stats = stats
@@ -208,6 +230,7 @@ public struct Membership {
             }
             counters.linkRelayFrames += 1
             counters.linkRelayBytes += frame.utf8.count
+            guard target.instance == local else { return forward(to, via: target, .link(frame: frame), from: from) }
             return [.send(target.connection, .link(from: from, frame: frame))]
         }
     }
@@ -225,12 +248,8 @@ public struct Membership {
 
     /// Admin eviction; nil when the peer is unknown.
     public mutating func evict(_ peer: PeerID) -> [Action]? {
-        guard let record = peers[peer] else { return nil }
-        sessions[record.connection]?.machine.evicted()
-        counters.evictions += 1
-        counters.count(.evicted)
-        return [.send(record.connection, .error(.evicted, "evicted by the operator")),
-                .close(record.connection, status: 1008, reason: "evicted")] + removeFromRing(peer, reason: .evicted)
+        guard peers[peer] != nil else { return nil }
+        return propose(.evict(peer))
     }
 
     // MARK: Registration
@@ -241,14 +260,16 @@ public struct Membership {
     private var notRegistered: ProtocolError { ProtocolError(.notRegistered, "send 'register' first") }
 
     /// `register`: the signature proves possession of `publicKey` for this connection's challenge and the
-    /// requested ID (docs/protocol.md, "Key-pair identity"); a returning key gets its ID back (replacing a
-    /// live session of its own), a new key a new ID and epoch. A fresh `register` with a key that already
-    /// holds an ID is answered as if it had asked for that ID (a key holds at most one ID).
+    /// requested ID (docs/protocol.md, "Key-pair identity"). The verified registration is then applied
+    /// (`applyJoin`: at once, or when it comes back through a cluster's log), which decides the ID.
     private mutating func register(_ connection: ConnectionID, peerId: PeerID?, publicKey: String, signature: String,
                                    capabilities: [String: JSONValue]?, wallClock: Double) -> [Action] {
         guard let session = sessions[connection] else { return [] }
         if let current = session.machine.peer {
             return fail(connection, ProtocolError(.alreadyRegistered, "this connection is already registered as \(current.hex)"))
+        }
+        if session.machine.isJoining {
+            return fail(connection, ProtocolError(.alreadyRegistered, "this connection's registration is in progress"))
         }
         let text = Identity.registrationText(serverKey: credentials.serverKey, nonce: session.nonce, peerId: peerId, publicKey: publicKey)
         guard credentials.isValid(signature: signature, of: text, publicKey: publicKey) else {
@@ -256,54 +277,16 @@ public struct Membership {
             return fail(connection, ProtocolError(.badSignature,
                 "the signature does not verify: sign this connection's challenge for this peerId with this publicKey"))
         }
-        var record = PeerRecord(connection: connection, connectedAt: Date(timeIntervalSince1970: wallClock).formatted(.iso8601), remoteAddress: session.remoteAddress,
-                                capabilities: capabilities)
-        record.vouchedURL = Self.vouchedURL(capabilities, clientAddress: session.remoteAddress)
-        guard let claimed = peerId ?? holders[publicKey] else { return addToRing(connection, nil, publicKey: publicKey, record: record) }
-        guard let binding = bindings[claimed], binding.publicKey == publicKey else {
-            // The same answer whether the ID was freed, is bound to another key or was lost.
-            return fail(connection, ProtocolError(.idExpired,
-                "peer \(claimed.hex) is not held by this key (its lease ended, or it left); register without peerId"))
+        guard logAvailable else {
+            counters.refusedUnavailable += 1
+            return fail(connection, ProtocolError(.unavailable,
+                "this server cannot reach the cluster's log now: register again in a few seconds, or through another server"))
         }
-        counters.reRegistrations += 1
-        if let old = peers[claimed] {
-            // A live (possibly half-open) session of the same key holds this ID: the new session replaces it.
-            sessions[old.connection]?.machine.replaced()
-            counters.replacements += 1
-            counters.count(.replaced)
-            peers[claimed] = record
-            changes.append(.record(claimed, record))
-            sessions[connection]?.machine.registered(as: claimed)
-            return [.send(old.connection, .error(.replaced, "peer \(claimed.hex) registered on another connection")),
-                    .close(old.connection, status: 4000, reason: "replaced"), .publish(.replaced(claimed))]
-                + welcome(connection, claimed)
-        }
-        // The holder is back within its lease.
-        counters.leasesClaimed += 1
-        return addToRing(connection, claimed, publicKey: publicKey, record: record)
-    }
-
-    /// Inserts the peer with `id`, or with a least-occupied ID when nil.
-    private mutating func addToRing(_ connection: ConnectionID, _ requested: PeerID?, publicKey: String, record: PeerRecord) -> [Action] {
-        guard ring.count < configuration.maxPeers, let id = requested ?? ring.allocateID(),
-              requested != nil || bindings[id] == nil else {
-            return fail(connection, ProtocolError(.serverFull, "the ring is full (\(configuration.maxPeers) peers)"))
-        }
-        let changes: RingChanges
-        do throws(RingError) { changes = try ring.join(id) } catch {
-            return fail(connection, ProtocolError(.alreadyRegistered, "peer \(id.hex) is already in the ring"))
-        }
-        peers[id] = record
-        if requested == nil {
-            bind(id, Binding(epoch: nextEpoch, publicKey: publicKey, leaseUntil: nil))
-            nextEpoch &+= 1
-        } else {
-            bindings[id]?.leaseUntil = nil
-        }
-        self.changes.append(.joined(id, record))
-        sessions[connection]?.machine.registered(as: id)
-        counters.joins += 1
-        return welcome(connection, id) + [.publish(.join(id))] + push(changes)
+        sessions[connection]?.machine.joining()
+        let joining = Joining(publicKey: publicKey, requested: peerId,
+                              connectedAt: Date(timeIntervalSince1970: wallClock).formatted(.iso8601), remoteAddress: session.remoteAddress,
+                              capabilities: capabilities, vouchedURL: Self.vouchedURL(capabilities, clientAddress: session.remoteAddress))
+        return propose(.join(origin(connection), joining))
     }
 
     /// The server's certificate of the binding of `id` (`Identity.Certificate`, 220 hex).
@@ -314,7 +297,7 @@ public struct Membership {
     }
 
     /// `registered` followed by the peer's whole state.
-    private func welcome(_ connection: ConnectionID, _ id: PeerID) -> [Action] {
+    func welcome(_ connection: ConnectionID, _ id: PeerID) -> [Action] {
         let state = ring.state(of: id)
         var actions: [Action] = [
             .send(connection, .registered(peerId: id, epoch: bindings[id]?.epoch ?? 0, certificate: certificate(for: id) ?? "",
@@ -330,11 +313,13 @@ public struct Membership {
     }
 
     /// The peer leaves the ring; its ID stays leased to it (`keepLease`) or becomes free at once.
-    private mutating func removeFromRing(_ peer: PeerID, reason: LeaveReason, keepLease: Bool = true) -> [Action] {
-        guard peers.removeValue(forKey: peer) != nil else { return [] }
+    mutating func removeFromRing(_ peer: PeerID, reason: LeaveReason, keepLease: Bool = true) -> [Action] {
+        guard let record = peers.removeValue(forKey: peer) else { return [] }
         changes.append(.left(peer))
-        counters.leaves += 1
-        counters.leavesByReason[reason, default: 0] += 1
+        if record.instance == local {
+            counters.leaves += 1
+            counters.leavesByReason[reason, default: 0] += 1
+        }
         let leased = keepLease ? lease(peer) : { unbind(peer); return false }()
         let changes = (try? ring.leave(peer, reserving: leased)) ?? [:]
         return [.publish(.leave(peer, reason: reason))] + push(changes)
@@ -344,13 +329,16 @@ public struct Membership {
     /// refuse messages signed with a departed holder's older certificate).
     func holderEpoch(_ id: PeerID) -> UInt64? { bindings[id]?.epoch }
 
-    /// Updates for each peer, in the order of their IDs (not the dictionary's hash order).
-    private func push(_ changes: RingChanges) -> [Action] {
+    /// Updates for each peer, in the order of their IDs (not the dictionary's hash order): sent to the
+    /// peers whose session is here, published for all.
+    func push(_ changes: RingChanges) -> [Action] {
         var actions: [Action] = []
         for (peer, updates) in changes.sorted(by: { $0.key < $1.key }) {
-            guard let connection = peers[peer]?.connection else { continue }
-            for update in updates {
-                actions.append(.send(connection, ServerMessage(update, config: config(rows:), epoch: holderEpoch)))
+            guard let record = peers[peer] else { continue }
+            if record.instance == local {
+                for update in updates {
+                    actions.append(.send(record.connection, ServerMessage(update, config: config(rows:), epoch: holderEpoch)))
+                }
             }
             actions.append(.publish(.updated(peer, updates)))
         }

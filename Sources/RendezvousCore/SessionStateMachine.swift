@@ -2,16 +2,18 @@ import Ring
 
 /// The lifecycle of one signalling connection (docs/protocol.md, "Connection state machine").
 ///
-///     connected --register--> registered --leave--> connected
-///         |                      |  \--replaced (same ID registered elsewhere)--> replaced
-///         |                      |  \--evicted (admin)-----------------------------> evicted
-///         +----- close ----------+----------------------------------------------> closed
+///     connected --register--> joining --applied--> registered --leave--> connected
+///         |   <----refused------'                   |  \--replaced (same ID registered elsewhere)--> replaced
+///         |                                         |  \--evicted (admin, or its instance lost)-----> evicted
+///         +----- close -----------------------------+----------------------------------------------> closed
 ///
-/// Only `registered` holds a ring position. A `replaced` or `evicted` session is being closed and
-/// ignores further messages.
+/// Only `registered` holds a ring position. `joining` lasts while a verified registration waits to be
+/// applied (at once on a single server; until it comes back through the log in a cluster). A `replaced`
+/// or `evicted` session is being closed and ignores further messages.
 struct SessionStateMachine: Sendable {
     enum State: Equatable, Sendable {
         case connected
+        case joining
         case registered(PeerID)
         case replaced
         case evicted
@@ -28,13 +30,25 @@ struct SessionStateMachine: Sendable {
     /// Whether incoming messages are still processed.
     var acceptsMessages: Bool {
         switch state {
-        case .connected, .registered: return true
+        case .connected, .joining, .registered: return true
         case .replaced, .evicted, .closed: return false
         }
     }
 
-    mutating func registered(as peer: PeerID) {
+    var isJoining: Bool { state == .joining }
+
+    mutating func joining() {
         precondition(state == .connected, "register from \(state)")
+        state = .joining
+    }
+
+    /// The registration was applied and refused (id-expired, server-full…): the session may try again.
+    mutating func refused() {
+        if state == .joining { state = .connected }
+    }
+
+    mutating func registered(as peer: PeerID) {
+        precondition(state == .joining, "registered from \(state)")
         state = .registered(peer)
     }
 

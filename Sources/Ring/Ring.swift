@@ -74,6 +74,43 @@ public struct Ring: Sendable {
     public var count: Int { members.count }
     public var isEmpty: Bool { members.isEmpty }
 
+    // MARK: Snapshots (replicas of the ring in a cluster: docs/cluster.md)
+
+    /// What a ring is, as far as its future behaviour goes, right after `normalize()`: its members,
+    /// its reservations and its generator's state before that normalization.
+    public struct Snapshot: Equatable, Sendable {
+        public var members: [PeerID]
+        public var reserved: [PeerID]
+        public var rngState: UInt64
+        public init(members: [PeerID], reserved: [PeerID], rngState: UInt64) {
+            self.members = members
+            self.reserved = reserved
+            self.rngState = rngState
+        }
+    }
+
+    /// The ring's snapshot, to be taken just before `normalize()`: a ring built from it
+    /// (`init(policy:successorListLength:restoring:)`) equals this one after `normalize()`.
+    public var snapshot: Snapshot { Snapshot(members: members, reserved: reserved.sorted(), rngState: rng.state) }
+
+    /// A ring equal to the one whose `snapshot` this is, after its `normalize()`: the same members,
+    /// reservations, generator and gap index, so it allocates the same IDs from here on.
+    public init(policy: FingerPolicy, successorListLength: Int, restoring s: Snapshot) {
+        self.init(policy: policy, successorListLength: successorListLength, seed: s.rngState)
+        members = s.members.sorted()
+        reserved = Set(s.reserved).subtracting(members)
+        occupied = (members + reserved).sorted()
+        fingerRows = policy.rows(forPeerCount: members.count)
+        normalize()
+    }
+
+    /// Rebuilds the gap index from the occupied points alone (drawing fresh tie-breaks), so that its
+    /// state no longer depends on the order of past joins and leaves: two rings with the same members,
+    /// reservations and generator state allocate the same IDs after it. Cost O(N).
+    public mutating func normalize() {
+        gaps.rebuild(members: occupied, rng: &rng)
+    }
+
     // MARK: Lookup
 
     /// Index of the first member >= `point`, or `members.count` if none.

@@ -2,7 +2,8 @@
 /// ring decisions (first ID, tie breaks) are reproducible in tests and the simulator.
 /// Not for secrets: tokens and server secrets use the system generator.
 public struct SplitMix64: RandomNumberGenerator, Sendable {
-    private var state: UInt64
+    /// The generator's whole state: `SplitMix64(seed: g.state)` continues where `g` is (replicas, snapshots).
+    public private(set) var state: UInt64
 
     public init(seed: UInt64) { state = seed }
 

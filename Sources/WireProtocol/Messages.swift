@@ -25,6 +25,10 @@ public enum ErrorCode: String, Sendable, CaseIterable, Codable {
     /// Sent after `registered` (the peer is registered): its `capabilities.url` is not vouched for, so
     /// other peers will not dial it (docs/protocol.md, "Vouched URLs"); the message says why.
     case urlNotVouched = "url-not-vouched"
+    /// Cluster mode: the server cannot reach the cluster's shared log (Redis), so it cannot register
+    /// anyone now, or it lost its place in the cluster. Try again after a delay, or another server
+    /// (docs/cluster.md).
+    case unavailable = "unavailable"
 }
 
 /// A protocol violation: what the server answers with an `error` message.

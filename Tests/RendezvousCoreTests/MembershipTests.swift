@@ -386,9 +386,18 @@ private func errorCode(_ actions: [Action], _ c: ConnectionID) -> ErrorCode? {
     @Test func stateMachineTransitions() {
         var s = SessionStateMachine()
         #expect(s.acceptsMessages && s.peer == nil)
+        s.joining()
+        #expect(s.isJoining && s.acceptsMessages && s.peer == nil)
+        s.refused()
+        #expect(s.state == .connected)
+        s.joining()
         s.registered(as: PeerID(1))
         #expect(s.peer == PeerID(1))
         #expect(s.left() == PeerID(1) && s.state == .connected)
+        s.joining()
+        #expect(s.closed() == nil)   // closed while joining: no ring position to give up
+        s = SessionStateMachine()
+        s.joining()
         s.registered(as: PeerID(2))
         s.evicted()
         #expect(!s.acceptsMessages && s.closed() == nil)
