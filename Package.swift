@@ -31,6 +31,15 @@ let package = Package(
         ),
         // Thin C shim over the system zlib (deflate and CRC-32 for PNG).
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+        // Thin C shim over the system hiredis (Debian: libhiredis-dev): blocking connections, argv commands.
+        .systemLibrary(
+            name: "CHiredis",
+            pkgConfig: "hiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
+        // Redis client for the cluster mode: URL, connection (commands, pipelines, Pub/Sub), replies,
+        // stream IDs and entries. Blocking I/O on the caller's thread; no threads of its own.
+        .target(name: "Redis", dependencies: ["CHiredis"]),
         // Hexadecimal text of bytes: the one copy (IDs, tokens, digests, nonces). No dependencies.
         .target(name: "Hex"),
         // SHA-256 (libcrypto) with hex output: result digests of jobs, image files.
@@ -94,10 +103,16 @@ let package = Package(
         .target(name: "RendezvousCore", dependencies: ["ConnectionTypes", "Hex", "Ring", "WireProtocol"]),
         // The rendezvous server's I/O shell around RendezvousCore: the transport, the clock and the seed,
         // the server key (Ed25519 signatures and certificates), analytics thread, HTTP routes, static files, event recording.
+        // The cluster mode's link to Redis (docs/cluster.md): the log of mutations (reader, writer),
+        // heartbeats, snapshots, and the channels of forwarded signals; threads of its own.
+        .target(
+            name: "Cluster",
+            dependencies: ["Redis", "RendezvousCore", "WireProtocol", .product(name: "Logging", package: "swift-log")]
+        ),
         .target(
             name: "Rendezvous",
             dependencies: [
-                "Hex", "Ring", "WireProtocol", "Transport", "RendezvousCore", "Signatures",
+                "Hex", "Ring", "WireProtocol", "Transport", "RendezvousCore", "Signatures", "Cluster",
                 .product(name: "Algorithms", package: "swift-algorithms"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -105,7 +120,7 @@ let package = Package(
         .executableTarget(
             name: "browsercloud",
             dependencies: [
-                "Rendezvous", "RendezvousCore", "Transport", "Peer", "Jobs", "Digest", "RayTracer", "PNG", "Ring", "WireProtocol", "Simulator",
+                "Rendezvous", "RendezvousCore", "Cluster", "Redis", "Transport", "Peer", "Jobs", "Digest", "RayTracer", "PNG", "Ring", "WireProtocol", "Simulator",
                 "Signatures",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,3 +1,4 @@
+import Cluster
 import Foundation
 import RendezvousCore
 import Ring
@@ -17,6 +18,10 @@ struct StatsSnapshot {
     var eventSubscribers: Int
     /// IDs leased to absent holders.
     var leasesHeld = 0
+    /// Peers whose session is on this server (all of them on a single server).
+    var peersHere = 0
+    /// Cluster mode: this instance and what it knows of the others (nil on a single server).
+    var cluster: ClusterFigures?
 
     var json: JSONValue {
         var errors: [String: JSONValue] = [:]
@@ -64,6 +69,8 @@ struct StatsSnapshot {
             "arcRatioMaxMin": .number(arcRatioMaxMin),
             "arcRatioMaxMean": .number(arcRatioMaxMean),
             "fingerRows": .array(fingerRows.map { n($0) }),
+            "peersHere": n(peersHere),
+            "cluster": cluster?.json ?? .null,
         ])
     }
 
@@ -134,10 +141,68 @@ struct StatsSnapshot {
         metric("arc_ratio_max_min", "gauge", "Largest arc between consecutive peers over the smallest (0 when empty).", arcRatioMaxMin)
         metric("arc_ratio_max_mean", "gauge", "Largest arc between consecutive peers over the mean arc (0 when empty).", arcRatioMaxMean)
         metric("finger_rows", "gauge", "Finger rows currently pushed to peers.", Double(fingerRows.count))
+        if let cluster { out += cluster.prometheus }
         return out
     }
 
     private func format(_ v: Double) -> String {
         v.rounded() == v && abs(v) < 1e15 ? String(Int64(v)) : String(v)
+    }
+}
+
+/// A cluster instance's view of its link and of the live instances (docs/cluster.md, "Analytics").
+struct ClusterFigures {
+    var name: String
+    var instanceID: String
+    var status: ClusterLink.Status
+
+    /// The figures every live instance published with its last heartbeat, by incarnation.
+    var instances: [(String, JSONValue)] { status.instances.sorted { $0.key < $1.key } }
+
+    var json: JSONValue {
+        var totals: [String: Double] = [:]
+        for (_, figures) in instances {
+            guard case .object(let o) = figures else { continue }
+            for (key, value) in o { if case .number(let x) = value, key != "uptimeSeconds" { totals[key, default: 0] += x } }
+        }
+        return .object([
+            "instance": .string(name), "instanceId": .string(instanceID), "logAvailable": .bool(status.available),
+            "problem": status.problem.map(JSONValue.string) ?? .null, "appliedEntries": .number(Double(status.appliedEntries)),
+            "lastEntry": .string(status.lastEntry), "queued": .number(Double(status.queued)), "dropped": .number(Double(status.dropped)),
+            "instances": .array(instances.map { id, figures in
+                guard case .object(var o) = figures else { return figures }
+                o["instanceId"] = .string(id)
+                return .object(o)
+            }),
+            "totals": .object(totals.mapValues(JSONValue.number)),
+        ])
+    }
+
+    /// Metrics with an `instance` label: this instance's link, and every live instance's figures (so a
+    /// sum over the label gives the cluster's totals).
+    var prometheus: String {
+        func label(_ s: String) -> String { s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") }
+        let me = "instance=\"\(label(name))\""
+        var out = "# HELP browsercloud_cluster_log_available Whether this instance reaches the cluster's log (1) or not (0).\n"
+        out += "# TYPE browsercloud_cluster_log_available gauge\nbrowsercloud_cluster_log_available{\(me)} \(status.available ? 1 : 0)\n"
+        out += "# HELP browsercloud_cluster_entries_applied_total Log entries this instance applied.\n"
+        out += "# TYPE browsercloud_cluster_entries_applied_total counter\nbrowsercloud_cluster_entries_applied_total{\(me)} \(status.appliedEntries)\n"
+        out += "# HELP browsercloud_cluster_queued Proposals and forwarded messages waiting for Redis.\n"
+        out += "# TYPE browsercloud_cluster_queued gauge\nbrowsercloud_cluster_queued{\(me)} \(status.queued)\n"
+        out += "# HELP browsercloud_cluster_instances Live instances of the cluster (heartbeats seen).\n"
+        out += "# TYPE browsercloud_cluster_instances gauge\nbrowsercloud_cluster_instances{\(me)} \(instances.count)\n"
+        for (metric, key, help) in [("peers", "peersHere", "Peers whose session is on the instance."),
+                                    ("connections_open", "connectionsOpen", "Open signalling connections of the instance."),
+                                    ("forwards_sent_total", "forwardsSent", "Signals and link frames the instance forwarded to others."),
+                                    ("forwards_delivered_total", "forwardsDelivered", "Forwarded messages the instance delivered."),
+                                    ("forwards_dropped_total", "forwardsDropped", "Forwarded messages the instance dropped (target gone or changed).")] {
+            out += "# HELP browsercloud_cluster_instance_\(metric) \(help) By instance, from the last heartbeats.\n"
+            out += "# TYPE browsercloud_cluster_instance_\(metric) \(metric.hasSuffix("_total") ? "counter" : "gauge")\n"
+            for (_, figures) in instances {
+                guard let instance = figures["instance"]?.stringValue, case .number(let x)? = figures[key] else { continue }
+                out += "browsercloud_cluster_instance_\(metric){instance=\"\(label(instance))\"} \(Int(x))\n"
+            }
+        }
+        return out
     }
 }

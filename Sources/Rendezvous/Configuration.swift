@@ -1,3 +1,4 @@
+import Cluster
 import RendezvousCore
 import Ring
 import Transport
@@ -34,6 +35,9 @@ public struct ServerConfiguration: Sendable {
     /// Proxies (their addresses) whose `X-Forwarded-For` tells the client's address, with which the core
     /// vouches peers' link URLs (`clientAddress(peer:forwardedFor:trustedProxies:)`; docs/protocol.md).
     public var trustedProxies: Set<IPAddress> = []
+    /// Cluster mode (docs/cluster.md): the Redis server and this instance's name; nil runs alone, all in
+    /// memory.
+    public var cluster: ClusterConfiguration?
 
     public init() {}
 

@@ -1,3 +1,4 @@
+import Cluster
 import Foundation
 import Logging
 import RendezvousCore
@@ -17,7 +18,7 @@ import WireProtocol
 /// The state-file timer reads the core only inside `transport.sync` (on the service thread); `saveTimer`
 /// is set by `start()` and cleared by `stop()`, which the owner calls in that order from one thread, and
 /// `stop()` reads the core for the last save only after the service thread ended.
-public final class RendezvousServer: TransportHandler, @unchecked Sendable {
+public final class RendezvousServer: TransportHandler, ClusterDelegate, @unchecked Sendable {
     public let configuration: ServerConfiguration
     let transport: Transport
     let logger: Logger
@@ -41,6 +42,8 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
 
     /// The server's Ed25519 key: checks registration signatures, signs certificates.
     public let identity: ServerIdentity
+    /// Cluster mode: the link to the cluster's Redis (docs/cluster.md); nil on a single server.
+    let cluster: ClusterLink?
 
     public init(configuration: ServerConfiguration, identity: ServerIdentity, logger: Logger = Logger(label: "browsercloud.server")) throws {
         self.identity = identity
@@ -53,9 +56,20 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
             files = nil
         }
         // The shell owns the randomness: the core gets a seed (logged, and written in a recording's header).
-        let core = configuration.membership(seed: UInt64.random(in: .min ... .max))
+        var core = configuration.membership(seed: UInt64.random(in: .min ... .max))
+        if let c = configuration.cluster {
+            // Every replica must run with the same ring settings, seed and server key: the first instance
+            // stores them in Redis, the others check theirs and take its seed.
+            let agreed = try ClusterLink.agree(c, proposed: Self.replicated(core, serverKey: identity.serverKey))
+            if let seed = agreed["seed"]?.stringValue.flatMap({ UInt64($0) }) { core.seed = seed }
+            let link = ClusterLink(configuration: c, logger: logger)
+            cluster = link
+            logger.info("cluster", metadata: ["redis": "\(c.url)", "instance": "\(link.instanceID)"])
+        } else {
+            cluster = nil
+        }
         logger.debug("core seed", metadata: ["seed": "\(core.seed)"])
-        membership = Membership(configuration: core, credentials: identity)
+        membership = Membership(configuration: core, credentials: identity, instance: cluster?.instanceID)
         recorder = try configuration.recordEventsPath.map { try EventRecorder(path: $0, configuration: core) }
         transport = Transport(configuration: configuration.transport, logger: logger)
         transport.handler = self
@@ -112,10 +126,19 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
         timer.resume()
     }
 
+    /// The settings all instances of a cluster must share (their seed is the first instance's).
+    static func replicated(_ c: MembershipConfiguration, serverKey: String) -> JSONValue {
+        .object(["format": "browsercloud-cluster/1", "fingerPolicy": .string(c.fingerPolicy.description),
+                 "successorListLength": .number(Double(c.successorListLength)), "maxPeers": .number(Double(c.maxPeers)),
+                 "idLeaseSeconds": .number(c.idLeaseSeconds), "linkRelay": .bool(c.linkRelay), "seed": .string(String(c.seed)),
+                 "serverKey": .string(serverKey)])
+    }
+
     /// Binds and starts serving on the transport's service thread.
     public func start() throws {
         analytics.start()
         try transport.start()
+        cluster?.start(delegate: self)
         startSaving()
         logger.info("listening", metadata: ["host": "\(configuration.transport.host)", "port": "\(transport.port)",
                                             "fingers": "\(configuration.core.fingerPolicy)"])
@@ -131,6 +154,7 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
             saveQueue.sync {}   // a save in progress ends (the transport still runs for its snapshot)
             saveTimer = nil
         }
+        cluster?.stop()   // its writer sends what is queued first (it needs the service thread)
         transport.stop()
         // The service thread has ended: the core is read from this thread.
         if configuration.stateFilePath != nil {
@@ -150,6 +174,8 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
             shuttingDown = true
             let spread = min(10_000, membership.ring.count)   // about 1 ms per peer, at most 10 s
             perform(handle(.goingAway(spreadMs: spread)))
+            // The other instances lease this one's peers at once, rather than after its heartbeat expires.
+            if let cluster { cluster.send(.propose(.instanceGone(cluster.instanceID))) }
             for s in subscribers { transport.sendEvent(Array("event: going-away\ndata: {}\n\n".utf8), to: s) }
             return transport.counters.webSocketsOpen
         }
@@ -242,7 +268,7 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
             case .analytics:
                 break   // handed over above, in one batch
             case .propose, .forward, .snapshot:
-                break   // TODO cluster
+                cluster?.send(action)
             }
         }
     }
@@ -281,13 +307,38 @@ public final class RendezvousServer: TransportHandler, @unchecked Sendable {
         for s in subscribers { transport.sendEvent(adminBytes.flatMap { adminSubscribers.contains(s) ? $0 : nil } ?? bytes, to: s) }
     }
 
+    // MARK: ClusterDelegate (the link's threads)
+
+    public func clusterDeliver(_ events: [Event]) {
+        transport.post { [self] in
+            for event in events { perform(handle(event)) }
+        }
+    }
+
+    public func clusterState() -> (instancesWithPeers: [String], stats: JSONValue) {
+        transport.sync { [self] in
+            let s = statsSnapshot()
+            let c = s.membership
+            let figures: JSONValue = .object([
+                "instance": .string(configuration.cluster?.name ?? ""), "peersHere": .number(Double(s.peersHere)),
+                "connectionsOpen": .number(Double(s.connectionsOpen)), "joins": .number(Double(c.joins)),
+                "leaves": .number(Double(c.leaves)), "signalsRelayed": .number(Double(c.signalsRelayed)),
+                "forwardsSent": .number(Double(c.forwardsSent)), "forwardsDelivered": .number(Double(c.forwardsDelivered)),
+                "forwardsDropped": .number(Double(c.forwardsDropped)), "uptimeSeconds": .number(s.uptimeSeconds.rounded()),
+            ])
+            return (membership.instancesWithPeers, figures)
+        }
+    }
+
     func statsSnapshot() -> StatsSnapshot {
         let ratios = membership.arcRatios()
         return StatsSnapshot(peersOnline: membership.ring.count, connectionsOpen: transport.counters.webSocketsOpen,
                              membership: membership.counters, transport: transport.counters, uptimeSeconds: uptime,
                              arcRatioMaxMin: ratios?.maxMin ?? 0, arcRatioMaxMean: ratios?.maxMean ?? 0,
                              fingerRows: membership.ring.fingerRows, eventSubscribers: subscribers.count,
-                             leasesHeld: membership.leasesHeld)
+                             leasesHeld: membership.leasesHeld,
+                             peersHere: cluster == nil ? membership.ring.count : membership.peers.values.reduce(0) { $0 + ($1.instance == membership.instance ? 1 : 0) },
+                             cluster: cluster.map { ClusterFigures(name: configuration.cluster?.name ?? "", instanceID: $0.instanceID, status: $0.status) })
     }
 }
 

@@ -78,6 +78,9 @@ extension Membership {
             return refuse(origin, ProtocolError(.idExpired,
                 "peer \(claimed.hex) is not held by this key (its lease ended, or it left); register without peerId"))
         }
+        if let old = peers[claimed], old.instance == origin.instance, old.connection == origin.connection {
+            return []   // this very registration, applied before (a proposal sent twice after a reconnection)
+        }
         if here { counters.reRegistrations += 1 }
         guard let old = peers[claimed] else {
             // The holder is back within its lease.
@@ -166,6 +169,14 @@ extension Membership {
         case .link(let frame):
             return [.send(target.connection, .link(from: m.from, frame: frame))]
         }
+    }
+
+    /// After the log was unavailable (or at start): the replica's peers recorded at this instance whose
+    /// session is no longer here (it closed while the log was unreachable, or before a restart) leave,
+    /// keeping their leases.
+    mutating func reconcile() -> [Action] {
+        peers.filter { $0.value.instance == local && sessions[$0.value.connection]?.machine.peer != $0.key }.keys.sorted()
+            .map { .propose(.leave($0, origin: origin(peers[$0]!.connection), reason: .closed, keepLease: true)) }
     }
 
     /// The instances that hold sessions of peers in the ring, in order.

@@ -74,6 +74,7 @@ public struct Membership {
         self.configuration = configuration
         self.credentials = credentials
         self.instance = instance
+        self.logAvailable = instance == nil   // an instance waits until it has caught up with the log
         self.ring = Ring(policy: configuration.fingerPolicy, successorListLength: configuration.successorListLength,
                          seed: configuration.seed)
         self.random = SplitMix64(seed: ~configuration.seed)
@@ -129,8 +130,8 @@ public struct Membership {
         case .forwarded(let message):
             actions = deliver(message)
         case .logAvailability(let available):
+            actions = available && !logAvailable ? reconcile() : []
             logAvailable = available
-            actions = []
         case .loadedSnapshot(let snapshot):
             load(snapshot)
             actions = []

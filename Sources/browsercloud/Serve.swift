@@ -1,3 +1,5 @@
+import Cluster
+import Redis
 import ArgumentParser
 import Foundation
 import Logging
@@ -92,7 +94,16 @@ struct Serve: AsyncParsableCommand {
         config.core.linkRelayBurst = s.linkRelayBurst
         config.recordEventsPath = s.recordEvents
         config.core.idLeaseSeconds = s.idLease
-        config.stateFilePath = s.stateFile ?? s.secretFile + ".state"
+        config.stateFilePath = s.cluster == nil ? s.stateFile ?? s.secretFile + ".state" : nil
+        if let url = s.cluster {
+            var c = ClusterConfiguration(url: try RedisURL(url), name: s.instance ?? s.defaultInstanceName)
+            c.prefix = s.clusterPrefix
+            c.heartbeatInterval = s.heartbeatInterval
+            c.instanceTimeout = s.instanceTimeout
+            c.checkpointEntries = s.checkpointEntries
+            c.maxQueued = s.clusterQueue
+            config.cluster = c
+        }
         config.startEmpty = s.startEmpty
         config.trustedProxies = Set(s.trustedProxyAddresses ?? [])
         config.core.decoding.maxCapabilitiesBytes = s.maxCapabilitiesBytes
@@ -129,6 +140,16 @@ struct Serve: AsyncParsableCommand {
 }
 
 extension ServeSettings {
+    static func isInstanceName(_ name: String) -> Bool {
+        (1...64).contains(name.count) && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }
+    }
+
+    /// `<host name>-<port>`, cleaned to an instance name.
+    var defaultInstanceName: String {
+        let host = ProcessInfo.processInfo.hostName.map { Self.isInstanceName(String($0)) ? $0 : "-" }
+        return String((String(host.prefix(50)) + "-\(port)").prefix(64))
+    }
+
     /// `--trusted-proxies` parsed; nil when absent or when an entry is not an IP literal.
     var trustedProxyAddresses: [IPAddress]? {
         guard let trustedProxies else { return nil }
@@ -155,6 +176,14 @@ extension ServeSettings {
         try check(idLease >= 0 && idLease <= 86_400, "--id-lease must be 0...86400 seconds")
         try check(linkRelayRate > 0 && linkRelayBurst >= 1, "--link-relay-rate and --link-relay-burst must be positive")
         try check(trustedProxies == nil || trustedProxyAddresses != nil, "--trusted-proxies takes a comma list of IP addresses")
+        if let cluster {
+            do throws(RedisURLError) { _ = try RedisURL(cluster) } catch { throw Settings.Failure(description: "--cluster: \(error)") }
+            try check(stateFile == nil, "--state-file does not apply with --cluster: the cluster keeps ID bindings in Redis")
+        }
+        try check(instance.map(Self.isInstanceName) ?? true, "--instance takes 1 to 64 letters, digits, '.', '-' or '_'")
+        try check(clusterPrefix.count >= 1 && clusterPrefix.count <= 64 && !clusterPrefix.contains(where: { $0.isWhitespace }), "--cluster-prefix takes 1 to 64 characters without spaces")
+        try check(heartbeatInterval >= 0.1 && instanceTimeout > heartbeatInterval && instanceTimeout <= 3600, "--instance-timeout must exceed --heartbeat-interval (at least 0.1 s), at most 3600 s")
+        try check(checkpointEntries >= 10 && clusterQueue >= 100, "--checkpoint-entries must be at least 10 and --cluster-queue at least 100")
         if let redirectPort {
             try check(tlsCert != nil, "--redirect-port needs --tls-cert and --tls-key")
             try check((1...65535).contains(redirectPort) && redirectPort != port, "--redirect-port must be 1...65535 and differ from --port")

@@ -62,6 +62,13 @@ struct ServeSettings: Sendable {
     var stateFile: String?
     var startEmpty = false
     var trustedProxies: String?
+    var cluster: String?
+    var instance: String?
+    var clusterPrefix = "browsercloud"
+    var heartbeatInterval = 1.0
+    var instanceTimeout = 5.0
+    var checkpointEntries = 1000
+    var clusterQueue = 10_000
 
     enum EventLoop: String, ExpressibleByArgument, CaseIterable, Sendable { case epoll, poll }
 }
@@ -111,6 +118,13 @@ extension Settings {
         .optional("state-file", \.stateFile, "File keeping ID bindings (ID, holder epoch, holder's public key, lease end) across restarts: saved every second and on shutdown, loaded at start as leases (docs/protocol.md, \"Restarts\").", absent: "<secret-file>.state", valueName: "file"),
         .optional("trusted-proxies", \.trustedProxies, "Comma list of proxy addresses (IP literals, such as 127.0.0.1 for nginx on this machine) whose X-Forwarded-For gives the client's address. The server vouches for a native peer's link URL only when its host is the address the peer connects from (docs/protocol.md, \"Vouched URLs\"); a connection with X-Forwarded-For from any other address gets no vouched URL.", absent: "none", valueName: "addresses"),
         .switch("start-empty", \.startEmpty, "Start without the previous ID bindings when the state file is unreadable or corrupt (otherwise the server refuses to start)."),
+        .optional("cluster", \.cluster, "Cluster mode: share one ring with the other instances using this Redis server, redis://HOST:PORT[/DB] (docs/cluster.md). The ID bindings then live in Redis (no --state-file).", absent: "off (one process, all in memory)", valueName: "url"),
+        .optional("instance", \.instance, "This instance's name in the cluster (letters, digits, '.', '-', '_'; at most 64). Two running instances must not share a name.", absent: "<host name>-<port>", valueName: "name"),
+        .value("cluster-prefix", \.clusterPrefix, "Prefix of the cluster's Redis keys and channels: clusters sharing one Redis server need different prefixes.", valueName: "prefix"),
+        .value("heartbeat-interval", \.heartbeatInterval, "Time between an instance's heartbeats in Redis.", unit: "seconds"),
+        .value("instance-timeout", \.instanceTimeout, "Time without a heartbeat after which an instance counts as gone: the others lease its peers' IDs, so the peers get them back through another instance. More than --heartbeat-interval.", unit: "seconds"),
+        .value("checkpoint-entries", \.checkpointEntries, "Log entries between snapshots of the ring in Redis (the log is trimmed behind each); a new instance loads the latest and applies what follows."),
+        .value("cluster-queue", \.clusterQueue, "Most proposals and forwarded messages waiting while Redis is unreachable (the oldest forwarded messages are dropped beyond)."),
         .optional("record-events", \.recordEvents, "Diagnostics: write every event given to the server core and every action it returned to this file, as JSON lines (replayable; docs/architecture.md). It holds peers' messages and addresses: treat it as sensitive.", absent: "off", valueName: "file"),
     ]
 }
