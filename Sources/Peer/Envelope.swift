@@ -36,6 +36,9 @@ public struct PeerConfiguration: Sendable {
     /// The rendezvous server.
     public var serverHost = "127.0.0.1"
     public var serverPort = 9000
+    /// Further servers of the same cluster (docs/cluster.md): after a connection to the server fails or
+    /// closes, the next reconnection goes to the next of `serverHost:serverPort` and these, in turn.
+    public var moreServers: [ServerEndpoint] = []
     /// Where this peer listens for WebSocket links (port 0: an ephemeral port).
     public var listenHost = "127.0.0.1"
     public var listenPort = 0
@@ -59,4 +62,14 @@ public struct PeerConfiguration: Sendable {
     public var partBytes = 1024 * 1024
 
     public init() {}
+}
+
+/// A rendezvous server's host and port.
+public struct ServerEndpoint: Equatable, Sendable {
+    public var host: String
+    public var port: Int
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
 }

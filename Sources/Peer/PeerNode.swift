@@ -60,6 +60,8 @@ public final class PeerNode: TransportHandler, @unchecked Sendable {
     private var timer: DispatchSourceTimer?
     /// Signalled when the server connection has closed after `stop`.
     private var serverClosed: DispatchSemaphore?
+    /// Connections to a server made so far: the next goes to the next server of the list (service thread).
+    private var serverAttempts = 0
 
     /// `identity`: the key pair the peer registers with (a new one when nil: the peer then gets a new ID
     /// whenever the process starts).
@@ -173,7 +175,10 @@ public final class PeerNode: TransportHandler, @unchecked Sendable {
         for action in actions {
             switch action {
             case .connectToServer:
-                let c = transport.connect(host: configuration.serverHost, port: configuration.serverPort, subprotocol: "webrtc-explorer.v2")
+                let servers = [ServerEndpoint(host: configuration.serverHost, port: configuration.serverPort)] + configuration.moreServers
+                let server = servers[serverAttempts % servers.count]
+                serverAttempts += 1
+                let c = transport.connect(host: server.host, port: server.port, subprotocol: "webrtc-explorer.v2")
                 session.serverConnecting(c, now: Self.now())
             case .sendServer(let c, let message):
                 _ = transport.send(message.encoded(), to: c)

@@ -61,7 +61,7 @@ struct NetworkView: Sendable {
         for (row, peer) in state.fingers { fingers[String(row)] = peer.map { .string($0.hex) } ?? .null }
         var stats: [String: JSONValue] = [:]
         for (k, v) in record?.stats ?? [:] { stats[k] = .number(v) }
-        return .object([
+        var entry: [String: JSONValue] = [
             "peerId": .string(id.hex),
             "predecessor": state.predecessor.map { .string($0.hex) } ?? .null,
             "successors": .array(state.successors.map { .string($0.hex) }),
@@ -69,7 +69,10 @@ struct NetworkView: Sendable {
             "connectedAt": .string(record?.connectedAt ?? ""),
             "capabilities": record?.capabilities.map { .object(admin ? $0 : $0.filter { publicCapabilityKeys.contains($0.key) }) } ?? .null,
             "stats": .object(stats),
-        ])
+        ]
+        // Cluster mode: the instance holding the peer's session (docs/cluster.md).
+        if let instance = record?.instance, !instance.isEmpty { entry["instance"] = .string(instance) }
+        return .object(entry)
     }
 }
 

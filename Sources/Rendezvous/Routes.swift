@@ -85,9 +85,21 @@ extension RendezvousServer {
         return .body(status: 404, contentType: "text/plain; charset=utf-8", body: Array("not found\n".utf8))
     }
 
+    /// `GET /healthz`: 200 `ok`; in cluster mode 503 `unavailable` with the problem while the cluster's log
+    /// is unreachable (the instance refuses registrations then: a load balancer should prefer the others).
     private func health() -> HTTPResponse {
-        json(200, ["status": "ok", "version": .string(browserCloudVersion), "peersOnline": .number(Double(membership.ring.count)),
-                   "serverKey": .string(identity.serverKey)])
+        var body: [String: JSONValue] = ["status": "ok", "version": .string(browserCloudVersion), "peersOnline": .number(Double(membership.ring.count)),
+                                         "serverKey": .string(identity.serverKey)]
+        guard let cluster else { return json(200, body) }
+        let status = cluster.status
+        body["instance"] = .string(cluster.instanceID)
+        body["logAvailable"] = .bool(status.available)
+        guard status.available else {
+            body["status"] = "unavailable"
+            body["problem"] = .string(status.problem ?? "the cluster's log is unreachable")
+            return json(503, body)
+        }
+        return json(200, body)
     }
 
     /// `GET /api/peers/<id>`: the peer's ring entry (its address only for the admin).

@@ -280,8 +280,11 @@ public struct Membership {
         }
         guard logAvailable else {
             counters.refusedUnavailable += 1
+            // Closed with 1013 "try again later": clients reconnect after their backoff (to another server of
+            // their list, if they have one).
             return fail(connection, ProtocolError(.unavailable,
                 "this server cannot reach the cluster's log now: register again in a few seconds, or through another server"))
+                + [.close(connection, status: 1013, reason: "try again later")]
         }
         sessions[connection]?.machine.joining()
         let joining = Joining(publicKey: publicKey, requested: peerId,

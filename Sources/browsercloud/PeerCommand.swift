@@ -21,7 +21,7 @@ struct PeerCommand: AsyncParsableCommand {
         (print the ring state) and `leave`; events are printed as JSON lines on stdout.
         """)
 
-    @Option(help: "Rendezvous server, ws://host:port.") var server: ServerAddress
+    @Option(help: "Rendezvous server, ws://host:port; or a comma list of the servers of one cluster, tried in turn after a connection fails or closes (docs/cluster.md).") var server: ServerAddress
     @Option(help: "Worker threads offered to jobs (0: none; default: the number of CPUs).") var workers = ProcessInfo.processInfo.activeProcessorCount
     @Option(help: "Address and port for WebSocket links from other peers (port 0: any free port).") var listen = ListenAddress(argument: "127.0.0.1:0")!
     @Option(help: "URL other peers dial (default ws://<listen address>:<port>/); set it when listening on 0.0.0.0.") var advertise: String?

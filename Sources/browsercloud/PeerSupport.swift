@@ -11,10 +11,26 @@ import Ring
 import Transport
 import WireProtocol
 
-/// `ws://host:port` of the rendezvous server.
+/// `ws://host:port` of the rendezvous server, or a comma list of the servers of one cluster (tried in
+/// turn after a connection fails or closes).
 struct ServerAddress: ExpressibleByArgument, Sendable {
     var host: String, port: Int
+    var more: [ServerEndpoint] = []
     init?(argument: String) {
+        let list = argument.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        guard list.count > 1 else {
+            guard let one = ServerAddress(one: argument) else { return nil }
+            self = one
+            return
+        }
+        let all = list.compactMap(ServerAddress.init(one:))
+        guard all.count == list.count else { return nil }
+        host = all[0].host
+        port = all[0].port
+        more = all.dropFirst().map { ServerEndpoint(host: $0.host, port: $0.port) }
+    }
+
+    private init?(one argument: String) {
         var s = Substring(argument)
         if s.hasPrefix("ws://") { s = s.dropFirst(5) } else if s.contains("://") { return nil }   // wss:// is not supported yet
         if s.hasSuffix("/") { s = s.dropLast() }
@@ -50,6 +66,7 @@ func peerConfiguration(server: ServerAddress, listen: ListenAddress, advertise: 
     var config = PeerConfiguration()
     config.serverHost = server.host
     config.serverPort = server.port
+    config.moreServers = server.more
     config.listenHost = listen.host
     config.listenPort = listen.port
     config.advertisedURL = advertise

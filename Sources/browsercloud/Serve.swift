@@ -93,6 +93,7 @@ struct Serve: AsyncParsableCommand {
         config.core.linkRelayPerSecond = s.linkRelayRate
         config.core.linkRelayBurst = s.linkRelayBurst
         config.recordEventsPath = s.recordEvents
+        config.seed = s.seed.flatMap { UInt64($0) }
         config.core.idLeaseSeconds = s.idLease
         config.stateFilePath = s.cluster == nil ? s.stateFile ?? s.secretFile + ".state" : nil
         if let url = s.cluster {
@@ -176,6 +177,7 @@ extension ServeSettings {
         try check(idLease >= 0 && idLease <= 86_400, "--id-lease must be 0...86400 seconds")
         try check(linkRelayRate > 0 && linkRelayBurst >= 1, "--link-relay-rate and --link-relay-burst must be positive")
         try check(trustedProxies == nil || trustedProxyAddresses != nil, "--trusted-proxies takes a comma list of IP addresses")
+        try check(seed.map { UInt64($0) != nil } ?? true, "--seed takes a decimal number 0...18446744073709551615")
         if let cluster {
             do throws(RedisURLError) { _ = try RedisURL(cluster) } catch { throw Settings.Failure(description: "--cluster: \(error)") }
             try check(stateFile == nil, "--state-file does not apply with --cluster: the cluster keeps ID bindings in Redis")

@@ -69,6 +69,7 @@ struct ServeSettings: Sendable {
     var instanceTimeout = 5.0
     var checkpointEntries = 1000
     var clusterQueue = 10_000
+    var seed: String?
 
     enum EventLoop: String, ExpressibleByArgument, CaseIterable, Sendable { case epoll, poll }
 }
@@ -125,6 +126,7 @@ extension Settings {
         .value("instance-timeout", \.instanceTimeout, "Time without a heartbeat after which an instance counts as gone: the others lease its peers' IDs, so the peers get them back through another instance. More than --heartbeat-interval.", unit: "seconds"),
         .value("checkpoint-entries", \.checkpointEntries, "Log entries between snapshots of the ring in Redis (the log is trimmed behind each); a new instance loads the latest and applies what follows."),
         .value("cluster-queue", \.clusterQueue, "Most proposals and forwarded messages waiting while Redis is unreachable (the oldest forwarded messages are dropped beyond)."),
+        .optional("seed", \.seed, "Seed (a decimal 64-bit number) of the server's random choices: the first ID and the tie-breaks of ID allocation, epochs, the going-away spread. For reproducible tests and simulations; in a cluster the first instance's seed is used by all.", absent: "drawn from the system generator", valueName: "number"),
         .optional("record-events", \.recordEvents, "Diagnostics: write every event given to the server core and every action it returned to this file, as JSON lines (replayable; docs/architecture.md). It holds peers' messages and addresses: treat it as sensitive.", absent: "off", valueName: "file"),
     ]
 }

@@ -21,7 +21,7 @@ struct SubmitRaytrace: AsyncParsableCommand {
         commandName: "raytrace",
         abstract: "Render a scene across the ring and write the image (PNG, or PPM for a .ppm name).")
 
-    @Option(help: "Rendezvous server, ws://host:port.") var server: ServerAddress
+    @Option(help: "Rendezvous server, ws://host:port; or a comma list of the servers of one cluster, tried in turn after a connection fails or closes (docs/cluster.md).") var server: ServerAddress
     @Option(help: "A scene file, or the name of a shipped scene (small, odd, medium, standard).") var scene: String
     @Option(help: "Directory of the shipped scenes (default: Public/scenes of the working directory or of the source tree).") var scenes: String?
     @Option(help: "Tasks (tiles).") var tiles = 400
