@@ -3,7 +3,6 @@ real `browsercloud serve --cluster` instances sharing one server key."""
 import shutil
 import socket
 import subprocess
-import time
 
 from harness import Server, wait_until
 

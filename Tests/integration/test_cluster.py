@@ -10,6 +10,7 @@ import requests
 
 from cluster import Redis, instance, ring_of, wait_available, wait_same_ring
 from harness import BIN, ROOT, Peer, auto_rows, oracle_state, wait_until
+from rawclients import EventStream
 from native import NativePeer, all_pairs, wait_stable
 
 
@@ -35,9 +36,10 @@ def cluster(tmp_path, redis):
         s.stop()
 
 
-def check_oracle(servers, peers):
-    """Every instance shows the same ring, equal to the oracle; every protocol client's pushed state too."""
-    ids = [p.peer_id for p in peers]
+def check_oracle(servers, peers, ids=None):
+    """Every instance shows the same ring (of `ids`, default the clients'), equal to the oracle; every protocol
+    client's pushed state too."""
+    ids = ids or [p.peer_id for p in peers]
     ring = wait_same_ring(servers, ids)
     rows = auto_rows(len(ids))
     for peer_id, predecessor, successors, fingers in ring:
@@ -48,39 +50,84 @@ def check_oracle(servers, peers):
                    message=f"peer {p.peer_id} holds the oracle's state")
 
 
-def test_three_instances_hold_one_ring_after_every_join_and_leave(cluster):
+def test_sixty_peers_on_three_instances_hold_one_ring_after_every_join_and_leave(cluster):
+    """48 protocol clients and 12 native peers, spread over three instances: after every join and every leave
+    all instances show the same ring, equal to the oracle; the native peers deliver all ordered pairs across
+    instances."""
     servers = cluster(3)
     seed = random.randrange(1 << 32)
     print("seed", seed)
     rng = random.Random(seed)
-    peers = []
+    peers, natives = [], []
+
+    def members():
+        return [p.peer_id for p in peers] + [n.peer_id for n in natives]
     try:
-        for k in range(45):
-            p = Peer(servers[k % 3])
-            p.register()
-            peers.append(p)
+        for k in range(60):
             if k % 5 == 4:
-                check_oracle(servers, peers)
+                natives.append(NativePeer(servers[k % 3].ws, "--workers", "1"))
+                natives[-1].wait_registered()
+                wait_same_ring(servers, members())
+            else:
+                p = Peer(servers[k % 3])
+                p.register()
+                peers.append(p)
+                check_oracle(servers, peers, members())
         # Leaves through every instance (closes and explicit leaves), each followed by the oracle check.
         for _ in range(6):
             p = peers.pop(rng.randrange(len(peers)))
             if rng.random() < 0.5:
                 p.send({"type": "leave"})
             p.close()
-            check_oracle(servers, peers)
+            check_oracle(servers, peers, members())
+        natives.pop(rng.randrange(len(natives))).stop()
+        check_oracle(servers, peers, members())
         # A signal from a peer on one instance reaches a peer on another, with the sender's ID.
         a = next(p for p in peers if p.server is servers[0])
         b = next(p for p in peers if p.server is servers[2])
         a.send({"type": "signal", "to": b.peer_id, "intentId": "i-1", "signal": {"type": "offer", "sdp": "v=0"}})
-        m = b.expect(lambda m: m.get("type") == "signal")
-        assert (m["from"], m["intentId"], m["signal"]) == (a.peer_id, "i-1", {"type": "offer", "sdp": "v=0"})
-        totals = servers[1].stats()["cluster"]
-        assert len(totals["instances"]) == 3, totals
-        wait_until(lambda: servers[1].stats()["cluster"]["totals"].get("peersHere") == len(peers), timeout=5,
+        m = b.expect(lambda m: m.get("type") == "signal" and m.get("intentId") == "i-1")
+        assert (m["from"], m["signal"]) == (a.peer_id, {"type": "offer", "sdp": "v=0"})
+        assert len(servers[1].stats()["cluster"]["instances"]) == 3
+        wait_until(lambda: servers[1].stats()["cluster"]["totals"].get("peersHere") == len(members()), timeout=5,
                    message="the heartbeats' peer counts add up to the ring")
+        # The protocol clients (which answer no overlay traffic) leave; the native peers, on three instances,
+        # link up and deliver all ordered pairs.
+        while peers:
+            peers.pop().close()
+        wait_same_ring(servers, members())
+        wait_stable(servers[1], natives, timeout=60)
+        delivered, expected, hops = all_pairs(natives)
+        assert delivered == expected, (delivered, expected)
     finally:
         for p in peers:
             p.close()
+        for n in natives:
+            n.stop()
+
+
+def test_relayed_links_events_and_evictions_cross_instances(cluster):
+    servers = cluster(2, "--link-relay", "--admin-token", "cluster-admin-token-0123")
+    events = EventStream(servers[1])
+    a, b = Peer(servers[0]), Peer(servers[1])
+    try:
+        a.register(), b.register()
+        # The link relay carries frames between peers of different instances.
+        a.send({"type": "link", "to": b.peer_id, "frame": "hello over the relay"})
+        m = b.expect(lambda m: m.get("type") == "link")
+        assert (m["from"], m["frame"]) == (a.peer_id, "hello over the relay")
+        # The second instance's event stream shows the join made through the first.
+        wait_until(lambda: ("join", {"peerId": a.peer_id}) in events.events(),
+                   timeout=10, message="the join through the first instance on the second's event stream")
+        # The operator evicts, through the second instance, a peer of the first.
+        r = requests.delete(f"{servers[1].http}/api/peers/{a.peer_id}", headers={"authorization": "Bearer cluster-admin-token-0123"}, timeout=10)
+        assert r.status_code == 200, r.text
+        a.expect_error("evicted")
+        wait_same_ring(servers, [b.peer_id])
+    finally:
+        events.close()
+        a.close()
+        b.close()
 
 
 def test_the_same_joins_and_leaves_on_fresh_clusters_give_the_same_ids(tmp_path):
