@@ -31,6 +31,15 @@ let package = Package(
         ),
         // Thin C shim over the system zlib (deflate and CRC-32 for PNG).
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+        // Thin C shim over the system hiredis (Debian: libhiredis-dev): blocking connections, argv commands.
+        .systemLibrary(
+            name: "CHiredis",
+            pkgConfig: "hiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
+        // Redis client for the cluster mode: URL, connection (commands, pipelines, Pub/Sub), replies,
+        // stream IDs and entries. Blocking I/O on the caller's thread; no threads of its own.
+        .target(name: "Redis", dependencies: ["CHiredis"]),
         // Hexadecimal text of bytes: the one copy (IDs, tokens, digests, nonces). No dependencies.
         .target(name: "Hex"),
         // SHA-256 (libcrypto) with hex output: result digests of jobs, image files.
@@ -154,6 +163,8 @@ let package = Package(
         ),
         .testTarget(name: "TransportTests", dependencies: ["Transport"]),
         .testTarget(name: "HexTests", dependencies: ["Hex"]),
+        // Starts its own redis-server on a loopback port (redis-server must be installed: fails otherwise).
+        .testTarget(name: "RedisTests", dependencies: ["Redis"]),
     ],
     swiftLanguageModes: [.v6]
 )
