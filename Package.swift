@@ -169,6 +169,8 @@ let package = Package(
         ),
         .testTarget(name: "TransportTests", dependencies: ["Transport"]),
         .testTarget(name: "HexTests", dependencies: ["Hex"]),
+        // Starts its own redis-server on a loopback port (redis-server must be installed: fails otherwise).
+        .testTarget(name: "RedisTests", dependencies: ["Redis"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 apt_packages=(libwebsockets-dev libssl-dev zlib1g-dev pkg-config)
+# The Redis client of the cluster mode (Sources/CHiredis) builds against hiredis.
+apt_packages+=(libhiredis-dev)
 # The server serves two JavaScript libraries from where Debian installs them, for pages without WebCrypto
 # (plain http at a LAN address): TweetNaCl.js (Ed25519) and CryptoJS (SHA-256); docs/protocol.md.
 # node-tweetnacl pulls in nodejs, which only its package needs (the server uses just the .js file).
@@ -15,6 +17,9 @@ if [ "${1:-}" = "--test" ]; then
     # deployment tests run nginx in front of the server and check the unit with systemd-analyze.
     # The Python test packages go into a virtual environment the Makefile makes (python3-venv).
     apt_packages+=(iproute2 python3-venv chromium nginx openssl systemd)
+    # The Redis tests start their own redis-server on a loopback port (never the system service, which
+    # the policy-rc.d below keeps from starting at install time).
+    apt_packages+=(redis-server)
 fi
 
 missing=()
