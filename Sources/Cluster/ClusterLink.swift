@@ -32,6 +32,9 @@ public final class ClusterLink: Sendable {
     private let logger: Logger
     private let state = Mutex(State())
     private let wake = NSCondition()
+    /// Signalled when the writer thread has ended (`stop` waits for it: the writer asks the server for its
+    /// figures on the server's service thread, which must still run then).
+    private let writerEnded = DispatchSemaphore(value: 0)
 
     /// What the threads share (under `state`).
     struct State: Sendable {
@@ -130,12 +133,15 @@ public final class ClusterLink: Sendable {
         }
     }
 
-    /// Stops the threads after the writer has sent what is queued (at most `grace` seconds).
+    /// Stops the threads after the writer has sent what is queued (at most `grace` seconds), and waits
+    /// for the writer to end (a little longer: its current Redis call has a 5 s timeout).
     public func stop(grace: Double = 2) {
+        let started = state.withLock { $0.delegate != nil }
         let deadline = Date().addingTimeInterval(grace)
         while Date() < deadline, state.withLock({ !$0.queue.isEmpty && $0.writerUp }) { usleep(10_000) }
         state.withLock { $0.stopping = true }
         wake.broadcast()
+        if started { _ = writerEnded.wait(timeout: .now() + 6) }
     }
 
     /// Hands a core action to the writer (service thread).
@@ -213,6 +219,7 @@ public final class ClusterLink: Sendable {
     private func readLoop() {
         var connection: RedisConnection?
         while !stopping {
+            if state.withLock({ $0.fatal != nil }) { pause(1); continue }   // nothing more can be applied
             guard let c = connection ?? connect(readTimeout: 5) else { continue }
             connection = c
             do {
@@ -259,8 +266,7 @@ public final class ClusterLink: Sendable {
                 if fatal == nil, after <= before {
                     let problem = "the cluster's log lost entries (expected number \(expected), found \(n)): Redis restarted without its data? Restart every instance with a new --cluster-prefix, or restore Redis's data (docs/cluster.md)"
                     logger.critical("\(problem)")
-                    update { $0.fatal = problem }
-                    state.withLock { $0.lastNumber = before; $0.stopping = $0.stopping }
+                    update { $0.fatal = problem; $0.lastNumber = before }
                 }
                 return
             }
@@ -331,6 +337,7 @@ public final class ClusterLink: Sendable {
         // A graceful stop: the heartbeat ends now rather than at its time to live.
         _ = try? connection?.command(["DEL", configuration.keys.alive(instanceID)])
         connection?.close()
+        writerEnded.signal()
     }
 
     private func write(_ batch: [Outgoing], _ c: RedisConnection) throws(RedisError) {

@@ -45,13 +45,9 @@ extension Membership {
         case .instanceGone(let name):
             var actions: [Action] = []
             for peer in peers.filter({ $0.value.instance == name }).keys.sorted() {
-                if name == local, let c = peers[peer]?.connection {
-                    // This instance was declared gone (it lost the log for too long): its sessions are
-                    // no longer in the ring, so they reconnect (here or elsewhere) and claim their IDs.
-                    sessions[c]?.machine.evicted()
-                    actions += [.send(c, .error(.unavailable, "this server lost its place in the cluster: reconnect and register again with your key")),
-                                .close(c, status: 1012, reason: "instance gone")]
-                }
+                // This instance was declared gone (it lost the log for too long): its sessions are no longer
+                // in the ring, so they reconnect (here or elsewhere) and claim their IDs.
+                if name == local, let c = peers[peer]?.connection { actions += drop(c) }
                 actions += removeFromRing(peer, reason: .instanceGone)
             }
             return actions
@@ -146,6 +142,14 @@ extension Membership {
         return fail(origin.connection, error)
     }
 
+    /// A session of this instance that the replica no longer holds: told to register again, and closed
+    /// with 1012 (its client reconnects, here or to another instance, and claims its ID with its key).
+    private mutating func drop(_ c: ConnectionID) -> [Action] {
+        sessions[c]?.machine.evicted()
+        return [.send(c, .error(.unavailable, "this server lost its place in the cluster: reconnect and register again with your key")),
+                .close(c, status: 1012, reason: "instance gone")]
+    }
+
     // MARK: Forwarding (cluster mode)
 
     /// A signal or link frame for a peer held by another instance.
@@ -206,7 +210,10 @@ extension Membership {
     }
 
     /// Replaces the replicated state by a snapshot's (the peers' sessions stay where the snapshot says).
-    mutating func load(_ s: ReplicaSnapshot) {
+    /// Sessions of this instance that the snapshot does not hold (the instance fell so far behind that the
+    /// log was trimmed past it) are closed, to register again; peers it records here without a session
+    /// here leave (`reconcile`).
+    mutating func load(_ s: ReplicaSnapshot) -> [Action] {
         for peer in peers.keys.sorted() { changes.append(.left(peer)) }
         ring = Ring(policy: configuration.fingerPolicy, successorListLength: configuration.successorListLength, restoring: s.ring)
         nextEpoch = s.nextEpoch
@@ -218,6 +225,12 @@ extension Membership {
         leaseQueueHead = 0
         peers = Dictionary(uniqueKeysWithValues: s.peers)
         for (peer, record) in s.peers { changes.append(.joined(peer, record)) }
+        var actions: [Action] = []
+        for (c, session) in sessions.sorted(by: { $0.key < $1.key }) {
+            guard let peer = session.machine.peer, !isLocal(peers[peer], c) else { continue }
+            actions += drop(c)
+        }
+        return actions + (logAvailable ? reconcile() : [])
     }
 }
 

@@ -133,8 +133,7 @@ public struct Membership {
             actions = available && !logAvailable ? reconcile() : []
             logAvailable = available
         case .loadedSnapshot(let snapshot):
-            load(snapshot)
-            actions = []
+            actions = load(snapshot)
         }
         if !changes.isEmpty {
             actions += changes.map(Action.analytics)

@@ -203,6 +203,30 @@ struct ClusterReplicaTests {
         #expect(cluster.cores[2].bindings == cluster.cores[0].bindings)
     }
 
+    @Test func anInstanceDeclaredGoneClosesItsSessionsAndLostLeavesAreReconciled() {
+        var cluster = Cluster(["a", "b"])
+        for (i, c) in [(0, ConnectionID(1)), (0, ConnectionID(2)), (1, ConnectionID(3))] {
+            _ = cluster.handle(i, .opened(c, remoteAddress: "x", nonce: testNonce(c), now: 1))
+            _ = cluster.handle(i, .received(c, text: signedRegister(clientKey(UInt8(c)), c), now: 1, wallClock: 0))
+        }
+        _ = cluster.settle()
+        // Connection 2 closes, but its leave never reaches the log (dropped while Redis was away).
+        _ = cluster.handle(0, .closed(2, cause: .closed, now: 2))
+        cluster.log.removeLast()
+        #expect(cluster.cores[1].ring.count == 3)
+        _ = cluster.handle(0, .logAvailability(false))
+        _ = cluster.handle(0, .logAvailability(true))   // reconciliation: the leave is proposed again
+        _ = cluster.settle()
+        #expect(cluster.cores.allSatisfy { $0.ring.count == 2 })
+        // Instance a is declared gone: b leases its peers; a closes its remaining session (1) with 1012.
+        cluster.log.append(.instanceGone("a"))
+        let out = cluster.settle()
+        #expect(out[0].contains { if case .send(1, .error(.unavailable, _)) = $0 { true } else { false } })
+        #expect(out[0].contains { if case .close(1, 1012, _) = $0 { true } else { false } })
+        #expect(cluster.cores.allSatisfy { $0.ring.count == 1 && $0.leasesHeld == 2 })
+        #expect(cluster.cores[0].counters.leavesByReason[.instanceGone] == 1)
+    }
+
     @Test func mutationsAndForwardedMessagesReadBackFromTheirJSON() {
         let mutations: [Mutation] = [
             .join(Origin(instance: "a/1f", connection: 42), Joining(publicKey: String(repeating: "ab", count: 32), requested: PeerID(7),
