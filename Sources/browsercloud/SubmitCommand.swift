@@ -29,6 +29,7 @@ struct SubmitRaytrace: AsyncParsableCommand {
     @Option(help: "Output image.") var out: String
     @Option(help: "Worker threads this submitting peer also offers (0: submit only).") var workers = 0
     @Option(help: "Seconds a task may run on a worker before it is stopped there.") var deadline = 60.0
+    @Option(help: "Seconds the first discovery waits for peers' availability answers at most (it ends sooner once enough peers or every asked peer answered; docs/jobs.md, \"Discovery\").") var discoveryWait = 3.0
     @Option(help: "Address and port for WebSocket links.") var listen = ListenAddress(argument: "127.0.0.1:0")!
     @Option(help: "URL other peers dial.") var advertise: String?
     @Option(help: "Seconds to wait for the ring before giving up.") var joinTimeout = 30.0
@@ -49,6 +50,7 @@ struct SubmitRaytrace: AsyncParsableCommand {
         guard (1...10_000).contains(peers) else { throw ValidationError("--peers must be in [1, 10000]") }
         guard (0...256).contains(workers) else { throw ValidationError("--workers must be in [0, 256]") }
         guard deadline > 0 else { throw ValidationError("--deadline must be positive") }
+        guard discoveryWait > 0 && discoveryWait <= 600 else { throw ValidationError("--discovery-wait must be in (0, 600] seconds") }
         guard (2...100).contains(maxReplicas) else { throw ValidationError("--max-replicas must be in [2, 100]") }
         guard trustAfter >= 0 else { throw ValidationError("--trust-after must not be negative") }
         guard (0...1).contains(spotCheckRate) else { throw ValidationError("--spot-check-rate must be in [0, 1]") }
@@ -102,6 +104,7 @@ struct SubmitRaytrace: AsyncParsableCommand {
         }
         var jobOptions = JobOptions()
         jobOptions.deadlineSeconds = deadline
+        jobOptions.discoverySeconds = discoveryWait
         jobOptions.verify = verify
         jobOptions.maxReplicas = maxReplicas
         jobOptions.trustAfter = trustAfter

@@ -1,5 +1,5 @@
 """A network namespace made by the test itself (Chromium never uses 127.0.0.1 for ICE): a veth pair with
-one end inside, an address, lo up and a default route, so WebRTC host candidates exist. Only addresses
+one end inside, an IPv4 address (IPv6 off), lo up and a default route, so WebRTC host candidates exist. Only addresses
 inside this namespace are used. Removed afterwards, also on failure."""
 import os
 import subprocess
@@ -22,8 +22,14 @@ class NetNS:
         self.remove()
         self.run("ip", "netns", "add", self.name)
         try:
+            # No IPv6 inside: its link-local addresses would finish duplicate address detection a second or
+            # two after the links come up, and Chromium, seeing the addresses change, aborts the page loads
+            # under way with ERR_NETWORK_CHANGED (seen in CI when a page loaded right after the namespace was made).
+            for conf in ("all", "default"):
+                self.run("sysctl", "-qw", f"net.ipv6.conf.{conf}.disable_ipv6=1", inside=True)
             self.run("ip", "link", "add", self.outer, "type", "veth", "peer", "name", self.inner)
             self.run("ip", "link", "set", self.inner, "netns", self.name)
+            self.run("sysctl", "-qw", f"net.ipv6.conf.{self.inner}.disable_ipv6=1", inside=True)
             self.run("ip", "link", "set", self.outer, "up")
             self.run("ip", "addr", "add", f"{self.address}/24", "dev", self.inner, inside=True)
             self.run("ip", "link", "set", self.inner, "up", inside=True)

@@ -17,6 +17,7 @@ from harness import BIN, ROOT, Server
 
 VECTORS = {v["scene"]: v["sha256"] for v in json.loads((ROOT / "Tests/vectors/raytracer.json").read_text())["images"]}
 VOLUNTEERS = 3
+CONSOLE = {}   # id(page) -> the page's console messages, shown when a page does not join
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +31,7 @@ def lan(playwright, namespace, tmp_path_factory):
         for _ in range(VOLUNTEERS):
             page = browser.new_context().new_page()
             page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("console", lambda m, page=page: CONSOLE.setdefault(id(page), []).append(m.text))
             page.goto(server.http + "/")
             pages.append(page)
         yield server, pages
@@ -39,15 +41,23 @@ def lan(playwright, namespace, tmp_path_factory):
     assert not errors, errors
 
 
+STATE = """() => ({ status: document.getElementById('status').textContent, job: document.getElementById('job-status').textContent,
+  log: [...document.querySelectorAll('#log li')].map((li) => li.textContent).slice(0, 20), peerId: window.peer?.peerId ?? null,
+  ready: window.peer?.ready ?? null, participating: window.bp?.participating ?? null })"""
+
+
 def joined(pages):
     """Clicks Join on every page and waits until each is in the ring and offers its workers."""
     for page in pages:
         if page.evaluate("() => !window.peer"):
             page.click("#join")
-    for page in pages:
-        # participate() resolved (the page then says it offers its workers) and the peer is linked into the ring.
-        page.wait_for_function("() => window.bp?.participating === true && window.peer?.ready === true", timeout=30000)
-        page.wait_for_function("() => !document.getElementById('run').disabled", timeout=30000)
+    try:
+        for page in pages:
+            # participate() resolved (the page then says it offers its workers) and the peer is linked into the ring.
+            page.wait_for_function("() => window.bp?.participating === true && window.peer?.ready === true", timeout=30000)
+            page.wait_for_function("() => !document.getElementById('run').disabled", timeout=30000)
+    except Exception:
+        raise AssertionError(f"a page did not join: {[(page.evaluate(STATE), CONSOLE.get(id(page), [])[-20:]) for page in pages]}")
     return [page.evaluate("() => window.peer.peerId") for page in pages]
 
 
@@ -136,7 +146,9 @@ def test_a_native_submitter_gets_the_render_bytes_from_lan_volunteers(lan, names
     subprocess.run([BIN, "render", "--scene", "small", "--scenes", str(ROOT / "Public/scenes"), "--out", str(reference)],
                    check=True, capture_output=True, timeout=120)
     proc = subprocess.run(list(namespace.prefix) + [BIN, "submit", "raytrace", "--server", server.ws, "--scene", "small",
-                          "--scenes", str(ROOT / "Public/scenes"), "--tiles", "50", "--peers", str(VOLUNTEERS + 1), "--out", str(out),
+                          "--scenes", str(ROOT / "Public/scenes"), "--tiles", "50", "--peers", str(VOLUNTEERS), "--out", str(out),
+                          # Discovery ends as soon as the volunteers answer; the long bound is for a loaded machine.
+                          "--discovery-wait", "30",
                           "--listen", f"{namespace.address}:0"], capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr
     assert out.read_bytes() == reference.read_bytes(), proc.stdout
