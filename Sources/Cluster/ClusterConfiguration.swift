@@ -50,7 +50,8 @@ public struct ClusterKeys: Sendable {
     public var checkpointLock: String { "\(prefix):checkpoint-lock" }
     /// An instance's heartbeat (time to live: the instance timeout); its value is the instance's stats JSON.
     public func alive(_ instance: String) -> String { "\(prefix):alive:\(instance)" }
-    public var alivePattern: String { "\(prefix):alive:*" }
+    /// The instances that ever sent a heartbeat (a set; members without a heartbeat key are removed).
+    public var instances: String { "\(prefix):instances" }
     /// Where other instances send an instance's forwarded signals and link frames (Pub/Sub).
     public func channel(_ instance: String) -> String { "\(prefix):to:\(instance)" }
 }

@@ -220,9 +220,11 @@ public final class ClusterLink: Sendable {
         var connection: RedisConnection?
         while !stopping {
             if state.withLock({ $0.fatal != nil }) { pause(1); continue }   // nothing more can be applied
+            let fresh = connection == nil
             guard let c = connection ?? connect(readTimeout: 5) else { continue }
             connection = c
             do {
+                if fresh, try logWasLost(c) { continue }
                 if state.withLock({ $0.lastNumber == 0 && $0.lastEntry == .zero }) { try loadSnapshot(c) }
                 update { $0.readerUp = true }
                 let after = state.withLock { $0.lastEntry }
@@ -236,6 +238,18 @@ public final class ClusterLink: Sendable {
                 pause(0.2)
             }
         }
+    }
+
+    /// After (re)connecting: whether Redis lost the log this replica applied (its entry counter is behind
+    /// the last entry applied here: Redis restarted without its data). Then nothing more can be applied.
+    private func logWasLost(_ c: RedisConnection) throws(RedisError) -> Bool {
+        let applied = state.withLock { $0.lastNumber }
+        let counter = try c.command(["GET", configuration.keys.sequence]).int ?? 0
+        guard counter < applied else { return false }
+        let problem = "the cluster's log lost entries (Redis counts \(counter), this instance applied \(applied)): Redis restarted without its data? Restart every instance with a new --cluster-prefix, or restore Redis's data (docs/cluster.md)"
+        logger.critical("\(problem)")
+        update { $0.fatal = problem }
+        return true
     }
 
     private func loadSnapshot(_ c: RedisConnection) throws(RedisError) {
@@ -368,8 +382,8 @@ public final class ClusterLink: Sendable {
         let ttl = String(Int(configuration.instanceTimeout * 1000))
         let others = Set(holding).union(state.withLock { Array($0.instances.keys) }).subtracting([instanceID]).sorted()
         var commands: [[String]] = [["SET", keys.alive(instanceID), String(decoding: stats.encoded(), as: UTF8.self), "PX", ttl],
-                                    ["SADD", "\(keys.prefix):instances", instanceID],
-                                    ["SMEMBERS", "\(keys.prefix):instances"]]
+                                    ["SADD", keys.instances, instanceID],
+                                    ["SMEMBERS", keys.instances]]
         if !others.isEmpty { commands.append(["MGET"] + others.map(keys.alive)) }
         let replies = try c.pipeline(commands)
         let members = (replies[2].array ?? []).compactMap(\.string).filter { $0 != instanceID }
@@ -385,7 +399,7 @@ public final class ClusterLink: Sendable {
             let found = (try c.command(["MGET"] + unknown.map(keys.alive))).array ?? []
             for (instance, value) in zip(unknown, found) {
                 if let text = value.bytes, let v = JSONValue(parsing: text) { live[instance] = v } else {
-                    _ = try c.command(["SREM", "\(keys.prefix):instances", instance])
+                    _ = try c.command(["SREM", keys.instances, instance])
                 }
             }
         }

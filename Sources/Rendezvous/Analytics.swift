@@ -70,6 +70,7 @@ struct StatsSnapshot {
             "arcRatioMaxMean": .number(arcRatioMaxMean),
             "fingerRows": .array(fingerRows.map { n($0) }),
             "peersHere": n(peersHere),
+            "refusedUnavailable": n(membership.refusedUnavailable),
             "cluster": cluster?.json ?? .null,
         ])
     }
@@ -141,7 +142,11 @@ struct StatsSnapshot {
         metric("arc_ratio_max_min", "gauge", "Largest arc between consecutive peers over the smallest (0 when empty).", arcRatioMaxMin)
         metric("arc_ratio_max_mean", "gauge", "Largest arc between consecutive peers over the mean arc (0 when empty).", arcRatioMaxMean)
         metric("finger_rows", "gauge", "Finger rows currently pushed to peers.", Double(fingerRows.count))
-        if let cluster { out += cluster.prometheus }
+        if let cluster {
+            metric("refused_unavailable_total", "counter", "Registrations refused with `unavailable` while the cluster's log was unreachable.",
+                   Double(membership.refusedUnavailable))
+            out += cluster.prometheus
+        }
         return out
     }
 
@@ -179,7 +184,8 @@ struct ClusterFigures {
     }
 
     /// Metrics with an `instance` label: this instance's link, and every live instance's figures (so a
-    /// sum over the label gives the cluster's totals).
+    /// sum over the label gives the cluster's totals), labelled with the incarnation (`name/suffix`: a
+    /// restarted instance's old heartbeat may still be there for up to the instance timeout).
     var prometheus: String {
         func label(_ s: String) -> String { s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") }
         let me = "instance=\"\(label(name))\""
@@ -198,9 +204,9 @@ struct ClusterFigures {
                                     ("forwards_dropped_total", "forwardsDropped", "Forwarded messages the instance dropped (target gone or changed).")] {
             out += "# HELP browsercloud_cluster_instance_\(metric) \(help) By instance, from the last heartbeats.\n"
             out += "# TYPE browsercloud_cluster_instance_\(metric) \(metric.hasSuffix("_total") ? "counter" : "gauge")\n"
-            for (_, figures) in instances {
-                guard let instance = figures["instance"]?.stringValue, case .number(let x)? = figures[key] else { continue }
-                out += "browsercloud_cluster_instance_\(metric){instance=\"\(label(instance))\"} \(Int(x))\n"
+            for (id, figures) in instances {
+                guard case .number(let x)? = figures[key] else { continue }
+                out += "browsercloud_cluster_instance_\(metric){instance=\"\(label(id))\"} \(Int(x))\n"
             }
         }
         return out

@@ -58,7 +58,7 @@ def test_addresses_hidden_when_admin_routes_are_off(server, peers):
 # --- Requests libwebsockets cannot parse ---------------------------------------------------------------
 
 
-LEAVE_REASONS = ["leave", "closed", "idle-timeout", "slow-consumer", "rate-limited", "evicted", "closed-by-server"]
+LEAVE_REASONS = ["leave", "closed", "idle-timeout", "slow-consumer", "rate-limited", "evicted", "closed-by-server", "instance-gone"]
 
 
 def leaves(stream):

@@ -79,7 +79,8 @@ TEXT = {"host": "0.0.0.0", "fingers": "0,47", "public": "/srv/bundle", "secret-f
         "admin-token": "0123456789abcdefX", "admin-token-file": "/etc/bc/admin", "allowed-origins": "https://a.example",
         "tls-cert": "/etc/bc/cert.pem", "tls-key": "/etc/bc/key.pem", "record-events": "/var/log/bc/events.jsonl",
         "state-file": "/var/lib/bc/state", "tweetnacl-path": "/srv/js/nacl-fast.min.js", "cryptojs-path": "/srv/js/cryptojs",
-        "trusted-proxies": "127.0.0.1,::1"}
+        "trusted-proxies": "127.0.0.1,::1", "cluster": "redis://10.0.0.5:6380/2", "instance": "node-2",
+        "cluster-prefix": "bc-test", "seed": "12345"}
 
 
 def other_value(row):
