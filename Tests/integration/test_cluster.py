@@ -276,3 +276,27 @@ def test_an_instance_killed_during_a_job_its_peers_move_with_their_ids_and_the_j
     finally:
         for p in natives:
             p.stop()
+
+
+def test_a_redis_that_lost_the_log_is_reported_and_nothing_is_handed_out_again(cluster, redis):
+    """Redis restarted without its data (no persistence): the instance must not apply a new log on top of its
+    replica (it would hand out the lost entries' IDs again): it reports the loss and refuses registrations."""
+    server = cluster(1)[0]
+    peers = [Peer(server) for _ in range(3)]
+    try:
+        for p in peers:
+            p.register()
+        redis.stop()
+        redis.start()   # empty: no persistence
+        wait_until(lambda: "lost entries" in (server.stats()["cluster"]["problem"] or ""), timeout=15,
+                   message="the instance reports the lost log")
+        health = server.get("/healthz")
+        assert health.status_code == 503 and "lost entries" in health.json()["problem"], health.text
+        newcomer = Peer(server)
+        newcomer.send(newcomer.register_message())
+        newcomer.expect_error("unavailable")
+        newcomer.close()
+        assert len(server.network()["peers"]) == 3
+    finally:
+        for p in peers:
+            p.close()
