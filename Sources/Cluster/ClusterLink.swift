@@ -23,8 +23,8 @@ public protocol ClusterDelegate: AnyObject, Sendable {
 ///   publishes forwarded messages on the target instance's channel, keeps the heartbeat, stores
 ///   snapshots and trims the log, and proposes `instance-gone` for instances whose heartbeat expired.
 /// - The subscriber receives the messages other instances forward to this one.
-/// Each thread reconnects on its own after a failure; while the writer or the reader has no
-/// connection, or the reader has not caught up with the log, the core is told the log is unavailable.
+/// Each thread reconnects on its own after a failure; while one of them has no connection, or the reader
+/// has not caught up with the log, the core is told the log is unavailable.
 public final class ClusterLink: Sendable {
     public let configuration: ClusterConfiguration
     /// This incarnation's name in the log and in peer records: `<name>/<6 random hex>`.
@@ -172,7 +172,9 @@ public final class ClusterLink: Sendable {
         }
     }
 
-    private static func isAvailable(_ s: State) -> Bool { s.fatal == nil && s.writerUp && s.readerUp && s.caughtUp }
+    /// Available: the log can be followed and appended to, and messages forwarded to this instance reach
+    /// it (its channel is subscribed: Pub/Sub keeps nothing for a channel nobody listens to).
+    private static func isAvailable(_ s: State) -> Bool { s.fatal == nil && s.writerUp && s.readerUp && s.caughtUp && s.subscriberUp }
 
     private func deliver(_ events: [Event]) {
         guard !events.isEmpty, let d = state.withLock({ $0.delegate?.value }) else { return }
@@ -435,13 +437,13 @@ public final class ClusterLink: Sendable {
                 if connection == nil {
                     _ = try c.command(["SUBSCRIBE", channel])
                     connection = c
-                    state.withLock { $0.subscriberUp = true }
+                    update { $0.subscriberUp = true }
                 }
                 guard let reply = try c.nextReply(), let parts = reply.array, parts.count == 3, parts[0].string == "message",
                       let payload = parts[2].bytes else { continue }
                 if let message = JSONValue(parsing: payload).flatMap(Forwarded.init(json:)) { deliver([.forwarded(message)]) }
             } catch {
-                state.withLock { $0.subscriberUp = false; $0.lastError = "channel: \(error)" }
+                update { $0.subscriberUp = false; $0.lastError = "channel: \(error)" }
                 connection = nil
                 pause(0.2)
             }
