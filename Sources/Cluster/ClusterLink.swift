@@ -51,6 +51,11 @@ public final class ClusterLink: Sendable {
         var availableSent: Bool?
         var lastEntry = StreamID.zero
         var lastNumber = 0
+        /// The last entry handed to the core (`lastNumber` once its batch was delivered).
+        var postedNumber = 0
+        /// Forwarded messages waiting for the core to be given the entry their sender had read.
+        var held: [(after: Int, message: Forwarded, until: Double)] = []
+        var heldDropped = 0
         var applied = 0
         var sinceCheckpoint = 0
         var checkpointProposed = false
@@ -70,7 +75,9 @@ public final class ClusterLink: Sendable {
 
     enum Outgoing: Sendable {
         case propose(Mutation)
-        case forward(String, Forwarded)
+        /// A message for another instance, and the number of the last log entry read here when it was
+        /// sent (the target holds it until it has applied that entry too).
+        case forward(String, Forwarded, after: Int)
         case snapshot(ReplicaSnapshot)
     }
 
@@ -149,7 +156,7 @@ public final class ClusterLink: Sendable {
         let item: Outgoing
         switch action {
         case .propose(let m): item = .propose(m)
-        case .forward(let instance, let m): item = .forward(instance, m)
+        case .forward(let instance, let m): item = .forward(instance, m, after: state.withLock { $0.lastNumber })
         case .snapshot(let s): item = .snapshot(s)
         default: return
         }
@@ -168,7 +175,8 @@ public final class ClusterLink: Sendable {
     public var status: Status {
         state.withLock { s in
             Status(available: Self.isAvailable(s), problem: s.fatal ?? (Self.isAvailable(s) ? nil : s.lastError ?? "connecting"),
-                   appliedEntries: s.applied, lastEntry: s.lastEntry.text, queued: s.queue.count, dropped: s.dropped, instances: s.instances)
+                   appliedEntries: s.applied, lastEntry: s.lastEntry.text, queued: s.queue.count, dropped: s.dropped + s.heldDropped,
+                   instances: s.instances)
         }
     }
 
@@ -178,6 +186,12 @@ public final class ClusterLink: Sendable {
 
     private func deliver(_ events: [Event]) {
         guard !events.isEmpty, let d = state.withLock({ $0.delegate?.value }) else { return }
+        d.clusterDeliver(events)
+    }
+
+    /// `deliver` for a caller that holds the state's lock (the delegate only queues the events).
+    private static func deliver(_ events: [Event], to s: State) {
+        guard !events.isEmpty, let d = s.delegate?.value else { return }
         d.clusterDeliver(events)
     }
 
@@ -303,6 +317,44 @@ public final class ClusterLink: Sendable {
         }
         let caughtUp = entries.count < 500
         update({ if caughtUp { $0.caughtUp = true } }, then: events)
+        release()
+    }
+
+    // MARK: Forwarded messages in log order
+
+    /// Most forwarded messages held back at once, and for how long (seconds): beyond, they are dropped.
+    static let maxHeld = 10_000
+    static let holdSeconds = 10.0
+
+    /// A message another instance forwarded after it had read log entry `after`: handed to the core now if
+    /// the core has been given that entry (and nothing is held before it), held until then otherwise. So a
+    /// signal from a peer that already sees a newcomer is not dropped by an instance that has not applied
+    /// the newcomer's join yet; messages from one sender stay in order.
+    private func receive(_ message: Forwarded, after: Int) {
+        state.withLock { s in
+            if s.held.isEmpty && s.postedNumber >= after {
+                Self.deliver([.forwarded(message)], to: s)
+            } else if s.held.count < Self.maxHeld {
+                s.held.append((after, message, Date().timeIntervalSince1970 + Self.holdSeconds))
+            } else {
+                s.heldDropped += 1
+            }
+        }
+    }
+
+    /// After log entries were handed to the core: the held messages they were waiting for follow, in the
+    /// order they came; those held too long are dropped.
+    private func release() {
+        let now = Date().timeIntervalSince1970
+        state.withLock { s in
+            s.postedNumber = s.lastNumber
+            var ready: [Event] = []
+            while let first = s.held.first, first.after <= s.postedNumber || first.until < now {
+                s.held.removeFirst()
+                if first.after <= s.postedNumber { ready.append(.forwarded(first.message)) } else { s.heldDropped += 1 }
+            }
+            Self.deliver(ready, to: s)   // under the lock: nothing from the channel can overtake them
+        }
     }
 
     // MARK: Writer
@@ -364,8 +416,10 @@ public final class ClusterLink: Sendable {
             switch item {
             case .propose(let m):
                 commands.append(["EVAL", Self.appendScript, "2", keys.log, keys.sequence, String(decoding: m.json.encoded(), as: UTF8.self)])
-            case .forward(let instance, let m):
-                commands.append(["PUBLISH", keys.channel(instance), String(decoding: m.json.encoded(), as: UTF8.self)])
+            case .forward(let instance, let m, let after):
+                guard case .object(var o) = m.json else { continue }
+                o["after"] = .number(Double(after))
+                commands.append(["PUBLISH", keys.channel(instance), String(decoding: JSONValue.object(o).encoded(), as: UTF8.self)])
             case .snapshot(let s):
                 guard let (entry, n) = state.withLock({ $0.checkpoints.isEmpty ? nil : $0.checkpoints.removeFirst() }) else { continue }
                 let text = JSONValue.object(["entry": .string(entry.text), "n": .number(Double(n)), "replica": s.json]).encoded()
@@ -441,7 +495,10 @@ public final class ClusterLink: Sendable {
                 }
                 guard let reply = try c.nextReply(), let parts = reply.array, parts.count == 3, parts[0].string == "message",
                       let payload = parts[2].bytes else { continue }
-                if let message = JSONValue(parsing: payload).flatMap(Forwarded.init(json:)) { deliver([.forwarded(message)]) }
+                guard let v = JSONValue(parsing: payload), let message = Forwarded(json: v) else { continue }
+                var after = 0
+                if case .number(let n)? = v["after"], let i = Int(exactly: n) { after = i }
+                receive(message, after: after)
             } catch {
                 update { $0.subscriberUp = false; $0.lastError = "channel: \(error)" }
                 connection = nil
