@@ -9,6 +9,12 @@
 //   await peer.send(dstId, data)                // resolves when handed to the overlay
 //   await peer.leave()
 //
+// Several servers (the instances of one cluster, docs/cluster.md): `signalingURL` may be a list,
+// `new Explorer({ signalingURL: ['ws://a:9000', 'ws://b:9000'] })`. The first connection dials the first URL;
+// every later attempt (after a close, a going-away or a failed attempt) dials the next in turn, so a peer
+// whose instance stops comes back through another with its ID. `register()` rejects when its own attempt
+// fails (ERR_SIGNALING_UNREACHABLE); the reconnection goes on with the next URL and 'registered' follows.
+//
 // Other events: 'link-up' / 'link-down' ({ peerId }), 'ring' (the finger table snapshot after every
 // change), 'signalling-lost', 'signalling-error' ({ code: 'ERR_SIGNALING_UNREACHABLE', message }: a
 // reconnection attempt failed; another follows), 'signalling-restored', 'server-going-away' ({ retryAfterMs }: the server
@@ -49,7 +55,8 @@ const toHex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0'
 export class Explorer {
   /**
    * @param {object} options
-   * @param {string} [options.signalingURL] WebSocket URL of the rendezvous server (default: this page's host)
+   * @param {string|string[]} [options.signalingURL] WebSocket URL of the rendezvous server (default: this page's
+   *   host), or a non-empty list of URLs of one cluster's instances, dialled in turn (see above); a TypeError otherwise
    * @param {RTCIceServer[]} [options.iceServers] STUN/TURN servers for real deployments; none on a LAN
    * @param {object} [options.capabilities] sent in `register` (runtimes, workers, transports)
    * @param {number} [options.maxHops] messages are dropped after this many hops (default 64)
