@@ -34,7 +34,7 @@ export class BrowserProcess {
   /**
    * @param {object} config
    * @param {Explorer} [config.explorer] an existing peer; otherwise one is made from signalingURL/iceServers
-   * @param {string} [config.signalingURL]
+   * @param {string|string[]} [config.signalingURL] one URL, or a cluster's list (webrtc-explorer.js)
    * @param {RTCIceServer[]} [config.iceServers]
    * @param {number} [config.workers] Web Workers offered (default navigator.hardwareConcurrency; 0 offers none)
    * @param {number} [config.maxQueued] tasks accepted beyond the running ones (default max(4, workers))

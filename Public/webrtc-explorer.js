@@ -9,6 +9,15 @@
 //   await peer.send(dstId, data)                // resolves when handed to the overlay
 //   await peer.leave()
 //
+// Several servers (the instances of one cluster, docs/cluster.md): `signalingURL` may be a list,
+// `new Explorer({ signalingURL: ['ws://a:9000', 'ws://b:9000'] })`. The first connection dials the first URL;
+// every later attempt (after a close, a going-away or a failed attempt) dials the next in turn, so a peer
+// whose instance stops comes back through another with its ID. `register()` rejects when its own attempt
+// fails (ERR_SIGNALING_UNREACHABLE); the reconnection goes on with the next URL and 'registered' follows.
+//
+// A WebRTC attempt that times out or fails (ERR_CONNECT_TIMEOUT, ERR_CONNECTION_FAILURE) is tried again about a
+// second later while the peer is still needed (after two failures through the server's relay, when it offers one).
+//
 // Other events: 'link-up' / 'link-down' ({ peerId }), 'ring' (the finger table snapshot after every
 // change), 'signalling-lost', 'signalling-error' ({ code: 'ERR_SIGNALING_UNREACHABLE', message }: a
 // reconnection attempt failed; another follows), 'signalling-restored', 'server-going-away' ({ retryAfterMs }: the server
@@ -32,7 +41,7 @@
 // The four parts of the thesis: channel manager (explorer/channel-manager.js), finger table
 // (explorer/finger-table.js), router (explorer/ring.js) and this interface (with explorer/events.js).
 
-import { ChannelManager } from './explorer/channel-manager.js'
+import { ChannelManager, LINK_ERRORS } from './explorer/channel-manager.js'
 export { LINK_ERRORS } from './explorer/channel-manager.js'
 import { Events } from './explorer/events.js'
 import { FingerTable, ringEpochs } from './explorer/finger-table.js'
@@ -43,13 +52,16 @@ import { OverlaySigner, OverlayVerifier, parseSignedFrame, encodeSignedFrame } f
 export { route } from './explorer/ring.js'
 
 const DEFAULT_MAX_HOPS = 64
+/** After a WebRTC attempt timed out or failed, the needed peers without a link are dialled again after about this long. */
+const LINK_RETRY_MS = 1000
 
 const toHex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')
 
 export class Explorer {
   /**
    * @param {object} options
-   * @param {string} [options.signalingURL] WebSocket URL of the rendezvous server (default: this page's host)
+   * @param {string|string[]} [options.signalingURL] WebSocket URL of the rendezvous server (default: this page's
+   *   host), or a non-empty list of URLs of one cluster's instances, dialled in turn (see above); a TypeError otherwise
    * @param {RTCIceServer[]} [options.iceServers] STUN/TURN servers for real deployments; none on a LAN
    * @param {object} [options.capabilities] sent in `register` (runtimes, workers, transports)
    * @param {number} [options.maxHops] messages are dropped after this many hops (default 64)
@@ -74,6 +86,7 @@ export class Explorer {
     this.challengeNonce = null // the current connection's challenge
     this.readyEmitted = false
     this.registering = null
+    this.linkRetry = null      // the timer of #retryLinks
     this.counter = 0
     this.signer = null         // signs this peer's messages (after `registered`)
     this.verifier = null       // checks messages for this peer (from the first `challenge`)
@@ -93,7 +106,7 @@ export class Explorer {
       onLinkUp: (peerId) => { this.events.emit('link-up', { peerId }); this.#checkReady() },
       onLinkDown: (peerId) => { this.events.emit('link-down', { peerId }); this.#reconcileLinks() },
       isNeeded: (peerId) => this.table.neededPeers().has(peerId),
-      onLinkError: (peerId, error) => this.events.emit('error', { code: error.code, message: error.message, peerId }),
+      onLinkError: (peerId, error) => { this.events.emit('error', { code: error.code, message: error.message, peerId }); this.#retryLinks(error.code) },
       webrtc: options.webrtc ?? true
     })
   }
@@ -171,6 +184,8 @@ export class Explorer {
   async leave () {
     this.channels.sendToServer({ type: 'leave' })
     this.channels.stop()
+    clearTimeout(this.linkRetry)
+    this.linkRetry = null
     this.table.clear()
     this.epoch = null
     this.certificate = null
@@ -277,6 +292,13 @@ export class Explorer {
     for (const peerId of this.channels.peers()) {
       if (!needed.has(peerId)) this.channels.retire(peerId)
     }
+  }
+
+  /** A WebRTC attempt timed out or failed (its signals may have been lost, e.g. between a cluster's instances):
+   * the needed peers without a link are dialled again after LINK_RETRY_MS (one timer at a time). */
+  #retryLinks (code) {
+    if (this.linkRetry || (code !== LINK_ERRORS.CONNECT_TIMEOUT && code !== LINK_ERRORS.CONNECTION_FAILURE)) return
+    this.linkRetry = setTimeout(() => { this.linkRetry = null; this.#reconcileLinks() }, LINK_RETRY_MS * (0.75 + Math.random() / 2))
   }
 
   #checkReady () {

@@ -34,7 +34,9 @@ const RETIRE_GRACE_MS = 2000
 export class ChannelManager {
   /**
    * @param {object} o
-   * @param {string} o.url signalling server WebSocket URL
+   * @param {string|string[]} o.url the signalling server's WebSocket URL, or several (the instances of one
+   *   cluster, docs/cluster.md): the first attempt dials the first; every later attempt (after a close or a
+   *   failed attempt) dials the next in turn, wrapping around. Throws a TypeError when empty or not strings.
    * @param {RTCIceServer[]} o.iceServers STUN/TURN servers (none needed on a LAN)
    * @param {(m: object) => void} o.onServerMessage every non-signal server message
    * @param {() => void} o.onSignallingOpen called on every (re)connection of the WebSocket
@@ -48,6 +50,9 @@ export class ChannelManager {
    */
   constructor (o) {
     this.o = o
+    this.urls = Array.isArray(o.url) ? [...o.url] : [o.url]
+    if (!this.urls.length || this.urls.some((u) => typeof u !== 'string' || !u)) throw new TypeError('url: a WebSocket URL or a non-empty list of them')
+    this.urlIndex = 0           // this.urls[urlIndex]: the URL of the current (or next) attempt
     this.selfId = null
     this.links = new Map()
     this.failures = new Map()   // peerId → WebRTC attempts that never opened
@@ -68,11 +73,15 @@ export class ChannelManager {
 
   // MARK: signalling
 
+  /** The signalling URL of the current (or next) connection attempt. */
+  get url () { return this.urls[this.urlIndex] }
+
   connect () {
     this.stopped = false
     return new Promise((resolve, reject) => {
       let opened = false
-      const ws = new WebSocket(this.o.url, SUBPROTOCOL)
+      const url = this.url
+      const ws = new WebSocket(url, SUBPROTOCOL)
       this.ws = ws
       ws.onopen = () => {
         opened = true
@@ -91,7 +100,9 @@ export class ChannelManager {
       ws.onclose = () => {
         if (this.ws !== ws) return
         this.ws = null
-        if (!opened) reject(new LinkError(LINK_ERRORS.SIGNALING_UNREACHABLE, `cannot reach the signalling server at ${this.o.url}`))
+        // The next attempt dials the next URL of the list (the same one when there is only one).
+        this.urlIndex = (this.urlIndex + 1) % this.urls.length
+        if (!opened) reject(new LinkError(LINK_ERRORS.SIGNALING_UNREACHABLE, `cannot reach the signalling server at ${url}`))
         for (const link of [...this.links.values()]) if (link.role === 'relay') this.#destroy(link)
         if (opened) this.o.onSignallingLost()
         this.#scheduleReconnect()
@@ -336,7 +347,7 @@ export class ChannelManager {
   /** A native peer asks to be dialled at `url`, its vouched `fromUrl` (its listener); `nonce` proves who we are. */
   #dialSocket (peerId, { url, nonce }, fromUrl) {
     if (typeof nonce !== 'string' || nonce.length > 64) return
-    const refusal = dialMeRefusal({ url, fromUrl, signalingURL: this.o.url })
+    const refusal = dialMeRefusal({ url, fromUrl, signalingURL: this.url })
     const existing = this.links.get(peerId)
     if (refusal !== null) {
       this.dialsRefused++ // counted and reported; a WebRTC attempt the native peer cannot answer ends (towards the relay)

@@ -56,14 +56,16 @@ class Overlay:
         self.timeline = timeline
         self.pages = []   # (context, page, peerId)
 
-    def spawn(self, n, workers=1):
+    def spawn(self, n, workers=1, base_url=None, ws_url=None):
+        """`n` more pages, loaded from `base_url` and joined through `ws_url` (one URL, or a list of a cluster's
+        instances; by default the overlay's own)."""
         start = len(self.pages)
         for i in range(start, start + n):
             context = self.browser.new_context()
             page = context.new_page()
             page.expose_function("bcEvent", lambda index, name, payload: self.timeline.add(index, name, payload))
-            page.goto(self.base_url + "/")
-            peer_id = page.evaluate(SETUP, {"index": i, "url": self.ws_url, "workers": workers})
+            page.goto((base_url or self.base_url) + "/")
+            peer_id = page.evaluate(SETUP, {"index": i, "url": ws_url or self.ws_url, "workers": workers})
             self.pages.append([context, page, peer_id])
         return self.pages[start:]
 
@@ -86,20 +88,21 @@ class Overlay:
         return (entry is not None and s["predecessor"] == entry["predecessor"] and s["successors"] == entry["successors"]
                 and {str(k): v for k, v in s["fingers"].items()} == entry["fingers"] and needed <= set(s["links"]))
 
-    def wait_stable(self, timeout=30, natives=()):
+    def wait_stable(self, timeout=30, natives=(), network=None):
         """Until every live page (and every native peer in `natives`) has its state equal to the
-        server's and an open link to each peer it needs. The server is asked through a page: it is
-        reachable only inside the namespace."""
+        server's and an open link to each peer it needs. The server is asked through a page (it is
+        reachable only inside the namespace), or through `network()`: the server's /api/network, or None
+        while it has no single answer (e.g. a cluster's instances still differ)."""
         deadline = time.monotonic() + timeout
         page = self.live[0][1]
         while time.monotonic() < deadline:
-            network = page.evaluate("async () => (await fetch('/api/network?limit=10000')).json()")
-            expected = {e["peerId"]: e for e in network["peers"]}
-            ok = (len(expected) == len(self.live) + len(natives)
+            network_now = network() if network else page.evaluate("async () => (await fetch('/api/network?limit=10000')).json()")
+            expected = {e["peerId"]: e for e in network_now["peers"]} if network_now else {}
+            ok = (network_now is not None and len(expected) == len(self.live) + len(natives)
                   and all(self.matches(pg, expected.get(peer_id)) for _, pg, peer_id in self.live)
                   and all(n.matches(expected.get(n.peer_id)) for n in natives))
             if ok:
-                return network
+                return network_now
             page.wait_for_timeout(100)
         raise AssertionError("ring did not stabilise: " + json.dumps([self.snapshot(p) for _, p, _ in self.live])[:2000])
 
