@@ -13,16 +13,18 @@ configuration and round, so its counters start at zero). Per configuration and r
 Then, once, the idle peers 3 instances hold: one bc-loadgen per instance (each process here, server and
 load generator alike, is capped at 20,000 open files), RSS per peer and the total reached.
 """
+import datetime
 import json
 import os
 import shutil
 import socket
 import statistics
 import subprocess
+import threading
 import time
 import urllib.request
 
-from common import RELEASE, rss_kib, start, stop, thread_cpu_seconds
+from common import ROOT, RELEASE, rss_kib, start, stop, thread_cpu_seconds
 
 REDIS = shutil.which("redis-server")
 TICK = os.sysconf("SC_CLK_TCK")
@@ -70,7 +72,7 @@ class Redis:
         return f"redis://127.0.0.1:{self.port}"
 
     def command(self, *args):
-        """One command; the reply's text (bulk strings and simple strings)."""
+        """One command; the reply's text (bulk strings, simple strings; `:n` for integers)."""
         with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
             s.sendall((f"*{len(args)}\r\n" + "".join(f"${len(a.encode())}\r\n{a}\r\n" for a in args)).encode())
             data = b""
@@ -252,18 +254,39 @@ def measure_held(tmp, per_instance, instances=3):
         redis0 = setup.redis.used_memory()
         t0 = time.monotonic()
         lgs = [subprocess.Popen([str(RELEASE / "bc-loadgen"), "hold", "--port", str(port), "--peers", str(per_instance),
-                                 "--samples", "1", "--timeout", "300"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 "--samples", "1", "--timeout", "600"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 text=True) for port in setup.ports]
-        held = [read_json(lg) for lg in lgs]
-        total = per_instance * instances
-        setup.wait_ring(total, timeout=120)
+        # The ring's size over time, from the first instance's replica (every instance applies every join).
+        timeline, done = [], threading.Event()
+
+        def watch():
+            while not done.is_set():
+                n = setup.health(setup.ports[0]).get("peersOnline")
+                if n is not None:
+                    timeline.append((time.monotonic() - t0, n))
+                done.wait(0.5)
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        try:
+            held = [read_json(lg) for lg in lgs]
+            total = per_instance * instances
+            setup.wait_ring(total, timeout=120)
+        finally:
+            done.set()
+            watcher.join()
         seconds = time.monotonic() - t0
+        timeline.append((seconds, total))
+        calls = setup.redis.commandstats()
         rss1 = [rss_kib(proc.pid) for proc, _ in setup.servers]
         redis1 = setup.redis.used_memory()
         return {"perInstance": per_instance, "instances": instances, "total": total, "seconds": seconds,
                 "joinsPerSecond": total / seconds, "failures": sum(h["failures"] for h in held),
+                "closedEarly": {k: sum(h.get("closedBeforeRegistered", {}).get(k, 0) for h in held)
+                                for k in sorted({k for h in held for k in h.get("closedBeforeRegistered", {})})},
                 "rssKiB": rss1, "bytesPerPeerInstance": [(b - a) * 1024 / per_instance for a, b in zip(rss0, rss1)],
-                "bytesPerPeerAll": (sum(rss1) - sum(rss0)) * 1024 / total, "redisBytesPerPeer": (redis1 - redis0) / total}
+                "bytesPerPeerAll": (sum(rss1) - sum(rss0)) * 1024 / total, "redisBytesPerPeer": (redis1 - redis0) / total,
+                "thirds": thirds(timeline, total), "snapshots": calls.get("xtrim", 0),
+                "snapshotBytes": int(setup.redis.command("STRLEN", "browsercloud:snapshot").lstrip(":") or 0)}
     finally:
         for lg in lgs:
             lg.stdin.close()
@@ -272,11 +295,21 @@ def measure_held(tmp, per_instance, instances=3):
         setup.stop()
 
 
+def thirds(timeline, total):
+    """Joins per second while the ring grew through each third of `total`, from (seconds, size) samples."""
+    rates = []
+    for lo, hi in ((0, total // 3), (total // 3, 2 * total // 3), (2 * total // 3, total)):
+        a = next(((t, n) for t, n in timeline if n >= lo), None)
+        b = next(((t, n) for t, n in timeline if n >= hi), None)
+        rates.append((b[1] - a[1]) / (b[0] - a[0]) if a and b and b[0] > a[0] else float("nan"))
+    return rates
+
+
 def bench_cluster(tmp, peers=3000, samples=300, pairs=20, window=16, payload=200, seconds=3.0, rounds=2, held_per_instance=19_000):
     """All measurements of section 10; None when redis-server is not installed."""
     if not REDIS:
         return None
-    started = time.monotonic()
+    started, load = time.monotonic(), os.getloadavg()[0]
     runs = {k: [] for k in CONFIGS}
     for _ in range(rounds):
         for k in CONFIGS:
@@ -290,9 +323,13 @@ def bench_cluster(tmp, peers=3000, samples=300, pairs=20, window=16, payload=200
             finally:
                 setup.stop()
             runs[k].append(r)
+    rounds_seconds = time.monotonic() - started
     held = measure_held(tmp, held_per_instance)
     return {"peers": peers, "samples": samples, "pairs": pairs, "window": window, "payload": payload, "seconds": seconds,
-            "rounds": rounds, "runs": runs, "held": held, "runSeconds": time.monotonic() - started}
+            "rounds": rounds, "runs": runs, "held": held, "runSeconds": time.monotonic() - started, "roundsSeconds": rounds_seconds,
+            "date": datetime.date.today().isoformat(),
+            "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip(),
+            "load": [load, os.getloadavg()[0]]}
 
 
 def med(xs):
@@ -300,7 +337,7 @@ def med(xs):
 
 
 def cluster_report(c):
-    heading = "## 10. Cluster mode: 1, 2 and 3 instances next to one process"
+    heading = "## 10. Cluster: 1, 2 and 3 instances next to one process"
     if c is None:
         return f"{heading}\n\nNot measured: redis-server is not installed.\n\n"
     runs, rounds = c["runs"], c["rounds"]
@@ -360,17 +397,24 @@ def cluster_report(c):
     same_threads, same_us = thread_rows("same")
     cross_threads, cross_us = thread_rows("cross")
     thread_names = same_threads + [n for n in cross_threads if n not in same_threads]
-    thread_table = "\n".join(f"| {n} | {same_us.get(n, 0):.1f} µs | {cross_us.get(n, 0):.1f} µs |" for n in thread_names)
+    names = {"lws-service": "lws-service (the server's service thread)",
+             "oot.default-qos": "`…oot.default-qos` threads: the cluster link's reader, writer and subscriber"}
+    thread_table = "\n".join(f"| {names.get(n, n)} | {same_us.get(n, 0):.1f} µs | {cross_us.get(n, 0):.1f} µs |" for n in thread_names)
     thread_table += (f"\n| redis-server | {med([r['same']['redisCpuUs'] for r in k2]):.1f} µs | {med([r['cross']['redisCpuUs'] for r in k2]):.1f} µs |"
                      f"\n| **all server processes** | **{med([r['same']['cpuUs'] for r in k2]):.1f} µs** | **{med([r['cross']['cpuUs'] for r in k2]):.1f} µs** |")
     h = c["held"]
+    lock_note = ("" if h["snapshots"] * 2 >= h["total"] // 1000 else
+                 ": the checkpoint lock (`SET <prefix>:checkpoint-lock … NX PX 10000`) is not released after a "
+                 "checkpoint, so the cluster writes at most one every 10 s, and under a fast stream of joins the log "
+                 "grows to 10 s of entries between snapshots, more than `--checkpoint-entries` says")
+    closed_early = (": " + ", ".join(f"{n} {k}" for k, n in h["closedEarly"].items())) if h.get("closedEarly") else ""
     per_inst = ", ".join(f"{b / 1024:.1f}" for b in h["bytesPerPeerInstance"])
     rss = ", ".join(f"{x / 1024:.0f}" for x in h["rssKiB"])
     return f"""{heading}
 
 `browsercloud serve --cluster redis://… --instance NAME` (docs/cluster.md) with 1, 2 and 3 instances on
 this machine, each with its own port and all sharing one redis-server (7.0, no persistence) and one
-server key, next to one process without `--cluster`. The same run, {rounds} rounds; in each round the
+server key, next to one process without `--cluster`. Measured on {c['date']}, commit `{c['commit']}`, in one run ({rounds} rounds); in each round the
 configurations run one after another, each on fresh processes (a fresh redis-server too, so its
 counters start at zero). Ratios are cluster / single process within a round, median over the rounds
 (this run's rounds; absolute figures drift on this shared 2-core machine). The instances, redis-server
@@ -421,11 +465,13 @@ median over the rounds):
 ### Idle peers one machine holds with 3 instances
 
 One bc-loadgen per instance, each holding {h['perInstance']:,} peers on its instance: **{h['total']:,} peers held**
-({h['failures']} failures) in {h['seconds']:.0f} s ({h['joinsPerSecond']:,.0f} joins/s, every join applied by all 3 instances).
+({h['failures']} connections closed or failed before registering{closed_early}, each replaced by another) in {h['seconds']:.0f} s ({h['joinsPerSecond']:,.0f} joins/s, every join applied by all 3 instances; while the
+ring grew through its first, second and last third: {", ".join(f"{x:,.0f}" for x in h['thirds'])} joins/s).
 Instance RSS with the peers held: {rss} MiB; per peer held (RSS growth of each instance / its own
 peers, which includes the whole ring's replica): {per_inst} KiB; all instances together {h['bytesPerPeerAll'] / 1024:.1f} KiB
 per peer; redis-server `used_memory` grew {h['redisBytesPerPeer']:.0f} bytes per peer (peer records, the log
-since the last checkpoint and the snapshot).
+since the last checkpoint and the snapshot). {h['snapshots']} checkpoints were written while filling ({h['total'] // 1000} by `--checkpoint-entries`,
+1,000 log entries){lock_note}; the last snapshot is {h['snapshotBytes'] / 1e6:.1f} MB of JSON.
 
 Why {h['total']:,}: every process here, server and load generator alike, is capped at 20,000 open files (the
 hard limit; even root cannot raise it), so one process holds just under 20,000 WebSocket peers and
@@ -435,6 +481,36 @@ each load generator connects from 127.0.0.1 to one instance's port, well inside 
 source ports per destination. More instances (and load generators) on more ports would hold more;
 each instance's replica of the whole ring then grows with the total.
 
-Section run time: {c['runSeconds']:.0f} s.
+### Where the ceiling is, and what would lift it
+
+- **One log serialises every mutation.** Every join and leave is one `EVAL` (`INCR` + `XADD`) on the
+  one stream and is read and applied by every instance (one `XREAD` per instance when joins come one
+  at a time), so adding instances adds no join capacity: the join rate while filling is
+  {ratio(3, lambda r: r['hold']['joinsPerSecond']):.2f}× one process's with 3 instances, and joins cost the single-threaded redis-server
+  {med([r['hold']['fill']['redisCpuUs'] for r in k3]):.0f} µs of CPU each with 3 instances (its one core alone would cap the whole cluster near
+  {round(1e6 / max(med([r['hold']['fill']['redisCpuUs'] for r in k3]), 1), -3):,.0f} joins/s, before any instance's own work, and every instance applies every join to its replica and pushes the
+  ring changes to its own affected peers).
+  What would lift it: per-instance streams (each instance appends its own peers' mutations to its own
+  stream; a peer's mutations stay in order because one instance holds it, and replicas merge the
+  streams), and Redis Cluster shards for those streams, so appends spread over several Redis cores.
+- **Cross-instance signals cost {ratio(2, lambda r: r['cross']['cpuUs'], lambda r: r['same']['cpuUs']):.1f}× a same-instance one** in server CPU (median ratio with 2 instances,
+  {med([r['cross']['cpuUs'] for r in k2]):.0f} µs against {med([r['same']['cpuUs'] for r in k2]):.0f} µs): a `PUBLISH` to the target instance's channel, redis-server's fan-out
+  ({med([r['cross']['redisCpuUs'] for r in k2]):.1f} µs), and the link's writer and subscriber threads (JSON encoding and parsing of the forwarded
+  message, one hand-off to the service thread per message). The cluster's cross-instance relay is
+  bounded by one redis-server core at about {round(1e6 / max(med([r['cross']['redisCpuUs'] for r in k2]), 0.1), -3):,.0f} signals/s. What would lift it: sharded Pub/Sub
+  (`SPUBLISH`, Redis 7) over Redis Cluster shards, or direct instance-to-instance connections for
+  forwarded messages (Redis then only carries the log); batching the subscriber's hand-offs.
+  Signals between peers on the same instance cost Redis nothing (calls per same-instance signal above)
+  and cost the instance what they cost one process (same-instance ratios above, within this machine's drift).
+- **Snapshots cost O(N).** Each checkpoint serialises the whole replica ({h['snapshotBytes'] / 1e6:.1f} MB at {h['total']:,} peers) every
+  1,000 entries, so the per-join share grows with N; a new instance loads it whole. Incremental
+  checkpoints (a Redis hash of peer records changed by `HSET`, the stream trimmed behind it) or a
+  checkpoint interval that grows with N would keep it O(changes).
+- **Memory.** Every instance holds the whole ring's replica: with 3 instances each peer costs memory in
+  all of them ({h['bytesPerPeerAll'] / 1024:.1f} KiB per peer over all 3 at {h['total']:,} peers, against section 1's single process), so
+  the per-machine peer count grows with instances until the replicas dominate.
+
+Section run time: {c['runSeconds']:.0f} s ({c['roundsSeconds']:.0f} s for the rounds, the rest filling the 3 instances); the machine's load average (1 min) was {c['load'][0]:.1f} at its start and
+{c['load'][1]:.1f} at its end (other work shares this machine: compare ratios, not absolute figures).
 
 """

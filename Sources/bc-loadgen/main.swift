@@ -100,13 +100,13 @@ struct Hold: ParsableCommand {
         let t0 = nowNanos()
         transport.post { state.fill() }
         guard wait(transport, timeout: timeout, { state.registered >= state.target }) else {
-            let (r, f) = transport.sync { (state.registered, state.failures) }
-            emit(["phase": "hold", "error": "timed out", "registered": r, "failures": f])
+            let (r, f, early) = transport.sync { (state.registered, state.failures, state.closedEarly) }
+            emit(["phase": "hold", "error": "timed out", "registered": r, "failures": f, "closedBeforeRegistered": early])
             throw ExitCode.failure
         }
         let seconds = Double(nowNanos() - t0) / 1e9
         emit(["phase": "hold", "peers": peers, "seconds": seconds, "joinsPerSecond": Double(peers) / seconds,
-              "failures": transport.sync { state.failures }])
+              "failures": transport.sync { state.failures }, "closedBeforeRegistered": transport.sync { state.closedEarly }])
         // The orchestrator reads the server's memory now; it tells us to go on with a line on stdin,
         // and may ask for more rounds of samples (one "go" line each, e.g. under different loads).
         while readLine() == "go" {
@@ -131,6 +131,10 @@ final class HoldState: TransportHandler, @unchecked Sendable {
     let transport: Transport
     let host: String, ports: [Int], target: Int, concurrency: Int
     var pending = 0, registered = 0, failures = 0
+    /// Fill connections closed before their `registered` (counted in `failures` too, and replaced), by cause.
+    var closedEarly: [String: Int] = [:]
+    /// Fill connections not yet registered.
+    var unregistered: Set<ConnectionID> = []
     /// Connections made so far: the next goes to `ports[connects % ports.count]`.
     var connects = 0
     var sampling = false, samplesLeft = 0
@@ -152,10 +156,11 @@ final class HoldState: TransportHandler, @unchecked Sendable {
 
     func fill() {
         while pending < concurrency && registered + pending < target {
-            guard connect() != nil else {
+            guard let c = connect() else {
                 failures += 1
                 return
             }
+            unregistered.insert(c)
             pending += 1
         }
     }
@@ -184,18 +189,26 @@ final class HoldState: TransportHandler, @unchecked Sendable {
             transport.close(c)
             return
         }
+        guard unregistered.remove(c) != nil else { return }
         pending -= 1
         registered += 1
         fill()
     }
 
     func webSocketClosed(_ c: ConnectionID, cause: CloseCause) {
-        if sampling && c == sampleConnection { nextSample() }
+        if sampling && c == sampleConnection { nextSample(); return }
+        // A fill connection the server closed before registering it (refused, full, unavailable): replaced.
+        guard unregistered.remove(c) != nil else { return }
+        closedEarly["\(cause)", default: 0] += 1
+        failures += 1
+        pending -= 1
+        fill()
     }
 
     func webSocketConnectFailed(_ c: ConnectionID, reason: String) {
         failures += 1
         if sampling && c == sampleConnection { nextSample(); return }
+        guard unregistered.remove(c) != nil else { return }
         pending -= 1
         fill()
     }
