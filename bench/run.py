@@ -10,6 +10,8 @@
 6. Join latency while anonymous clients hammer the analytics.
 7. Decoding client frames: the one JSON path versus the old scanner + JSONDecoder path (bc-jsonbench).
 9. Signed overlay messages: signing and verifying one message in Swift (bc-signbench).
+10. Cluster mode: 1, 2 and 3 instances on one redis-server next to one process (join latency, relay per
+    server CPU second, Redis calls per join and per signal, idle peers 3 instances hold; bench/cluster.py).
 
 Writes a Markdown report (default docs/benchmarks.md) and prints it."""
 import argparse
@@ -23,6 +25,7 @@ import json
 import time
 
 from analytics import analytics_report, bench_analytics
+from cluster import bench_cluster, cluster_report
 from common import ROOT, RELEASE, rss_kib, start, start_server, stop, loadgen, cpu_model
 from joincost import bench_joincost, joincost_report
 from jsonbench import bench_json, json_report
@@ -155,6 +158,11 @@ to each peer once (docs/jobs.md, "shared").
 """
 
 
+def run_cluster(tmp, a):
+    return bench_cluster(tmp, peers=a.cluster_peers, samples=a.cluster_samples, pairs=a.cluster_pairs, window=a.window,
+                         payload=a.payload, seconds=a.cluster_seconds, rounds=a.cluster_rounds, held_per_instance=a.cluster_held)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
@@ -176,7 +184,15 @@ def main():
     ap.add_argument("--json-fuzz", type=int, default=200000)
     ap.add_argument("--json-callgrind-iterations", type=int, default=2000)
     ap.add_argument("--sign-rounds", type=int, default=7)
-    ap.add_argument("--only", choices=["json", "joincost", "sign"], help="run only this section and put it into --out (replacing "
+    ap.add_argument("--cluster-peers", type=int, default=3000, help="section 10: idle peers held while join latency is sampled")
+    ap.add_argument("--cluster-samples", type=int, default=300, help="section 10: joins timed one at a time")
+    ap.add_argument("--cluster-pairs", type=int, default=20, help="section 10: signal pairs of the relay runs")
+    ap.add_argument("--cluster-seconds", type=float, default=3, help="section 10: seconds per relay run")
+    ap.add_argument("--cluster-rounds", type=int, default=2, help="section 10: rounds over the 4 configurations")
+    ap.add_argument("--cluster-held", type=int, default=19000, help="section 10: idle peers held per instance with 3 "
+                    "instances (each process is capped at 20,000 open files)")
+    ap.add_argument("--no-cluster", action="store_true", help="skip section 10 (cluster mode; also skipped without redis-server)")
+    ap.add_argument("--only", choices=["json", "joincost", "sign", "cluster"], help="run only this section and put it into --out (replacing "
                     "the section if --out has it, else before the closing line, else as the whole file)")
     ap.add_argument("--baseline", metavar="DIR", help="section 8: also measure the release build in DIR (another "
                     "commit's browsercloud and bc-loadgen), side by side")
@@ -190,6 +206,8 @@ def main():
             section, heading = json_report(bench_json(a.json_iterations, a.json_rounds, a.json_fuzz, a.json_callgrind_iterations), alone=True), "## 7. "
         elif a.only == "sign":
             section, heading = sign_report(bench_sign(a.sign_rounds), alone=True), "## 9. "
+        elif a.only == "cluster":
+            section, heading = cluster_report(run_cluster(tmp, a)), "## 10. "
         else:
             section, heading = joincost_report(bench_joincost(releases=releases)), "## 8. "
         out = pathlib.Path(a.out)
@@ -219,6 +237,7 @@ def main():
         json_section = json_report(bench_json(a.json_iterations, a.json_rounds, a.json_fuzz, a.json_callgrind_iterations))
         joincost_section = joincost_report(bench_joincost(releases=releases))
         sign_section = sign_report(bench_sign(a.sign_rounds))
+        cluster_section = "" if a.no_cluster else cluster_report(run_cluster(tmp, a))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
     jobs_section = jobs_report(jobs)
     if a.only_jobs:
@@ -286,7 +305,7 @@ The work grows with F log N plus the updates, not with N: a join or leave touche
 state changes. The one O(N) step is the memmove of the sorted member array (8 bytes per peer), visible
 at 100,000 peers.
 
-{jobs_section}{analytics_report(analytics)}{json_section}{joincost_section}{sign_section}Reproduce: `make bench` (options: `python3 bench/run.py --help`; one section: `python3 bench/run.py --only json|joincost|sign --out FILE`; section 8 next to another build: `--baseline DIR`).
+{jobs_section}{analytics_report(analytics)}{json_section}{joincost_section}{sign_section}{cluster_section}Reproduce: `make bench` (options: `python3 bench/run.py --help`; one section: `python3 bench/run.py --only json|joincost|sign|cluster --out FILE`; section 8 next to another build: `--baseline DIR`; without section 10: `--no-cluster`).
 """
     pathlib.Path(a.out).write_text(report)
     print(report)

@@ -58,6 +58,16 @@ func clientTransport() -> Transport {
     return Transport(configuration: config)
 }
 
+/// The server ports to connect to: `--ports` (a comma list) if given, else `--port`.
+/// Throws a validation error when neither gives at least one port in 1...65535.
+func serverPorts(port: Int?, ports: String?) throws -> [Int] {
+    let list = ports.map { $0.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } } ?? port.map { [$0] } ?? []
+    guard !list.isEmpty, list.allSatisfy({ (1...65_535).contains($0) }) else {
+        throw ValidationError("give --port, or --ports as a comma list of ports")
+    }
+    return list
+}
+
 /// Waits on the calling (main) thread until `done` returns true on the service thread, or a deadline.
 func wait(_ transport: Transport, timeout: Double, _ done: @escaping @Sendable () -> Bool) -> Bool {
     let deadline = Date().addingTimeInterval(timeout)
@@ -73,7 +83,8 @@ func wait(_ transport: Transport, timeout: Double, _ done: @escaping @Sendable (
 /// Holds N registered peers, then measures the latency of joins at that size, one at a time.
 struct Hold: ParsableCommand {
     @Option var host = "127.0.0.1"
-    @Option var port: Int
+    @Option(help: "Server port.") var port: Int?
+    @Option(help: "Comma list of server ports (instances of one cluster): peers and samples go to them in turn.") var ports: String?
     @Option(help: "Peers to register and hold.") var peers = 10_000
     @Option(help: "Connections being set up at once.") var concurrency = 64
     @Option(help: "Joins measured one at a time once all peers are held.") var samples = 500
@@ -82,19 +93,20 @@ struct Hold: ParsableCommand {
     func run() throws {
         Transport.raiseFileLimit(to: peers + 1024)
         let transport = clientTransport()
-        let state = HoldState(transport: transport, host: host, port: port, target: peers, concurrency: concurrency)
+        let state = HoldState(transport: transport, host: host, ports: try serverPorts(port: port, ports: ports), target: peers,
+                              concurrency: concurrency)
         transport.handler = state
         try transport.start()
         let t0 = nowNanos()
         transport.post { state.fill() }
         guard wait(transport, timeout: timeout, { state.registered >= state.target }) else {
-            let (r, f) = transport.sync { (state.registered, state.failures) }
-            emit(["phase": "hold", "error": "timed out", "registered": r, "failures": f])
+            let (r, f, early) = transport.sync { (state.registered, state.failures, state.closedEarly) }
+            emit(["phase": "hold", "error": "timed out", "registered": r, "failures": f, "closedBeforeRegistered": early])
             throw ExitCode.failure
         }
         let seconds = Double(nowNanos() - t0) / 1e9
         emit(["phase": "hold", "peers": peers, "seconds": seconds, "joinsPerSecond": Double(peers) / seconds,
-              "failures": transport.sync { state.failures }])
+              "failures": transport.sync { state.failures }, "closedBeforeRegistered": transport.sync { state.closedEarly }])
         // The orchestrator reads the server's memory now; it tells us to go on with a line on stdin,
         // and may ask for more rounds of samples (one "go" line each, e.g. under different loads).
         while readLine() == "go" {
@@ -117,24 +129,38 @@ struct Hold: ParsableCommand {
 /// Service-thread state of `hold`. `@unchecked Sendable`: only touched on the transport's service thread.
 final class HoldState: TransportHandler, @unchecked Sendable {
     let transport: Transport
-    let host: String, port: Int, target: Int, concurrency: Int
+    let host: String, ports: [Int], target: Int, concurrency: Int
     var pending = 0, registered = 0, failures = 0
+    /// Fill connections closed before their `registered` (counted in `failures` too, and replaced), by cause.
+    var closedEarly: [String: Int] = [:]
+    /// Fill connections not yet registered.
+    var unregistered: Set<ConnectionID> = []
+    /// Connections made so far: the next goes to `ports[connects % ports.count]`.
+    var connects = 0
     var sampling = false, samplesLeft = 0
     var sampleConnection: ConnectionID = 0
     var sampleStart: UInt64 = 0
     var latencies: [Double] = []
 
-    init(transport: Transport, host: String, port: Int, target: Int, concurrency: Int) {
+    init(transport: Transport, host: String, ports: [Int], target: Int, concurrency: Int) {
         self.transport = transport
-        self.host = host; self.port = port; self.target = target; self.concurrency = concurrency
+        self.host = host; self.ports = ports; self.target = target; self.concurrency = concurrency
+    }
+
+    /// Connects to the next port in turn.
+    func connect() -> ConnectionID? {
+        let port = ports[connects % ports.count]
+        connects += 1
+        return transport.connect(host: host, port: port, subprotocol: "webrtc-explorer.v2")
     }
 
     func fill() {
         while pending < concurrency && registered + pending < target {
-            guard transport.connect(host: host, port: port, subprotocol: "webrtc-explorer.v2") != nil else {
+            guard let c = connect() else {
                 failures += 1
                 return
             }
+            unregistered.insert(c)
             pending += 1
         }
     }
@@ -148,7 +174,7 @@ final class HoldState: TransportHandler, @unchecked Sendable {
     func nextSample() {
         guard samplesLeft > 0 else { return }
         samplesLeft -= 1
-        sampleConnection = transport.connect(host: host, port: port, subprotocol: "webrtc-explorer.v2") ?? 0
+        sampleConnection = connect() ?? 0
     }
 
     func webSocketOpened(_ c: ConnectionID, remoteAddress: String, origin: String?) {
@@ -163,18 +189,26 @@ final class HoldState: TransportHandler, @unchecked Sendable {
             transport.close(c)
             return
         }
+        guard unregistered.remove(c) != nil else { return }
         pending -= 1
         registered += 1
         fill()
     }
 
     func webSocketClosed(_ c: ConnectionID, cause: CloseCause) {
-        if sampling && c == sampleConnection { nextSample() }
+        if sampling && c == sampleConnection { nextSample(); return }
+        // A fill connection the server closed before registering it (refused, full, unavailable): replaced.
+        guard unregistered.remove(c) != nil else { return }
+        closedEarly["\(cause)", default: 0] += 1
+        failures += 1
+        pending -= 1
+        fill()
     }
 
     func webSocketConnectFailed(_ c: ConnectionID, reason: String) {
         failures += 1
         if sampling && c == sampleConnection { nextSample(); return }
+        guard unregistered.remove(c) != nil else { return }
         pending -= 1
         fill()
     }
@@ -187,11 +221,16 @@ final class HoldState: TransportHandler, @unchecked Sendable {
 /// Closed-loop throughput: pairs of connections keep `window` messages in flight each way.
 /// `signal` mode sends protocol v2 signals through the rendezvous server's relay; `echo` mode sends the
 /// same frames to an echo server, which sends each back to its sender.
+/// With `--ports A,B` the first connection of each pair goes to port A and its partner to port B
+/// (instances of one cluster: signals between instances); `--wait-for-go` lets the caller check the
+/// servers before the messages start.
 struct Relay: ParsableCommand {
     enum Mode: String, ExpressibleByArgument { case signal, echo }
 
     @Option var host = "127.0.0.1"
-    @Option var port: Int
+    @Option(help: "Server port.") var port: Int?
+    @Option(help: "Comma list of two server ports: each pair's first connection goes to the first, its partner to the second.") var ports: String?
+    @Flag(help: "Once all connections are registered, print {\"phase\":\"ready\"} and wait for a line \"go\" on stdin.") var waitForGo = false
     @Option var mode: Mode = .signal
     @Option(help: "Connection pairs.") var pairs = 50
     @Option(help: "Messages in flight per connection.") var window = 16
@@ -204,23 +243,35 @@ struct Relay: ParsableCommand {
         let state = RelayState(transport: transport, mode: mode, pairs: pairs, window: window, payload: payload)
         transport.handler = state
         try transport.start()
+        let list = try serverPorts(port: port, ports: ports)
+        let (sidePorts, subprotocol) = ((list[0], list[list.count > 1 ? 1 : 0]), mode == .signal ? "webrtc-explorer.v2" : "echo")
         transport.post {
-            for _ in 0..<(2 * pairs) {
-                _ = transport.connect(host: host, port: port, subprotocol: mode == .signal ? "webrtc-explorer.v2" : "echo")
+            for _ in 0..<pairs {
+                if let a = transport.connect(host: host, port: sidePorts.0, subprotocol: subprotocol),
+                   let b = transport.connect(host: host, port: sidePorts.1, subprotocol: subprotocol) {
+                    state.pairsConnected.append((a, b))
+                } else {
+                    state.errors += 1
+                }
             }
         }
         guard wait(transport, timeout: 60, { state.ready == 2 * pairs }) else {
             emit(["phase": "relay", "error": "connections not ready", "ready": transport.sync { state.ready }])
             throw ExitCode.failure
         }
+        if waitForGo {
+            emit(["phase": "ready"])
+            guard readLine() == "go" else { transport.stop(); return }
+        }
         transport.post { state.start() }
         usleep(1_000_000)
         let (c0, t0) = transport.sync { (state.received, nowNanos()) }
+        if waitForGo { emit(["phase": "measuring"]) }
         usleep(UInt32(seconds * 1_000_000))
         let (c1, t1, errors) = transport.sync { (state.received, nowNanos(), state.errors) }
         let rate = Double(c1 - c0) / (Double(t1 - t0) / 1e9)
         emit(["phase": "relay", "mode": mode.rawValue, "pairs": pairs, "window": window, "payloadBytes": payload,
-              "messagesPerSecond": rate, "errors": errors])
+              "messagesPerSecond": rate, "messages": c1 - c0, "seconds": Double(t1 - t0) / 1e9, "errors": errors])
         transport.stop()
     }
 }
@@ -231,6 +282,8 @@ final class RelayState: TransportHandler, @unchecked Sendable {
     let mode: Relay.Mode
     let pairs: Int, window: Int, payload: Int
     var connections: [ConnectionID] = []
+    /// Each pair's two connections in the order they were made (first to the first port).
+    var pairsConnected: [(ConnectionID, ConnectionID)] = []
     var peerIDs: [ConnectionID: String] = [:]
     var partner: [ConnectionID: ConnectionID] = [:]
     var frames: [ConnectionID: [UInt8]] = [:]
@@ -248,8 +301,7 @@ final class RelayState: TransportHandler, @unchecked Sendable {
 
     func start() {
         let sdp = String(repeating: "a", count: payload)
-        for i in 0..<pairs {
-            let a = connections[2 * i], b = connections[2 * i + 1]
+        for (a, b) in pairsConnected {
             partner[a] = b
             partner[b] = a
         }
