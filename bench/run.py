@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import json
 import time
+import urllib.request
 
 from analytics import analytics_report, bench_analytics
 from cluster import bench_cluster, cluster_report
@@ -99,14 +100,20 @@ def bench_jobs(tmp, rounds, tile_counts=(25, 400, 2500)):
     server, port = start_server(tmp, [])
     peers = [subprocess.Popen([exe, "peer", "--server", f"ws://127.0.0.1:{port}", "--workers", "1", "--log-level", "error"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
-    time.sleep(2)
+    # Until both worker peers are in the ring (at most 60 s).
+    deadline = time.monotonic() + 60
+    while json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/api/stats", timeout=10))["peersOnline"] < 2:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the 2 worker peers did not join within 60 s")
+        time.sleep(0.05)
     makespans = {t: [] for t in tile_counts}
     try:
         for _ in range(rounds):
             for tiles in tile_counts:
                 out = tmp / f"standard-{tiles}.png"
                 r = subprocess.run([exe, "submit", "raytrace", "--server", f"ws://127.0.0.1:{port}", "--scene", "standard",
-                                    "--scenes", scenes, "--tiles", str(tiles), "--peers", "2", "--out", str(out)],
+                                    "--scenes", scenes, "--tiles", str(tiles), "--peers", "2", "--out", str(out),
+                                    "--discovery-wait", "30"],   # ends when both answered; long only when loaded
                                    capture_output=True, text=True, timeout=900)
                 if r.returncode != 0:
                     raise RuntimeError(f"submit failed: {r.stderr}")

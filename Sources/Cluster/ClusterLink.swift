@@ -424,6 +424,7 @@ public final class ClusterLink: Sendable {
                 guard let (entry, n) = state.withLock({ $0.checkpoints.isEmpty ? nil : $0.checkpoints.removeFirst() }) else { continue }
                 let text = JSONValue.object(["entry": .string(entry.text), "n": .number(Double(n)), "replica": s.json]).encoded()
                 commands.append(["EVAL", Self.snapshotScript, "2", keys.snapshot, keys.log, String(decoding: text, as: UTF8.self), String(n), entry.text])
+                commands.append(["DEL", keys.checkpointLock])   // the next checkpoint may be proposed
             }
         }
         for (reply, command) in zip(try c.pipeline(commands), commands) {
