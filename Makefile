@@ -14,7 +14,17 @@ VENV        := .build/venv
 VENV_PYTHON := $(VENV)/bin/python
 VENV_STAMP  := $(VENV)/requirements.installed
 
-.PHONY: deps test-deps system-test-deps build release run test e2e-large bench clean
+# The WebAssembly example modules (examples/wasm, docs/jobs.md "WebAssembly tasks") are built with the
+# Swift toolchain's clang and wasm-ld: no libc, MVP instructions only (every engine runs them), and
+# never a fused multiply-add (-ffp-contract=off; the ray tracer's bytes depend on it).
+WASM_CC      ?= $(shell d=$$(dirname "$$(command -v $(SWIFT))" 2>/dev/null); if [ -x "$$d/clang" ]; then echo "$$d/clang"; else echo /opt/swift/usr/bin/clang; fi)
+WASM_CFLAGS  := --target=wasm32 -mcpu=mvp -nostdlib -ffreestanding -O2 -ffp-contract=off -Wall -Wextra -Werror
+WASM_LDFLAGS := -Wl,--no-entry -Wl,-z,stack-size=65536
+WASM_DIR     := .build/wasm
+WASM_SRC     := examples/wasm
+WASM_MODULES := raytracer mandelbrot trap endless memory-hog big-memory with-import json-numbers
+
+.PHONY: deps test-deps system-test-deps build release run test wasm e2e-large bench clean
 
 deps:
 	@scripts/install-deps.sh
@@ -42,10 +52,22 @@ release: deps
 run: release
 	.build/release/browsercloud serve --host $(HOST) --port $(PORT) --public Public $(SERVE_ARGS)
 
-test: test-deps
+test: test-deps wasm
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 	BROWSERCLOUD_BIN=$$($(SWIFT) build --show-bin-path)/browsercloud $(VENV_PYTHON) -m pytest -q Tests/integration Tests/e2e
+
+wasm: $(WASM_MODULES:%=$(WASM_DIR)/%.wasm)
+
+$(WASM_DIR)/raytracer.wasm $(WASM_DIR)/json-numbers.wasm: $(WASM_SRC)/json.c $(WASM_SRC)/json.h
+# big-memory declares a memory minimum of 300 pages, above the engines' limit of 256.
+$(WASM_DIR)/big-memory.wasm: WASM_EXTRA := -Wl,--initial-memory=19660800
+# with-import imports env.bc_log, which nothing defines: the linker must keep it as an import.
+$(WASM_DIR)/with-import.wasm: WASM_EXTRA := -Wl,--allow-undefined
+
+$(WASM_DIR)/%.wasm: $(WASM_SRC)/%.c $(WASM_SRC)/task.c $(WASM_SRC)/task.h
+	@mkdir -p $(WASM_DIR)
+	$(WASM_CC) $(WASM_CFLAGS) $(WASM_LDFLAGS) $(WASM_EXTRA) -o $@ $(filter %.c,$^)
 
 # The browser overlay and job scenarios with 20 Chromium peers instead of 8.
 e2e-large: test-deps
