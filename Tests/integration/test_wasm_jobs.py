@@ -90,7 +90,10 @@ def modules(tmp_path_factory):
     return out
 
 
-@pytest.fixture(scope="module")
+# A ring per test, and one submitting process per ring at a time: a submitter that joins right after
+# another left gets the same ID from the server, and its discovery then found no peer in about half
+# of the tries (for `raytrace` jobs too; not a `wasm` matter; see the report of this branch).
+@pytest.fixture
 def ring(tmp_path_factory):
     server = Server(tmp_path_factory.mktemp("wasmring"))
     peers = []
@@ -111,14 +114,14 @@ def lines(path, blobs):
     return path
 
 
+def submit_args(ring, module, inputs, out, *extra, peers=3):
+    server, _ = ring
+    return [BIN, "submit", "wasm", "--server", server.ws, "--module", str(module), "--inputs", str(inputs), "--out", str(out),
+            "--peers", str(peers), "--discovery-wait", "10", *[str(e) for e in extra]]
+
+
 def submit(ring, module, inputs, out, *extra, peers=3, timeout=240):
-    # The previous test's submitter has left (and its ID may be given to this one): wait until every
-    # worker peer's view is the server's again.
-    server, workers = ring
-    wait_stable(server, workers)
-    return subprocess.run([BIN, "submit", "wasm", "--server", server.ws, "--module", str(module), "--inputs", str(inputs), "--out", str(out),
-                           "--peers", str(peers), "--discovery-wait", "10", *[str(e) for e in extra]],
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(submit_args(ring, module, inputs, out, *extra, peers=peers), capture_output=True, text=True, timeout=timeout)
 
 
 def wasm_run(module, inputs, out, *extra):
@@ -127,9 +130,9 @@ def wasm_run(module, inputs, out, *extra):
 
 
 def sent(stdout):
-    m = re.search(r"module sent (\d+) times", stdout)
-    assert m, stdout
-    return int(m.group(1))
+    counts = [int(n) for n in re.findall(r"module sent (\d+) times", stdout)]
+    assert counts, stdout
+    return counts
 
 
 def test_job_matches_wasm_run_and_the_module_goes_once_per_peer(ring, modules, tmp_path):
@@ -144,17 +147,15 @@ def test_job_matches_wasm_run_and_the_module_goes_once_per_peer(ring, modules, t
     assert ref.returncode == 0, ref.stderr
     expected = [bytes((x + 12) % 256 for x in reversed(b)) for b in blobs]
     assert (tmp_path / "ref.txt").read_text() == "".join(base64.b64encode(b).decode() + "\n" for b in expected)
-    total = 0
-    for run in range(2):
-        done = submit(ring, modules["reverse"], inputs, tmp_path / f"out{run}.txt", "--shared", tmp_path / "shared.bin")
-        assert done.returncode == 0, done.stderr
-        assert (tmp_path / f"out{run}.txt").read_text() == (tmp_path / "ref.txt").read_text()
-        n = sent(done.stdout)
-        if run == 0:
-            assert n >= 1, done.stdout
-        total += n
-    # Each of the three worker peers received the module's bytes at most once across both jobs.
-    assert total <= len(peers), f"module sent {total} times to {len(peers)} peers"
+    # Two jobs in a row from one submitter; each job's core starts afresh, the peers keep their modules.
+    done = submit(ring, modules["reverse"], inputs, tmp_path / "out.txt", "--shared", tmp_path / "shared.bin", "--repeat", 2)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out.txt").read_text() == (tmp_path / "ref.txt").read_text()
+    first, second = sent(done.stdout)
+    used = len(re.findall(r"^peers used: (.*)$", done.stdout, re.M)[0].split())
+    # Once per peer the first job used; not at all in the second unless it used a peer the first did not.
+    assert first == used, done.stdout
+    assert first + second <= len(peers), done.stdout
 
 
 @pytest.mark.parametrize("name,code,words", [
@@ -174,11 +175,15 @@ def test_failing_tasks_report_their_code(ring, modules, tmp_path, name, code, wo
 def test_an_endless_task_meets_its_deadline_and_the_peers_serve_the_next_job(ring, modules, tmp_path):
     server, _ = ring
     inputs = lines(tmp_path / "inputs.txt", [b"x"])
-    done = submit(ring, modules["endless"], inputs, tmp_path / "out.txt", "--deadline", "0.5", timeout=300)
-    assert done.returncode != 0
-    assert "deadline" in done.stderr, done.stderr
+    # The next job comes from a second submitter that joins while the first is still there: its tasks
+    # queue behind the endless ones on the same single-worker peers.
+    endless = subprocess.Popen(submit_args(ring, modules["endless"], inputs, tmp_path / "out.txt", "--deadline", "0.5"),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     blobs = [bytes([i]) * 3 for i in range(12)]
     again = submit(ring, modules["reverse"], lines(tmp_path / "in2.txt", blobs), tmp_path / "out2.txt")
+    out, err = endless.communicate(timeout=300)
+    assert endless.returncode != 0
+    assert "deadline" in err, err
     assert again.returncode == 0, again.stderr
     assert (tmp_path / "out2.txt").read_text() == "".join(base64.b64encode(b).decode() + "\n" for b in blobs)
 
