@@ -4,6 +4,7 @@ C with the Swift toolchain's clang (wasm32, no libc); the examples' modules (`ma
 when they exist."""
 import base64
 import os
+import pathlib
 import random
 import re
 import subprocess
@@ -204,7 +205,8 @@ def test_refused_modules_are_bad_task(ring, modules, tmp_path, name, words):
     assert local.returncode != 0 and "bad-task" in local.stderr and words in local.stderr, local.stderr
 
 
-RAYTRACER = ROOT / ".build" / "wasm" / "raytracer.wasm"
+# The examples' modules (`make wasm`); WASM_DIR points elsewhere (e.g. another build).
+RAYTRACER = pathlib.Path(os.environ.get("WASM_DIR", str(ROOT / ".build" / "wasm"))) / "raytracer.wasm"
 
 
 @pytest.mark.skipif(not RAYTRACER.exists(), reason=f"LOUD SKIP: {RAYTRACER} is missing: run `make wasm` (the examples' ray tracer)")
