@@ -11,7 +11,7 @@ public struct WasmLimits: Sendable, Equatable {
     public static let wasmMaxOutputBytes = 16 << 20
     /// Fuel (about one WebAssembly operator each) this process burns per second: measured once, on first
     /// use, by running a small loop of loads, stores and float arithmetic on a budget of 2^20 operators
-    /// (docs/jobs.md, "Workers and safety"). A debug build of WasmKit runs about 10 M operators/s here,
+    /// (docs/jobs.md, "Workers and safety"). A debug build of WasmKit runs 10-20 M operators/s here,
     /// a release build about 30 times that, so the rate cannot be a constant.
     public static let wasmFuelPerSecond: UInt64 = calibrateFuel()
 
