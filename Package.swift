@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-algorithms", from: "1.2.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swiftwasm/WasmKit", from: "0.4.2"),
     ],
     targets: [
         // Thin C shim over the system libwebsockets (Debian: libwebsockets-dev).
@@ -73,6 +74,9 @@ let package = Package(
         .target(name: "Simulator", dependencies: ["Ring"]),
         // The deterministic ray tracer (docs/raytracer.md): the same bytes as Public/raytracer.js. No I/O.
         .target(name: "RayTracer", dependencies: ["WireProtocol"]),
+        // WebAssembly tasks (docs/jobs.md, "WebAssembly tasks"): module validation against the task ABI and
+        // its limits, and one run per task on a fresh WasmKit instance. No I/O.
+        .target(name: "WasmTask", dependencies: [.product(name: "WasmKit", package: "WasmKit"), .product(name: "WasmParser", package: "WasmKit")]),
         // PNG encoding of RGBA images (deterministic: no time chunks).
         .target(name: "PNG", dependencies: ["CZlib"]),
         // A native peer: the session with the rendezvous server, WebSocket links, the Chord router.
@@ -83,7 +87,7 @@ let package = Package(
         // The job engine of native peers (protocol bc-job/1, docs/jobs.md): scheduler, worker pool, kernels.
         .target(
             name: "Jobs",
-            dependencies: ["Digest", "Peer", "Ring", "WireProtocol", "RayTracer", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["Digest", "Peer", "Ring", "WireProtocol", "RayTracer", "WasmTask", .product(name: "Logging", package: "swift-log")]
         ),
         // Values the transport and the pure rendezvous core share (connection IDs, close causes, frame
         // problems). No dependencies.
@@ -120,7 +124,7 @@ let package = Package(
         .executableTarget(
             name: "browsercloud",
             dependencies: [
-                "Rendezvous", "RendezvousCore", "Cluster", "Redis", "Transport", "Peer", "Jobs", "Digest", "RayTracer", "PNG", "Ring", "WireProtocol", "Simulator",
+                "Rendezvous", "RendezvousCore", "Cluster", "Redis", "Transport", "Peer", "Jobs", "WasmTask", "Digest", "RayTracer", "PNG", "Ring", "WireProtocol", "Simulator",
                 "Signatures",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -157,6 +161,7 @@ let package = Package(
         .testTarget(name: "JobsTests", dependencies: ["Jobs", "Digest", "Peer", "Ring", "WireProtocol"]),
         .testTarget(name: "PeerTests", dependencies: ["Hex", "Peer", "Ring", "Signatures", "SignedOverlay", "WireProtocol", "Transport"]),
         .testTarget(name: "DigestTests", dependencies: ["Digest"]),
+        .testTarget(name: "WasmTaskTests", dependencies: ["WasmTask", "Jobs", .product(name: "WAT", package: "WasmKit")]),
         .testTarget(name: "SignaturesTests", dependencies: ["Signatures", "Hex"]),
         .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "Ring"]),
         .testTarget(name: "WireProtocolTests", dependencies: ["WireProtocol"]),

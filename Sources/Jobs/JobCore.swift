@@ -32,6 +32,8 @@ public struct JobCore: Sendable {
     public let id: String
     public let runtime: String
     public let shared: JSONValue
+    /// Runtime `wasm`: `shared` with `moduleBase64` added, sent to a peer that answered `need-module`.
+    public let sharedWithModule: JSONValue?
     public let inputs: [JSONValue]
     public let nPeers: Int
     public let options: JobOptions
@@ -45,6 +47,16 @@ public struct JobCore: Sendable {
     var wins: [String: Int] = [:]
     var probes: [String: (sentAt: Double, misses: Int)] = [:]
     var sharedSent = Set<String>()     // peers that got the job's shared data
+    var needsModule = Set<String>()    // runtime `wasm`: peers that answered `need-module`
+    // Runtime `wasm`: the tasks posted to each peer are numbered (per peer); the number of each task's
+    // last post there, and of the post that carried the module. A `need-module` for a task posted
+    // before the module (tasks in flight) is no reason to send the module again; one posted after it is
+    // (the peer evicted the module).
+    var postsTo: [String: Int] = [:]
+    var postNumber: [Int: [String: Int]] = [:]
+    var moduleAt: [String: Int] = [:]
+    /// Runtime `wasm`: how many times the module's bytes were sent (to peers lacking it).
+    public private(set) var modulesSent = 0
     var declines: [String: Int] = [:]  // tasks declined in a row, per peer
     static let maxDeclines = 20
     var everUsed: [String] = []
@@ -60,9 +72,12 @@ public struct JobCore: Sendable {
     /// `options.seed` is used for the spot-check draws (0 when nil: the shell draws a seed first);
     /// `reputation` is the engine's record of peers (quorum mode: penalised peers are avoided, trusted
     /// ones only spot-checked).
-    public init(id: String, runtime: String, shared: JSONValue, inputs: [JSONValue], nPeers: Int, options: JobOptions, me: String,
-                reputation: Reputation = Reputation()) {
+    /// `sharedWithModule` (runtime `wasm`): the shared data with the module's bytes, for peers that
+    /// answer `need-module` (docs/jobs.md, "The `wasm` runtime").
+    public init(id: String, runtime: String, shared: JSONValue, sharedWithModule: JSONValue? = nil, inputs: [JSONValue], nPeers: Int,
+                options: JobOptions, me: String, reputation: Reputation = Reputation()) {
         self.id = id
+        self.sharedWithModule = sharedWithModule
         self.reputation = reputation
         self.runtime = runtime
         self.shared = shared
@@ -177,6 +192,10 @@ public struct JobCore: Sendable {
             let code = m["error"]?["code"]?.stringValue ?? "threw"
             let message = String((m["error"]?["message"]?.stringValue ?? "unknown error").prefix(1000))
             if code == "need-shared" { sharedSent.remove(src) }
+            if code == "need-module", sharedWithModule != nil, (postNumber[t]?[src] ?? 0) >= (moduleAt[src] ?? 0) {
+                sharedSent.remove(src)
+                needsModule.insert(src)
+            }
             if code == "busy" || code == "stopped" {
                 declines[src, default: 0] += 1
                 if declines[src]! >= Self.maxDeclines { return lose(src, reason: "declining") }
@@ -249,7 +268,19 @@ public struct JobCore: Sendable {
         for a in scheduler.assign(now: now) {
             var task: [String: JSONValue] = ["kind": "task", "jobId": .string(id), "taskId": .number(Double(a.taskId)), "attempt": .number(Double(a.attempt)),
                                              "runtime": .string(runtime), "input": inputs[a.taskId], "deadlineMs": .number(options.deadlineSeconds * 1000)]
-            if sharedSent.insert(a.peer).inserted { task["shared"] = shared }
+            if sharedWithModule != nil {
+                postsTo[a.peer, default: 0] += 1
+                postNumber[a.taskId, default: [:]][a.peer] = postsTo[a.peer]!
+            }
+            if sharedSent.insert(a.peer).inserted {
+                if let withModule = sharedWithModule, needsModule.remove(a.peer) != nil {
+                    task["shared"] = withModule
+                    modulesSent += 1
+                    moduleAt[a.peer] = postsTo[a.peer]!
+                } else {
+                    task["shared"] = shared
+                }
+            }
             actions.append(.post(peer: a.peer, body: task))
         }
         if scheduler.finished { actions += finish(now: now) }
@@ -296,7 +327,8 @@ public struct JobCore: Sendable {
             .map { .post(peer: $0, body: ["kind": "cancel", "jobId": .string(id)]) }
         let stats = JobStats(jobId: id, tasks: scheduler.taskCount, peers: everUsed, makespanSeconds: now - started,
                              discoverySeconds: discoverySeconds, tasksPerPeer: wins, peersLost: peersLost, counts: scheduler.counts,
-                             verification: quorum ? scheduler.verification : nil, seed: quorum ? scheduler.quorum!.seed : nil, penalised: penalised)
+                             verification: quorum ? scheduler.verification : nil, seed: quorum ? scheduler.quorum!.seed : nil, penalised: penalised,
+                             modulesSent: modulesSent)
         let failures = scheduler.errors.sorted { $0.key < $1.key }.map { (task: $0.key, code: $0.value.code, message: $0.value.message) }
         actions.append(.finish(failures.isEmpty ? .success(stats) : .failure(JobFailure(failures: failures, stats: stats))))
         return actions

@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import Peer
 import RayTracer
+import WasmTask
 import Ring
 import WireProtocol
 
@@ -48,6 +49,8 @@ public struct JobStats: Sendable {
     public var verification: Scheduler.Verification? = nil
     public var seed: UInt64? = nil
     public var penalised: [String] = []
+    /// Runtime `wasm`: how many times the module's bytes went to a peer (once per peer lacking it).
+    public var modulesSent = 0
     /// Quorum mode: successful results received per task (1.0: no replication).
     public var replication: Double? {
         guard let v = verification, tasks > 0 else { return nil }
@@ -68,14 +71,15 @@ public struct JobFailure: Error, CustomStringConvertible, Sendable {
 /// The job engine of a native peer (docs/jobs.md, protocol bc-job/1): as a worker it answers
 /// availability queries and runs `raytrace` tasks on a `WorkerPool`; as a submitter it discovers peers
 /// through the overlay and drives each job's pure `JobCore`, performing its actions. Runtimes offered:
-/// `raytrace` (native kernel). A `js` task is refused with `unsupported`.
+/// `raytrace` (native kernel) and `wasm` (WasmKit; modules cached by SHA-256). A `js` task is refused
+/// with `unsupported`.
 ///
 /// `@unchecked Sendable`: like `PeerNode`, all mutable state is touched only on the node's transport
 /// service thread (the node's callbacks run there, `raytrace` must be called there, and worker threads
 /// hand results back with `transport.post`); `onMessage` and `step` assert it.
 public final class JobEngine: @unchecked Sendable {
     public static let proto = "bc-job/1"
-    public static let runtimes = ["raytrace"]
+    public static let runtimes = ["raytrace", "wasm"]
 
     public let node: PeerNode
     public let pool: WorkerPool?
@@ -89,6 +93,15 @@ public final class JobEngine: @unchecked Sendable {
     var scenes: [String: Scene] = [:]
     var sceneOrder: [String] = []
     static let sharedCache = 16
+    /// Runtime `wasm`: the compiled modules held here, and each job's module digest and shared bytes
+    /// (per `src|jobId`, for `sharedCache` jobs).
+    public internal(set) var wasmModules = WasmModuleCache()
+    var wasmShared: [String: (module: String, data: [UInt8])] = [:]
+    var wasmSharedOrder: [String] = []
+    /// Runtime `wasm`: modules received with their bytes (`moduleBase64`) and accepted.
+    public internal(set) var modulesReceived = 0
+    /// The limits applied to `wasm` tasks run here.
+    public var wasmLimits = WasmLimits()
     var counter = 0
     /// Tasks run here, and how they ended (for logs and `report`).
     public private(set) var tasksRun = 0
@@ -190,6 +203,10 @@ public final class JobEngine: @unchecked Sendable {
         }
         guard let pool else { refuse("stopped", "this peer does not offer its CPU"); return }
         guard case .string(let runtime)? = m["runtime"] else { return }
+        if runtime == "wasm" {
+            runWasmTask(src, m, jobId: jobId, taskId: taskId, header: header, pool: pool, refuse: refuse)
+            return
+        }
         guard runtime == "raytrace" else {
             refuse("unsupported", "this peer does not offer the '\(runtime.prefix(32))' runtime")
             return
@@ -222,17 +239,27 @@ public final class JobEngine: @unchecked Sendable {
             refuse("too-large", "a \(w)x\(h) tile's result exceeds the link message limit of \(node.configuration.maxLinkMessageBytes) bytes: use more tiles")
             return
         }
-        var deadline = JobOptions().deadlineSeconds
-        if case .number(let ms)? = m["deadlineMs"], ms.isFinite, ms > 0 { deadline = min(ms / 1000, 600) }
+        let deadline = Self.deadline(m)
+        dispatch(src, jobId: jobId, taskId: taskId, header: header, pool: pool, deadline: deadline, refuse: refuse) { isStopped in
+            do { return .ok(try scene.render(Tile(x: x, y: y, width: w, height: h), isCancelled: isStopped)) }
+            catch RenderError.cancelled { return .failed(code: "stopped-by-deadline", message: "") }
+            catch { return .failed(code: "threw", message: "\(error)") }
+        }
+    }
+
+    static func deadline(_ m: [String: JSONValue]) -> Double {
+        if case .number(let ms)? = m["deadlineMs"], ms.isFinite, ms > 0 { return min(ms / 1000, 600) }
+        return JobOptions().deadlineSeconds
+    }
+
+    /// Runs `work` on the pool and posts its `result` (bytes as base64 with their SHA-256, or the error).
+    func dispatch(_ src: String, jobId: String, taskId: Int, header: [String: JSONValue], pool: WorkerPool, deadline: Double,
+                  refuse: (String, String) -> Void, work: @escaping @Sendable (@escaping @Sendable () -> Bool) -> TaskOutcome) {
         let key = TaskKey(src: src, jobId: jobId, taskId: taskId)
         let started = DispatchTime.now().uptimeNanoseconds
         let transport = node.transport
         let tamper = tamper
-        let accepted = pool.run(key, seconds: deadline, work: { isStopped in
-            do { return .ok(try scene.render(Tile(x: x, y: y, width: w, height: h), isCancelled: isStopped)) }
-            catch RenderError.cancelled { return .failed(code: "stopped-by-deadline", message: "") }
-            catch { return .failed(code: "threw", message: "\(error)") }
-        }, done: { outcome in
+        let accepted = pool.run(key, seconds: deadline, work: work, done: { outcome in
             // Encode on the worker thread; hand the message to the service thread.
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
             var body: [String: JSONValue] = ["ms": .number((seconds * 1000).rounded())]

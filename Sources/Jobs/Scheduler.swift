@@ -35,7 +35,7 @@ public struct Scheduler: Sendable {
     struct PeerSlot { var limit: Int; var running: Set<Int> = []; var won = 0; var pausedUntil = 0.0; var check = 1.0 }
 
     /// Codes after which a task is dispatched again; any other code fails it at once.
-    static let retried: Set<String> = ["busy", "stopped", "need-shared", "lost", "corrupt", "cancelled", "deadline", "crashed"]
+    static let retried: Set<String> = ["busy", "stopped", "need-shared", "need-module", "lost", "corrupt", "cancelled", "deadline", "crashed"]
     /// Of those, the ones that count towards `maxAttempts` (the task itself may be at fault).
     static let counted: Set<String> = ["deadline", "crashed"]
     /// The ones where the peer declined without trying: it pauses, nothing counts against the task.
@@ -183,7 +183,7 @@ public struct Scheduler: Sendable {
         if code == "deadline" { counts.late += 1 }
         if code == "lost" { counts.lost += 1 }
         if Self.counted.contains(code) { failures[t] += 1 }
-        else if Self.retried.contains(code) && !Self.declined.contains(code) && code != "need-shared" { retries[t] += 1 }
+        else if Self.retried.contains(code) && !Self.declined.contains(code) && code != "need-shared" && code != "need-module" { retries[t] += 1 }
         let permanent = !Self.retried.contains(code) || failures[t] >= maxAttempts || retries[t] > maxRetries
         guard permanent else { return Failure(failed: false, cancel: []) }
         let cancel = copies[t].keys.sorted()

@@ -10,7 +10,7 @@ struct BrowserCloud: AsyncParsableCommand {
         commandName: "browsercloud",
         abstract: "BrowserCloud: a community cloud on a peer-to-peer overlay of browsers and machines.",
         version: browserCloudVersion,
-        subcommands: [Serve.self, PeerCommand.self, Submit.self, Render.self, Simulate.self]
+        subcommands: [Serve.self, PeerCommand.self, Submit.self, Render.self, WasmRun.self, Simulate.self]
     )
 
     static func run(_ arguments: [String]) async {

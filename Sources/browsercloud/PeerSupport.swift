@@ -82,6 +82,13 @@ func emitLine(_ value: JSONValue) {
 /// Loads a scene: a file path, or the name of a shipped scene (in `dir`, or else in Public/scenes of
 /// the working directory, of the source tree the executable was built in, or of /usr/local/share/browsercloud).
 func loadScene(_ nameOrPath: String, dir: String?) throws -> (json: JSONValue, scene: Scene) {
+    let (path, data) = try loadSceneFile(nameOrPath, dir: dir)
+    guard let value = JSONValue(parsing: data) else { throw Message("\(path): not valid JSON") }
+    return (value, try Scene(value))
+}
+
+/// The path and bytes of a scene file, or of a shipped scene by name.
+func loadSceneFile(_ nameOrPath: String, dir: String?) throws -> (path: String, bytes: [UInt8]) {
     let executableDir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
     let dirs = dir.map { [$0] } ?? ["Public/scenes", "\(executableDir)/../../Public/scenes", "\(executableDir)/../../../Public/scenes",
                                     "/usr/local/share/browsercloud/Public/scenes"]
@@ -90,8 +97,7 @@ func loadScene(_ nameOrPath: String, dir: String?) throws -> (json: JSONValue, s
           let data = FileManager.default.contents(atPath: path) else {
         throw Message("no scene file '\(nameOrPath)' (looked in \(dirs.joined(separator: ", ")))")
     }
-    guard let value = JSONValue(parsing: [UInt8](data)) else { throw Message("\(path): not valid JSON") }
-    return (value, try Scene(value))
+    return (path, [UInt8](data))
 }
 
 /// Fails early (before any work) when `path` cannot be written.

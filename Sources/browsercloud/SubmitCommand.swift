@@ -13,7 +13,7 @@ import WireProtocol
 
 struct Submit: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Join the ring, submit a job, wait for its result.", subcommands: [SubmitRaytrace.self])
+        abstract: "Join the ring, submit a job, wait for its result.", subcommands: [SubmitRaytrace.self, SubmitWasm.self])
 }
 
 struct SubmitRaytrace: AsyncParsableCommand {
@@ -43,8 +43,12 @@ struct SubmitRaytrace: AsyncParsableCommand {
     @Option(help: "Quorum: the seed of the spot-check draws (below 2^53; default: random, printed).") var seed: UInt64?
     @Option(help: "Submit the job this many times in a row from this one peer (quorum: the reputation of the peers carries over); the last image is written.")
     var `repeat` = 1
+    @Option(help: "The runtime of the tasks: raytrace (the ray-trace kernel of each peer), or wasm (the ray tracer as a Wasm module, --module; docs/jobs.md, \"The wasm runtime\"). The image is the same.")
+    var runtime = "raytrace"
+    @Option(help: "--runtime wasm: the ray tracer's Wasm module.") var module = ".build/wasm/raytracer.wasm"
 
     func validate() throws {
+        guard ["raytrace", "wasm"].contains(runtime) else { throw ValidationError("--runtime must be raytrace or wasm") }
         guard shutdownGrace >= 0 else { throw ValidationError("--shutdown-grace must not be negative") }
         guard (1...100_000).contains(tiles) else { throw ValidationError("--tiles must be in [1, 100000]") }
         guard (1...10_000).contains(peers) else { throw ValidationError("--peers must be in [1, 10000]") }
@@ -62,6 +66,8 @@ struct SubmitRaytrace: AsyncParsableCommand {
         bootstrapLogging(logLevel)
         let logger = Logger(label: "browsercloud.submit")
         let (sceneJSON, parsed) = try loadScene(scene, dir: scenes)
+        // Runtime wasm: shared = the scene file's bytes, input = the tile (x, y, width, height: u32 LE).
+        let wasm = runtime == "wasm" ? WasmRaytrace(module: try readFile(module), scene: try loadSceneFile(scene, dir: scenes).bytes, parsed: parsed) : nil
         try checkWritable(out)
         let config = peerConfiguration(server: server, listen: listen, advertise: advertise, workers: workers)
         let grace = shutdownGrace
@@ -71,7 +77,7 @@ struct SubmitRaytrace: AsyncParsableCommand {
             try node.start()
             let outcome = await withTaskGroup(of: Result<([UInt8], JobStats), Message>?.self) { group in
                 group.addTask { await untilShutdown(); return nil }
-                group.addTask { await submit(node: node, engine: engine, sceneJSON: sceneJSON) }
+                group.addTask { await submit(node: node, engine: engine, sceneJSON: sceneJSON, wasm: wasm) }
                 let first = await group.next() ?? nil
                 group.cancelAll()
                 return first
@@ -94,7 +100,7 @@ struct SubmitRaytrace: AsyncParsableCommand {
     }
 
     /// Waits until this peer is in the ring with its links open, then runs the job; nil when cancelled.
-    private func submit(node: PeerNode, engine: JobEngine, sceneJSON: JSONValue) async -> Result<([UInt8], JobStats), Message>? {
+    private func submit(node: PeerNode, engine: JobEngine, sceneJSON: JSONValue, wasm: WasmRaytrace?) async -> Result<([UInt8], JobStats), Message>? {
         let joinDeadline = ContinuousClock.now + .milliseconds(Int64(joinTimeout * 1000))
         while !(await onServiceThread(node) { node.isReady }) {
             guard ContinuousClock.now < joinDeadline else {
@@ -114,7 +120,7 @@ struct SubmitRaytrace: AsyncParsableCommand {
         var last: Result<([UInt8], JobStats), Message>?
         for run in 1...`repeat` {
             if `repeat` > 1 { print("job \(run) of \(`repeat`)") }
-            last = await submitOnce(node: node, engine: engine, sceneJSON: sceneJSON, options: options)
+            last = await submitOnce(node: node, engine: engine, sceneJSON: sceneJSON, wasm: wasm, options: options)
             guard case .success(let (pixels, stats))? = last else { return last }
             printSummary(stats, pixels: pixels)
         }
@@ -133,15 +139,37 @@ struct SubmitRaytrace: AsyncParsableCommand {
                          seed, r, v.results, stats.tasks, v.agreed, v.dissented, v.spotChecks, v.unchecked, v.noQuorum))
             print("penalised: \(stats.penalised.isEmpty ? "none" : stats.penalised.joined(separator: " "))")
         }
+        if runtime == "wasm" { print("module sent \(stats.modulesSent) times") }
     }
 
     /// One job; nil when cancelled.
-    private func submitOnce(node: PeerNode, engine: JobEngine, sceneJSON: JSONValue, options: JobOptions) async -> Result<([UInt8], JobStats), Message>? {
+    private func submitOnce(node: PeerNode, engine: JobEngine, sceneJSON: JSONValue, wasm: WasmRaytrace?, options: JobOptions) async -> Result<([UInt8], JobStats), Message>? {
         let showBar = isatty(STDERR_FILENO) != 0
         let (tiles, peers) = (tiles, peers)
         // A stream rather than a continuation: waiting on it ends when the task is cancelled (a shutdown).
         let (results, result) = AsyncStream<Result<([UInt8], JobStats), Message>>.makeStream()
         node.transport.post {
+            if let wasm {
+                let grid = RayTracer.tiles(width: wasm.parsed.width, height: wasm.parsed.height, count: tiles)
+                do {
+                    try engine.runWasm(module: wasm.module, shared: wasm.scene, inputs: grid.map(WasmRaytrace.input), peers: peers, options: options,
+                                       progress: showBar ? drawBar : progressReporter()) { outcome in
+                        result.yield(outcome.mapError { Message("\($0)") }.flatMap { r in
+                            var image = [UInt8](repeating: 0, count: wasm.parsed.width * wasm.parsed.height * 4)
+                            for (i, t) in grid.enumerated() {
+                                guard r.outputs[i].count == t.width * t.height * 4 else {
+                                    return .failure(Message("task \(i): the module returned \(r.outputs[i].count) bytes for a \(t.width)x\(t.height) tile"))
+                                }
+                                blit(&image, imageWidth: wasm.parsed.width, tile: t, pixels: r.outputs[i])
+                            }
+                            return .success((image, r.stats))
+                        })
+                    }
+                } catch {
+                    result.yield(.failure(Message("\(error)")))
+                }
+                return
+            }
             do {
                 var lastTenth = 0
                 try engine.raytrace(sceneJSON: sceneJSON, tiles: tiles, peers: peers, options: options, progress: { done, total in
@@ -163,6 +191,17 @@ struct SubmitRaytrace: AsyncParsableCommand {
         }
         if showBar { FileHandle.standardError.write(Data("\n".utf8)) }
         return outcome
+    }
+}
+
+/// `submit raytrace --runtime wasm`: the module, the scene file's bytes (the shared data) and the scene.
+struct WasmRaytrace: Sendable {
+    let module: [UInt8]
+    let scene: [UInt8]
+    let parsed: Scene
+    /// A tile as a task input: x, y, width, height, each a u32 little-endian.
+    static func input(_ t: Tile) -> [UInt8] {
+        [t.x, t.y, t.width, t.height].flatMap { v in (0..<4).map { UInt8(truncatingIfNeeded: UInt32(v) >> (8 * $0)) } }
     }
 }
 

@@ -21,7 +21,7 @@ def test_listening_addresses_go_only_to_the_admin(start_server):
         peer_id = native.wait_registered()
         url = native.url
         assert url.startswith("ws://127.0.0.1:")
-        public = {"runtimes": ["raytrace"], "workers": 1, "transports": ["websocket"]}
+        public = {"runtimes": ["raytrace", "wasm"], "workers": 1, "transports": ["websocket"]}
         admin = {"Authorization": f"Bearer {ADMIN}"}
         wrong = {"Authorization": "Bearer wrong-token-0000000000000"}
         wait_until(lambda: any(n == "join" for n, _ in stream.events()), message="join event")
