@@ -242,7 +242,9 @@ def test_a_worker_peer_refuses_modules_it_is_not_given_correctly(page, modules):
 
 
 def raytracer_module():
-    for p in (ROOT / "Public/wasm/raytracer.wasm", ROOT / ".build/wasm/raytracer.wasm"):
+    """The examples' ray tracer module: in $BROWSERCLOUD_WASM_DIR, or where `make wasm` puts it."""
+    dirs = [pathlib.Path(os.environ["BROWSERCLOUD_WASM_DIR"])] if os.environ.get("BROWSERCLOUD_WASM_DIR") else []
+    for p in [d / "raytracer.wasm" for d in dirs] + [ROOT / "Public/wasm/raytracer.wasm", ROOT / ".build/wasm/raytracer.wasm"]:
         if p.exists():
             return p
     return None
@@ -263,3 +265,32 @@ def test_raytrace_on_the_wasm_runtime_gives_the_bytes_of_the_vectors(overlay):
     }""", {"module": b64(path.read_bytes()), "tiles": 25, "peers": len(live)})
     assert out["sha256"] == VECTORS[scene], out["stats"]
     assert out["stats"]["failed"] == 0 and len(out["stats"]["tasksPerPeer"]) > 1, out["stats"]
+
+
+def test_the_volunteer_page_renders_with_webassembly(overlay):
+    """index.html with the WebAssembly runtime chosen: the module comes from the server (/wasm/raytracer.wasm,
+    where `make wasm` copies it) and the image is the one of the JavaScript kernel."""
+    if not (ROOT / "Public/wasm/raytracer.wasm").exists():
+        pytest.skip("Public/wasm/raytracer.wasm is not there (make wasm copies it)")
+    live = ring(overlay)
+    context = overlay.browser.new_context()
+    try:
+        page = context.new_page()
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(overlay.base_url + "/")
+        page.click("#join")
+        page.wait_for_function("() => !document.getElementById('run').disabled", timeout=20000)
+        page.select_option("#scene", "small")
+        page.select_option("#tiles", "25")
+        page.select_option("#runtime", "wasm")
+        page.fill("#peers", str(len(live) + 1))
+        page.click("#run")
+        page.wait_for_function("() => document.getElementById('job-status').textContent.startsWith('done')", timeout=60000)
+        assert "WebAssembly" in page.text_content("#job-status")
+        assert page.text_content("#sha") == VECTORS["Public/scenes/small.json"]
+        assert page.locator("#per-peer tr").count() > 1
+        page.click("#leave")
+        assert not errors, errors
+    finally:
+        context.close()
