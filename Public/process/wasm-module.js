@@ -121,9 +121,14 @@ export function runTask (module, shared, input, limits = WASM_LIMITS) {
   const { memory, bc_alloc: alloc, bc_run: run } = instance.exports
   if (alloc.length !== 1) throw badTask(`bc_alloc takes ${alloc.length} parameters, not 1`)
   if (run.length !== 4) throw badTask(`bc_run takes ${run.length} parameters, not 4`)
+  // A TypeError from a call is the JS API refusing to convert between JS values and the export's
+  // parameter or result types (traps are RuntimeErrors, stack exhaustion a RangeError): a mistyped export.
+  const call = (fn, name, ...args) => {
+    try { return fn(...args) } catch (error) { throw error instanceof TypeError ? badTask(`${name} has the wrong type: ${error.message}`) : error }
+  }
   const place = (bytes, what) => {
-    const ptr = alloc(bytes.length)
-    if (typeof ptr !== 'number') throw badTask('bc_alloc must return an i32')
+    const ptr = call(alloc, 'bc_alloc', bytes.length)
+    if (!Number.isInteger(ptr)) throw badTask('bc_alloc must return an i32')
     if (ptr === 0) throw new Error(`bc_alloc(${bytes.length}) for the ${what} returned 0`)
     const at = ptr >>> 0
     if (at + bytes.length > memory.buffer.byteLength) throw new Error(`bc_alloc(${bytes.length}) for the ${what} returned ${at}: outside memory (${memory.buffer.byteLength} bytes)`)
@@ -132,7 +137,7 @@ export function runTask (module, shared, input, limits = WASM_LIMITS) {
   }
   const sharedPtr = place(shared, 'shared data')
   const inputPtr = place(input, 'input')
-  const packed = run(sharedPtr, shared.length, inputPtr, input.length)
+  const packed = call(run, 'bc_run', sharedPtr, shared.length, inputPtr, input.length)
   if (typeof packed !== 'bigint') throw badTask('bc_run must return an i64')
   const bits = BigInt.asUintN(64, packed)
   const ptr = Number(bits & 0xffffffffn)

@@ -59,6 +59,7 @@ SOURCES = {
       EXPORT(bc_run) u64 bc_run(u8 *s, int sl, u8 *in, int il) { in[0] = (u8)host_random(); return out(in, 1); }""",
     "badptr": r"""EXPORT(bc_run) u64 bc_run(u8 *s, int sl, u8 *in, int il) { return out((u8 *)0xfffffff0u, 64); }""",
     "i32-result": r"""EXPORT(bc_run) u32 bc_run(u8 *s, int sl, u8 *in, int il) { return 0; }""",
+    "i64-params": r"""EXPORT(bc_run) u64 bc_run(u64 s, u64 sl, u64 in, u64 il) { return 0; }""",
     "no-run": r"""EXPORT(bc_other) u64 bc_other(u8 *s, int sl, u8 *in, int il) { return 0; }""",
 }
 FLAGS = {"import": ["-Wl,--allow-undefined"]}
@@ -187,6 +188,7 @@ CASES = [
     ("invalid", b"x", None, "bad-task", "does not compile"),
     ("no-run", b"x", None, "bad-task", "bc_run"),
     ("i32-result", b"x", None, "bad-task", "i64"),
+    ("i64-params", b"x", None, "bad-task", "wrong type"),
     ("badptr", b"x", None, "threw", "outside memory"),
 ]
 
