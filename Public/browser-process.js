@@ -65,6 +65,7 @@ export class BrowserProcess {
     this.jobs = new Map()      // jobId → Job (jobs submitted here)
     this.shared = new Map()    // `${src}|${jobId}` → the job's shared data (kept for SHARED_CACHE jobs)
     this.queries = new Map()   // qid → answer handler
+    this.preparing = new Set() // keys { src, jobId, taskId, cancelled } of wasm tasks whose module is being compiled
     this.counter = 0
     this.participating = false
     this.off = this.explorer.events.on('message', (envelope) => this.#onMessage(envelope))
@@ -250,9 +251,12 @@ export class BrowserProcess {
         if (m.kind === 'task') this.#runTask(src, m).catch((error) => this.events.emit('error', { code: 'job', message: `a task from ${src}: ${error.message}` }))
         else this.#reply(src, { kind: 'probe-reply', jobId: m.jobId, taskIds: this.#tasksOf(src, m.jobId) })
         return
-      case 'cancel':
-        this.pool?.cancel((key) => key.src === src && key.jobId === m.jobId && (!Array.isArray(m.taskIds) || m.taskIds.includes(key.taskId)))
+      case 'cancel': {
+        const matches = (key) => key.src === src && key.jobId === m.jobId && (!Array.isArray(m.taskIds) || m.taskIds.includes(key.taskId))
+        for (const key of this.preparing) if (matches(key)) key.cancelled = true
+        this.pool?.cancel(matches)
         return
+      }
       case 'result':
       case 'gone':
       case 'probe-reply':
@@ -261,7 +265,7 @@ export class BrowserProcess {
   }
 
   #tasksOf (src, jobId) {
-    return (this.pool?.keys() ?? []).filter((k) => k.src === src && k.jobId === jobId).map((k) => k.taskId)
+    return [...this.preparing, ...(this.pool?.keys() ?? [])].filter((k) => k.src === src && k.jobId === jobId).map((k) => k.taskId)
   }
 
   async #runTask (src, m) {
@@ -288,7 +292,11 @@ export class BrowserProcess {
     const message = { runtime: m.runtime, jobId: sharedKey, shared, input: m.input }
     if (m.runtime === 'wasm') {
       // The compiled module, from this peer's cache or from the bytes the submitter sent after `need-module`.
-      const { module, error } = await this.modules.resolve({ ...shared, moduleBase64: m.shared?.moduleBase64 })
+      // Held while it compiles: probes see the task, and a cancel stops it before it runs.
+      const key = { src, jobId, taskId, cancelled: false }
+      this.preparing.add(key)
+      const { module, error } = await this.modules.resolve({ ...shared, moduleBase64: m.shared?.moduleBase64 }).finally(() => this.preparing.delete(key))
+      if (key.cancelled) return
       if (error) { reply({ ok: false, error }); return }
       Object.assign(message, { module, limits: this.config.wasmLimits })
     }
