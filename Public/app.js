@@ -130,7 +130,10 @@ $('send').onclick = async () => {
 
 $('run').onclick = async () => {
   $('run').disabled = true
-  const scene = await (await fetch(`/scenes/${$('scene').value}.json`)).json()
+  // The scene's JSON text as the server has it: the wasm ray tracer gets exactly these bytes.
+  const text = await (await fetch(`/scenes/${$('scene').value}.json`)).text()
+  const scene = JSON.parse(text)
+  const runtime = $('runtime').value   // 'raytrace' (the JavaScript kernel) or 'wasm' (raytracer.wasm)
   const canvas = $('canvas')
   canvas.width = scene.width
   canvas.height = scene.height
@@ -147,13 +150,14 @@ $('run').onclick = async () => {
     $('job-status').textContent = `${done} / ${total} tiles`
   })
   try {
-    const r = await bp.raytrace(scene, {
+    const r = await bp.raytrace(runtime === 'wasm' ? text : scene, {
       tiles,
       peers,
+      runtime,
       onTile: (t, pixels) => ctx.putImageData(new ImageData(new Uint8ClampedArray(pixels.buffer, pixels.byteOffset, pixels.length), t.width, t.height), t.x, t.y)
     })
     const s = r.stats
-    $('job-status').textContent = `done: ${s.tasks} tiles on ${Object.keys(s.tasksPerPeer).length} peer(s)`
+    $('job-status').textContent = `done: ${s.tasks} tiles on ${Object.keys(s.tasksPerPeer).length} peer(s)${runtime === 'wasm' ? ' (WebAssembly)' : ''}`
     $('makespan').textContent = `${(s.makespanMs / 1000).toFixed(2)} s (discovery ${s.discoveryMs} ms)`
     $('redispatched').textContent = `${s.redispatched} (${s.peersLost} peer(s) lost)`
     $('speculative').textContent = `${s.speculative} started, ${s.discarded} discarded`

@@ -21,8 +21,11 @@ import { PROTOCOL, RUNTIMES, JOB_DEFAULTS, JOB_ERRORS, VERIFY_MODES, JobError, s
 import { Reputation } from './process/quorum.js'
 import { prepareScene, tiles as tileGrid, blit } from './raytracer.js'
 import { prepareSha256 } from './explorer/sha256.js'
+import { WasmModules } from './process/wasm-modules.js'
+import { WASM_LIMITS } from './process/wasm-module.js'
+import { wasmJob, tileInput, RAYTRACER_WASM_URL } from './process/wasm-job.js'
 
-export { PROTOCOL, JOB_DEFAULTS, JOB_ERRORS, JobError, sha256Hex }
+export { PROTOCOL, JOB_DEFAULTS, JOB_ERRORS, JobError, sha256Hex, WASM_LIMITS }
 
 /** Jobs whose shared data a worker peer keeps. */
 const SHARED_CACHE = 16
@@ -40,13 +43,18 @@ export class BrowserProcess {
    * @param {number} [config.maxQueued] tasks accepted beyond the running ones (default max(4, workers))
    * @param {string[]} [config.runtimes] runtimes offered: 'js' (arbitrary functions) and/or 'raytrace'
    * @param {number} [config.maxDeadlineMs] a task asking for a longer deadline is run with this one (default 10 min)
+   * @param {number} [config.wasmMaxModuleBytes] the `wasm` runtime's limits (WASM_LIMITS: 8 MiB; also
+   *   `wasmMaxMemoryPages`, 256 pages of 64 KiB, and `wasmMaxOutputBytes`, 16 MiB), for tasks run here
+   *   and for modules submitted from here
    */
   constructor (config = {}) {
     const workers = config.workers ?? (globalThis.navigator?.hardwareConcurrency || 2)
     if (!Number.isInteger(workers) || workers < 0 || workers > 256) throw new Error('workers must be an integer in [0, 256]')
     const runtimes = config.runtimes ?? RUNTIMES
     for (const r of runtimes) if (!RUNTIMES.includes(r)) throw new Error(`unknown runtime '${r}' (known: ${RUNTIMES.join(', ')})`)
-    this.config = { workers, maxQueued: config.maxQueued ?? Math.max(4, workers), runtimes, maxDeadlineMs: config.maxDeadlineMs ?? 600000 }
+    const wasmLimits = Object.fromEntries(Object.keys(WASM_LIMITS).map((k) => [k, config[k] ?? WASM_LIMITS[k]]))
+    this.config = { workers, maxQueued: config.maxQueued ?? Math.max(4, workers), runtimes, maxDeadlineMs: config.maxDeadlineMs ?? 600000, wasmLimits }
+    this.modules = new WasmModules({ limits: wasmLimits })   // compiled wasm task modules by SHA-256
     this.explorer = config.explorer ?? new Explorer({
       signalingURL: config.signalingURL,
       iceServers: config.iceServers,
@@ -57,6 +65,7 @@ export class BrowserProcess {
     this.jobs = new Map()      // jobId → Job (jobs submitted here)
     this.shared = new Map()    // `${src}|${jobId}` → the job's shared data (kept for SHARED_CACHE jobs)
     this.queries = new Map()   // qid → answer handler
+    this.preparing = new Set() // keys { src, jobId, taskId, cancelled } of wasm tasks whose module is being compiled
     this.counter = 0
     this.participating = false
     this.off = this.explorer.events.on('message', (envelope) => this.#onMessage(envelope))
@@ -83,6 +92,7 @@ export class BrowserProcess {
     this.participating = false
     this.pool?.stop()
     this.shared.clear()
+    this.modules.clear()
     for (const job of this.jobs.values()) job.cancel('stopped', 'the process was stopped')
   }
 
@@ -127,17 +137,23 @@ export class BrowserProcess {
   /**
    * Renders `scene` (docs/raytracer.md) as `tiles` tasks on `peers` peers. `onTile(tile, pixels)` sees
    * every tile as it arrives. Resolves with `{ image, width, height, sha256, stats }`; the image bytes
-   * are the same whatever the tiling and whichever peers rendered which tiles.
+   * are the same whatever the tiling and whichever peers rendered which tiles. `runtime: 'wasm'` renders
+   * with the ray tracer module (`module`: its bytes or URL, default /wasm/raytracer.wasm, which `make wasm`
+   * builds) on the peers offering 'wasm': the job's shared bytes are the scene's JSON text (`scene` may be
+   * that text), each tile's input its x, y, width, height (u32 little-endian).
    */
-  async raytrace (scene, { tiles = 400, peers = 1, onTile, ...options } = {}) {
-    const prepared = prepareScene(scene)
+  async raytrace (scene, { tiles = 400, peers = 1, onTile, runtime = 'raytrace', module = RAYTRACER_WASM_URL, ...options } = {}) {
+    const text = typeof scene === 'string' ? scene : JSON.stringify(scene)
+    const prepared = prepareScene(typeof scene === 'string' ? JSON.parse(scene) : scene)
     const grid = tileGrid(prepared.width, prepared.height, tiles)
     const image = new Uint8ClampedArray(prepared.width * prepared.height * 4)
+    if (runtime !== 'raytrace' && runtime !== 'wasm') throw new Error(`raytrace runs on the 'raytrace' or 'wasm' runtime, not '${runtime}'`)
+    const job = runtime === 'wasm'
+      ? { runtime, module, shared: new TextEncoder().encode(text), inputs: grid.map(tileInput) }
+      : { runtime, shared: { scene }, inputs: grid.map((tile) => ({ tile })) }
     const { stats } = await this.run({
       ...options,
-      runtime: 'raytrace',
-      shared: { scene },
-      inputs: grid.map((tile) => ({ tile })),
+      ...job,
       nPeers: peers,
       keepResults: false,
       onResult: (i, pixels) => { blit(image, prepared.width, grid[i], pixels); onTile?.(grid[i], pixels) }
@@ -150,9 +166,18 @@ export class BrowserProcess {
    * onResult?(index, value), ...JOB_DEFAULTS }`. `shared` is the data every task of the job needs
    * (`{ source, mode }` for 'js', `{ scene }` for 'raytrace'); it goes to each peer once. Resolves
    * with `{ results, stats }`.
+   * WebAssembly: `{ runtime: 'wasm', module, shared?, inputs, peers (or nPeers), ... }` with `module`
+   * the module's bytes (Uint8Array, ArrayBuffer) or URL, `shared` the job's bytes (Uint8Array) and
+   * `inputs` one Uint8Array per task; `results` are the tasks' output bytes (Uint8Array), in order.
+   * The module goes only to peers that do not hold it already (docs/jobs.md, "Module caching").
    */
   async run (spec) {
     if (!this.explorer.peerId) throw new Error('not in the ring: call participate() first')
+    if (spec.runtime === 'wasm' && spec.module !== undefined) {
+      const { module, peers, ...rest } = spec
+      const parts = await wasmJob({ module, shared: spec.shared, inputs: spec.inputs }, this.config.wasmLimits)
+      return this.run({ ...rest, ...parts, nPeers: spec.nPeers ?? peers ?? 1 })
+    }
     if (!RUNTIMES.includes(spec.runtime)) throw new Error(`unknown runtime '${spec.runtime}'`)
     if (!Number.isInteger(spec.nPeers) || spec.nPeers < 1) throw new Error('nPeers must be a positive integer')
     if (spec.verify !== undefined && !VERIFY_MODES.includes(spec.verify)) throw new Error(`verify must be one of ${VERIFY_MODES.map((v) => `'${v}'`).join(', ')}`)
@@ -226,9 +251,12 @@ export class BrowserProcess {
         if (m.kind === 'task') this.#runTask(src, m).catch((error) => this.events.emit('error', { code: 'job', message: `a task from ${src}: ${error.message}` }))
         else this.#reply(src, { kind: 'probe-reply', jobId: m.jobId, taskIds: this.#tasksOf(src, m.jobId) })
         return
-      case 'cancel':
-        this.pool?.cancel((key) => key.src === src && key.jobId === m.jobId && (!Array.isArray(m.taskIds) || m.taskIds.includes(key.taskId)))
+      case 'cancel': {
+        const matches = (key) => key.src === src && key.jobId === m.jobId && (!Array.isArray(m.taskIds) || m.taskIds.includes(key.taskId))
+        for (const key of this.preparing) if (matches(key)) key.cancelled = true
+        this.pool?.cancel(matches)
         return
+      }
       case 'result':
       case 'gone':
       case 'probe-reply':
@@ -237,7 +265,7 @@ export class BrowserProcess {
   }
 
   #tasksOf (src, jobId) {
-    return (this.pool?.keys() ?? []).filter((k) => k.src === src && k.jobId === jobId).map((k) => k.taskId)
+    return [...this.preparing, ...(this.pool?.keys() ?? [])].filter((k) => k.src === src && k.jobId === jobId).map((k) => k.taskId)
   }
 
   async #runTask (src, m) {
@@ -253,13 +281,25 @@ export class BrowserProcess {
     const sharedKey = `${src}|${jobId}`
     if (m.shared !== undefined) {
       this.shared.delete(sharedKey)
-      this.shared.set(sharedKey, m.shared)
+      // A wasm module's bytes are not kept with the shared data: the compiled module is (this.modules).
+      const wasm = m.runtime === 'wasm' && m.shared !== null && typeof m.shared === 'object'
+      this.shared.set(sharedKey, wasm ? { module: m.shared.module, data: m.shared.data } : m.shared)
       if (this.shared.size > SHARED_CACHE) this.shared.delete(this.shared.keys().next().value)
     }
     const shared = this.shared.get(sharedKey)
     if (shared === undefined) { reply({ ok: false, error: { code: 'need-shared', message: "this peer does not hold the job's shared data" } }); return }
     const deadlineMs = Math.min(Number.isFinite(m.deadlineMs) && m.deadlineMs > 0 ? m.deadlineMs : JOB_DEFAULTS.deadlineMs, this.config.maxDeadlineMs)
     const message = { runtime: m.runtime, jobId: sharedKey, shared, input: m.input }
+    if (m.runtime === 'wasm') {
+      // The compiled module, from this peer's cache or from the bytes the submitter sent after `need-module`.
+      // Held while it compiles: probes see the task, and a cancel stops it before it runs.
+      const key = { src, jobId, taskId, cancelled: false }
+      this.preparing.add(key)
+      const { module, error } = await this.modules.resolve({ ...shared, moduleBase64: m.shared?.moduleBase64 }).finally(() => this.preparing.delete(key))
+      if (key.cancelled) return
+      if (error) { reply({ ok: false, error }); return }
+      Object.assign(message, { module, limits: this.config.wasmLimits })
+    }
     const result = await this.pool.run({ src, jobId, taskId }, message, deadlineMs)
     this.events.emit('task-run', { from: src, jobId, taskId, ok: result.ok, code: result.error?.code, message: result.error?.message, ms: Math.round(result.ms) })
     if (result.error?.code === 'cancelled') return

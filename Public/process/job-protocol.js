@@ -5,7 +5,7 @@
 export const PROTOCOL = 'bc-job/1'
 
 /** The runtimes a peer may offer. */
-export const RUNTIMES = Object.freeze(['js', 'raytrace'])
+export const RUNTIMES = Object.freeze(['js', 'raytrace', 'wasm'])
 
 /** Defaults of the job options (execute, raytrace, run); every one can be overridden per job. */
 export const JOB_DEFAULTS = Object.freeze({

@@ -27,6 +27,13 @@ export class Job {
     this.probes = new Map()      // peerId → { sentAt, misses }
     this.gone = new Set()
     this.sharedSent = new Set()  // peers that got the job's shared data
+    // wasm jobs (docs/jobs.md, "Module caching"): the module's bytes go only to a peer that answered
+    // `need-module`, with its next task; `sends` numbers the tasks sent, so that a `need-module` for a
+    // task sent before the module is not taken for a peer that lost it.
+    this.sends = 0
+    this.sentSeq = new Map()     // `${peerId}|${taskId}` → number of the latest send of the task to the peer
+    this.needsModule = new Set() // peers to send the module to with the next task
+    this.moduleSeq = new Map()   // peerId → number of the send that carried the module
     this.declines = new Map()    // peerId → tasks declined in a row
     this.peersLost = 0
     this.lastDiscovery = 0
@@ -111,6 +118,7 @@ export class Job {
       const code = typeof m.error?.code === 'string' ? m.error.code : 'threw'
       const message = String(m.error?.message ?? 'unknown error').slice(0, 1000)
       if (code === 'need-shared') this.sharedSent.delete(src)
+      if (code === 'need-module') this.#needModule(src, taskId)
       if (code === 'busy' || code === 'stopped') {
         const n = (this.declines.get(src) ?? 0) + 1
         this.declines.set(src, n)
@@ -214,6 +222,15 @@ export class Job {
     this.host.emit('peer-lost', { jobId: this.id, peerId, reason: why })
   }
 
+  /** A peer lacks the module: it gets it with its next task, unless the module is on its way already. */
+  #needModule (peerId, taskId) {
+    if (this.spec.moduleBase64 === undefined) return
+    const sent = this.moduleSeq.get(peerId)
+    if (sent !== undefined && (this.sentSeq.get(`${peerId}|${taskId}`) ?? Infinity) < sent) return
+    this.needsModule.add(peerId)
+    this.sharedSent.delete(peerId)
+  }
+
   #pump () {
     if (this.settled) return
     if (!this.host.peerId()) { this.cancel('stopped', 'this peer left the ring'); return }
@@ -221,8 +238,12 @@ export class Job {
     for (const { taskId, peerId, attempt } of this.scheduler.assign(now)) {
       const task = { kind: 'task', jobId: this.id, taskId, attempt, runtime: this.spec.runtime, input: this.spec.inputs[taskId], deadlineMs: this.spec.deadlineMs }
       if (!this.sharedSent.has(peerId)) { task.shared = this.spec.shared; this.sharedSent.add(peerId) }
+      const seq = ++this.sends
+      this.sentSeq.set(`${peerId}|${taskId}`, seq)
+      if (task.shared && this.needsModule.delete(peerId)) { task.shared = { ...task.shared, moduleBase64: this.spec.moduleBase64 }; this.moduleSeq.set(peerId, seq) }
       this.host.post(peerId, task).catch((error) => {
         this.sharedSent.delete(peerId)
+        if (task.shared?.moduleBase64 !== undefined) { this.needsModule.add(peerId); this.moduleSeq.delete(peerId) }
         this.scheduler.fail(taskId, peerId, 'lost', error.message, performance.now())
       })
     }

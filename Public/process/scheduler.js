@@ -22,7 +22,7 @@ export { spotCheckDraw, decideQuorum, Reputation } from './quorum.js'
 const byNumber = (a, b) => a - b
 
 /** Failure codes after which a task is dispatched again; any other code (e.g. 'threw') fails it at once. */
-const RETRIED = new Set(['busy', 'stopped', 'need-shared', 'lost', 'corrupt', 'cancelled', 'deadline', 'crashed'])
+const RETRIED = new Set(['busy', 'stopped', 'need-shared', 'need-module', 'lost', 'corrupt', 'cancelled', 'deadline', 'crashed'])
 /** Of those, the ones that count towards maxAttempts (the task itself may be at fault). */
 const COUNTED = new Set(['deadline', 'crashed'])
 /** The ones where the peer declined without trying: it pauses, and nothing is counted against the task. */
@@ -175,7 +175,7 @@ export class Scheduler {
   /**
    * A copy ended without a result. `code`: 'deadline' or 'crashed' (the task fails after maxAttempts
    * of these); 'busy' or 'stopped' (the peer declined: it pauses for `pauseMs`, nothing is counted);
-   * 'need-shared' (the peer needs the job's shared data: dispatched again at once); 'lost', 'corrupt',
+   * 'need-shared', 'need-module' (the peer needs the job's shared data or module: dispatched again at once); 'lost', 'corrupt',
    * 'cancelled' (dispatched again; the task fails after maxRetries of these); any other code, such as
    * 'threw', fails the task at once. Returns `{ failed, cancel }`: `failed` is true
    * once the task failed for good, and `cancel` then lists the peers still running other copies.
@@ -191,7 +191,7 @@ export class Scheduler {
     if (code === 'deadline') this.counts.late++
     if (code === 'lost') this.counts.lost++
     if (COUNTED.has(code)) this.failures[taskId]++
-    else if (RETRIED.has(code) && !DECLINED.has(code) && code !== 'need-shared') this.retries[taskId]++
+    else if (RETRIED.has(code) && !DECLINED.has(code) && !code.startsWith('need-')) this.retries[taskId]++
     const permanent = !RETRIED.has(code) || this.failures[taskId] >= this.maxAttempts || this.retries[taskId] > this.maxRetries
     if (!permanent) return { failed: false, cancel: [] }
     const cancel = [...this.copies[taskId].keys()].sort()

@@ -2,12 +2,15 @@
 //
 // In:  { id, runtime: 'raytrace', jobId, shared: { scene }, input: { tile } }
 //      { id, runtime: 'js', jobId, shared: { source, mode: 'map' | 'partition' }, input }
+//      { id, runtime: 'wasm', jobId, shared: { data }, module: WebAssembly.Module, input: { data } }
+//        (data: base64; the page checked and compiled the module: wasm-modules.js)
 // Out: { id, ok: true, encoding: 'base64' | 'json', payload, sha256 }   (sha256: hex SHA-256 of the
 //      raw bytes for 'base64', of the UTF-8 JSON text for 'json')
 //      { id, ok: false, error: { code: 'threw' | 'bad-task', message } }
 
 import { prepareScene, renderTile } from '../raytracer.js'
 import { prepareSha256, sha256Hex } from '../explorer/sha256.js'
+import { runTask as runWasm, fromBase64 } from './wasm-module.js'
 
 // Where WebCrypto is missing (a page that is not a secure context), SHA-256 comes from CryptoJS, which is
 // fetched now, before fetch is removed from this scope below (explorer/sha256.js).
@@ -28,6 +31,7 @@ for (const name of ['fetch', 'XMLHttpRequest', 'WebSocket', 'EventSource', 'WebT
 const CACHE_SIZE = 8
 const functions = new Map()   // jobId → compiled function
 const scenes = new Map()      // jobId → prepared scene
+const sharedBytes = new Map() // jobId → the wasm job's shared bytes
 
 function remember (cache, key, make) {
   if (cache.has(key)) return cache.get(key)
@@ -60,6 +64,12 @@ async function execute (m) {
   if (m.runtime === 'raytrace') {
     const scene = remember(scenes, m.jobId, () => prepareScene(m.shared?.scene))
     const bytes = renderTile(scene, m.input?.tile ?? {})
+    return { encoding: 'base64', payload: base64(bytes), sha256: await hex(bytes) }
+  }
+  if (m.runtime === 'wasm') {
+    if (!(m.module instanceof WebAssembly.Module)) throw Object.assign(new Error('no compiled module came with the task'), { code: 'bad-task' })
+    const shared = remember(sharedBytes, m.jobId, () => fromBase64(m.shared?.data ?? '', 'shared.data'))
+    const bytes = runWasm(m.module, shared, fromBase64(m.input?.data, 'input.data'), m.limits)
     return { encoding: 'base64', payload: base64(bytes), sha256: await hex(bytes) }
   }
   if (m.runtime === 'js') {

@@ -221,7 +221,7 @@ def test_raytrace_on_one_peer_and_its_errors(page, web_server):
       const errors = []
       try {{ await bp.raytrace({{ ...scene, width: 0 }}, {{ tiles: 4 }}) }} catch (e) {{ errors.push(e.message) }}
       try {{ await bp.execute('x', (a) => a, 1) }} catch (e) {{ errors.push(e.message) }}
-      try {{ await bp.run({{ runtime: 'wasm', inputs: [], nPeers: 1 }}) }} catch (e) {{ errors.push(e.message) }}
+      try {{ await bp.run({{ runtime: 'fortran', inputs: [], nPeers: 1 }}) }} catch (e) {{ errors.push(e.message) }}
       // A peer that offers only the 'js' runtime: a ray-trace job finds nobody and says so.
       await bp.explorer.leave()
       const jsOnly = await participate({{ signalingURL: url, workers: 1, runtimes: ['js'] }})
@@ -234,5 +234,5 @@ def test_raytrace_on_one_peer_and_its_errors(page, web_server):
     errors = out["errors"]
     assert "width" in errors[0]
     assert "data must be an array" in errors[1]
-    assert "unknown runtime 'wasm'" in errors[2]
+    assert "unknown runtime 'fortran'" in errors[2]   # ('wasm' is a runtime now: docs/jobs.md)
     assert "no peer offers the 'raytrace' runtime" in errors[3]
