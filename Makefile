@@ -49,7 +49,7 @@ build: deps
 release: deps
 	$(SWIFT) build -c release --product browsercloud
 
-run: release
+run: release wasm
 	.build/release/browsercloud serve --host $(HOST) --port $(PORT) --public Public $(SERVE_ARGS)
 
 test: test-deps wasm
@@ -57,7 +57,13 @@ test: test-deps wasm
 	$(SWIFT) test --skip-build
 	BROWSERCLOUD_BIN=$$($(SWIFT) build --show-bin-path)/browsercloud $(VENV_PYTHON) -m pytest -q Tests/integration Tests/e2e
 
-wasm: $(WASM_MODULES:%=$(WASM_DIR)/%.wasm)
+# The server serves Public/ only: the volunteer page's WebAssembly renders fetch /wasm/raytracer.wasm
+# (a git-ignored copy).
+wasm: $(WASM_MODULES:%=$(WASM_DIR)/%.wasm) Public/wasm/raytracer.wasm
+
+Public/wasm/raytracer.wasm: $(WASM_DIR)/raytracer.wasm
+	@mkdir -p Public/wasm
+	cp $< $@
 
 $(WASM_DIR)/raytracer.wasm $(WASM_DIR)/json-numbers.wasm: $(WASM_SRC)/json.c $(WASM_SRC)/json.h
 # big-memory declares a memory minimum of 300 pages, above the engines' limit of 256.

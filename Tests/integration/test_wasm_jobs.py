@@ -209,8 +209,8 @@ def test_refused_modules_are_bad_task(ring, modules, tmp_path, name, words):
 RAYTRACER = pathlib.Path(os.environ.get("WASM_DIR", str(ROOT / ".build" / "wasm"))) / "raytracer.wasm"
 
 
-@pytest.mark.skipif(not RAYTRACER.exists(), reason=f"LOUD SKIP: {RAYTRACER} is missing: run `make wasm` (the examples' ray tracer)")
 def test_raytrace_on_the_wasm_runtime_equals_render(ring, tmp_path):
+    assert RAYTRACER.exists(), f"{RAYTRACER} is missing: run `make wasm` (`make test` does)"
     server, _ = ring
     ref = tmp_path / "render.png"
     subprocess.run([BIN, "render", "--scene", "small", "--scenes", str(ROOT / "Public/scenes"), "--out", str(ref)],

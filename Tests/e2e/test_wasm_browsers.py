@@ -254,8 +254,7 @@ def raytracer_module():
 
 def test_raytrace_on_the_wasm_runtime_gives_the_bytes_of_the_vectors(overlay):
     path = raytracer_module()
-    if path is None:
-        pytest.skip("raytracer.wasm is not built (make wasm)")
+    assert path is not None, "raytracer.wasm is not built: run `make wasm` (`make test` does)"
     live = ring(overlay)
     page = live[0][1]
     scene = "Public/scenes/small.json"
@@ -272,8 +271,7 @@ def test_raytrace_on_the_wasm_runtime_gives_the_bytes_of_the_vectors(overlay):
 def test_the_volunteer_page_renders_with_webassembly(overlay):
     """index.html with the WebAssembly runtime chosen: the module comes from the server (/wasm/raytracer.wasm,
     where `make wasm` copies it) and the image is the one of the JavaScript kernel."""
-    if not (ROOT / "Public/wasm/raytracer.wasm").exists():
-        pytest.skip("Public/wasm/raytracer.wasm is not there (make wasm copies it)")
+    assert (ROOT / "Public/wasm/raytracer.wasm").exists(), "Public/wasm/raytracer.wasm is missing: run `make wasm` (`make test` does)"
     live = ring(overlay)
     context = overlay.browser.new_context()
     try:
