@@ -139,7 +139,8 @@ def test_a_400_tile_job_is_byte_identical_to_render(server, ring, tmp_path):
 
 def test_delivery_is_complete_again_after_a_fifth_leave(server, ring):
     for p in ring[:N // 5]:
-        assert p.leave() == 0          # SIGTERM: leave, then exit 0
+        code = p.leave()               # SIGTERM: leave, then exit 0
+        assert code == 0, (code, p.stderr[-30:])
     survivors = ring[N // 5:]
     wait_stable(server, survivors)
     delivered, expected, hops = all_pairs(survivors)
