@@ -465,7 +465,7 @@ public final class ClusterLink: Sendable {
             let want = s.sinceCheckpoint >= configuration.checkpointEntries && !s.checkpointProposed
             return (s.graceUntil, s.goneProposed, want)
         }
-        guard Self.isAvailable(state.withLock { $0 }) else { return }
+        guard state.withLock({ Self.isAvailable($0) }) else { return }
         var mutations: [Mutation] = []
         if now >= grace {
             for instance in missing where holding.contains(instance) && now - (proposed[instance] ?? 0) > configuration.instanceTimeout {

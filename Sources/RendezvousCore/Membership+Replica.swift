@@ -64,10 +64,7 @@ extension Membership {
     /// a key that already holds an ID is answered as if it had asked for that ID (a key holds at most one).
     private mutating func applyJoin(_ origin: Origin, _ j: Joining) -> [Action] {
         let here = origin.instance == local
-        let connection = origin.connection
-        var record = PeerRecord(connection: connection, connectedAt: j.connectedAt, remoteAddress: j.remoteAddress, capabilities: j.capabilities)
-        record.vouchedURL = j.vouchedURL
-        record.instance = origin.instance
+        let record = j.record(at: origin)
         guard let claimed = j.requested ?? holders[j.publicKey] else { return addToRing(origin, nil, publicKey: j.publicKey, record: record) }
         guard let binding = bindings[claimed], binding.publicKey == j.publicKey else {
             // The same answer whether the ID was freed, is bound to another key or was lost.
@@ -264,10 +261,8 @@ public struct ReplicaSnapshot: Equatable, Sendable {
             }),
             "leases": .array(leases.map { .array([.number($0.deadline), hex($0.peer), .string(String($0.epoch))]) }),
             "peers": .array(peers.map { p, r in
-                var o: [String: JSONValue] = ["peerId": hex(p), "instance": .string(r.instance), "connection": .number(Double(r.connection)),
-                                              "connectedAt": .string(r.connectedAt), "remoteAddress": .string(r.remoteAddress)]
-                if let c = r.capabilities { o["capabilities"] = .object(c) }
-                if let u = r.vouchedURL { o["vouchedUrl"] = .string(u) }
+                var o = r.replicatedJSON
+                o["peerId"] = hex(p)
                 return .object(o)
             }),
         ])
@@ -301,17 +296,7 @@ public struct ReplicaSnapshot: Equatable, Sendable {
         }
         var peers: [(PeerID, PeerRecord)] = []
         for o in peerList {
-            guard let p = o["peerId"]?.stringValue.flatMap(PeerID.init(hex:)), let instance = o["instance"]?.stringValue,
-                  case .number(let c)? = o["connection"], let connection = ConnectionID(exactly: c),
-                  let at = o["connectedAt"]?.stringValue, let remote = o["remoteAddress"]?.stringValue else { return nil }
-            var capabilities: [String: JSONValue]?
-            if let cap = o["capabilities"] {
-                guard case .object(let object) = cap else { return nil }
-                capabilities = object
-            }
-            var record = PeerRecord(connection: connection, connectedAt: at, remoteAddress: remote, capabilities: capabilities)
-            record.instance = instance
-            record.vouchedURL = o["vouchedUrl"]?.stringValue
+            guard let p = o["peerId"]?.stringValue.flatMap(PeerID.init(hex:)), let record = PeerRecord(replicated: o) else { return nil }
             peers.append((p, record))
         }
         guard Set(peers.map(\.0)).count == peers.count, Set(bindings.map(\.0)).count == bindings.count else { return nil }

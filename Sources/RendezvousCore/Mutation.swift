@@ -75,19 +75,54 @@ public struct Forwarded: Equatable, Sendable {
     }
 }
 
+extension Joining {
+    /// The record of the session at `origin` that registered this way.
+    func record(at origin: Origin) -> PeerRecord {
+        var record = PeerRecord(connection: origin.connection, connectedAt: connectedAt, remoteAddress: remoteAddress, capabilities: capabilities)
+        record.vouchedURL = vouchedURL
+        record.instance = origin.instance
+        return record
+    }
+}
+
 // MARK: JSON (the log's entries, the instance channels, event recordings)
+
+extension PeerRecord {
+    /// The fields a log entry (`join`) and a replica snapshot carry of a session's record: `instance`,
+    /// `connection`, `connectedAt`, `remoteAddress`, and `capabilities` and `vouchedUrl` when present (not
+    /// `stats`, which stay on the session's instance).
+    var replicatedJSON: [String: JSONValue] {
+        var o: [String: JSONValue] = ["instance": .string(instance), "connection": .number(Double(connection)),
+                                      "connectedAt": .string(connectedAt), "remoteAddress": .string(remoteAddress)]
+        if let c = capabilities { o["capabilities"] = .object(c) }
+        if let u = vouchedURL { o["vouchedUrl"] = .string(u) }
+        return o
+    }
+
+    /// The record of `replicatedJSON`'s fields in `v`; nil when one is missing or malformed.
+    init?(replicated v: JSONValue) {
+        guard let instance = v["instance"]?.stringValue, case .number(let c)? = v["connection"], let connection = ConnectionID(exactly: c),
+              let at = v["connectedAt"]?.stringValue, let remote = v["remoteAddress"]?.stringValue else { return nil }
+        var capabilities: [String: JSONValue]?
+        if let cap = v["capabilities"] {
+            guard case .object(let object) = cap else { return nil }
+            capabilities = object
+        }
+        self.init(connection: connection, connectedAt: at, remoteAddress: remote, capabilities: capabilities)
+        self.instance = instance
+        vouchedURL = v["vouchedUrl"]?.stringValue
+    }
+}
 
 extension Mutation {
     /// The mutation as one JSON object (`{"type":"join",...}`); `init(json:)` reads it back.
     public var json: JSONValue {
         switch self {
         case .join(let o, let j):
-            var v: [String: JSONValue] = ["type": "join", "instance": .string(o.instance), "connection": .number(Double(o.connection)),
-                                          "publicKey": .string(j.publicKey), "connectedAt": .string(j.connectedAt),
-                                          "remoteAddress": .string(j.remoteAddress)]
+            var v = j.record(at: o).replicatedJSON
+            v["type"] = "join"
+            v["publicKey"] = .string(j.publicKey)
             if let r = j.requested { v["peerId"] = .string(r.hex) }
-            if let c = j.capabilities { v["capabilities"] = .object(c) }
-            if let u = j.vouchedURL { v["vouchedUrl"] = .string(u) }
             return .object(v)
         case .leave(let p, let o, let reason, let keepLease):
             return .object(["type": "leave", "peerId": .string(p.hex), "instance": .string(o.instance),
@@ -111,15 +146,10 @@ extension Mutation {
         let peer = v["peerId"]?.stringValue.flatMap(PeerID.init(hex:))
         switch v["type"]?.stringValue {
         case "join":
-            guard let o = origin(), let key = v["publicKey"]?.stringValue, let at = v["connectedAt"]?.stringValue,
-                  let remote = v["remoteAddress"]?.stringValue, (v["peerId"] == nil) == (peer == nil) else { return nil }
-            var capabilities: [String: JSONValue]?
-            if let c = v["capabilities"] {
-                guard case .object(let object) = c else { return nil }
-                capabilities = object
-            }
-            self = .join(o, Joining(publicKey: key, requested: peer, connectedAt: at, remoteAddress: remote,
-                                    capabilities: capabilities, vouchedURL: v["vouchedUrl"]?.stringValue))
+            guard let r = PeerRecord(replicated: v), let key = v["publicKey"]?.stringValue, (v["peerId"] == nil) == (peer == nil) else { return nil }
+            self = .join(Origin(instance: r.instance, connection: r.connection),
+                         Joining(publicKey: key, requested: peer, connectedAt: r.connectedAt, remoteAddress: r.remoteAddress,
+                                 capabilities: r.capabilities, vouchedURL: r.vouchedURL))
         case "leave":
             guard let p = peer, let o = origin(), let reason = v["reason"]?.stringValue.flatMap(LeaveReason.init(rawValue:)),
                   case .bool(let keep)? = v["keepLease"] else { return nil }
