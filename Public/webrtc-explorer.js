@@ -88,6 +88,10 @@ export class Explorer {
     this.registering = null
     this.linkRetry = null      // the timer of #retryLinks
     this.counter = 0
+    // The middle part of this holder's message IDs (`<ID>-<8 hex>-<counter>`), drawn at each `registered`:
+    // verifiers remember (srcId, id) for the time window, and a later holder of the same ID (or this key
+    // back after a reload) counts from 0 again, so the counter alone would be refused as `replayed`.
+    this.messageIdNonce = ''
     this.signer = null         // signs this peer's messages (after `registered`)
     this.verifier = null       // checks messages for this peer (from the first `challenge`)
     this.refusedElsewhere = { accepted: 0, certificateChecks: 0, rejected: {} }   // unsigned, malformed, and replaced verifiers
@@ -166,7 +170,7 @@ export class Explorer {
     parseId(dstId)
     const self = this.table.peerId
     if (!self) throw new Error('not registered: call register() first')
-    const id = `${self}-${this.counter++}`
+    const id = `${self}-${this.messageIdNonce}-${this.counter++}`
     if (this.#route(dstId).deliver) {
       this.events.emit('message', { srcId: self, dstId, data, hops: 0 })
       return
@@ -320,6 +324,7 @@ export class Explorer {
 
   #startSigning (peerId, certificate) {
     if (this.verifier) this.verifier.self = peerId
+    this.messageIdNonce = Array.from(crypto.getRandomValues(new Uint8Array(4)), (b) => b.toString(16).padStart(2, '0')).join('')
     const ok = typeof certificate === 'string' && certificate.slice(0, 12) === peerId
     this.signer = ok ? new OverlaySigner({ certificate, sign: this.identity.sign }) : null
   }

@@ -33,6 +33,7 @@ extension PeerSession {
     /// After `registered`: sign as `id` with the certificate, and accept messages for `id`.
     mutating func startSigning(as id: PeerID, certificate: String) -> [PeerAction] {
         verifier?.me = id
+        messageIdNonce = randomHex(4, using: &random)
         guard let c = Certificate(certificate.utf8), c.peerId == id,
               let s = try? OverlaySigner(key: identity.key, certificate: c) else {
             signer = nil

@@ -42,6 +42,11 @@ public struct PeerSession {
     /// Set by `going-away`: the delay the server asked for before the next connection attempt.
     var retryAfter: UInt64?
     var counter = 0
+    /// The middle part of this holder's overlay message IDs (`<ID>-<8 hex>-n<counter>`), drawn at each
+    /// `registered`: the verifiers' replay memory is keyed by (srcId, id), and a later holder of the same ID
+    /// (or this key back after a restart) counts from 1 again, so the counter alone would repeat the previous
+    /// holder's IDs and its messages would be refused as `replayed` for the time window.
+    var messageIdNonce = ""
     /// `dial-me` signals refused because their URL was not the sender's vouched URL (or unusable).
     public internal(set) var dialMeRefused = 0
     var random: any RandomNumberGenerator
@@ -269,7 +274,7 @@ public struct PeerSession {
     public mutating func send(to dst: PeerID, data: JSONValue, wallClockMs: Int64) -> (routed: Bool, actions: [PeerAction]) {
         guard let me = peerId else { return (false, []) }
         counter += 1
-        let id = "\(me.hex)-n\(counter)"
+        let id = "\(me.hex)-\(messageIdNonce)-n\(counter)"
         let decision = route(from: me, to: dst, predecessor: ring.predecessor, successors: ring.successors, candidates: Set(linkedPeers))
         switch decision {
         case .deliver:
