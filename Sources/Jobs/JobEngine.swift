@@ -98,13 +98,21 @@ public final class JobEngine: @unchecked Sendable {
     public internal(set) var wasmModules = WasmModuleCache()
     var wasmShared: [String: (module: String, data: [UInt8])] = [:]
     var wasmSharedOrder: [String] = []
+    /// Runtime `wasm`: the modules being decoded, checked and compiled on `wasmCompiler` (by SHA-256), each
+    /// with the tasks held until it is ready; and how many tasks are held in all.
+    var wasmCompiling: [String: [HeldWasmTask]] = [:]
+    var wasmHeldCount = 0
+    /// Runtime `wasm`: jobs submitted here whose module is being compiled (`runWasm`); they start after.
+    var wasmCompilingJobs: [String: SubmittedJob] = [:]
+    /// Runtime `wasm`: compiles received modules one at a time, off the service thread.
+    let wasmCompiler = DispatchQueue(label: "browsercloud.wasm.compile", qos: .utility)
     /// Runtime `wasm`: modules received with their bytes (`moduleBase64`) and accepted.
     public internal(set) var modulesReceived = 0
     /// The limits applied to `wasm` tasks run here.
     public var wasmLimits = WasmLimits()
     var counter = 0
     /// Tasks run here, and how they ended (for logs and `report`).
-    public private(set) var tasksRun = 0
+    public internal(set) var tasksRun = 0
     /// Overlay messages that are not job messages (service thread). The engine owns `node.onMessage`.
     public var onOtherMessage: ((Envelope) -> Void)?
     /// Called on the service thread for every task run here: (from, jobId, taskId, code or nil, seconds).
@@ -165,7 +173,7 @@ public final class JobEngine: @unchecked Sendable {
         case "query":
             guard case .string? = m["qid"] else { return }
             post(src, ["kind": "available", "qid": m["qid"]!, "peerId": .string(me.hex),
-                       "workers": .number(Double(pool == nil ? 0 : workers)), "free": .number(Double(max(0, pool?.free ?? 0))),
+                       "workers": .number(Double(pool == nil ? 0 : workers)), "free": .number(Double(max(0, (pool?.free ?? 0) - wasmHeldCount))),
                        "runtimes": .array(Self.runtimes.map { .string($0) }),
                        "successors": .array(node.ring.successors.map { .string($0.hex) })])
         case "available":
@@ -177,7 +185,7 @@ public final class JobEngine: @unchecked Sendable {
             }
             if kind == "task" { runTask(src, m) } else {
                 let jobId = m["jobId"]?.stringValue ?? ""
-                let held = (pool?.keys() ?? []).filter { $0.src == src && $0.jobId == jobId }.map { JSONValue.number(Double($0.taskId)) }
+                let held = ((pool?.keys() ?? []) + heldWasmTaskKeys).filter { $0.src == src && $0.jobId == jobId }.map { JSONValue.number(Double($0.taskId)) }
                 post(src, ["kind": "probe-reply", "jobId": .string(jobId), "taskIds": .array(held)])
             }
         case "cancel":
@@ -187,6 +195,7 @@ public final class JobEngine: @unchecked Sendable {
                 return Set(a.compactMap { if case .number(let n) = $0 { return Int(exactly: n) } else { return nil } })
             }
             pool?.cancel { $0.src == src && $0.jobId == jobId && (only == nil || only!.contains($0.taskId)) }
+            cancelHeldWasmTasks { $0.src == src && $0.jobId == jobId && (only == nil || only!.contains($0.taskId)) }
         case "result", "gone", "probe-reply":
             if let jobId = m["jobId"]?.stringValue { step(jobId) { $0.received(src, m, now: Self.clock()) } }
         default:

@@ -78,7 +78,11 @@ public struct WasmModule: Sendable {
     /// is larger than `limits.maxModuleBytes`, malformed or invalid, imports anything, lacks the exports
     /// `memory`, `bc_alloc: (i32) -> i32` and `bc_run: (i32, i32, i32, i32) -> i64`, or declares a memory
     /// whose minimum exceeds `limits.maxMemoryPages`.
-    public init(bytes: [UInt8], limits: WasmLimits = WasmLimits()) throws(WasmTaskError) {
+    ///
+    /// `compile`: also compile every function (eagerly, so that invalid code is refused here rather than
+    /// when a task runs). This is the slow part: seconds for a module of a few MiB in a debug build
+    /// (docs/jobs.md, "Workers and safety"); false checks the rest only (a submitter's quick check).
+    public init(bytes: [UInt8], limits: WasmLimits = WasmLimits(), compile: Bool = true) throws(WasmTaskError) {
         guard bytes.count <= limits.maxModuleBytes else {
             throw .badTask("the module is \(bytes.count) bytes, above the limit of \(limits.maxModuleBytes) bytes")
         }
@@ -108,6 +112,7 @@ public struct WasmModule: Sendable {
         self.limits = limits
         self.module = parsed
         // Compile every function now, so that invalid code is refused here rather than when it runs.
+        guard compile else { return }
         do { _ = try instantiate(fuel: nil) } catch let e as WasmTaskError { throw e } catch { throw .badTask("invalid module: \(error)") }
     }
 
