@@ -76,7 +76,8 @@ public struct JobFailure: Error, CustomStringConvertible, Sendable {
 ///
 /// `@unchecked Sendable`: like `PeerNode`, all mutable state is touched only on the node's transport
 /// service thread (the node's callbacks run there, `raytrace` must be called there, and worker threads
-/// hand results back with `transport.post`); `onMessage` and `step` assert it.
+/// and the module compile queue hand results back with `transport.post`: the compile queue's closures
+/// read only their own captured values, never the engine's state); `onMessage` and `step` assert it.
 public final class JobEngine: @unchecked Sendable {
     public static let proto = "bc-job/1"
     public static let runtimes = ["raytrace", "wasm"]

@@ -91,9 +91,9 @@ def modules(tmp_path_factory):
     return out
 
 
-# A ring per test, and one submitting process per ring at a time: a submitter that joins right after
-# another left gets the same ID from the server, and its discovery then found no peer in about half
-# of the tries (for `raytrace` jobs too; not a `wasm` matter; see the report of this branch).
+# A ring per test. (A submitter that joins right after another left gets the same ID from the server;
+# its discovery once found no peer in about half of the tries, its messages refused as `replayed`:
+# fixed, and kept fixed by test_id_reuse.py.)
 @pytest.fixture
 def ring(tmp_path_factory):
     server = Server(tmp_path_factory.mktemp("wasmring"))
