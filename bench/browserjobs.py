@@ -50,6 +50,7 @@ def jobs(lab, submitter, reference, tile_counts, rounds, peers, label, native_su
 
 def bench_browsers(tmp, rounds=2, tile_counts=(25, 400, 2500), peers=8):
     tmp = pathlib.Path(tmp)
+    load = os.getloadavg()[0]
     exe = RELEASE / "browsercloud"
     png = tmp / "standard-render.png"
     r = subprocess.run([str(exe), "render", "--scene", "standard", "--scenes", str(SCENES), "--out", str(png)],
@@ -75,7 +76,8 @@ def bench_browsers(tmp, rounds=2, tile_counts=(25, 400, 2500), peers=8):
         lab.wait_ring()
         natives = jobs(lab, submitter, reference, tile_counts, rounds, peers, f"{peers} native peers", native_submit)
     result = {"measured": datetime.date.today().isoformat(), "cpu": cpu_model(), "peers": peers, "rounds": rounds,
-              "oneCore": one_core, "sha256": reference, "browsers": browsers, "natives": natives}
+              "oneCore": one_core, "sha256": reference, "browsers": browsers, "natives": natives,
+              "load": [load, os.getloadavg()[0]]}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "browsers.json").write_text(json.dumps(result, indent=1))
     return result
@@ -119,6 +121,9 @@ The same jobs on the native ring from a native submitter (`browsercloud submit r
 | tiles | makespan (median) | rounds | tasks per peer (each round) |
 |---:|---:|---|---|
 {native_submit}
+
+The machine's load average (1 min) was {b['load'][0]:.1f} at the section's start and {b['load'][1]:.1f} at its end
+(other work shares this machine).
 
 ![Makespan against tiles, browsers and native peers](img/browsers-makespan.png)
 

@@ -67,7 +67,8 @@ RAYTRACE = """async ({ scene, tiles, peers, runtime }) => {
   const options = { tiles, peers, runtime }
   if (runtime === 'wasm') options.module = '/wasm/raytracer.wasm'
   try {
-    const r = await window.bp.raytrace(text, options)
+    // The 'raytrace' runtime sends the scene as an object; 'wasm' sends its JSON text as the shared bytes.
+    const r = await window.bp.raytrace(runtime === 'wasm' ? text : JSON.parse(text), options)
     return { sha256: r.sha256, stats: r.stats, rtts: window.rtt.times }
   } catch (error) {
     return { error: error.message, code: error.code ?? null, failures: error.failures ?? null }

@@ -11,6 +11,7 @@ import base64
 import datetime
 import hashlib
 import json
+import os
 import pathlib
 import statistics
 import struct
@@ -23,8 +24,8 @@ RESULTS = ROOT / ".build" / "bench-results"
 RUNTIMES = [  # key, label in the report
     ("native", "native Swift kernel (`browsercloud render`)"),
     ("wasmkit", "Wasm in WasmKit (`browsercloud wasm-run`, fuel metered; incl. compile)"),
-    ("fuelOff", "Wasm in WasmKit, fuel metering off (bc-wasmbench)"),
-    ("fuelOn", "Wasm in WasmKit, fuel metering on (bc-wasmbench)"),
+    ("fuelOff", "WasmKit, fuel metering off (bc-wasmbench)"),
+    ("fuelOn", "WasmKit, fuel metering on (bc-wasmbench)"),
     ("chromiumWasm", "Wasm in Chromium (one Web Worker)"),
     ("chromiumJs", "JavaScript in Chromium (`raytracer.js`, one Web Worker)"),
 ]
@@ -33,7 +34,7 @@ RUNTIMES = [  # key, label in the report
 def run(cmd, timeout=3600):
     r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
     if r.returncode != 0:
-        raise RuntimeError(f"{cmd[0]} {cmd[1]} failed ({r.returncode}): {r.stderr[-2000:]}")
+        raise RuntimeError(f"{cmd[0]} {cmd[1]} failed ({r.returncode}): {r.stderr[-2000:]} {r.stdout[-2000:]}")
     return r.stdout
 
 
@@ -50,6 +51,11 @@ def one_core(tmp, lab, module, scene, rounds):
     inputs = tmp / f"{scene}-whole.b64"
     inputs.write_text(base64.b64encode(struct.pack("<4I", 0, 0, width, height)).decode() + "\n")
     outputs = tmp / f"{scene}-whole.out.b64"
+    # Fuel metering off vs on runs a strip of the image (the top tenth of its rows; WasmKit takes minutes
+    # for the whole image on this shared machine): its reference is `render --tile` of the same strip.
+    strip = f"0,0,{width},{max(1, height // 10)}"
+    out = run([exe, "render", "--scene", scene, "--scenes", SCENES, "--out", tmp / f"{scene}-strip.png", "--tile", strip])
+    strip_reference = out.split("pixels sha256 ", 1)[1].split(")")[0]
     times = {k: [] for k, _ in RUNTIMES}
     compile_times = {"fuelOff": [], "fuelOn": [], "chromiumWasm": []}
     instantiate = []
@@ -67,10 +73,10 @@ def one_core(tmp, lab, module, scene, rounds):
         check("wasm-run", hashlib.sha256(base64.b64decode(outputs.read_text().strip())).hexdigest(), reference)
 
         modes = "off,on" if i % 2 == 0 else "on,off"
-        for line in run([bench, "--module", module, "--shared", shared, "--tile", f"0,0,{width},{height}", "--modes", modes]).splitlines():
+        for line in run([bench, "--module", module, "--shared", shared, "--tile", strip, "--modes", modes]).splitlines():
             r = json.loads(line)
             key = "fuelOn" if r["fuel"] else "fuelOff"
-            check(f"bc-wasmbench (fuel {'on' if r['fuel'] else 'off'})", r["sha256"], reference)
+            check(f"bc-wasmbench (fuel {'on' if r['fuel'] else 'off'})", r["sha256"], strip_reference)
             times[key].append(r["runSeconds"])
             compile_times[key].append(r["compileSeconds"])
 
@@ -82,9 +88,10 @@ def one_core(tmp, lab, module, scene, rounds):
                 compile_times[key].append(r["compileSeconds"])
                 instantiate.append(r["instantiateSeconds"])
         print(f"section 11, round {i + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()), flush=True)
-    ratios = {k: [t / n for t, n in zip(v, times["native"])] for k, v in times.items()}
+    fuel_keys = ("fuelOff", "fuelOn")
+    ratios = {k: [t / n for t, n in zip(v, times["native"])] for k, v in times.items() if k not in fuel_keys}
     fuel = [on / off for on, off in zip(times["fuelOn"], times["fuelOff"])]
-    return {"scene": scene, "width": width, "height": height, "rounds": rounds, "sha256": reference,
+    return {"scene": scene, "width": width, "height": height, "rounds": rounds, "sha256": reference, "strip": strip,
             "seconds": times, "median": {k: statistics.median(v) for k, v in times.items()},
             "ratio": {k: statistics.median(v) for k, v in ratios.items()}, "ratios": ratios,
             "compileSeconds": {k: statistics.median(v) for k, v in compile_times.items()},
@@ -120,6 +127,7 @@ def ring_jobs(tmp, lab, module, scene, tiles, rounds, label, natives, pages):
 def bench_wasm(tmp, rounds=3, ring_rounds=2, ring_tiles=100, ring_natives=2, ring_pages=2):
     module = need_raytracer_module()
     tmp = pathlib.Path(tmp)
+    load = os.getloadavg()[0]
     with BrowserLab(tmp) as lab:
         cores = one_core(tmp, lab, module, "standard", rounds)
         # A page that computes nothing lets the lab see the ring (the server is reachable only inside the namespace).
@@ -130,7 +138,8 @@ def bench_wasm(tmp, rounds=3, ring_rounds=2, ring_tiles=100, ring_natives=2, rin
         pages = lab.pages(ring_pages)
         lab.wait_ring()
         mixed_ring = ring_jobs(tmp, lab, module, "standard", ring_tiles, ring_rounds, "mixed", natives, pages)
-    result = {"measured": datetime.date.today().isoformat(), "cpu": cpu_model(), "oneCore": cores, "rings": [native_ring, mixed_ring]}
+    result = {"measured": datetime.date.today().isoformat(), "cpu": cpu_model(), "oneCore": cores, "rings": [native_ring, mixed_ring],
+              "load": [load, os.getloadavg()[0]]}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "wasm.json").write_text(json.dumps(result, indent=1))
     return result
@@ -140,7 +149,10 @@ def wasm_report(w):
     c = w["oneCore"]
     rows = "\n".join(
         f"| {label} | {c['median'][k]:.2f} s | {', '.join(f'{x:.2f}' for x in c['seconds'][k])} | {c['ratio'][k]:.2f}× |"
-        for k, label in RUNTIMES)
+        for k, label in RUNTIMES if k in c["ratio"])
+    fuel_rows = "\n".join(
+        f"| {label} | {c['median'][k]:.2f} s | {', '.join(f'{x:.2f}' for x in c['seconds'][k])} |"
+        for k, label in RUNTIMES if k not in c["ratio"])
     ring_rows = []
     for ring in w["rings"]:
         for runtime in ("raytrace", "wasm"):
@@ -165,13 +177,21 @@ module Web Worker of a headless page in the bench's own network namespace, timed
 |---|---:|---|---:|
 {rows}
 
-- Compile times, not in the figures above (median): WasmKit {c['compileSeconds']['fuelOff']:.3f} s (parse and
-  eager compile, fuel off) / {c['compileSeconds']['fuelOn']:.3f} s (on); Chromium {c['compileSeconds']['chromiumWasm']:.3f} s
-  (`compileModule`: checks, memory limit, `WebAssembly.compile`), then {c['instantiateSeconds'] * 1000:.2f} ms to instantiate.
-  `wasm-run`'s time includes its compile; the Chromium Wasm run includes one instantiation (`runTask`).
-- **Fuel metering costs {(w['oneCore']['fuelRatio'] - 1) * 100:.0f}%**: on / off = {c['fuelRatio']:.3f} (median of per-round ratios
-  {', '.join(f'{x:.3f}' for x in c['fuelRatios'])}). bc-wasmbench runs the same steps with only
-  `EngineConfiguration.fuelMetering` changed (on: an unbounded budget); native peers always meter (the deadline).
+Compile times, not in the figures above (median): WasmKit {c['compileSeconds']['fuelOff']:.3f} s (parse and
+eager compile, fuel off) / {c['compileSeconds']['fuelOn']:.3f} s (on); Chromium {c['compileSeconds']['chromiumWasm']:.3f} s
+(`compileModule`: checks, memory limit, `WebAssembly.compile`), then {c['instantiateSeconds'] * 1000:.2f} ms to instantiate.
+`wasm-run`'s time includes its compile; the Chromium Wasm run includes one instantiation (`runTask`).
+
+The cost of WasmKit's fuel metering: the strip {c['strip']} of the image (its top tenth; checked against
+`render --tile`), run by bc-wasmbench in one process with the engine's fuel metering off and on, the
+order alternating by round. Both take the same steps; only `EngineConfiguration.fuelMetering` differs
+(on: an unbounded budget, so it never stops the run). Native peers always meter (the deadline).
+
+| WasmKit, the strip | seconds (median) | rounds |
+|---|---:|---|
+{fuel_rows}
+
+**Fuel metering on / off: {c['fuelRatio']:.3f}** (median of per-round ratios {', '.join(f'{x:.3f}' for x in c['fuelRatios'])}).
 
 Ray-trace jobs of the standard scene in {native_ring['tiles']} tiles, submitted by `browsercloud submit raytrace
 [--runtime wasm]` (a native peer with no workers) in the namespace: the `raytrace` runtime (Swift kernel on
@@ -183,6 +203,9 @@ in V8 in pages), alternating, {native_ring['rounds']} rounds; each peer has one 
 {chr(10).join(ring_rows)}
 
 `wasm` / `raytrace` makespan: **{native_ring['ratio']:.2f}×** on the native ring, **{mixed_ring['ratio']:.2f}×** on the mixed ring (medians of per-round ratios).
+
+The machine's load average (1 min) was {w['load'][0]:.1f} at the section's start and {w['load'][1]:.1f} at its end
+(other work shares this machine: compare the ratios of one round, not absolute figures).
 
 ![One core: seconds per runtime](img/wasm-one-core.png)
 
