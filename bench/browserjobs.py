@@ -12,17 +12,17 @@ import pathlib
 import statistics
 import subprocess
 
-from browsers import BrowserLab, SCENES, parse_submit, quantile
+from browsers import BrowserLab, SCENES, describe_scene, parse_submit, quantile
 from common import ROOT, RELEASE, cpu_model
 
 RESULTS = ROOT / ".build" / "bench-results"
 
 
-def jobs(lab, submitter, reference, tile_counts, rounds, peers, label, native_submit=None):
+def jobs(lab, submitter, scene, reference, tile_counts, rounds, peers, label, native_submit=None):
     rows = {t: {"makespans": [], "rtts": [], "perPeer": [], "discovery": []} for t in tile_counts}
     for _ in range(rounds):
         for tiles in tile_counts:
-            r = lab.page_job(submitter, "standard", tiles, peers)
+            r = lab.page_job(submitter, scene, tiles, peers)
             if r["sha256"] != reference:
                 raise RuntimeError(f"the {tiles}-tile job on {label} rendered other bytes: {r['sha256']}, render's {reference}")
             row = rows[tiles]
@@ -48,19 +48,19 @@ def jobs(lab, submitter, reference, tile_counts, rounds, peers, label, native_su
     return out
 
 
-def bench_browsers(tmp, rounds=2, tile_counts=(25, 400, 2500), peers=8):
+def bench_browsers(tmp, rounds=2, tile_counts=(25, 400, 2500), peers=8, scene="standard"):
     tmp = pathlib.Path(tmp)
     load = os.getloadavg()[0]
     exe = RELEASE / "browsercloud"
-    png = tmp / "standard-render.png"
-    r = subprocess.run([str(exe), "render", "--scene", "standard", "--scenes", str(SCENES), "--out", str(png)],
+    png = tmp / f"{scene}-render.png"
+    r = subprocess.run([str(exe), "render", "--scene", scene, "--scenes", str(SCENES), "--out", str(png)],
                        capture_output=True, text=True, timeout=900, check=True)
     reference = r.stdout.split("pixels sha256 ", 1)[1].split(")")[0]
     one_core = float(r.stdout.rsplit(" in ", 1)[1].split()[0])
 
     def native_submit(tiles):
         out = tmp / f"browsers-native-{tiles}.png"
-        stdout = lab.submit(["raytrace", "--scene", "standard", "--scenes", SCENES, "--tiles", tiles, "--peers", peers,
+        stdout = lab.submit(["raytrace", "--scene", scene, "--scenes", SCENES, "--tiles", tiles, "--peers", peers,
                              "--out", out, "--discovery-wait", "30"])
         if out.read_bytes() != png.read_bytes():
             raise RuntimeError(f"the native submitter's {tiles}-tile image differs from render's")
@@ -70,12 +70,12 @@ def bench_browsers(tmp, rounds=2, tile_counts=(25, 400, 2500), peers=8):
         submitter = lab.submitter()
         pages = lab.pages(peers)
         lab.wait_ring()
-        browsers = jobs(lab, submitter, reference, tile_counts, rounds, peers, f"{peers} Chromium pages")
+        browsers = jobs(lab, submitter, scene, reference, tile_counts, rounds, peers, f"{peers} Chromium pages")
         lab.close_pages(pages)
         lab.start_natives(peers)
         lab.wait_ring()
-        natives = jobs(lab, submitter, reference, tile_counts, rounds, peers, f"{peers} native peers", native_submit)
-    result = {"measured": datetime.date.today().isoformat(), "cpu": cpu_model(), "peers": peers, "rounds": rounds,
+        natives = jobs(lab, submitter, scene, reference, tile_counts, rounds, peers, f"{peers} native peers", native_submit)
+    result = {"measured": datetime.date.today().isoformat(), "cpu": cpu_model(), "scene": scene, "peers": peers, "rounds": rounds,
               "oneCore": one_core, "sha256": reference, "browsers": browsers, "natives": natives,
               "load": [load, os.getloadavg()[0]]}
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -96,7 +96,7 @@ def browsers_report(b):
     nfirst, nlast = b["natives"][0], b["natives"][-1]
     return f"""## 12. The thesis's evaluation, in browsers
 
-The thesis's experiment on real browsers: the standard scene (1280×720, `render` on one core:
+The thesis's experiment on real browsers: {describe_scene(b['scene'])} (`render` on one core:
 {b['oneCore']:.2f} s) as 25, 400 and 2,500 tiles on {b['peers']} headless Chromium pages (one browser context and one
 Web Worker each, the JavaScript kernel `raytracer.js`, WebRTC data channels between them) in the bench's
 own network namespace, next to the same jobs on {b['peers']} native peers (`browsercloud peer --workers 1`,

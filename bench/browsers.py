@@ -6,6 +6,7 @@ submitted from a page with per-task round trips; a whole image rendered in one W
 
 Needs root (ip netns) and Debian's Chromium; the release binaries (common.RELEASE) and `make wasm`."""
 import base64
+import importlib.util
 import json
 import os
 import pathlib
@@ -16,11 +17,24 @@ from common import ROOT, RELEASE
 
 # The test helpers start the binary named by BROWSERCLOUD_BIN: the bench's release build.
 os.environ["BROWSERCLOUD_BIN"] = str(RELEASE / "browsercloud")
-sys.path[:0] = [str(ROOT / "Tests" / "e2e"), str(ROOT / "Tests" / "integration")]
-from harness import Server  # noqa: E402
-from native import NativePeer  # noqa: E402
-from netns import NetNS  # noqa: E402
-from overlay import CHROMIUM, Overlay, Timeline  # noqa: E402
+
+
+def _helper(name, path):
+    """A test helper module loaded from its file under `name` (bench/ has modules of the same names as some
+    of them, overlay and cluster, so the test directories are not put on sys.path)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+_harness = _helper("harness", ROOT / "Tests" / "integration" / "harness.py")   # native.py imports it by this name
+Server = _harness.Server
+NativePeer = _helper("test_native", ROOT / "Tests" / "integration" / "native.py").NativePeer
+NetNS = _helper("test_netns", ROOT / "Tests" / "e2e" / "netns.py").NetNS
+_overlay = _helper("test_overlay", ROOT / "Tests" / "e2e" / "overlay.py")
+CHROMIUM, Overlay, Timeline = _overlay.CHROMIUM, _overlay.Overlay, _overlay.Timeline
 
 SCENES = ROOT / "Public" / "scenes"
 WASM_MODULE = ROOT / ".build" / "wasm" / "raytracer.wasm"
@@ -261,6 +275,13 @@ def parse_submit(stdout):
 
 def scene_text(scene):
     return (SCENES / f"{scene}.json").read_text()
+
+
+def describe_scene(scene):
+    """'the `standard` scene (1280×720, 3×3 samples per pixel, 37 objects)'."""
+    d = json.loads(scene_text(scene))
+    s = d.get("samples", 1)
+    return f"the `{scene}` scene ({d['width']}×{d['height']}, {s}×{s} samples per pixel, {len(d.get('objects', []))} objects)"
 
 
 def b64(data):

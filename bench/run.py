@@ -177,11 +177,11 @@ def run_cluster(tmp, a):
 
 
 def run_wasm(tmp, a):
-    return bench_wasm(tmp, rounds=a.wasm_rounds, ring_rounds=a.wasm_ring_rounds, ring_tiles=a.wasm_ring_tiles)
+    return bench_wasm(tmp, rounds=a.wasm_rounds, ring_rounds=a.wasm_ring_rounds, ring_tiles=a.wasm_ring_tiles, scene=a.bench_scene)
 
 
 def run_browsers(tmp, a):
-    return bench_browsers(tmp, rounds=a.browser_rounds, peers=a.browser_peers)
+    return bench_browsers(tmp, rounds=a.browser_rounds, peers=a.browser_peers, scene=a.bench_scene)
 
 
 def main():
@@ -218,6 +218,7 @@ def main():
     ap.add_argument("--wasm-ring-tiles", type=int, default=100, help="section 11: tiles of the ring jobs")
     ap.add_argument("--browser-rounds", type=int, default=2, help="section 12: rounds over the 3 tilings")
     ap.add_argument("--browser-peers", type=int, default=8, help="section 12: Chromium pages, and native peers")
+    ap.add_argument("--bench-scene", default="standard", help="sections 11 and 12: the shipped scene rendered (Public/scenes)")
     ap.add_argument("--no-browsers", action="store_true", help="skip sections 11 and 12 (they need root and Chromium)")
     ap.add_argument("--only", choices=["json", "joincost", "sign", "cluster", "wasm", "browsers"], help="run only this section and put it into --out (replacing "
                     "the section if --out has it, else before the closing line, else as the whole file)")

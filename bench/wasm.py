@@ -17,7 +17,7 @@ import statistics
 import struct
 import subprocess
 
-from browsers import BrowserLab, SCENES, need_raytracer_module, parse_submit
+from browsers import BrowserLab, SCENES, describe_scene, need_raytracer_module, parse_submit
 from common import ROOT, RELEASE, cpu_model
 
 RESULTS = ROOT / ".build" / "bench-results"
@@ -43,7 +43,7 @@ def check(what, sha, reference):
         raise RuntimeError(f"{what} rendered other bytes: SHA-256 {sha}, render's {reference}")
 
 
-def one_core(tmp, lab, module, scene, rounds):
+def one_core(tmp, lab, module, scene, rounds, fuel_rows=None):
     """Seconds per runtime per round (alternating within each round), compile times, the reference SHA-256."""
     exe, bench = RELEASE / "browsercloud", RELEASE / "bc-wasmbench"
     shared = SCENES / f"{scene}.json"
@@ -51,9 +51,9 @@ def one_core(tmp, lab, module, scene, rounds):
     inputs = tmp / f"{scene}-whole.b64"
     inputs.write_text(base64.b64encode(struct.pack("<4I", 0, 0, width, height)).decode() + "\n")
     outputs = tmp / f"{scene}-whole.out.b64"
-    # Fuel metering off vs on runs a strip of the image (the top tenth of its rows; WasmKit takes minutes
-    # for the whole image on this shared machine): its reference is `render --tile` of the same strip.
-    strip = f"0,0,{width},{max(1, height // 10)}"
+    # Fuel metering off vs on runs the top `fuel_rows` rows of the image (default all of them): its
+    # reference is `render --tile` of the same strip.
+    strip = f"0,0,{width},{min(height, fuel_rows or height)}"
     out = run([exe, "render", "--scene", scene, "--scenes", SCENES, "--out", tmp / f"{scene}-strip.png", "--tile", strip])
     strip_reference = out.split("pixels sha256 ", 1)[1].split(")")[0]
     times = {k: [] for k, _ in RUNTIMES}
@@ -124,20 +124,20 @@ def ring_jobs(tmp, lab, module, scene, tiles, rounds, label, natives, pages):
             "ratio": statistics.median([w / r for w, r in zip(rows["wasm"]["makespans"], rows["raytrace"]["makespans"])])}
 
 
-def bench_wasm(tmp, rounds=3, ring_rounds=2, ring_tiles=100, ring_natives=2, ring_pages=2):
+def bench_wasm(tmp, rounds=3, ring_rounds=2, ring_tiles=100, ring_natives=2, ring_pages=2, scene="standard", fuel_rows=None):
     module = need_raytracer_module()
     tmp = pathlib.Path(tmp)
     load = os.getloadavg()[0]
     with BrowserLab(tmp) as lab:
-        cores = one_core(tmp, lab, module, "standard", rounds)
+        cores = one_core(tmp, lab, module, scene, rounds, fuel_rows)
         # A page that computes nothing lets the lab see the ring (the server is reachable only inside the namespace).
         lab.submitter()
         natives = lab.start_natives(ring_natives)
         lab.wait_ring()
-        native_ring = ring_jobs(tmp, lab, module, "standard", ring_tiles, ring_rounds, "native", natives, [])
+        native_ring = ring_jobs(tmp, lab, module, scene, ring_tiles, ring_rounds, "native", natives, [])
         pages = lab.pages(ring_pages)
         lab.wait_ring()
-        mixed_ring = ring_jobs(tmp, lab, module, "standard", ring_tiles, ring_rounds, "mixed", natives, pages)
+        mixed_ring = ring_jobs(tmp, lab, module, scene, ring_tiles, ring_rounds, "mixed", natives, pages)
     result = {"measured": datetime.date.today().isoformat(), "cpu": cpu_model(), "oneCore": cores, "rings": [native_ring, mixed_ring],
               "load": [load, os.getloadavg()[0]]}
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -164,7 +164,7 @@ def wasm_report(w):
     native_ring, mixed_ring = w["rings"]
     return f"""## 11. WebAssembly tasks: one core, fuel metering, jobs
 
-The standard scene ({c['width']}×{c['height']}, 3×3 samples per pixel, 37 objects) rendered whole, as one task, on
+{describe_scene(c['scene']).capitalize()} rendered whole, as one task, on
 one core by each runtime, side by side in one run (measured {w['measured']}; {c['rounds']} rounds, the runtimes
 alternating within each round; the ratio is the median of the per-round ratios to the native kernel).
 Every output's SHA-256 equals `render`'s pixels ({c['sha256'][:16]}…), or the bench fails.
@@ -182,18 +182,18 @@ eager compile, fuel off) / {c['compileSeconds']['fuelOn']:.3f} s (on); Chromium 
 (`compileModule`: checks, memory limit, `WebAssembly.compile`), then {c['instantiateSeconds'] * 1000:.2f} ms to instantiate.
 `wasm-run`'s time includes its compile; the Chromium Wasm run includes one instantiation (`runTask`).
 
-The cost of WasmKit's fuel metering: the strip {c['strip']} of the image (its top tenth; checked against
+The cost of WasmKit's fuel metering: the tile {c['strip']} (x, y, width, height; checked against
 `render --tile`), run by bc-wasmbench in one process with the engine's fuel metering off and on, the
 order alternating by round. Both take the same steps; only `EngineConfiguration.fuelMetering` differs
 (on: an unbounded budget, so it never stops the run). Native peers always meter (the deadline).
 
-| WasmKit, the strip | seconds (median) | rounds |
+| WasmKit, that tile | seconds (median) | rounds |
 |---|---:|---|
 {fuel_rows}
 
 **Fuel metering on / off: {c['fuelRatio']:.3f}** (median of per-round ratios {', '.join(f'{x:.3f}' for x in c['fuelRatios'])}).
 
-Ray-trace jobs of the standard scene in {native_ring['tiles']} tiles, submitted by `browsercloud submit raytrace
+Ray-trace jobs of the same scene in {native_ring['tiles']} tiles, submitted by `browsercloud submit raytrace
 [--runtime wasm]` (a native peer with no workers) in the namespace: the `raytrace` runtime (Swift kernel on
 native peers, `raytracer.js` in pages) next to the `wasm` runtime (the module in WasmKit on native peers,
 in V8 in pages), alternating, {native_ring['rounds']} rounds; each peer has one worker; every image equals `render`'s.
