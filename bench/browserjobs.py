@@ -9,10 +9,11 @@ import datetime
 import json
 import os
 import pathlib
+import resource
 import statistics
 import subprocess
 
-from browsers import BrowserLab, SCENES, describe_scene, parse_submit, quantile
+from browsers import BrowserLab, SCENES, describe_scene, parse_discovery, parse_submit, quantile
 from common import ROOT, RELEASE, cpu_model
 
 RESULTS = ROOT / ".build" / "bench-results"
@@ -32,10 +33,11 @@ def jobs(lab, submitter, scene, reference, tile_counts, rounds, peers, label, na
             row["perPeer"].append(sorted(r["tasksPerPeer"].values(), reverse=True))
             print(f"section 12, {label}, {tiles} tiles: makespan {r['makespan']:.2f} s, tasks per peer {row['perPeer'][-1]}", flush=True)
             if native_submit:
-                makespan, per_peer = native_submit(tiles)
+                makespan, per_peer, discovery = native_submit(tiles)
                 row.setdefault("nativeSubmitMakespans", []).append(makespan)
+                row.setdefault("nativeSubmitDiscovery", []).append(discovery)
                 row.setdefault("nativeSubmitPerPeer", []).append(sorted(per_peer.values(), reverse=True))
-                print(f"section 12, {label}, native submitter, {tiles} tiles: makespan {makespan:.2f} s", flush=True)
+                print(f"section 12, {label}, native submitter, {tiles} tiles: makespan {makespan:.2f} s (discovery {discovery:.2f} s)", flush=True)
     out = []
     for tiles, row in rows.items():
         entry = {"tiles": tiles, "makespan": statistics.median(row["makespans"]), "makespans": row["makespans"],
@@ -43,7 +45,8 @@ def jobs(lab, submitter, scene, reference, tile_counts, rounds, peers, label, na
                  "rttP90": quantile(row["rtts"], 0.9) / 1000, "results": len(row["rtts"]), "perPeer": row["perPeer"]}
         if "nativeSubmitMakespans" in row:
             entry |= {"nativeSubmitMakespan": statistics.median(row["nativeSubmitMakespans"]),
-                      "nativeSubmitMakespans": row["nativeSubmitMakespans"], "nativeSubmitPerPeer": row["nativeSubmitPerPeer"]}
+                      "nativeSubmitMakespans": row["nativeSubmitMakespans"], "nativeSubmitPerPeer": row["nativeSubmitPerPeer"],
+                      "nativeSubmitDiscovery": row["nativeSubmitDiscovery"]}
         out.append(entry)
     return out
 
@@ -52,9 +55,12 @@ def bench_browsers(tmp, rounds=2, tile_counts=(25, 400, 2500), peers=8, scene="s
     tmp = pathlib.Path(tmp)
     load = os.getloadavg()[0]
     exe = RELEASE / "browsercloud"
-    png = tmp / f"{scene}-render.png"
+    png = tmp / f"{scene}-render-browsers.png"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     r = subprocess.run([str(exe), "render", "--scene", scene, "--scenes", str(SCENES), "--out", str(png)],
                        capture_output=True, text=True, timeout=900, check=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    one_core_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     reference = r.stdout.split("pixels sha256 ", 1)[1].split(")")[0]
     one_core = float(r.stdout.rsplit(" in ", 1)[1].split()[0])
 
@@ -64,7 +70,7 @@ def bench_browsers(tmp, rounds=2, tile_counts=(25, 400, 2500), peers=8, scene="s
                              "--out", out, "--discovery-wait", "30"])
         if out.read_bytes() != png.read_bytes():
             raise RuntimeError(f"the native submitter's {tiles}-tile image differs from render's")
-        return parse_submit(stdout)
+        return (*parse_submit(stdout), parse_discovery(stdout))
 
     with BrowserLab(tmp, index=12) as lab:
         submitter = lab.submitter()
@@ -76,7 +82,7 @@ def bench_browsers(tmp, rounds=2, tile_counts=(25, 400, 2500), peers=8, scene="s
         lab.wait_ring()
         natives = jobs(lab, submitter, scene, reference, tile_counts, rounds, peers, f"{peers} native peers", native_submit)
     result = {"measured": datetime.date.today().isoformat(), "cpu": cpu_model(), "scene": scene, "peers": peers, "rounds": rounds,
-              "oneCore": one_core, "sha256": reference, "browsers": browsers, "natives": natives,
+              "oneCore": one_core, "oneCoreCPU": one_core_cpu, "sha256": reference, "browsers": browsers, "natives": natives,
               "load": [load, os.getloadavg()[0]]}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "browsers.json").write_text(json.dumps(result, indent=1))
@@ -91,13 +97,14 @@ def browsers_report(b):
             for e in entries)
     native_submit = "\n".join(
         f"| {e['tiles']:,} | {e['nativeSubmitMakespan']:.2f} s | {', '.join(f'{x:.2f}' for x in e['nativeSubmitMakespans'])} | "
+        f"{', '.join(f'{x:.2f} s' for x in e.get('nativeSubmitDiscovery', []))} | "
         f"{'; '.join(' '.join(map(str, p)) for p in e['nativeSubmitPerPeer'])} |" for e in b["natives"])
     first, last = b["browsers"][0], b["browsers"][-1]
     nfirst, nlast = b["natives"][0], b["natives"][-1]
     return f"""## 12. The thesis's evaluation, in browsers
 
 The thesis's experiment on real browsers: {describe_scene(b['scene'])} (`render` on one core:
-{b['oneCore']:.2f} s) as 25, 400 and 2,500 tiles on {b['peers']} headless Chromium pages (one browser context and one
+{b['oneCoreCPU']:.2f} CPU seconds, {b['oneCore']:.2f} s wall-clock on this loaded machine) as 25, 400 and 2,500 tiles on {b['peers']} headless Chromium pages (one browser context and one
 Web Worker each, the JavaScript kernel `raytracer.js`, WebRTC data channels between them) in the bench's
 own network namespace, next to the same jobs on {b['peers']} native peers (`browsercloud peer --workers 1`,
 the Swift kernel, WebSockets). The jobs are submitted with `bp.raytrace` from one more page that computes
@@ -118,8 +125,8 @@ The makespan includes discovery (median {first['discovery']:.2f} s on browsers, 
 
 The same jobs on the native ring from a native submitter (`browsercloud submit raytrace --peers {b['peers']}`):
 
-| tiles | makespan (median) | rounds | tasks per peer (each round) |
-|---:|---:|---|---|
+| tiles | makespan (median) | rounds | discovery (each round) | tasks per peer (each round) |
+|---:|---:|---|---|---|
 {native_submit}
 
 The machine's load average (1 min) was {b['load'][0]:.1f} at the section's start and {b['load'][1]:.1f} at its end

@@ -142,6 +142,34 @@ ONE_CORE = """async ({ runtime, scene }) => {
 }"""
 
 
+def _stat(pid):
+    """(ppid, CPU seconds of the process and its waited-for children) from /proc/PID/stat."""
+    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[1]), sum(int(f) for f in fields[11:15]) / tick
+
+
+def tree_cpu_seconds(marker):
+    """CPU seconds (user + system, with reaped children) of the process whose command line contains
+    `marker` and of all its descendants now alive."""
+    procs = {}
+    for d in pathlib.Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                procs[int(d.name)] = (_stat(d.name), (d / "cmdline").read_bytes())
+            except (FileNotFoundError, ProcessLookupError):
+                pass
+    roots = [p for p, (_, cmd) in procs.items() if marker.encode() in cmd]
+    if not roots:
+        raise RuntimeError(f"no process with {marker!r} in its command line")
+    tree, grew = set(roots), True
+    while grew:
+        new = {p for p, ((ppid, _), _) in procs.items() if ppid in tree} - tree
+        grew = bool(new)
+        tree |= new
+    return sum(procs[p][0][1] for p in tree)
+
+
 class BrowserLab:
     """A rendezvous server, Chromium pages and native peers in a network namespace of the bench's own.
     Use as a context manager: everything it started is stopped, and the namespace removed, on exit
@@ -153,7 +181,9 @@ class BrowserLab:
                                "Chromium's WebRTC; run as root, or leave these sections out (--no-browsers)")
         if not os.access(CHROMIUM, os.X_OK):
             raise RuntimeError(f"Debian's Chromium is missing: no executable {CHROMIUM}")
-        self.tmp = pathlib.Path(tmp)
+        # A directory per lab (its server's secret, the Chromium launcher naming its namespace).
+        self.tmp = pathlib.Path(tmp) / f"lab-{index}"
+        self.tmp.mkdir(parents=True, exist_ok=True)
         self.index = index
         self.natives = []
 
@@ -239,12 +269,16 @@ class BrowserLab:
 
     def one_core(self, runtime, scene):
         """The whole image of `scene` rendered in one Web Worker of a fresh page: {runSeconds, compileSeconds,
-        instantiateSeconds (wasm), sha256 (of the RGBA pixels), bytes}."""
+        instantiateSeconds (wasm), sha256 (of the RGBA pixels), bytes, cpuSeconds}. cpuSeconds: the CPU time
+        of the whole Chromium process tree while the worker ran (fetches, compile and render included)."""
         context = self.browser.new_context()
         try:
             page = context.new_page()
             page.goto(self.server.http + "/")
+            marker = f"--unsafely-treat-insecure-origin-as-secure={self.server.http}"
+            before = tree_cpu_seconds(marker)
             out = page.evaluate(ONE_CORE, {"runtime": runtime, "scene": scene})
+            out["cpuSeconds"] = tree_cpu_seconds(marker) - before
         finally:
             context.close()
         if "error" in out:
@@ -271,6 +305,11 @@ def parse_submit(stdout):
         if line.startswith("  ") and len(parts) == 3 and parts[2] == "tasks":
             per_peer[parts[0]] = int(parts[1])
     return makespan, per_peer
+
+
+def parse_discovery(stdout):
+    """The discovery seconds of `browsercloud submit`'s summary ("makespan M s (discovery D s)")."""
+    return float(stdout.split("(discovery ", 1)[1].split()[0])
 
 
 def scene_text(scene):

@@ -29,7 +29,7 @@ def browsers_makespan(b, out):
         series.append((f"{b['peers']} native peers, native submitter", [(e["tiles"], e["nativeSubmitMakespan"]) for e in b["natives"]], "^--"))
     for label, points, style in series:
         ax.plot([t for t, _ in points], [m for _, m in points], style, label=label)
-    ax.axhline(b["oneCore"], color="grey", linestyle=":", label="one core, native (`render`)")
+    ax.axhline(b.get("oneCoreCPU", b["oneCore"]), color="grey", linestyle=":", label="one core, native (`render`, CPU s)")
     ax.set_xscale("log")
     ax.set_xticks([e["tiles"] for e in b["browsers"]], [f"{e['tiles']:,}" for e in b["browsers"]])
     ax.set_ylim(bottom=0)
@@ -54,7 +54,7 @@ def wasm_one_core(w, out):
         ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {c['median'][k]:.1f} s ({c['ratio'][k]:.2f}×)", va="center", fontsize=8)
     ax.invert_yaxis()
     ax.set_xlim(right=max(c["median"].values()) * 1.35)
-    ax.set_xlabel("seconds (median), one core")
+    ax.set_xlabel("CPU seconds (median), one core")
     ax.set_title(f"Scene '{c['scene']}' {c['width']}×{c['height']}, whole image, one core ({w['measured']})")
     fig.tight_layout()
     fig.savefig(out, dpi=110)

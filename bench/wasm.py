@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import pathlib
+import resource
 import statistics
 import struct
 import subprocess
@@ -38,6 +39,15 @@ def run(cmd, timeout=3600):
     return r.stdout
 
 
+def run_cpu(cmd, timeout=3600):
+    """run(cmd) and the CPU seconds (user + system) the process used: the one-core figures of this section,
+    which the machine's other load does not stretch as it stretches wall-clock time."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = run(cmd, timeout)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return out, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
 def check(what, sha, reference):
     if sha != reference:
         raise RuntimeError(f"{what} rendered other bytes: SHA-256 {sha}, render's {reference}")
@@ -56,26 +66,32 @@ def one_core(tmp, lab, module, scene, rounds, fuel_rows=None):
     strip = f"0,0,{width},{min(height, fuel_rows or height)}"
     out = run([exe, "render", "--scene", scene, "--scenes", SCENES, "--out", tmp / f"{scene}-strip.png", "--tile", strip])
     strip_reference = out.split("pixels sha256 ", 1)[1].split(")")[0]
-    times = {k: [] for k, _ in RUNTIMES}
+    times = {k: [] for k, _ in RUNTIMES}   # wall-clock seconds of the work itself, as each runtime reports it
+    cpu = {k: [] for k, _ in RUNTIMES}     # CPU seconds of the process (Chromium: its whole process tree)
     compile_times = {"fuelOff": [], "fuelOn": [], "chromiumWasm": []}
     instantiate = []
     reference = None
     for i in range(rounds):
-        out = run([exe, "render", "--scene", scene, "--scenes", SCENES, "--out", tmp / f"{scene}-render.png"])
+        out, seconds = run_cpu([exe, "render", "--scene", scene, "--scenes", SCENES, "--out", tmp / f"{scene}-render.png"])
+        cpu["native"].append(seconds)
         sha = out.split("pixels sha256 ", 1)[1].split(")")[0]
         reference = reference or sha
         check("render", sha, reference)
         times["native"].append(float(out.rsplit(" in ", 1)[1].split()[0]))
 
         # The deadline is a fuel budget: large enough never to stop the whole image.
-        out = run([exe, "wasm-run", "--module", module, "--shared", shared, "--inputs", inputs, "--out", outputs, "--deadline", "1000000"])
+        out, seconds = run_cpu([exe, "wasm-run", "--module", module, "--shared", shared, "--inputs", inputs, "--out", outputs,
+                                "--deadline", "1000000"])
+        cpu["wasmkit"].append(seconds)
         times["wasmkit"].append(float(out.rsplit(" in ", 1)[1].split()[0]))
         check("wasm-run", hashlib.sha256(base64.b64decode(outputs.read_text().strip())).hexdigest(), reference)
 
-        modes = "off,on" if i % 2 == 0 else "on,off"
-        for line in run([bench, "--module", module, "--shared", shared, "--tile", strip, "--modes", modes]).splitlines():
-            r = json.loads(line)
+        # One process per mode (its CPU time is that mode's), the order alternating by round.
+        for mode in (("off", "on") if i % 2 == 0 else ("on", "off")):
+            out, seconds = run_cpu([bench, "--module", module, "--shared", shared, "--tile", strip, "--modes", mode])
+            r = json.loads(out)
             key = "fuelOn" if r["fuel"] else "fuelOff"
+            cpu[key].append(seconds)
             check(f"bc-wasmbench (fuel {'on' if r['fuel'] else 'off'})", r["sha256"], strip_reference)
             times[key].append(r["runSeconds"])
             compile_times[key].append(r["compileSeconds"])
@@ -84,15 +100,17 @@ def one_core(tmp, lab, module, scene, rounds, fuel_rows=None):
             r = lab.one_core(runtime, scene)
             check(f"Chromium ({runtime})", r["sha256"], reference)
             times[key].append(r["runSeconds"])
+            cpu[key].append(r["cpuSeconds"])
             if runtime == "wasm":
                 compile_times[key].append(r["compileSeconds"])
                 instantiate.append(r["instantiateSeconds"])
-        print(f"section 11, round {i + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()), flush=True)
+        print(f"section 11, round {i + 1}: " + ", ".join(f"{k} {cpu[k][-1]:.2f} s CPU ({times[k][-1]:.2f} s)" for k in times), flush=True)
     fuel_keys = ("fuelOff", "fuelOn")
-    ratios = {k: [t / n for t, n in zip(v, times["native"])] for k, v in times.items() if k not in fuel_keys}
-    fuel = [on / off for on, off in zip(times["fuelOn"], times["fuelOff"])]
+    ratios = {k: [t / n for t, n in zip(v, cpu["native"])] for k, v in cpu.items() if k not in fuel_keys}
+    fuel = [on / off for on, off in zip(cpu["fuelOn"], cpu["fuelOff"])]
     return {"scene": scene, "width": width, "height": height, "rounds": rounds, "sha256": reference, "strip": strip,
-            "seconds": times, "median": {k: statistics.median(v) for k, v in times.items()},
+            "cpuSeconds": cpu, "median": {k: statistics.median(v) for k, v in cpu.items()},
+            "wallSeconds": times, "wallMedian": {k: statistics.median(v) for k, v in times.items()},
             "ratio": {k: statistics.median(v) for k, v in ratios.items()}, "ratios": ratios,
             "compileSeconds": {k: statistics.median(v) for k, v in compile_times.items()},
             "instantiateSeconds": statistics.median(instantiate), "fuelRatio": statistics.median(fuel), "fuelRatios": fuel}
@@ -148,10 +166,10 @@ def bench_wasm(tmp, rounds=3, ring_rounds=2, ring_tiles=100, ring_natives=2, rin
 def wasm_report(w):
     c = w["oneCore"]
     rows = "\n".join(
-        f"| {label} | {c['median'][k]:.2f} s | {', '.join(f'{x:.2f}' for x in c['seconds'][k])} | {c['ratio'][k]:.2f}× |"
+        f"| {label} | {c['median'][k]:.2f} s | {', '.join(f'{x:.2f}' for x in c['cpuSeconds'][k])} | {c['wallMedian'][k]:.2f} s | {c['ratio'][k]:.2f}× |"
         for k, label in RUNTIMES if k in c["ratio"])
     fuel_rows = "\n".join(
-        f"| {label} | {c['median'][k]:.2f} s | {', '.join(f'{x:.2f}' for x in c['seconds'][k])} |"
+        f"| {label} | {c['median'][k]:.2f} s | {', '.join(f'{x:.2f}' for x in c['cpuSeconds'][k])} | {c['wallMedian'][k]:.2f} s |"
         for k, label in RUNTIMES if k not in c["ratio"])
     ring_rows = []
     for ring in w["rings"]:
@@ -166,15 +184,20 @@ def wasm_report(w):
 
 {describe_scene(c['scene']).capitalize()} rendered whole, as one task, on
 one core by each runtime, side by side in one run (measured {w['measured']}; {c['rounds']} rounds, the runtimes
-alternating within each round; the ratio is the median of the per-round ratios to the native kernel).
+alternating within each round). The figures are **CPU seconds** (user + system) of the process that
+renders, from the kernel's accounting (`getrusage` of the child; for Chromium, `/proc` of its whole
+process tree while the worker runs, so the fetches, the compile and V8's background threads count),
+because this machine is shared and its other load stretches wall-clock time unevenly; the wall-clock
+time of the work itself, as each runtime reports it (Chromium: `performance.now()` in the worker), is
+shown next to it. The ratio is the median of the per-round ratios of CPU seconds to the native kernel's.
 Every output's SHA-256 equals `render`'s pixels ({c['sha256'][:16]}…), or the bench fails.
 WasmKit runs the module `make wasm` builds (`.build/wasm/raytracer.wasm`; shared bytes = the scene's JSON
 text, input = the tile 0, 0, {c['width']}, {c['height']}); Chromium runs it and `Public/raytracer.js` in one
 module Web Worker of a headless page in the bench's own network namespace, timed inside the worker with
 `performance.now()`.
 
-| runtime | seconds (median) | rounds | vs native |
-|---|---:|---|---:|
+| runtime | CPU s (median) | rounds (CPU s) | wall s (median) | vs native (CPU) |
+|---|---:|---|---:|---:|
 {rows}
 
 Compile times, not in the figures above (median): WasmKit {c['compileSeconds']['fuelOff']:.3f} s (parse and
@@ -184,14 +207,14 @@ eager compile, fuel off) / {c['compileSeconds']['fuelOn']:.3f} s (on); Chromium 
 
 The cost of WasmKit's fuel metering: the tile {c['strip']} (x, y, width, height; checked against
 `render --tile`), run by bc-wasmbench in one process with the engine's fuel metering off and on, the
-order alternating by round. Both take the same steps; only `EngineConfiguration.fuelMetering` differs
+order alternating by round, one process per run. Both take the same steps; only `EngineConfiguration.fuelMetering` differs
 (on: an unbounded budget, so it never stops the run). Native peers always meter (the deadline).
 
-| WasmKit, that tile | seconds (median) | rounds |
-|---|---:|---|
+| WasmKit, that tile | CPU s (median) | rounds (CPU s) | wall s of the run (median) |
+|---|---:|---|---:|
 {fuel_rows}
 
-**Fuel metering on / off: {c['fuelRatio']:.3f}** (median of per-round ratios {', '.join(f'{x:.3f}' for x in c['fuelRatios'])}).
+**Fuel metering on / off: {c['fuelRatio']:.3f}** in CPU seconds (median of per-round ratios {', '.join(f'{x:.3f}' for x in c['fuelRatios'])}).
 
 Ray-trace jobs of the same scene in {native_ring['tiles']} tiles, submitted by `browsercloud submit raytrace
 [--runtime wasm]` (a native peer with no workers) in the namespace: the `raytrace` runtime (Swift kernel on
