@@ -104,14 +104,16 @@ def browsers_report(b):
     return f"""## 12. The thesis's evaluation, in browsers
 
 The thesis's experiment on real browsers: {describe_scene(b['scene'])} (`render` on one core:
-{b['oneCoreCPU']:.2f} CPU seconds, {b['oneCore']:.2f} s wall-clock on this loaded machine) as 25, 400 and 2,500 tiles on {b['peers']} headless Chromium pages (one browser context and one
+{b['oneCoreCPU']:.2f} CPU seconds; {b['oneCore']:.2f} s wall-clock on this loaded machine) as 25, 400 and 2,500 tiles on {b['peers']} headless Chromium pages (one browser context and one
 Web Worker each, the JavaScript kernel `raytracer.js`, WebRTC data channels between them) in the bench's
 own network namespace, next to the same jobs on {b['peers']} native peers (`browsercloud peer --workers 1`,
 the Swift kernel, WebSockets). The jobs are submitted with `bp.raytrace` from one more page that computes
 nothing (0 workers), the same page for both rings, so every task crosses the network; a task's round
 trip is the time from its task message leaving the submitter to its result arriving (the scene goes
-with each peer's first task). Everything shares this machine's {os.cpu_count()} cores (measured {b['measured']}); {b['rounds']} rounds,
-the tilings alternating within each round; every image's SHA-256 equals `render`'s.
+with each peer's first task). Everything shares this machine's {os.cpu_count()} cores (measured {b['measured']}); {b['rounds']} round(s),
+the tilings alternating within each round; every image's SHA-256 equals `render`'s. The browsers' ring
+runs first, then the native peers' ring (the worker pages closed, the native peers started, the same
+submitting page), so a change of the machine's other load between the two shows in the comparison.
 
 | peers | tiles | makespan (median) | rounds | task round trip p50 / p90 | tasks per peer (each round) |
 |---|---:|---:|---|---:|---|

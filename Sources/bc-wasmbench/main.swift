@@ -21,8 +21,11 @@ import WasmKit
 
 struct Failure: Error { let message: String }
 
+/// Writes one line to stdout at once (unbuffered: the bench reads each line as its run ends).
+func emit(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
+
 func fail(_ message: String) -> Never {
-    print(#"{"error":"\#(message.replacingOccurrences(of: "\"", with: "'"))"}"#)
+    emit(#"{"error":"\#(message.replacingOccurrences(of: "\"", with: "'"))"}"#)
     exit(1)
 }
 
@@ -87,8 +90,7 @@ for round in 1...rounds {
     for fuel in modes {
         do {
             let (compile, run, output) = try runOnce(module: moduleBytes, shared: shared, input: input, fuel: fuel)
-            print(#"{"fuel":\#(fuel),"round":\#(round),"compileSeconds":\#(compile),"runSeconds":\#(run),"outputBytes":\#(output.count),"sha256":"\#(sha256Hex(output))"}"#)
-            fflush(stdout)
+            emit(#"{"fuel":\#(fuel),"round":\#(round),"compileSeconds":\#(compile),"runSeconds":\#(run),"outputBytes":\#(output.count),"sha256":"\#(sha256Hex(output))"}"#)
         } catch {
             fail("\(error)")
         }
