@@ -55,7 +55,7 @@ def wasm_one_core(w, out):
     ax.invert_yaxis()
     ax.set_xlim(right=max(c["median"].values()) * 1.35)
     ax.set_xlabel("CPU seconds (median), one core")
-    ax.set_title(f"Scene '{c['scene']}' {c['width']}×{c['height']}, whole image, one core ({w['measured']})")
+    ax.set_title(f"'{c['scene']}' scene {c['width']}×{c['height']}, one core ({w['measured']})", fontsize=10)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)

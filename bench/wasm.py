@@ -189,7 +189,8 @@ def wasm_report(w):
             where = f"{ring['natives']} native" + (f" + {ring['browsers']} Chromium" if ring["browsers"] else "")
             split = f"{statistics.median(r['native']):.0f} / {statistics.median(r['browser']):.0f}" if ring["browsers"] and r["native"] else "—"
             failed = f" ({len(r['failures'])} failed: {r['failures'][0].split(': ')[-1].strip()})" if r.get("failures") else ""
-            ring_rows.append(f"| {where} | `{runtime}` | {r['makespan']:.2f} s | {', '.join(f'{x:.2f}' for x in r['makespans'])}{failed} | "
+            median = f"{r['makespan']:.2f} s" if r["makespans"] else "failed"
+            ring_rows.append(f"| {where} | `{runtime}` | {median} | {', '.join(f'{x:.2f}' for x in r['makespans'])}{failed} | "
                              f"{split} | {'; '.join(' '.join(map(str, p)) for p in r['perPeer'])} |")
     native_ring, mixed_ring = w["rings"]
     return f"""## 11. WebAssembly tasks: one core, fuel metering, jobs
@@ -237,7 +238,7 @@ in V8 in pages), alternating, {native_ring['rounds']} round(s); each peer has on
 |---|---|---:|---|---|---|
 {chr(10).join(ring_rows)}
 
-`wasm` / `raytrace` makespan: **{native_ring['ratio']:.2f}×** on the native ring, **{mixed_ring['ratio']:.2f}×** on the mixed ring (ratios of the medians).
+`wasm` / `raytrace` makespan (ratio of the medians): {"; ".join(f"**{r['ratio']:.2f}×** on the {r['label']} ring" if r['ratio'] == r['ratio'] else f"none on the {r['label']} ring (a job failed)" for r in w['rings'])}.
 
 The machine's load average (1 min) was {w['load'][0]:.1f} at the section's start and {w['load'][1]:.1f} at its end
 (other work shares this machine: compare the ratios of one round, not absolute figures).
