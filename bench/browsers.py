@@ -5,12 +5,10 @@ own helpers (Tests/e2e/netns.py, overlay.py; Tests/integration/native.py, harnes
 submitted from a page with per-task round trips; a whole image rendered in one Web Worker of a page.
 
 Needs root (ip netns) and Debian's Chromium; the release binaries (common.RELEASE) and `make wasm`."""
-import base64
 import importlib.util
 import json
 import os
 import pathlib
-import statistics
 import sys
 
 from common import ROOT, RELEASE
@@ -321,11 +319,3 @@ def describe_scene(scene):
     d = json.loads(scene_text(scene))
     s = d.get("samples", 1)
     return f"the `{scene}` scene ({d['width']}×{d['height']}, {s}×{s} samples per pixel, {len(d.get('objects', []))} objects)"
-
-
-def b64(data):
-    return base64.b64encode(data).decode()
-
-
-def median(xs):
-    return statistics.median(xs)
