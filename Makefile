@@ -80,14 +80,33 @@ e2e-large: test-deps
 	$(SWIFT) build --product browsercloud
 	E2E_PEERS=20 BROWSERCLOUD_BIN=$$($(SWIFT) build --show-bin-path)/browsercloud $(VENV_PYTHON) -m pytest -q Tests/e2e/test_overlay.py Tests/e2e/test_jobs.py
 
-bench: deps
+# Sections 11 and 12 (WebAssembly, jobs in real browsers) drive Chromium with the test packages of
+# $(VENV) and need root (a network namespace); BENCH_ARGS=--no-browsers leaves them out. The plots
+# (bench/plots.py, into docs/img/) are drawn with matplotlib from a virtual environment of their own,
+# $(BENCH_VENV), made with $(PYTHON) and reinstalled when bench/requirements.txt changes.
+BENCH_VENV        := .build/bench-venv
+BENCH_VENV_PYTHON := $(BENCH_VENV)/bin/python
+BENCH_VENV_STAMP  := $(BENCH_VENV)/requirements.installed
+
+$(BENCH_VENV_PYTHON):
+	$(PYTHON) -m venv $(BENCH_VENV)
+
+$(BENCH_VENV_STAMP): bench/requirements.txt $(BENCH_VENV_PYTHON)
+	@if cmp -s bench/requirements.txt $@; then touch $@; else \
+	    echo "installing the bench's Python packages into $(BENCH_VENV)"; \
+	    $(BENCH_VENV_PYTHON) -m pip install -q -r bench/requirements.txt && cp bench/requirements.txt $@; \
+	fi
+
+bench: deps test-deps wasm $(BENCH_VENV_STAMP)
 	$(SWIFT) build -c release --product browsercloud
 	$(SWIFT) build -c release --product bc-loadgen
 	$(SWIFT) build -c release --product bc-jsonbench
 	$(SWIFT) build -c release --product bc-signbench
+	$(SWIFT) build -c release --product bc-wasmbench
 	mkdir -p .build && $(CC) -O2 -Wall bench/echo-server.c $$(pkg-config --cflags --libs libwebsockets) -o .build/echo-server
-	$(PYTHON) bench/run.py --out docs/benchmarks.md $(BENCH_ARGS)
+	$(VENV_PYTHON) bench/run.py --out docs/benchmarks.md $(BENCH_ARGS)
 	$(PYTHON) bench/overlay.py --out docs/overlay.md
+	$(BENCH_VENV_PYTHON) bench/plots.py
 
 clean:
 	rm -rf .build

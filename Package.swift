@@ -156,6 +156,9 @@ let package = Package(
         // The cost of signed overlay messages for `make bench`: sign and verify per message, certificate
         // checks with and without the cache, libcrypto keys parsed per call or once; µs per operation.
         .executableTarget(name: "bc-signbench", dependencies: ["Hex", "Peer", "Ring", "Signatures", "SignedOverlay", "WireProtocol"]),
+        // The cost of WasmKit's fuel metering for `make bench` (section 11): one task module run with the
+        // engine's fuel metering off and on, alternately, in one process; seconds per run and the output's SHA-256.
+        .executableTarget(name: "bc-wasmbench", dependencies: ["Digest", .product(name: "WasmKit", package: "WasmKit")]),
         .testTarget(name: "RingTests", dependencies: ["Ring"]),
         .testTarget(name: "RayTracerTests", dependencies: ["RayTracer", "PNG", "Digest"]),
         .testTarget(name: "JobsTests", dependencies: ["Jobs", "Digest", "Peer", "Ring", "WireProtocol"]),

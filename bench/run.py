@@ -12,6 +12,10 @@
 9. Signed overlay messages: signing and verifying one message in Swift (bc-signbench).
 10. Cluster mode: 1, 2 and 3 instances on one redis-server next to one process (join latency, relay per
     server CPU second, Redis calls per join and per signal, idle peers 3 instances hold; bench/cluster.py).
+11. WebAssembly tasks: the standard scene on one core natively, in WasmKit (fuel metering off and on) and in
+    Chromium (Wasm and JavaScript); Wasm ray-trace jobs on native and mixed rings (bench/wasm.py).
+12. The thesis's evaluation in browsers: 8 Chromium pages next to 8 native peers, 25, 400 and 2,500 tiles
+    (bench/browserjobs.py). Sections 11 and 12 need root and Chromium (bench/browsers.py).
 
 Writes a Markdown report (default docs/benchmarks.md) and prints it."""
 import argparse
@@ -26,11 +30,13 @@ import time
 import urllib.request
 
 from analytics import analytics_report, bench_analytics
+from browserjobs import bench_browsers, browsers_report
 from cluster import bench_cluster, cluster_report
 from common import ROOT, RELEASE, rss_kib, start, start_server, stop, loadgen, cpu_model
 from joincost import bench_joincost, joincost_report
 from jsonbench import bench_json, json_report
 from signbench import bench_sign, sign_report
+from wasm import bench_wasm, wasm_report
 
 
 def bench_hold(tmp, peers, samples, settle=11):
@@ -170,6 +176,14 @@ def run_cluster(tmp, a):
                          payload=a.payload, seconds=a.cluster_seconds, rounds=a.cluster_rounds, held_per_instance=a.cluster_held)
 
 
+def run_wasm(tmp, a):
+    return bench_wasm(tmp, rounds=a.wasm_rounds, ring_rounds=a.wasm_ring_rounds, ring_tiles=a.wasm_ring_tiles, scene=a.bench_scene)
+
+
+def run_browsers(tmp, a):
+    return bench_browsers(tmp, rounds=a.browser_rounds, peers=a.browser_peers, scene=a.bench_scene)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
@@ -199,7 +213,14 @@ def main():
     ap.add_argument("--cluster-held", type=int, default=19000, help="section 10: idle peers held per instance with 3 "
                     "instances (each process is capped at 20,000 open files)")
     ap.add_argument("--no-cluster", action="store_true", help="skip section 10 (cluster mode; also skipped without redis-server)")
-    ap.add_argument("--only", choices=["json", "joincost", "sign", "cluster"], help="run only this section and put it into --out (replacing "
+    ap.add_argument("--wasm-rounds", type=int, default=3, help="section 11: rounds of the one-core runs")
+    ap.add_argument("--wasm-ring-rounds", type=int, default=2, help="section 11: rounds of the ring jobs")
+    ap.add_argument("--wasm-ring-tiles", type=int, default=100, help="section 11: tiles of the ring jobs")
+    ap.add_argument("--browser-rounds", type=int, default=2, help="section 12: rounds over the 3 tilings")
+    ap.add_argument("--browser-peers", type=int, default=8, help="section 12: Chromium pages, and native peers")
+    ap.add_argument("--bench-scene", default="standard", help="sections 11 and 12: the shipped scene rendered (Public/scenes)")
+    ap.add_argument("--no-browsers", action="store_true", help="skip sections 11 and 12 (they need root and Chromium)")
+    ap.add_argument("--only", choices=["json", "joincost", "sign", "cluster", "wasm", "browsers"], help="run only this section and put it into --out (replacing "
                     "the section if --out has it, else before the closing line, else as the whole file)")
     ap.add_argument("--baseline", metavar="DIR", help="section 8: also measure the release build in DIR (another "
                     "commit's browsercloud and bc-loadgen), side by side")
@@ -215,6 +236,10 @@ def main():
             section, heading = sign_report(bench_sign(a.sign_rounds), alone=True), "## 9. "
         elif a.only == "cluster":
             section, heading = cluster_report(run_cluster(tmp, a)), "## 10. "
+        elif a.only == "wasm":
+            section, heading = wasm_report(run_wasm(tmp, a)), "## 11. "
+        elif a.only == "browsers":
+            section, heading = browsers_report(run_browsers(tmp, a)), "## 12. "
         else:
             section, heading = joincost_report(bench_joincost(releases=releases)), "## 8. "
         out = pathlib.Path(a.out)
@@ -245,6 +270,8 @@ def main():
         joincost_section = joincost_report(bench_joincost(releases=releases))
         sign_section = sign_report(bench_sign(a.sign_rounds))
         cluster_section = "" if a.no_cluster else cluster_report(run_cluster(tmp, a))
+        wasm_section = "" if a.no_browsers else wasm_report(run_wasm(tmp, a))
+        browsers_section = "" if a.no_browsers else browsers_report(run_browsers(tmp, a))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
     jobs_section = jobs_report(jobs)
     if a.only_jobs:
@@ -312,7 +339,7 @@ The work grows with F log N plus the updates, not with N: a join or leave touche
 state changes. The one O(N) step is the memmove of the sorted member array (8 bytes per peer), visible
 at 100,000 peers.
 
-{jobs_section}{analytics_report(analytics)}{json_section}{joincost_section}{sign_section}{cluster_section}Reproduce: `make bench` (options: `python3 bench/run.py --help`; one section: `python3 bench/run.py --only json|joincost|sign|cluster --out FILE`; section 8 next to another build: `--baseline DIR`; without section 10: `--no-cluster`).
+{jobs_section}{analytics_report(analytics)}{json_section}{joincost_section}{sign_section}{cluster_section}{wasm_section}{browsers_section}Reproduce: `make bench` (options: `python3 bench/run.py --help`; one section: `python3 bench/run.py --only json|joincost|sign|cluster|wasm|browsers --out FILE`; section 8 next to another build: `--baseline DIR`; without section 10: `--no-cluster`; without sections 11 and 12: `--no-browsers`; plots: `.build/bench-venv/bin/python bench/plots.py`).
 """
     pathlib.Path(a.out).write_text(report)
     print(report)
