@@ -10,7 +10,8 @@ from the CLI (`browsercloud submit raytrace --runtime wasm`, `submit wasm`):
   peer serves the next job.
 The modules are the examples' (`make wasm`). The ray-trace test's page job comes first: it has the
 native peers compile the ray tracer module, so that they are as quick as the pages when the CLI's job
-comes (which may start speculative copies: the CLI has no option to turn them off)."""
+comes (which may start speculative copies: the CLI has no option to turn them off). Before the second
+CLI submitter, a native peer without workers takes the ID the first freed (`Ring.take_freed_id`)."""
 import base64
 import hashlib
 import json
@@ -63,6 +64,8 @@ def check_mandelbrot(outputs):
 class Ring:
     def __init__(self, overlay, natives, namespace, server):
         self.overlay, self.natives, self.namespace, self.server = overlay, natives, namespace, server
+        self.routers = []   # native peers that offer no workers (see `take_freed_id`)
+        self.submitters = 0
 
     @property
     def page(self):
@@ -81,10 +84,24 @@ class Ring:
         return len(self.overlay.live) + len(self.natives)
 
     def stable(self):
-        self.overlay.wait_stable(timeout=60, natives=self.natives)
+        self.overlay.wait_stable(timeout=60, natives=self.natives + self.routers)
+
+    def take_freed_id(self):
+        """A native peer without workers (jobs never use it) joins and takes the ID a CLI submitter that
+        left has just freed (the server gives the next newcomer the same ID), so that the next CLI
+        submitter gets a new one: a submitter with a just-freed ID may discover no peer, or lose messages
+        (a known bug, see the report of branch wt-wasmmixed)."""
+        router = NativePeer(self.server.ws, prefix=self.namespace.prefix, listen=f"{self.namespace.address}:0", workers=0)
+        self.routers.append(router)
+        router.wait_registered(timeout=30)
+        self.stable()
 
     def submit(self, *args):
-        """A CLI submitter (inside the namespace) started in the background; `finish` waits for it."""
+        """A CLI submitter (inside the namespace) started in the background; `finish` waits for it. The
+        previous one must have finished."""
+        if self.submitters:
+            self.take_freed_id()
+        self.submitters += 1
         cmd = list(self.namespace.prefix) + [BIN, "submit", *[str(a) for a in args], "--server", self.server.ws,
                                              "--peers", str(self.size), "--discovery-wait", "10",
                                              "--listen", f"{self.namespace.address}:0"]
@@ -138,6 +155,7 @@ def run(ring, data, inputs, shared=b"", **options):
 @pytest.fixture(scope="module")
 def ring(overlay, namespace, ring_server):
     natives = []
+    r = None
     try:
         for _ in range(NATIVES):
             natives.append(NativePeer(ring_server.ws, prefix=namespace.prefix, listen=f"{namespace.address}:0", workers=1))
@@ -148,7 +166,7 @@ def ring(overlay, namespace, ring_server):
         r.stable()
         yield r
     finally:
-        for n in natives:
+        for n in natives + (r.routers if r else []):
             n.stop()
 
 
@@ -181,7 +199,8 @@ def test_the_wasm_ray_tracer_from_a_page_and_from_the_cli_gives_the_bytes_of_ren
 
 def test_mandelbrot_matches_its_vectors_and_its_module_goes_once_to_each_peer(ring, tmp_path):
     """Two jobs of one module from a page and two from the CLI (`--repeat 2`): the outputs are the
-    vectors', the first job sends the module once to each peer it uses, the second to none of those."""
+    vectors', and the module goes at most once to each peer across the two jobs, to none in the second
+    that had it from the first, to every peer that computed tasks and to both kinds of peer."""
     ring.stable()
     salt = os.urandom(8)
     print(f"salt {salt.hex()}")
@@ -190,10 +209,7 @@ def test_mandelbrot_matches_its_vectors_and_its_module_goes_once_to_each_peer(ri
     inputs.write_text("".join(b64(i) + "\n" for i in mandelbrot_inputs()))
     (tmp_path / "mandelbrot.wasm").write_bytes(for_cli)
     out = tmp_path / "out.txt"
-    # The CLI's jobs run while the page's do. This submitter joins after the ray-trace test's left and
-    # gets its just-freed ID: until message IDs carry a random part (the fix of that bug on branch
-    # wt-wasmfix), peers may refuse some of its messages as replays, so that a task carrying the module
-    # is lost and the module goes again, or discovery finds no peer.
+    # The CLI's jobs run while the page's do.
     cli = ring.submit("wasm", "--module", tmp_path / "mandelbrot.wasm", "--inputs", inputs, "--out", out, "--repeat", 2)
     page_jobs = []
     for _ in range(2):
@@ -209,19 +225,18 @@ def test_mandelbrot_matches_its_vectors_and_its_module_goes_once_to_each_peer(ri
     me = {ring.overlay.live[0][2]}   # the submitting page: it may get the module from itself or not
     for (first, second), submitter in [(page_jobs, me), (cli_jobs, set())]:
         what = json.dumps([sorted(ring.page_ids), sorted(ring.native_ids), sorted(submitter), first, second])
-        ran = set(first["wins"])
-        # The first job sent the module to both kinds of peer (the CLI's own copies of a task may all
-        # be won by pages: it starts speculative duplicates), once to each peer that computed tasks
-        # (but the submitter itself), and to no peer the job did not send tasks to.
-        sent = set(first["sentTo"])
-        assert sent & ring.page_ids - submitter and sent & ring.native_ids, what
-        assert ran - submitter <= set(first["sentTo"]) <= set(first["used"]), what
-        assert set(first["sentTo"].values()) == {1} and first["sent"] == len(first["sentTo"]), what
-        # The second job sent it to none of the peers that ran the first or got it then; every peer that
-        # computed tasks of the second job got it once in the two jobs.
-        assert not set(second["sentTo"]) & (ran | set(first["sentTo"])), what
-        assert set(second["wins"]) - submitter <= set(first["sentTo"]) | set(second["sentTo"]), what
-        assert set(second["sentTo"].values()) <= {1} and second["sent"] == len(second["sentTo"]), what
+        sent1, sent2 = set(first["sentTo"]), set(second["sentTo"])
+        # Once per peer across the two jobs: nobody got it twice, in one job or in both, nor in the second
+        # job after computing tasks of the first; and it reached both kinds of peer. (A peer slow to
+        # answer `need-module` may get it only in the second job: the others took every task first.)
+        assert set(first["sentTo"].values()) | set(second["sentTo"].values()) <= {1}, what
+        assert first["sent"] == len(sent1) and second["sent"] == len(sent2), what
+        assert not sent2 & (sent1 | set(first["wins"])), what
+        assert (sent1 | sent2) & ring.page_ids - submitter and (sent1 | sent2) & ring.native_ids, what
+        # Every peer that computed tasks (but the submitter itself) had got the module; the bytes went
+        # to no peer the job did not send tasks to.
+        assert set(first["wins"]) - submitter <= sent1 <= set(first["used"]), what
+        assert set(second["wins"]) - submitter <= sent1 | sent2 and sent2 <= set(second["used"]), what
 
 
 def test_a_trap_and_an_endless_task_report_threw_and_deadline_and_every_peer_serves_the_next_job(ring, overlay):
