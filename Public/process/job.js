@@ -34,6 +34,7 @@ export class Job {
     this.sentSeq = new Map()     // `${peerId}|${taskId}` → number of the latest send of the task to the peer
     this.needsModule = new Set() // peers to send the module to with the next task
     this.moduleSeq = new Map()   // peerId → number of the send that carried the module
+    this.modulesSentTo = new Map() // peerId → tasks sent to it with the module's bytes (stats.modulesSentTo)
     this.declines = new Map()    // peerId → tasks declined in a row
     this.peersLost = 0
     this.lastDiscovery = 0
@@ -240,7 +241,11 @@ export class Job {
       if (!this.sharedSent.has(peerId)) { task.shared = this.spec.shared; this.sharedSent.add(peerId) }
       const seq = ++this.sends
       this.sentSeq.set(`${peerId}|${taskId}`, seq)
-      if (task.shared && this.needsModule.delete(peerId)) { task.shared = { ...task.shared, moduleBase64: this.spec.moduleBase64 }; this.moduleSeq.set(peerId, seq) }
+      if (task.shared && this.needsModule.delete(peerId)) {
+        task.shared = { ...task.shared, moduleBase64: this.spec.moduleBase64 }
+        this.moduleSeq.set(peerId, seq)
+        this.modulesSentTo.set(peerId, (this.modulesSentTo.get(peerId) ?? 0) + 1)
+      }
       this.host.post(peerId, task).catch((error) => {
         this.sharedSent.delete(peerId)
         if (task.shared?.moduleBase64 !== undefined) { this.needsModule.add(peerId); this.moduleSeq.delete(peerId) }
@@ -324,6 +329,10 @@ export class Job {
       tasksPerPeer: Object.fromEntries(this.wins),
       peersLost: this.peersLost,
       ...s.counts
+    }
+    if (this.spec.runtime === 'wasm') {
+      stats.modulesSentTo = Object.fromEntries(this.modulesSentTo)
+      stats.modulesSent = [...this.modulesSentTo.values()].reduce((a, b) => a + b, 0)
     }
     if (this.quorum) {
       Object.assign(stats, { seed: this.seed, penalised: [...this.penalised], verification: { ...s.verification },

@@ -35,13 +35,18 @@ export class WasmModules {
   async resolve (shared) {
     const sha = shared?.module
     if (typeof sha !== 'string' || !HEX64.test(sha)) return { error: { code: 'bad-task', message: "shared.module must be the module's SHA-256 (64 lowercase hex digits)" } }
+    const needModule = { error: { code: 'need-module', message: `this peer does not hold the module ${sha.slice(0, 12)}…` } }
+    let brought = false
     if (!this.entries.has(sha)) {
-      if (shared.moduleBase64 === undefined) return { error: { code: 'need-module', message: `this peer does not hold the module ${sha.slice(0, 12)}…` } }
+      if (shared.moduleBase64 === undefined) return needModule
       try {
         const bytes = fromBase64(shared.moduleBase64, 'shared.moduleBase64')
         if (bytes.length > this.limits.wasmMaxModuleBytes) throw Object.assign(new Error(`the module is ${bytes.length} bytes, more than wasmMaxModuleBytes (${this.limits.wasmMaxModuleBytes})`), { code: 'bad-task' })
-        if (await sha256Hex(bytes) !== sha) throw Object.assign(new Error("the SHA-256 of moduleBase64 is not shared.module"), { code: 'bad-task' })
-        if (!this.entries.has(sha)) this.#add(sha, bytes)
+        // Held from now on, while its SHA-256 is checked and it compiles: the job's next tasks, which
+        // come without the bytes, wait for it instead of answering `need-module` (the module would be
+        // sent again).
+        this.#add(sha, bytes)
+        brought = true
       } catch (error) {
         return { error: { code: error.code ?? 'bad-task', message: error.message } }
       }
@@ -52,13 +57,20 @@ export class WasmModules {
     try {
       return { module: await entry.module }
     } catch (error) {
+      // Bytes another task brought that are not this module: for a task that did not bring them, this
+      // peer simply does not hold the module.
+      if (error.code === 'not-this-module' && !brought) return needModule
       return { error: { code: 'bad-task', message: error.message } }
     }
   }
 
   #add (sha, bytes) {
-    const module = compileModule(bytes, this.limits)
-    // A module that does not compile is not kept: a later copy of it is refused the same way.
+    const module = sha256Hex(bytes).then((digest) => {
+      if (digest !== sha) throw Object.assign(new Error('the SHA-256 of moduleBase64 is not shared.module'), { code: 'not-this-module' })
+      return compileModule(bytes, this.limits)
+    })
+    // A module that does not compile (or bytes that are not this module) is not kept: a later copy of
+    // it is refused the same way.
     module.catch(() => { if (this.entries.get(sha)?.module === module) this.entries.delete(sha) })   // the caller gets the error through the promise it holds
     this.entries.set(sha, { module, bytes: bytes.length })
     let total = 0

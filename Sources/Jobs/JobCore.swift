@@ -57,6 +57,8 @@ public struct JobCore: Sendable {
     var moduleAt: [String: Int] = [:]
     /// Runtime `wasm`: how many times the module's bytes were sent (to peers lacking it).
     public private(set) var modulesSent = 0
+    /// Runtime `wasm`: per peer, how many times the module's bytes were sent to it.
+    public private(set) var modulesSentTo: [String: Int] = [:]
     var declines: [String: Int] = [:]  // tasks declined in a row, per peer
     static let maxDeclines = 20
     var everUsed: [String] = []
@@ -276,6 +278,7 @@ public struct JobCore: Sendable {
                 if let withModule = sharedWithModule, needsModule.remove(a.peer) != nil {
                     task["shared"] = withModule
                     modulesSent += 1
+                    modulesSentTo[a.peer, default: 0] += 1
                     moduleAt[a.peer] = postsTo[a.peer]!
                 } else {
                     task["shared"] = shared
@@ -328,7 +331,7 @@ public struct JobCore: Sendable {
         let stats = JobStats(jobId: id, tasks: scheduler.taskCount, peers: everUsed, makespanSeconds: now - started,
                              discoverySeconds: discoverySeconds, tasksPerPeer: wins, peersLost: peersLost, counts: scheduler.counts,
                              verification: quorum ? scheduler.verification : nil, seed: quorum ? scheduler.quorum!.seed : nil, penalised: penalised,
-                             modulesSent: modulesSent)
+                             modulesSent: modulesSent, modulesSentTo: modulesSentTo)
         let failures = scheduler.errors.sorted { $0.key < $1.key }.map { (task: $0.key, code: $0.value.code, message: $0.value.message) }
         actions.append(.finish(failures.isEmpty ? .success(stats) : .failure(JobFailure(failures: failures, stats: stats))))
         return actions

@@ -51,6 +51,8 @@ public struct JobStats: Sendable {
     public var penalised: [String] = []
     /// Runtime `wasm`: how many times the module's bytes went to a peer (once per peer lacking it).
     public var modulesSent = 0
+    /// Runtime `wasm`: per peer ID, how many times the module's bytes went to it.
+    public var modulesSentTo: [String: Int] = [:]
     /// Quorum mode: successful results received per task (1.0: no replication).
     public var replication: Double? {
         guard let v = verification, tasks > 0 else { return nil }

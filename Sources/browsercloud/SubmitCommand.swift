@@ -139,7 +139,7 @@ struct SubmitRaytrace: AsyncParsableCommand {
                          seed, r, v.results, stats.tasks, v.agreed, v.dissented, v.spotChecks, v.unchecked, v.noQuorum))
             print("penalised: \(stats.penalised.isEmpty ? "none" : stats.penalised.joined(separator: " "))")
         }
-        if runtime == "wasm" { print("module sent \(stats.modulesSent) times") }
+        if runtime == "wasm" { print(moduleSummary(stats)) }
     }
 
     /// One job; nil when cancelled.

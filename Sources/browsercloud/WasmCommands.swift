@@ -209,5 +209,11 @@ func printJobSummary(_ stats: JobStats) {
     for (peer, n) in stats.tasksPerPeer.sorted(by: { $0.value > $1.value }) { print("  \(peer)  \(n) tasks") }
     print("peers used: \(stats.peers.joined(separator: " "))")
     print("dispatched \(c.dispatched), re-dispatched \(c.redispatched), speculative \(c.speculative) (discarded \(c.discarded), mismatches \(c.mismatches)), late \(c.late), lost \(c.lost), busy \(c.busy), peers lost \(stats.peersLost)")
-    print("module sent \(stats.modulesSent) times")
+    print(moduleSummary(stats))
+}
+
+/// `module sent N times`, then `: <peerId>` for each peer it went to (`×k` when more than once).
+func moduleSummary(_ stats: JobStats) -> String {
+    let to = stats.modulesSentTo.sorted { $0.key < $1.key }.map { $0.value == 1 ? $0.key : "\($0.key)×\($0.value)" }
+    return "module sent \(stats.modulesSent) times" + (to.isEmpty ? "" : ": " + to.joined(separator: " "))
 }

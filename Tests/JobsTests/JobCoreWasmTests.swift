@@ -51,4 +51,5 @@ private func ok(_ t: Int, _ bytes: [UInt8]) -> [String: JSONValue] {
     // A need-module for a task posted after the module (the peer evicted it): the module goes again.
     #expect(posted(c.received("p", needModule(3), now: 3)) == ["3@p+module"])
     #expect(c.modulesSent == 2)
+    #expect(c.modulesSentTo == ["p": 2])
 }
