@@ -142,8 +142,8 @@ export class ChannelManager {
   /** Peers with a link in any state (connecting, open, retiring). */
   peers () { return [...this.links.keys()] }
 
-  /** Peers with a usable link (open and not being retired). */
-  openPeers () { return [...this.links.values()].filter((l) => l.state === 'open' && !l.retiring).map((l) => l.peerId) }
+  /** Peers with a usable link (open and not being retired); with `direct`, only links not relayed by the server. */
+  openPeers (direct = false) { return [...this.links.values()].filter((l) => l.state === 'open' && !l.retiring && !(direct && l.role === 'relay')).map((l) => l.peerId) }
 
   /** Asks to close a link this peer no longer needs (the retirement handshake above). Our own attempt still
    * connecting is dropped at once: its peer may have left (our offer refused); back with the same ID (a
@@ -234,6 +234,7 @@ export class ChannelManager {
   #receive (link, data) {
     // A signed overlay frame goes up whole (the explorer relays or verifies it).
     if (typeof data === 'string' && data[0] === 'S') { this.o.onLinkMessage(link.peerId, data); return }
+    if (typeof data === 'string' && data[0] === 'N') { this.o.onNeighbours?.(link.peerId, data); return }   // a neighbour list
     const frame = parseFrame(data)
     switch (frame?.kind) {
       case 'message':
