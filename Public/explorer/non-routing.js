@@ -11,8 +11,9 @@ export const MAX_NEIGHBOURS = 64
 const LIST = /^[0-9a-f]{12}(,[0-9a-f]{12})*$/
 
 /**
- * The routing decision for `dst` at `self`, as ring.js's `route` but for two steps. 2b: the finger of the lowest
- * row (`fingers`: { row: id or null }) whose link is open and whose interval [self + 2^row, finger] holds dst.
+ * The routing decision for `dst` at `self`, as ring.js's `route` but for two steps. 2b: with an open link, the first
+ * successor s_j with dst in (s_(j-1), s_j] (s_0 = self), else the finger of the lowest row (`fingers`: { row: id
+ * or null }) whose interval [self + 2^row, finger] holds dst.
  * 3: every candidate v in
  * (self, dst) scores the largest distance from self of v itself and of the IDs of its list that lie in
  * (v, dst); the best score wins, ties to the candidate farther from self. `neighbours`: a function from a
@@ -30,7 +31,12 @@ export function routeNoN ({ self, dst, predecessor, successors, fingers, candida
   const live = new Set(candidates)
   const firstLive = successors.find((x) => live.has(x))
   if (firstLive !== undefined && successors[0] === firstLive && inOpenClosed(d, s, parseId(firstLive))) return { next: firstLive }
-  // 2b: row i's finger is successor(self + 2^i), so it holds every key from that start to itself.
+  // 2b: a successor holds the keys after the one before it; row i's finger, successor(self + 2^i), those from that start to itself.
+  let previous = s
+  for (const x of successors) {
+    if (live.has(x) && inOpenClosed(d, previous, parseId(x))) return { next: x }
+    previous = parseId(x)
+  }
   for (const [row, f] of Object.entries(fingers ?? {}).map(([r, p]) => [Number(r), p]).sort((a, b) => a[0] - b[0])) {
     if (!f || f === self || !live.has(f)) continue
     const start = (s + 2 ** row) % SPACE

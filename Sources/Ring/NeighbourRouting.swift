@@ -18,8 +18,9 @@ public let maxNeighbourListLength = 64
 /// table (row -> peer, nil when the row points at `me`); `neighbours(v)` is the neighbour list candidate
 /// `v` last sent (nil when none arrived: `v` counts as in greedy routing).
 /// 1. to 2.: as greedy routing (deliver; the first successor when `dst` is in (me, successor]);
-/// 2b. the finger of the lowest row whose link is open and that holds `dst`: row i's finger is the
-///    successor of its start `me + 2^i`, so it is responsible for every key in [start, finger];
+/// 2b. a peer of the finger table known to hold `dst`, with an open link: the first successor `s_j` with `dst`
+///    in (s_(j-1), s_j] (s_0 = me: the list is consecutive), else the finger of the lowest row with `dst`
+///    in [start, finger] (row i's finger is the successor of its start `me + 2^i`);
 /// 3. for every candidate `v` in (me, dst): its score is the largest `me.distance(to: w)` over `w = v` and
 ///    the IDs `w` of its list that lie in (v, dst); the candidate with the largest score wins, ties to the
 ///    one farther from `me` (a candidate's score is at least its own distance, so without lists this is
@@ -38,6 +39,11 @@ public func routeNoN(from me: PeerID, to dst: PeerID, predecessor: PeerID?, succ
     }
     let firstLive = successors.first { candidates.contains($0) }
     if let firstLive, successors.first == firstLive, dst.isIn(openLower: me, closedUpper: firstLive) { return .next(firstLive) }
+    var previous = me
+    for s in successors {
+        if candidates.contains(s), dst.isIn(openLower: previous, closedUpper: s) { return .next(s) }
+        previous = s
+    }
     for row in fingers.keys.sorted() {
         guard case let finger?? = fingers[row], finger != me, candidates.contains(finger) else { continue }
         let start = me.fingerStart(row: row)

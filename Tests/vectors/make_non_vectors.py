@@ -100,7 +100,13 @@ def non_route(me, dst, predecessor, successors, fingers, candidates, lists):
     live = [s for s in successors if s in candidates]
     if live and live[0] == successors[0] and between_open_closed(dst, me, successors[0]):
         return {"next": successors[0]}
-    # 2b: row i's finger is successor(me + 2^i): it holds every key from its start to itself.
+    # 2b: successor j holds (successor j-1, successor j] (the list is consecutive, successor 0 is me);
+    # row i's finger is successor(me + 2^i): it holds every key from its start to itself.
+    before = me
+    for s in successors:
+        if s in candidates and between_open_closed(dst, before, s):
+            return {"next": s}
+        before = s
     for row in sorted(fingers):
         f = fingers[row]
         if f is None or f == me or f not in candidates:
@@ -242,6 +248,10 @@ def special_decisions():
     v.append({"kind": "finger-down", "self": hx(a), "dst": hx(0x1200), "predecessor": hx(0x0f0), "successors": [hx(0x110)],
               "fingers": {"0": hx(0x110), "8": hx(0x300), "12": hx(0x1300)},
               "candidates": [hx(0x110), hx(0x300)], "neighbours": {hx(0x300): [hx(0x11ff)]}, "expect": {"next": hx(0x300)}})
+    # The third successor holds dst (after the second): straight there.
+    v.append({"kind": "successor-holds", "self": hx(a), "dst": hx(0x125), "predecessor": hx(0x0f0),
+              "successors": [hx(0x110), hx(0x120), hx(0x130)], "fingers": {"0": hx(0x110)},
+              "candidates": [hx(0x110), hx(0x120), hx(0x130)], "neighbours": {hx(0x120): [hx(0x124)]}, "expect": {"next": hx(0x130)}})
     # A row pointing back at self (null) is skipped.
     v.append({"kind": "finger-null", "self": hx(a), "dst": hx(0x1200), "predecessor": hx(0x0f0), "successors": [hx(0x110)],
               "fingers": {"0": hx(0x110), "3": None}, "candidates": [hx(0x110), hx(0x300)], "neighbours": {}, "expect": {"next": hx(0x300)}})
