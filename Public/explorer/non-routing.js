@@ -17,7 +17,7 @@ const LIST = /^[0-9a-f]{12}(,[0-9a-f]{12})*$/
  * 3: every candidate v in
  * (self, dst) scores the largest distance from self of v itself and of the IDs of its list that lie in
  * (v, dst); the best score wins, ties to the candidate farther from self. `neighbours`: a function from a
- * candidate to its list (or undefined), or an object { id: [ids] }. Without lists and fingers this is `route`.
+ * candidate to its list (or undefined), or an object { id: [ids] }. Without lists step 3 is `route`'s.
  * Every next hop of step 3 lies in (self, dst), so each hop shrinks the distance left, whatever the lists say.
  */
 export function routeNoN ({ self, dst, predecessor, successors, fingers, candidates, neighbours }) {
