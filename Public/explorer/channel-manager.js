@@ -213,9 +213,9 @@ export class ChannelManager {
 
   async #sendNow (link, text) {
     const dc = link.dc
-    // A signed overlay frame (`S…`, docs/protocol.md) stands on its own: it goes as it is, or in C parts of
-    // the whole frame; any other text is a message's JSON, sent as `M` + text or in C parts of the text.
-    const whole = text[0] === 'S'
+    // A signed overlay frame (`S…`, docs/protocol.md) or a neighbour list (`N…`, never over 832 characters) stands
+    // on its own: as it is, or in C parts; any other text is a message's JSON, sent as `M` + text or in C parts.
+    const whole = text[0] === 'S' || text[0] === 'N'
     const pieces = text.length + (whole ? 0 : 1) <= link.chunkSize ? [whole ? text : 'M' + text] : chunkFrames(text, link.chunkSize - 64, randomId())
     for (const piece of pieces) {
       if (dc.readyState !== 'open') throw new Error(`link to ${link.peerId} closed`)
