@@ -124,7 +124,7 @@ and the two-hop view over the neighbour lists the links send). The bound column 
 - Fingers `all` give exactly the paths of `auto` (the plot's lines overlap), as in the table below.
 - Every rule delivers every lookup to the key's successor (misrouted 0).
 
-## Hops per lookup and links per peer
+## Hops per lookup and links per peer (greedy routing)
 
 A lookup goes from a random peer to the peer responsible for a random key. Chord (Stoica et al.,
 SIGCOMM 2001) expects ½·log2 N hops on average with all fingers. "Links" counts the distinct peers a
@@ -144,7 +144,7 @@ lookups that did not end at the key's successor (always 0).
   row 47 helps: paths grow linearly with N, like a successor-only ring.
 - Successor only: each hop advances by at most r = 3 peers, so about N / 6 hops.
 
-## Least-occupied versus random IDs (fingers `auto`)
+## Least-occupied versus random IDs (fingers `auto`, greedy routing)
 
 The server gives a joining peer the midpoint of the largest arc; Chord assumes hashed, i.e. random, IDs.
 
@@ -156,7 +156,7 @@ Least-occupied IDs keep every arc within a factor 2 of every other (the max/min 
 and 1 right after N reaches a power of two), so load (the key space a peer answers for) is even;
 random IDs leave arcs that differ by orders of magnitude. Hop counts barely differ.
 
-## Churn (10,000 peers, fingers `auto`)
+## Churn (10,000 peers, fingers `auto`, greedy routing)
 
 5,000 steps, each: a random peer leaves and a new one joins.
 
