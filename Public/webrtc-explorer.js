@@ -39,13 +39,16 @@
 // (`overlayCounters`) and reported as 'forgery' ({ reason, srcId, link }).
 //
 // The four parts of the thesis: channel manager (explorer/channel-manager.js), finger table
-// (explorer/finger-table.js), router (explorer/ring.js) and this interface (with explorer/events.js).
+// (explorer/finger-table.js), router (explorer/ring.js; neighbour-of-neighbour routing over the lists the links
+// send, explorer/non-routing.js and explorer/neighbour-lists.js) and this interface (with explorer/events.js).
 
 import { ChannelManager, LINK_ERRORS } from './explorer/channel-manager.js'
 export { LINK_ERRORS } from './explorer/channel-manager.js'
 import { Events } from './explorer/events.js'
 import { FingerTable, ringEpochs } from './explorer/finger-table.js'
-import { route, parseId } from './explorer/ring.js'
+import { parseId } from './explorer/ring.js'
+import { routeNoN, neighbourList } from './explorer/non-routing.js'
+import { NeighbourLists } from './explorer/neighbour-lists.js'
 import { loadIdentity, verify } from './explorer/identity.js'
 import { OverlaySigner, OverlayVerifier, parseSignedFrame, encodeSignedFrame } from './explorer/signed-message.js'
 
@@ -107,11 +110,18 @@ export class Explorer {
       onSignallingLost: () => this.events.emit('signalling-lost', {}),
       onSignallingError: (error) => this.events.emit('signalling-error', { code: error.code, message: error.message }),
       onLinkMessage: (peerId, text) => this.#onLinkMessage(peerId, text),
-      onLinkUp: (peerId) => { this.events.emit('link-up', { peerId }); this.#checkReady() },
-      onLinkDown: (peerId) => { this.events.emit('link-down', { peerId }); this.#reconcileLinks() },
+      onNeighbours: (peerId, text) => this.neighbours.receive(peerId, text),
+      onLinkUp: (peerId) => { this.events.emit('link-up', { peerId }); this.#checkReady(); this.neighbours.share() },
+      onLinkDown: (peerId) => { this.neighbours.forget(peerId); this.events.emit('link-down', { peerId }); this.#reconcileLinks() },
       isNeeded: (peerId) => this.table.neededPeers().has(peerId),
       onLinkError: (peerId, error) => { this.events.emit('error', { code: error.code, message: error.message, peerId }); this.#retryLinks(error.code) },
       webrtc: options.webrtc ?? true
+    })
+    // Neighbour-of-neighbour routing (docs/protocol.md): this peer's list goes to its direct links, theirs come back.
+    this.neighbours = new NeighbourLists({
+      list: () => neighbourList(this.table.peerId, this.table.neededPeers(), this.table.predecessor),
+      directPeers: () => this.channels.openPeers(true),
+      send: (peerId, frame) => this.channels.send(peerId, frame)
     })
   }
 
@@ -188,6 +198,7 @@ export class Explorer {
   async leave () {
     this.channels.sendToServer({ type: 'leave' })
     this.channels.stop()
+    this.neighbours.stop()
     clearTimeout(this.linkRetry)
     this.linkRetry = null
     this.table.clear()
@@ -284,6 +295,7 @@ export class Explorer {
     if (this.table.apply(m)) {
       this.#reconcileLinks()
       this.#checkReady()
+      this.neighbours.share()
       this.events.emit('ring', this.snapshot())
     }
   }
@@ -377,7 +389,9 @@ export class Explorer {
     // Only links to peers of the finger table count: a link to a peer that has left may look open for a
     // while (until ICE consent times out), but the server has already removed it from the table.
     const known = this.table.neededPeers()
-    return route({
+    return routeNoN({
+      neighbours: (peerId) => this.neighbours.list(peerId),
+      fingers: this.table.snapshot().fingers,
       self: this.table.peerId,
       dst: dstId,
       predecessor: this.table.predecessor,

@@ -9,6 +9,7 @@ taking (results, out) and list it in PLOTS.
     bench/plots.py [--results DIR] [--out DIR] [--only NAME ...]"""
 import argparse
 import json
+import math
 import pathlib
 import sys
 
@@ -61,9 +62,36 @@ def wasm_one_core(w, out):
     plt.close(fig)
 
 
+def overlay_hops(o, out):
+    """bench/overlay.py (overlay.json): mean hops per lookup against peers, per routing rule and finger policy
+    (least-occupied IDs, the server's), with Chord's ½·log2 N and issue 15's bound ½·log2 N + 0.5."""
+    rows = [r for r in o["routing"] if r["ids"] == "least-occupied"]
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    styles = {"greedy": "o-", "NoN without lists": "^:", "NoN": "s-"}
+    for fingers in sorted({r["fingers"] for r in rows}):
+        for rule, style in styles.items():
+            pts = sorted((r["peers"], r["hopsMean"]) for r in rows if r["fingers"] == fingers and r["rule"] == rule)
+            if pts:
+                ax.plot([n for n, _ in pts], [h for _, h in pts], style, alpha=1.0 if fingers == "auto" else 0.5,
+                        label=f"{rule}, fingers {fingers}")
+    ns = sorted({r["peers"] for r in rows})
+    ax.plot(ns, [0.5 * math.log2(n) for n in ns], color="grey", linestyle="--", label="Chord ½·log2 N")
+    ax.plot(ns, [0.5 * math.log2(n) + 0.5 for n in ns], color="black", linestyle=":", label="bound ½·log2 N + 0.5")
+    ax.set_xscale("log")
+    ax.set_xticks(ns, [f"{n:,}" for n in ns])
+    ax.set_xlabel("peers (least-occupied IDs)")
+    ax.set_ylabel("hops per lookup, mean")
+    ax.set_title(f"Hops to the responsible peer ({o['measured']})")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
 PLOTS = {  # name: (function, results file, image)
     "browsers-makespan": (browsers_makespan, "browsers.json", "browsers-makespan.png"),
     "wasm-one-core": (wasm_one_core, "wasm.json", "wasm-one-core.png"),
+    "overlay-hops": (overlay_hops, "overlay.json", "overlay-hops.png"),
 }
 
 

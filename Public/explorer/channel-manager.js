@@ -142,8 +142,8 @@ export class ChannelManager {
   /** Peers with a link in any state (connecting, open, retiring). */
   peers () { return [...this.links.keys()] }
 
-  /** Peers with a usable link (open and not being retired). */
-  openPeers () { return [...this.links.values()].filter((l) => l.state === 'open' && !l.retiring).map((l) => l.peerId) }
+  /** Peers with a usable link (open and not being retired); with `direct`, only links not relayed by the server. */
+  openPeers (direct = false) { return [...this.links.values()].filter((l) => l.state === 'open' && !l.retiring && !(direct && l.role === 'relay')).map((l) => l.peerId) }
 
   /** Asks to close a link this peer no longer needs (the retirement handshake above). Our own attempt still
    * connecting is dropped at once: its peer may have left (our offer refused); back with the same ID (a
@@ -213,9 +213,9 @@ export class ChannelManager {
 
   async #sendNow (link, text) {
     const dc = link.dc
-    // A signed overlay frame (`S…`, docs/protocol.md) stands on its own: it goes as it is, or in C parts of
-    // the whole frame; any other text is a message's JSON, sent as `M` + text or in C parts of the text.
-    const whole = text[0] === 'S'
+    // A signed overlay frame (`S…`, docs/protocol.md) or a neighbour list (`N…`, never over 832 characters) stands
+    // on its own: as it is, or in C parts; any other text is a message's JSON, sent as `M` + text or in C parts.
+    const whole = text[0] === 'S' || text[0] === 'N'
     const pieces = text.length + (whole ? 0 : 1) <= link.chunkSize ? [whole ? text : 'M' + text] : chunkFrames(text, link.chunkSize - 64, randomId())
     for (const piece of pieces) {
       if (dc.readyState !== 'open') throw new Error(`link to ${link.peerId} closed`)
@@ -234,6 +234,7 @@ export class ChannelManager {
   #receive (link, data) {
     // A signed overlay frame goes up whole (the explorer relays or verifies it).
     if (typeof data === 'string' && data[0] === 'S') { this.o.onLinkMessage(link.peerId, data); return }
+    if (typeof data === 'string' && data[0] === 'N') { this.o.onNeighbours?.(link.peerId, data); return }   // a neighbour list
     const frame = parseFrame(data)
     switch (frame?.kind) {
       case 'message':

@@ -48,6 +48,10 @@ public struct PeerConfiguration: Sendable {
     public var capabilities: [String: JSONValue] = [:]
     /// Messages are dropped after this many hops.
     public var maxHops = 64
+    /// How messages are routed (docs/protocol.md): `.non`, neighbour of neighbour over the lists the links
+    /// sent (greedy for a link whose list has not arrived), or `.greedy`, Chord's closest preceding finger.
+    /// Either way the peer sends its own list to its links.
+    public var routing: RoutingRule = .non
     /// Largest link message accepted, in bytes.
     public var maxLinkMessageBytes = 16 * 1024 * 1024
     /// Seconds an accepted WebSocket may take to say hello with a valid nonce.

@@ -9,6 +9,7 @@ import WireProtocol
 ///     X / K                       retire request / keep answer (a link neither side needs is closed)
 ///     H{"peerId":…,"nonce":…}     hello: the dialling side of a WebSocket link names itself
 ///     W{"peerId":…}               welcome: the listening side accepts the hello
+///     N<id>,<id>,…                the sender's neighbour list (docs/protocol.md, "Neighbour lists")
 public enum LinkFrame: Equatable, Sendable {
     case message([UInt8])
     case chunk(id: String, index: Int, count: Int, part: [UInt8])
@@ -16,6 +17,9 @@ public enum LinkFrame: Equatable, Sendable {
     case keep
     case hello(peerId: PeerID, nonce: String)
     case welcome(peerId: PeerID)
+    /// At most `maxNeighbourListLength` IDs, each 12 lowercase hex digits, separated by commas; `N` alone
+    /// is an empty list. Any other `N` text is not a frame.
+    case neighbours([PeerID])
 
     public static func parse(_ bytes: [UInt8]) -> LinkFrame? {
         guard let first = bytes.first else { return nil }
@@ -43,9 +47,30 @@ public enum LinkFrame: Equatable, Sendable {
             if first == UInt8(ascii: "W") { return .welcome(peerId: peerId) }
             guard let nonce = o["nonce"]?.stringValue, nonce.utf8.count <= 64 else { return nil }
             return .hello(peerId: peerId, nonce: nonce)
+        case UInt8(ascii: "N"):
+            return neighbourList(bytes.dropFirst()).map { .neighbours($0) }
         default:
             return nil
         }
+    }
+
+    /// `<id>,<id>,…` of at most `maxNeighbourListLength` IDs of 12 lowercase hex digits, or nil.
+    private static func neighbourList(_ text: ArraySlice<UInt8>) -> [PeerID]? {
+        if text.isEmpty { return [] }
+        guard text.count <= maxNeighbourListLength * 13 - 1, (text.count + 1) % 13 == 0 else { return nil }
+        var ids: [PeerID] = []
+        var i = text.startIndex
+        while i < text.endIndex {
+            let hex = text[i..<(i + 12)]
+            guard let id = PeerID(hex: String(decoding: hex, as: UTF8.self)) else { return nil }
+            ids.append(id)
+            i += 12
+            if i < text.endIndex {
+                guard text[i] == UInt8(ascii: ","), i + 1 < text.endIndex else { return nil }
+                i += 1
+            }
+        }
+        return ids
     }
 
     /// A run of decimal digits (no sign, no spaces) as a number, or nil (also beyond Int's range).
@@ -64,6 +89,8 @@ public enum LinkFrame: Equatable, Sendable {
             return [UInt8(ascii: "H")] + JSONValue.object(["peerId": .string(peerId.hex), "nonce": .string(nonce)]).encoded()
         case .welcome(let peerId):
             return [UInt8(ascii: "W")] + JSONValue.object(["peerId": .string(peerId.hex)]).encoded()
+        case .neighbours(let ids):
+            return Array(("N" + ids.map(\.hex).joined(separator: ",")).utf8)
         }
     }
 }

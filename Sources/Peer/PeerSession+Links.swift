@@ -55,6 +55,7 @@ extension PeerSession {
     public mutating func closed(_ connection: ConnectionID, cause: String, now: UInt64) -> [PeerAction] {
         if connection == serverConnection { return serverLost("lost the rendezvous server (\(cause))", now: now, dropRelayed: true) }
         guard let peer = links.connectionClosed(connection) else { return [] }
+        neighbourLists.forget(peer)
         var actions: [PeerAction] = [.log(.info, "link down: \(peer.hex)"), .linkDown(peer)]
         if state == .registered { actions += reconcileLinks(now: now) }
         return actions
@@ -101,7 +102,7 @@ extension PeerSession {
             actions.append(.log(.info, "link up: \(peer.hex)\(wasRelayed ? " (direct, replacing the relayed one)" : "")"))
             if !wasRelayed { actions.append(.linkUp(peer)) }
             if !neededPeers().contains(peer) { actions += reconcileLinks(now: now) }
-            return actions
+            return actions + sendNeighbourLists(now: now)
         }
     }
 
@@ -127,6 +128,9 @@ extension PeerSession {
         case .keep:
             links.remoteKeep(peer)
             return []
+        case .neighbours(let list):
+            neighbourLists.receive(list, from: peer)
+            return []
         case .hello, .welcome:
             return []
         }
@@ -150,6 +154,7 @@ extension PeerSession {
     /// Ends a link (closing its WebSocket, if any).
     mutating func dropLink(_ peer: PeerID, reason: String) -> [PeerAction] {
         guard let link = links.remove(peer) else { return [] }
+        neighbourLists.forget(peer)
         var actions: [PeerAction] = []
         if let c = link.connection { actions.append(.close(c, status: reason == "retired" ? 1000 : 1009, reason: reason)) }
         return actions + [.linkDown(peer)]

@@ -65,7 +65,7 @@ extension PeerSession {
         }
         let noRoute = PeerError("no-route", "no route to \(frame.dstId.hex)")
         guard let me = peerId else { return [.error(noRoute)] }
-        switch route(from: me, to: frame.dstId, predecessor: ring.predecessor, successors: ring.successors, candidates: Set(linkedPeers)) {
+        switch nextHop(from: me, to: frame.dstId) {
         case .noRoute:
             return [.error(noRoute)]
         case .next(let next):

@@ -58,6 +58,8 @@ public struct PeerSession {
     /// Refusals of verifiers replaced after a server-key change, and of messages refused without one
     /// (`unsigned` `M` messages, frames that came before any `challenge`).
     var refusedElsewhere = OverlayCounters()
+    /// The neighbour lists the links sent, and what each link was sent (docs/protocol.md, "Neighbour lists").
+    public internal(set) var neighbourLists = NeighbourLists()
 
     /// `random` supplies nonces, IDs and jitter: the system generator in production, a seeded one in tests.
     /// `identity`: the key pair the peer registers with.
@@ -262,7 +264,7 @@ public struct PeerSession {
                                    grace: nanoseconds(configuration.retireGraceSeconds), needed: needed)
         for c in expired.silent { actions.append(.close(c, status: 1008, reason: "no hello")) }
         for p in expired.retired { actions += dropLink(p, reason: "retired") }
-        if state == .registered { actions += reconcileLinks(now: now) }
+        if state == .registered { actions += reconcileLinks(now: now) + sendNeighbourLists(now: now) }
         return actions
     }
 
@@ -275,8 +277,7 @@ public struct PeerSession {
         guard let me = peerId else { return (false, []) }
         counter += 1
         let id = "\(me.hex)-\(messageIdNonce)-n\(counter)"
-        let decision = route(from: me, to: dst, predecessor: ring.predecessor, successors: ring.successors, candidates: Set(linkedPeers))
-        switch decision {
+        switch nextHop(from: me, to: dst) {
         case .deliver:
             // This peer's own message stays here: nothing to sign or check.
             return (true, [.deliver(Envelope(srcId: me, dstId: dst, data: data, hops: 0, id: id))])

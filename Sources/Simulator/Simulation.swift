@@ -3,7 +3,8 @@ import Ring
 
 /// The ring simulator (docs/overlay.md): a virtual network built with the same `Ring` target as the
 /// server (ID assignment, finger computation) and routed with the same `route` as the native peers,
-/// so what it measures is what runs. Deterministic for a given seed. No I/O.
+/// so what it measures is what runs; with
+/// `routing = .non`, the peers' neighbour-of-neighbour rule (`routeNoN`). Deterministic for a given seed. No I/O.
 public struct Simulation {
     public enum IDPolicy: String, Sendable, Codable, CaseIterable {
         /// The server's policy: the midpoint of the largest arc.
@@ -20,6 +21,12 @@ public struct Simulation {
         public var seed: UInt64 = 1
         public var churn = 0
         public var successors = 3
+        /// How peers route: greedy (Chord's closest preceding finger) or neighbour-of-neighbour, where every
+        /// peer knows each link's neighbour list (fingers, successors, predecessor), all up to date.
+        public var routing: RoutingRule = .greedy
+        /// NoN routing without any neighbour list (only its step 2b, the finger known to hold the key), to
+        /// tell what the lists add.
+        public var withoutLists = false
         public init(peers: Int) { self.peers = peers }
     }
 
@@ -40,7 +47,7 @@ public struct Simulation {
     }
 
     public struct Report: Sendable, Codable {
-        public var peers: Int, fingers: String, ids: String, lookups: Int, seed: UInt64, churn: Int
+        public var peers: Int, fingers: String, ids: String, routing: String, lookups: Int, seed: UInt64, churn: Int
         public var initial: Metrics
         /// The same after `churn` random leave + join steps.
         public var afterChurn: Metrics?
@@ -87,7 +94,7 @@ public struct Simulation {
             }
         }
         return Report(peers: configuration.peers, fingers: configuration.fingers.description, ids: configuration.ids.rawValue,
-                      lookups: configuration.lookups, seed: configuration.seed, churn: configuration.churn,
+                      routing: configuration.routing.rawValue, lookups: configuration.lookups, seed: configuration.seed, churn: configuration.churn,
                       initial: initial, afterChurn: after, network: network)
     }
 
@@ -117,6 +124,12 @@ public struct Simulation {
         var hops: [Int] = []
         hops.reserveCapacity(configuration.lookups)
         var misrouted = 0
+        // NoN: every peer's neighbour list, as its links would have received it.
+        var lists: [PeerID: [PeerID]] = [:]
+        if configuration.routing == .non && !configuration.withoutLists {
+            lists.reserveCapacity(n)
+            for id in members { lists[id] = ring.state(of: id).neighbourList(of: id) }
+        }
         for _ in 0..<configuration.lookups {
             let source = members[Int.random(in: 0..<n, using: &rng)]
             let key = PeerID(rng.next())
@@ -124,7 +137,14 @@ public struct Simulation {
             var count = 0
             while true {
                 let s = ring.state(of: at)
-                let decision = route(from: at, to: key, predecessor: s.predecessor, successors: s.successors, candidates: candidates(s, of: at))
+                let decision: RouteDecision
+                switch configuration.routing {
+                case .greedy:
+                    decision = route(from: at, to: key, predecessor: s.predecessor, successors: s.successors, candidates: candidates(s, of: at))
+                case .non:
+                    decision = routeNoN(from: at, to: key, predecessor: s.predecessor, successors: s.successors, fingers: s.fingers,
+                                        candidates: candidates(s, of: at), neighbours: { lists[$0] })
+                }
                 guard case .next(let next) = decision, count <= 2 * n + 64 else { break }
                 at = next
                 count += 1

@@ -24,3 +24,17 @@ import Testing
     for i in 0..<Reassembler.maxPartialMessages { #expect(many.add(id: "m\(i)", index: 0, count: 2, part: [1]) == .pending) }
     #expect(many.add(id: "one-more", index: 0, count: 2, part: [1]) == .overflow)
 }
+
+/// `N` frames (docs/protocol.md, "Neighbour lists"): at most 64 IDs of 12 lowercase hex digits, commas between.
+@Test func neighbourListFramesAreBounded() throws {
+    let a = try #require(PeerID(hex: "0123456789ab")), b = try #require(PeerID(hex: "ba9876543210"))
+    for frame: LinkFrame in [.neighbours([]), .neighbours([a]), .neighbours([a, b]), .neighbours(Array(repeating: b, count: 64))] {
+        #expect(LinkFrame.parse(frame.encoded()) == frame)
+    }
+    #expect(LinkFrame.neighbours([a, b]).encoded() == Array("N0123456789ab,ba9876543210".utf8))
+    let tooMany = "N" + Array(repeating: "0123456789ab", count: 65).joined(separator: ",")
+    for bad in [tooMany, "N0123456789AB", "N0123456789ab,", "N,0123456789ab", "N0123456789a", "N0123456789ab ba9876543210",
+                "N0123456789ab,,ba9876543210", "N0123456789abc"] {
+        #expect(LinkFrame.parse(Array(bad.utf8)) == nil, "\(bad)")
+    }
+}

@@ -28,6 +28,7 @@ import WireProtocol
         case .keep?: return .object(["kind": "keep"])
         case .hello(let peerId, let nonce)?: return .object(["kind": "hello", "peerId": .string(peerId.hex), "nonce": .string(nonce)])
         case .welcome(let peerId)?: return .object(["kind": "welcome", "peerId": .string(peerId.hex)])
+        case .neighbours(let ids)?: return .object(["kind": "neighbours", "ids": .array(ids.map { .string($0.hex) })])
         }
     }
 

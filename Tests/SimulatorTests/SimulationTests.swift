@@ -1,3 +1,4 @@
+import Foundation
 import Ring
 import Simulator
 import Testing
@@ -53,4 +54,23 @@ import Testing
     let network = sim.run(includeNetwork: true).network!
     #expect(network.count == 16)
     #expect(network.allSatisfy { $0.successors.count == 3 && $0.predecessor != nil })
+}
+
+/// Neighbour-of-neighbour routing (docs/protocol.md) over the same ring: every lookup still ends at the key's
+/// successor, before and after churn, with the same links and fewer hops than greedy routing.
+@Test func nonRoutingDeliversEveryLookupInFewerHopsWithTheSameLinks() {
+    for ids in [Simulation.IDPolicy.leastOccupied, .random] {
+        var config = Simulation.Configuration(peers: 2000)
+        config.ids = ids
+        config.lookups = 3000
+        config.churn = 300
+        var greedy = Simulation(config)
+        config.routing = .non
+        var non = Simulation(config)
+        let g = greedy.run(), n = non.run()
+        for m in [n.initial, n.afterChurn!] { #expect(m.misrouted == 0, "\(ids)") }
+        #expect(n.initial.linksMean == g.initial.linksMean)
+        #expect(n.initial.hopsMean < g.initial.hopsMean - 0.3, "\(ids): NoN \(n.initial.hopsMean), greedy \(g.initial.hopsMean)")
+        #expect(n.initial.hopsMean <= 0.5 * log2(2000.0) + 0.5, "\(ids)")
+    }
 }

@@ -16,6 +16,16 @@ def test_all_pairs_deliver_within_the_chord_bound(overlay):
     assert max(hops) <= chord_hop_bound(N), hops
 
 
+def test_every_page_holds_the_neighbour_list_of_each_direct_link(overlay):
+    """Neighbour-of-neighbour routing (docs/protocol.md, "Neighbour lists"): a link's peer sends its list when
+    the link opens, so every page ends up with a list from each peer it has a direct link to."""
+    for _, page, _ in overlay.live:
+        page.wait_for_function("""() => window.peer.channels.openPeers(true).every((p) => {
+          const list = window.peer.neighbours.list(p)
+          return Array.isArray(list) && list.length > 0 && !list.includes(p)
+        })""", timeout=15000)
+
+
 def test_delivery_is_complete_again_after_a_quarter_leave(overlay):
     for index in range(0, N, 4):
         overlay.close(index)
