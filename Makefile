@@ -13,8 +13,13 @@ BENCH_ARGS ?=
 VENV        := .build/venv
 VENV_PYTHON := $(VENV)/bin/python
 VENV_STAMP  := $(VENV)/requirements.installed
+# The benchmark's Python packages (matplotlib for the plots, websockets for the Python competitor relay)
+# live in their own virtual environment, (re)installed when bench/requirements.txt changes.
+BENCH_VENV        := .build/bench-venv
+BENCH_VENV_PYTHON := $(BENCH_VENV)/bin/python
+BENCH_VENV_STAMP  := $(BENCH_VENV)/requirements.installed
 
-.PHONY: deps test-deps system-test-deps build release run test e2e-large bench clean
+.PHONY: deps test-deps system-test-deps bench-deps build release run test e2e-large bench clean
 
 deps:
 	@scripts/install-deps.sh
@@ -31,6 +36,19 @@ $(VENV_STAMP): Tests/requirements.txt $(VENV_PYTHON)
 	@if cmp -s Tests/requirements.txt $@; then touch $@; else \
 	    echo "installing Python test packages into $(VENV)"; \
 	    $(VENV_PYTHON) -m pip install -q -r Tests/requirements.txt && cp Tests/requirements.txt $@; \
+	fi
+
+# What `make bench` needs beyond the build: Node's ws (the Node competitor relay), python3-venv.
+bench-deps:
+	@scripts/install-deps.sh --bench
+
+$(BENCH_VENV_PYTHON): | bench-deps
+	$(PYTHON) -m venv $(BENCH_VENV)
+
+$(BENCH_VENV_STAMP): bench/requirements.txt $(BENCH_VENV_PYTHON)
+	@if cmp -s bench/requirements.txt $@; then touch $@; else \
+	    echo "installing Python bench packages into $(BENCH_VENV)"; \
+	    $(BENCH_VENV_PYTHON) -m pip install -q -r bench/requirements.txt && cp bench/requirements.txt $@; \
 	fi
 
 build: deps
@@ -52,13 +70,13 @@ e2e-large: test-deps
 	$(SWIFT) build --product browsercloud
 	E2E_PEERS=20 BROWSERCLOUD_BIN=$$($(SWIFT) build --show-bin-path)/browsercloud $(VENV_PYTHON) -m pytest -q Tests/e2e/test_overlay.py Tests/e2e/test_jobs.py
 
-bench: deps
+bench: deps bench-deps $(BENCH_VENV_STAMP)
 	$(SWIFT) build -c release --product browsercloud
 	$(SWIFT) build -c release --product bc-loadgen
 	$(SWIFT) build -c release --product bc-jsonbench
 	$(SWIFT) build -c release --product bc-signbench
 	mkdir -p .build && $(CC) -O2 -Wall bench/echo-server.c $$(pkg-config --cflags --libs libwebsockets) -o .build/echo-server
-	$(PYTHON) bench/run.py --out docs/benchmarks.md $(BENCH_ARGS)
+	$(BENCH_VENV_PYTHON) bench/run.py --out docs/benchmarks.md $(BENCH_ARGS)
 	$(PYTHON) bench/overlay.py --out docs/overlay.md
 
 clean:
