@@ -13,6 +13,7 @@ the two relays, which have no challenge and no signatures).
 """
 import datetime
 import json
+import functools
 import os
 import statistics
 import subprocess
@@ -53,6 +54,19 @@ def start_competitor(kind, tmp, peers=0):
     if kind == "echo":
         return start([str(ECHO_SERVER), "0"], "listening on")
     raise ValueError(kind)
+
+
+@functools.cache
+def commit():
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+
+
+def measured_alone(alone, what):
+    """The sentence saying a section was measured on its own (`--only`), or nothing."""
+    if not alone:
+        return ""
+    return (f" Measured {datetime.date.today().isoformat()}, commit `{commit()}`, apart from the sections after 3 "
+            f"(`bench/run.py --only {alone if isinstance(alone, str) else what}`).")
 
 
 def read_json(proc):
@@ -120,7 +134,7 @@ def relay_report(r, image="img/relay-per-cpu.png", alone=False):
     ratio_rows = "\n".join(
         f"| this server / {NAMES[k]} | **{r['ratio'][k]:.2f}** | {', '.join(f'{x:.2f}' for x in r['ratios'][k])} | ≥ {RELAY_TARGETS[k]} | "
         f"{'met' if r['ratio'][k] >= RELAY_TARGETS[k] else '**not met**'} |" for k in r["ratio"])
-    when = f" Measured {datetime.date.today().isoformat()} on its own (`bench/run.py --only relay`)." if alone else ""
+    when = measured_alone(alone, "relay")
     return f"""## 3. Signal relay per server CPU second: this server, Node `ws`, Python `websockets`, bare lws echo
 
 {r['pairs']} connection pairs, {r['window']} messages in flight per connection (closed loop), {r['payload']}-byte SDP payload, the same
@@ -212,7 +226,7 @@ def joins_report(j, alone=False):
         if "node" in kinds:
             ratio = j["rows"]["this"][i]["register"]["p99us"] / j["rows"]["node"][i]["register"]["p99us"]
             ratio_lines.append(f"at {n:,} peers **{ratio:.2f}×** ({'met' if ratio <= JOIN_P99_TARGET else '**not met**'})")
-    when = f" Measured {datetime.date.today().isoformat()} on their own (`bench/run.py --only joins`)." if alone else ""
+    when = measured_alone(alone, "joins")
     head = " | ".join(f"{NAMES[k]}: RSS before → with peers | per peer | joins/s filling" for k in kinds)
     return f"""## 1. Idle registered peers: memory per peer, this server and the Node `ws` relay
 

@@ -160,8 +160,8 @@ def main():
     ap.add_argument("--cluster-held", type=int, default=19000, help="section 10: idle peers held per instance with 3 "
                     "instances (each process is capped at 20,000 open files)")
     ap.add_argument("--no-cluster", action="store_true", help="skip section 10 (cluster mode; also skipped without redis-server)")
-    ap.add_argument("--only", choices=["joins", "relay", "json", "joincost", "sign", "cluster"], help="run only this section "
-                    "(joins: sections 1 and 2; relay: 3) and put it into --out (replacing the section if --out has it, else "
+    ap.add_argument("--only", choices=["relays", "joins", "relay", "json", "joincost", "sign", "cluster"], help="run only this section "
+                    "(relays: sections 1-3; joins: 1 and 2; relay: 3) and put it into --out (replacing the section if --out has it, else "
                     "before the closing line, else as the whole file)")
     ap.add_argument("--baseline", metavar="DIR", help="section 8: also measure the release build in DIR (another "
                     "commit's browsercloud and bc-loadgen), side by side")
@@ -174,11 +174,18 @@ def main():
     latency_at = [int(x) for x in a.latency_at.split(",")]
     run_joins = lambda: bench_joins(tmp, sizes, latency_at, a.samples)
     run_relays = lambda: bench_relays(tmp, a.pairs, a.window, a.payload, a.seconds, a.rounds)
-    if a.only in ("joins", "relay") or not (a.only or a.only_analytics or a.only_jobs):
+    if a.only in ("relays", "joins", "relay") or not (a.only or a.only_analytics or a.only_jobs):
         plots.require()   # fail before measuring, not after
     last_heading = None   # a section of several headings (joins: 1 and 2) ends after its last one
     if a.only:
-        if a.only == "joins":
+        if a.only == "relays":
+            joins, relay = run_joins(), run_relays()
+            plots.join_latency_cdf(joins)
+            plots.memory_per_peer(joins)
+            plots.relay_per_cpu(relay)
+            section = joins_report(joins, alone="relays") + relay_report(relay, alone="relays")
+            heading, last_heading = "## 1. ", "## 3. "
+        elif a.only == "joins":
             joins = run_joins()
             plots.join_latency_cdf(joins)
             plots.memory_per_peer(joins)
@@ -257,7 +264,7 @@ The work grows with F log N plus the updates, not with N: a join or leave touche
 state changes. The one O(N) step is the memmove of the sorted member array (8 bytes per peer), visible
 at 100,000 peers.
 
-{jobs_section}{analytics_report(analytics)}{json_section}{joincost_section}{sign_section}{cluster_section}Reproduce: `make bench` (options: `python3 bench/run.py --help`; one section: `.build/bench-venv/bin/python bench/run.py --only joins|relay|json|joincost|sign|cluster --out FILE`; section 8 next to another build: `--baseline DIR`; without section 10: `--no-cluster`).
+{jobs_section}{analytics_report(analytics)}{json_section}{joincost_section}{sign_section}{cluster_section}Reproduce: `make bench` (options: `python3 bench/run.py --help`; one section: `.build/bench-venv/bin/python bench/run.py --only relays|joins|relay|json|joincost|sign|cluster --out FILE`; section 8 next to another build: `--baseline DIR`; without section 10: `--no-cluster`).
 """
     pathlib.Path(a.out).write_text(report)
     print(report)
