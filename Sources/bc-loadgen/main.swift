@@ -143,6 +143,7 @@ struct Hold: ParsableCommand {
             var line = ["phase": "join-latency", "samples": latencies.count, "peersHeld": peers] as [String: Any]
             line.merge(percentiles(latencies)) { $1 }
             if allLatencies {
+                line["heldLost"] = transport.sync { state.heldLost }
                 let registerLatencies = fromRegister.map { $0 / 1000 }
                 line["latenciesUs"] = latencies
                 line["registerLatenciesUs"] = registerLatencies
@@ -172,6 +173,8 @@ final class HoldState: TransportHandler, @unchecked Sendable {
     var closedEarly: [String: Int] = [:]
     /// Fill connections not yet registered.
     var unregistered: Set<ConnectionID> = []
+    /// Registered fill connections that closed or failed since (held peers lost; reported with --all-latencies).
+    var heldLost = 0
     /// Connections made so far: the next goes to `ports[connects % ports.count]`.
     var connects = 0
     var sampling = false, samplesLeft = 0
@@ -251,7 +254,7 @@ final class HoldState: TransportHandler, @unchecked Sendable {
     func webSocketClosed(_ c: ConnectionID, cause: CloseCause) {
         if sampling && c == sampleConnection { nextSample(); return }
         // A fill connection the server closed before registering it (refused, full, unavailable): replaced.
-        guard unregistered.remove(c) != nil else { return }
+        guard unregistered.remove(c) != nil else { heldLost += 1; return }
         closedEarly["\(cause)", default: 0] += 1
         failures += 1
         pending -= 1
