@@ -122,9 +122,11 @@ def bench_relays(tmp, pairs=50, window=16, payload=200, seconds=5.0, rounds=3, k
         for proc, _ in servers.values():
             stop(proc)
     ratios = {k: [a["perCpuSecond"] / b["perCpuSecond"] for a, b in zip(runs["this"], runs[k])] for k in kinds if k != "this"}
-    return {"pairs": pairs, "window": window, "payload": payload, "seconds": seconds, "rounds": rounds, "runs": runs,
+    result = {"pairs": pairs, "window": window, "payload": payload, "seconds": seconds, "rounds": rounds, "runs": runs,
             "median": {k: statistics.median(x["perCpuSecond"] for x in v) for k, v in runs.items()},
             "ratios": ratios, "ratio": {k: statistics.median(v) for k, v in ratios.items()}}
+    (tmp / "relays.json").write_text(json.dumps(result))   # the raw results, for a look or a re-plot
+    return result
 
 
 def relay_report(r, image="img/relay-per-cpu.png", alone=False):
@@ -172,7 +174,7 @@ def measure_hold(kind, tmp, peers, samples, settle):
     try:
         base = rss_kib(proc.pid)
         cmd = [str(RELEASE / "bc-loadgen"), "hold", "--port", str(port), "--peers", str(peers), "--samples", str(samples),
-               "--all-latencies"] + (["--protocol", "minimal"] if kind != "this" else [])
+               "--all-latencies", "--timeout", "1200"] + (["--protocol", "minimal"] if kind != "this" else [])
         lg = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         try:
             hold = read_json(lg)
@@ -203,7 +205,9 @@ def bench_joins(tmp, sizes=(2000, 5000, 10000, 19500), latency_at=(10000, 19500)
     for n in sizes:
         for k in kinds:
             rows[k].append(measure_hold(k, tmp, n, samples if n in latency_at else 0, settle))
-    return {"sizes": list(sizes), "latencyAt": list(latency_at), "samples": samples, "settle": settle, "rows": rows}
+    result = {"sizes": list(sizes), "latencyAt": list(latency_at), "samples": samples, "settle": settle, "rows": rows}
+    (tmp / "joins.json").write_text(json.dumps(result))   # the raw results, for a look or a re-plot
+    return result
 
 
 def joins_report(j, alone=False):
