@@ -72,6 +72,15 @@ def measured_alone(alone, what):
             f"(`bench/run.py --only {alone if isinstance(alone, str) else what}`).")
 
 
+def load_note(results):
+    """The machine's load average (1 min) at the start and end of a measurement: other work shares this
+    2-core machine, and a starved load generator sends fewer messages per wake-up of the server."""
+    if "load" not in results:
+        return ""
+    a, b = results["load"]
+    return f" The machine's load average (1 min) was {a:.1f} at the start and {b:.1f} at the end (2 cores)."
+
+
 def read_json(proc):
     line = proc.stdout.readline()
     if not line:
@@ -110,6 +119,7 @@ def measure_relay(kind, proc, port, pairs, window, payload, seconds):
 def bench_relays(tmp, pairs=50, window=16, payload=200, seconds=5.0, rounds=3, kinds=("this", "node", "python", "echo")):
     """All four servers run at once (idle between their turns); each round measures each in turn, the order
     rotating by one server per round."""
+    load = [os.getloadavg()[0]]
     servers = {k: start_competitor(k, tmp) for k in kinds}
     runs = {k: [] for k in kinds}
     try:
@@ -121,8 +131,9 @@ def bench_relays(tmp, pairs=50, window=16, payload=200, seconds=5.0, rounds=3, k
     finally:
         for proc, _ in servers.values():
             stop(proc)
+    load.append(os.getloadavg()[0])
     ratios = {k: [a["perCpuSecond"] / b["perCpuSecond"] for a, b in zip(runs["this"], runs[k])] for k in kinds if k != "this"}
-    result = {"pairs": pairs, "window": window, "payload": payload, "seconds": seconds, "rounds": rounds, "runs": runs,
+    result = {"pairs": pairs, "window": window, "payload": payload, "seconds": seconds, "rounds": rounds, "runs": runs, "load": load,
             "median": {k: statistics.median(x["perCpuSecond"] for x in v) for k, v in runs.items()},
             "ratios": ratios, "ratio": {k: statistics.median(v) for k, v in ratios.items()}}
     (tmp / "relays.json").write_text(json.dumps(result))   # the raw results, for a look or a re-plot
@@ -152,7 +163,7 @@ sender unparsed. All four servers run at once; each round measures each for {r['
 warm-up), the order rotating by one server per round. **Per server CPU second** = messages delivered /
 the server process's CPU time (utime + stime of all its threads, `/proc/PID/stat`) over the measured
 window: the load generator shares the 2 cores and is the bottleneck of the raw rate, so the server's
-own CPU per message is what compares them.{when}
+own CPU per message is what compares them.{when}{load_note(r)}
 
 ![Signal messages per second of server CPU, by server](img/relay-per-cpu.png)
 
@@ -202,10 +213,12 @@ def bench_joins(tmp, sizes=(2000, 5000, 10000, 19500), latency_at=(10000, 19500)
     """For each N (smallest first) and each server in turn: a fresh server, N idle peers held (64 joining at
     once), its RSS before and with them; at the N in `latency_at`, then `samples` joins one at a time."""
     rows = {k: [] for k in kinds}
+    load = [os.getloadavg()[0]]
     for n in sizes:
         for k in kinds:
             rows[k].append(measure_hold(k, tmp, n, samples if n in latency_at else 0, settle))
-    result = {"sizes": list(sizes), "latencyAt": list(latency_at), "samples": samples, "settle": settle, "rows": rows}
+    load.append(os.getloadavg()[0])
+    result = {"sizes": list(sizes), "latencyAt": list(latency_at), "samples": samples, "settle": settle, "rows": rows, "load": load}
     (tmp / "joins.json").write_text(json.dumps(result))   # the raw results, for a look or a re-plot
     return result
 
@@ -243,7 +256,7 @@ joining at once; `--protocol minimal` for the Node relay, bench/node-relay.js) a
 before) / N: libwebsockets' (or Node's) connection state and the server's own per-peer state (for this
 server: session, ring entry, record, key binding); the kernel's socket buffers are not in RSS.
 permessage-deflate is off in both. {j['sizes'][-1]:,} is about the most one process holds here: every process,
-server and load generator alike, is capped at 20,000 open files (docs/operations.md, "Sizing").{when}
+server and load generator alike, is capped at 20,000 open files (docs/operations.md, "Sizing").{when}{load_note(j)}
 
 ![RSS per idle registered peer against N](img/memory-per-peer.png)
 
