@@ -217,6 +217,9 @@ def bench_joins(tmp, sizes=(2000, 5000, 10000, 19500), latency_at=(10000, 19500)
     for n in sizes:
         for k in kinds:
             rows[k].append(measure_hold(k, tmp, n, samples if n in latency_at else 0, settle))
+            # What is measured so far, kept at once: a later N may not finish on a loaded machine.
+            (tmp / "joins-partial.json").write_text(json.dumps({"sizes": list(sizes), "latencyAt": list(latency_at),
+                                                                "samples": samples, "settle": settle, "rows": rows}))
     load.append(os.getloadavg()[0])
     result = {"sizes": list(sizes), "latencyAt": list(latency_at), "samples": samples, "settle": settle, "rows": rows, "load": load}
     (tmp / "joins.json").write_text(json.dumps(result))   # the raw results, for a look or a re-plot
