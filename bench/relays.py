@@ -258,7 +258,7 @@ joining at once; `--protocol minimal` for the Node relay, bench/node-relay.js) a
 (`VmRSS`) is read before and as soon as all are registered. Memory per peer = (RSS with peers − RSS
 before) / N: libwebsockets' (or Node's) connection state and the server's own per-peer state (for this
 server: session, ring entry, record, key binding); the kernel's socket buffers are not in RSS.
-permessage-deflate is off in both. {j['sizes'][-1]:,} is about the most one process holds here: every process,
+permessage-deflate is off in both. About 19,500 is the most one process holds here: every process,
 server and load generator alike, is capped at 20,000 open files (docs/operations.md, "Sizing").{when}{load_note(j)}
 
 ![RSS per idle registered peer against N](img/memory-per-peer.png)
