@@ -13,6 +13,11 @@ BENCH_ARGS ?=
 VENV        := .build/venv
 VENV_PYTHON := $(VENV)/bin/python
 VENV_STAMP  := $(VENV)/requirements.installed
+# The benchmark's Python packages (matplotlib for the plots, websockets for the Python competitor relay)
+# live in their own virtual environment, (re)installed when bench/requirements.txt changes.
+BENCH_VENV        := .build/bench-venv
+BENCH_VENV_PYTHON := $(BENCH_VENV)/bin/python
+BENCH_VENV_STAMP  := $(BENCH_VENV)/requirements.installed
 
 # The WebAssembly example modules (examples/wasm, docs/jobs.md "WebAssembly tasks") are built with the
 # Swift toolchain's clang and wasm-ld: no libc, MVP instructions only (every engine runs them), and
@@ -24,7 +29,7 @@ WASM_DIR     := .build/wasm
 WASM_SRC     := examples/wasm
 WASM_MODULES := raytracer mandelbrot trap endless memory-hog big-memory with-import json-numbers
 
-.PHONY: deps test-deps system-test-deps build release run test wasm e2e-large bench clean
+.PHONY: deps test-deps system-test-deps bench-deps build release run test wasm e2e-large bench clean
 
 deps:
 	@scripts/install-deps.sh
@@ -41,6 +46,19 @@ $(VENV_STAMP): Tests/requirements.txt $(VENV_PYTHON)
 	@if cmp -s Tests/requirements.txt $@; then touch $@; else \
 	    echo "installing Python test packages into $(VENV)"; \
 	    $(VENV_PYTHON) -m pip install -q -r Tests/requirements.txt && cp Tests/requirements.txt $@; \
+	fi
+
+# What `make bench` needs beyond the build: Node's ws (the Node competitor relay), python3-venv.
+bench-deps:
+	@scripts/install-deps.sh --bench
+
+$(BENCH_VENV_PYTHON): | bench-deps
+	$(PYTHON) -m venv $(BENCH_VENV)
+
+$(BENCH_VENV_STAMP): bench/requirements.txt $(BENCH_VENV_PYTHON)
+	@if cmp -s bench/requirements.txt $@; then touch $@; else \
+	    echo "installing Python bench packages into $(BENCH_VENV)"; \
+	    $(BENCH_VENV_PYTHON) -m pip install -q -r bench/requirements.txt && cp bench/requirements.txt $@; \
 	fi
 
 build: deps
@@ -80,31 +98,16 @@ e2e-large: test-deps
 	$(SWIFT) build --product browsercloud
 	E2E_PEERS=20 BROWSERCLOUD_BIN=$$($(SWIFT) build --show-bin-path)/browsercloud $(VENV_PYTHON) -m pytest -q Tests/e2e/test_overlay.py Tests/e2e/test_jobs.py
 
-# Sections 11 and 12 (WebAssembly, jobs in real browsers) drive Chromium with the test packages of
-# $(VENV) and need root (a network namespace); BENCH_ARGS=--no-browsers leaves them out. The plots
-# (bench/plots.py, into docs/img/) are drawn with matplotlib from a virtual environment of their own,
-# $(BENCH_VENV), made with $(PYTHON) and reinstalled when bench/requirements.txt changes.
-BENCH_VENV        := .build/bench-venv
-BENCH_VENV_PYTHON := $(BENCH_VENV)/bin/python
-BENCH_VENV_STAMP  := $(BENCH_VENV)/requirements.installed
-
-$(BENCH_VENV_PYTHON):
-	$(PYTHON) -m venv $(BENCH_VENV)
-
-$(BENCH_VENV_STAMP): bench/requirements.txt $(BENCH_VENV_PYTHON)
-	@if cmp -s bench/requirements.txt $@; then touch $@; else \
-	    echo "installing the bench's Python packages into $(BENCH_VENV)"; \
-	    $(BENCH_VENV_PYTHON) -m pip install -q -r bench/requirements.txt && cp bench/requirements.txt $@; \
-	fi
-
-bench: deps test-deps wasm $(BENCH_VENV_STAMP)
+# Sections 11 and 12 (WebAssembly, jobs in real browsers) drive Chromium and need root (a network
+# namespace); BENCH_ARGS=--no-browsers leaves them out. bench/run.py and the plots run in $(BENCH_VENV).
+bench: deps test-deps bench-deps wasm $(BENCH_VENV_STAMP)
 	$(SWIFT) build -c release --product browsercloud
 	$(SWIFT) build -c release --product bc-loadgen
 	$(SWIFT) build -c release --product bc-jsonbench
 	$(SWIFT) build -c release --product bc-signbench
 	$(SWIFT) build -c release --product bc-wasmbench
 	mkdir -p .build && $(CC) -O2 -Wall bench/echo-server.c $$(pkg-config --cflags --libs libwebsockets) -o .build/echo-server
-	$(VENV_PYTHON) bench/run.py --out docs/benchmarks.md $(BENCH_ARGS)
+	$(BENCH_VENV_PYTHON) bench/run.py --out docs/benchmarks.md $(BENCH_ARGS)
 	$(PYTHON) bench/overlay.py --out docs/overlay.md
 	$(BENCH_VENV_PYTHON) bench/plots.py
 

@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """Rendezvous server benchmarks (make bench). Everything runs on loopback, in one run, on this machine:
 
-1. N idle registered peers held by the server; resident memory per peer.
-2. Join latency (register -> registered) at that N, joins one at a time.
-3. Signal relay throughput between many connection pairs, next to a bare libwebsockets echo server
-   driven by the same native load generator, as a ratio.
+1. Idle registered peers at several N: resident memory per peer, this server next to a minimal Node `ws`
+   relay (bench/relays.py, bench/node-relay.js).
+2. Join latency (register -> registered) at 10,000 peers and at the most one process holds here, joins one
+   at a time, this server next to the Node relay.
+3. Signal messages per second of server CPU: this server, the Node relay, a minimal Python `websockets`
+   relay (bench/python-relay.py) and a bare libwebsockets echo server, driven by the same native load
+   generator, in alternating rounds; ratios.
 4. The pure ring: cost of a join plus a leave.
 5. Ray-tracing jobs on 2 native worker peers versus one core: speedup, efficiency, overhead per task.
 6. Join latency while anonymous clients hammer the analytics.
@@ -17,7 +20,8 @@
 12. The thesis's evaluation in browsers: 8 Chromium pages next to 8 native peers, 25, 400 and 2,500 tiles
     (bench/browserjobs.py). Sections 11 and 12 need root and Chromium (bench/browsers.py).
 
-Writes a Markdown report (default docs/benchmarks.md) and prints it."""
+Writes a Markdown report (default docs/benchmarks.md) and prints it; sections 1-3 also draw their plots
+into docs/img/ (bench/plots.py, matplotlib: run with .build/bench-venv/bin/python, as `make bench` does)."""
 import argparse
 import datetime
 import os
@@ -32,59 +36,13 @@ import urllib.request
 from analytics import analytics_report, bench_analytics
 from browserjobs import bench_browsers, browsers_report
 from cluster import bench_cluster, cluster_report
-from common import ROOT, RELEASE, rss_kib, start, start_server, stop, loadgen, cpu_model
+from common import ROOT, RELEASE, start_server, stop, loadgen, cpu_model
 from joincost import bench_joincost, joincost_report
 from jsonbench import bench_json, json_report
+import plots
+from relays import bench_joins, bench_relays, joins_report, relay_report
 from signbench import bench_sign, sign_report
 from wasm import bench_wasm, wasm_report
-
-
-def bench_hold(tmp, peers, samples, settle=11):
-    server, port = start_server(tmp, ["--max-peers", str(peers + 100), "--max-connections", str(peers + 500)])
-    try:
-        base = rss_kib(server.pid)
-        lg = subprocess.Popen([str(RELEASE / "bc-loadgen"), "hold", "--port", str(port), "--peers", str(peers),
-                               "--samples", str(samples)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        hold = json.loads(lg.stdout.readline())
-        if "error" in hold:
-            raise RuntimeError(hold)
-        held = rss_kib(server.pid)
-        # Let the server's liveness pings start (10 s of quiet) so the samples see them too.
-        time.sleep(settle)
-        lg.stdin.write("go\n")
-        lg.stdin.flush()
-        latency = json.loads(lg.stdout.readline())
-        lg.stdin.close()
-        lg.wait(60)
-        return {"peers": peers, "baseKiB": base, "heldKiB": held, "bytesPerPeer": (held - base) * 1024 / peers,
-                "joinsPerSecond": hold["joinsPerSecond"], **{k: latency[k] for k in ("p50us", "p90us", "p99us", "maxus", "samples")}}
-    finally:
-        stop(server)
-
-
-def bench_relay(tmp, pairs, window, payload, seconds, rounds):
-    echo, echo_port = start([str(ROOT / ".build" / "echo-server"), "0"], "listening on")
-    server, port = start_server(tmp, [])
-    results = {"signal": [], "echo": []}
-    try:
-        for _ in range(rounds):
-            for mode, p in (("signal", port), ("echo", echo_port)):
-                r = loadgen(["relay", "--mode", mode, "--port", str(p), "--pairs", str(pairs), "--window", str(window),
-                             "--payload", str(payload), "--seconds", str(seconds)])
-                out = json.loads(r.stdout.strip().splitlines()[-1])
-                if "error" in out or out["errors"]:
-                    raise RuntimeError(out)
-                results[mode].append(out["messagesPerSecond"])
-    finally:
-        stop(server)
-        stop(echo)
-    relay, bare = statistics.median(results["signal"]), statistics.median(results["echo"])
-    # Each round runs relay then echo back to back; the ratio within a round is robust to the machine's
-    # drift between rounds (a shared 2-core machine), so the reported ratio is the median of those.
-    ratios = [r / e for r, e in zip(results["signal"], results["echo"])]
-    return {"pairs": pairs, "window": window, "payload": payload, "seconds": seconds, "rounds": rounds,
-            "relay": relay, "echo": bare, "ratio": statistics.median(ratios), "ratios": ratios,
-            "relayAll": results["signal"], "echoAll": results["echo"]}
 
 
 def bench_ring():
@@ -187,13 +145,16 @@ def run_browsers(tmp, a):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
-    ap.add_argument("--peers", type=int, default=10000)
-    ap.add_argument("--samples", type=int, default=1000)
-    ap.add_argument("--pairs", type=int, default=50)
-    ap.add_argument("--window", type=int, default=16)
-    ap.add_argument("--payload", type=int, default=200)
-    ap.add_argument("--seconds", type=float, default=5)
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--peers", type=int, default=10000, help="section 6: idle peers held")
+    ap.add_argument("--samples", type=int, default=1000, help="sections 2 and 6: joins timed one at a time")
+    ap.add_argument("--join-sizes", default="2000,5000,10000,19500", help="section 1: comma list of N (idle peers "
+                    "held; every process is capped at 20,000 open files)")
+    ap.add_argument("--latency-at", default="10000,19500", help="section 2: the N of --join-sizes where joins are timed")
+    ap.add_argument("--pairs", type=int, default=50, help="section 3: connection pairs")
+    ap.add_argument("--window", type=int, default=16, help="sections 3 and 10: messages in flight per connection")
+    ap.add_argument("--payload", type=int, default=200, help="sections 3 and 10: bytes of SDP payload")
+    ap.add_argument("--seconds", type=float, default=5, help="section 3: seconds measured per server and round")
+    ap.add_argument("--rounds", type=int, default=3, help="section 3: rounds over the 4 servers")
     ap.add_argument("--job-rounds", type=int, default=5)
     ap.add_argument("--only-jobs", action="store_true", help="run section 5 only and replace it in the existing report")
     ap.add_argument("--analytics-clients", type=int, default=8)
@@ -220,7 +181,8 @@ def main():
     ap.add_argument("--browser-peers", type=int, default=8, help="section 12: Chromium pages, and native peers")
     ap.add_argument("--bench-scene", default="standard", help="sections 11 and 12: the shipped scene rendered (Public/scenes)")
     ap.add_argument("--no-browsers", action="store_true", help="skip sections 11 and 12 (they need root and Chromium)")
-    ap.add_argument("--only", choices=["json", "joincost", "sign", "cluster", "wasm", "browsers"], help="run only this section and put it into --out (replacing "
+    ap.add_argument("--only", choices=["relays", "joins", "relay", "json", "joincost", "sign", "cluster", "wasm", "browsers"],
+                    help="run only this section (relays: sections 1-3; joins: 1 and 2; relay: 3) and put it into --out (replacing "
                     "the section if --out has it, else before the closing line, else as the whole file)")
     ap.add_argument("--baseline", metavar="DIR", help="section 8: also measure the release build in DIR (another "
                     "commit's browsercloud and bc-loadgen), side by side")
@@ -229,8 +191,29 @@ def main():
     tmp.mkdir(parents=True, exist_ok=True)
 
     releases = {"this build": RELEASE, **({"baseline": pathlib.Path(a.baseline)} if a.baseline else {})}
+    sizes = [int(x) for x in a.join_sizes.split(",")]
+    latency_at = [int(x) for x in a.latency_at.split(",")]
+    run_joins = lambda: bench_joins(tmp, sizes, latency_at, a.samples)
+    run_relays = lambda: bench_relays(tmp, a.pairs, a.window, a.payload, a.seconds, a.rounds)
+    last_heading = None   # a section of several headings (joins: 1 and 2) ends after its last one
     if a.only:
-        if a.only == "json":
+        if a.only == "relays":
+            joins, relay = run_joins(), run_relays()
+            plots.join_latency_cdf(joins)
+            plots.memory_per_peer(joins)
+            plots.relay_per_cpu(relay)
+            section = joins_report(joins, alone="relays") + relay_report(relay, alone="relays")
+            heading, last_heading = "## 1. ", "## 3. "
+        elif a.only == "joins":
+            joins = run_joins()
+            plots.join_latency_cdf(joins)
+            plots.memory_per_peer(joins)
+            section, heading, last_heading = joins_report(joins, alone=True), "## 1. ", "## 2. "
+        elif a.only == "relay":
+            relay = run_relays()
+            plots.relay_per_cpu(relay)
+            section, heading = relay_report(relay, alone=True), "## 3. "
+        elif a.only == "json":
             section, heading = json_report(bench_json(a.json_iterations, a.json_rounds, a.json_fuzz, a.json_callgrind_iterations), alone=True), "## 7. "
         elif a.only == "sign":
             section, heading = sign_report(bench_sign(a.sign_rounds), alone=True), "## 9. "
@@ -247,7 +230,8 @@ def main():
         if heading in old:
             start = old.index(heading)
             # The section ends where the next one (or the closing line) starts.
-            ends = [i for i in (old.find("\n## ", start) + 1, old.find("Reproduce: `make bench`", start)) if i > 0]
+            after = old.index(last_heading, start) if last_heading and last_heading in old[start:] else start
+            ends = [i for i in (old.find("\n## ", after) + 1, old.find("Reproduce: `make bench`", start)) if i > 0]
             end = min(ends, default=len(old))
             out.write_text(old[:start] + section + old[end:])
         elif "Reproduce: `make bench`" in old:
@@ -263,8 +247,11 @@ def main():
     jobs = bench_jobs(tmp, a.job_rounds)
     if not a.only_jobs:
         ring = bench_ring()
-        hold = bench_hold(tmp, a.peers, a.samples)
-        relay = bench_relay(tmp, a.pairs, a.window, a.payload, a.seconds, a.rounds)
+        joins = run_joins()
+        relay = run_relays()
+        plots.join_latency_cdf(joins)
+        plots.memory_per_peer(joins)
+        plots.relay_per_cpu(relay)
         analytics = bench_analytics(tmp, a.peers, a.samples, a.analytics_clients, a.analytics_rounds)
         json_section = json_report(bench_json(a.json_iterations, a.json_rounds, a.json_fuzz, a.json_callgrind_iterations))
         joincost_section = joincost_report(bench_joincost(releases=releases))
@@ -281,7 +268,6 @@ def main():
         pathlib.Path(a.out).write_text(old[:start] + jobs_section + old[end:])
         print(jobs_section)
         return
-    fmt = lambda xs: ", ".join(f"{x:,.0f}" for x in xs)
     ring_rows = "\n".join(f"| {r['peers']:,} | {r['fingerRows']} | {r['updatesPerJoinAndLeave']:.1f} | {r['nsPerJoinAndLeave'] / 1000:.1f} µs |" for r in ring)
     report = f"""# Benchmarks
 
@@ -290,43 +276,7 @@ on {os.cpu_count()} × {cpu_model()}, Linux {platform.release()}. Release builds
 generator and the echo server share the machine's cores over loopback. The load generator
 (`bc-loadgen`) is native: it runs on the same libwebsockets transport as the server.
 
-## 1. Idle registered peers held
-
-| peers | server RSS before | RSS with peers held | memory per peer | join rate while filling |
-|---:|---:|---:|---:|---:|
-| {hold['peers']:,} | {hold['baseKiB'] / 1024:.1f} MiB | {hold['heldKiB'] / 1024:.1f} MiB | {hold['bytesPerPeer'] / 1024:.1f} KiB | {hold['joinsPerSecond']:,.0f} joins/s (64 in parallel) |
-
-Memory per peer = (RSS with peers − RSS before) / peers: connection state in libwebsockets and the
-kernel-independent part of the server (ring entry, session, record). permessage-deflate is off (the default).
-
-## 2. Join latency at {hold['peers']:,} peers
-
-`register` sent → `registered` received, {hold['samples']} joins one after another on a ring of {hold['peers']:,}
-held peers (each sample peer closes after its join, so N stays put; every join and leave pushes its
-changes to the affected peers). Sampling starts 11 s after the last peer joined, so the server's
-liveness pings (after 10 s of quiet) and their pongs run during the samples.
-
-| p50 | p90 | p99 | max |
-|---:|---:|---:|---:|
-| {hold['p50us']:.0f} µs | {hold['p90us']:.0f} µs | {hold['p99us']:.0f} µs | {hold['maxus']:.0f} µs |
-
-## 3. Signal relay throughput versus a bare libwebsockets echo server
-
-{relay['pairs']} connection pairs, {relay['window']} messages in flight per connection (closed loop), {relay['payload']}-byte SDP
-payload; each message is a protocol `signal` frame. Relay: the server parses and validates it,
-looks up the target and sends `{{"type":"signal","from":…}}` to the partner. Echo: `bench/echo-server.c`
-(bare libwebsockets, no parsing) sends the same frame back to its sender. {relay['rounds']} rounds of {relay['seconds']:.0f} s, each
-running the relay and then the echo server; the ratio is the median of the per-round ratios (rounds
-drift on this shared machine, so only runs side by side are compared).
-
-| | messages/s (median) | rounds |
-|---|---:|---|
-| rendezvous relay | {relay['relay']:,.0f} | {fmt(relay['relayAll'])} |
-| bare lws echo | {relay['echo']:,.0f} | {fmt(relay['echoAll'])} |
-| relay / echo per round | | {", ".join(f"{x:.2f}" for x in relay['ratios'])} |
-| **ratio relay / echo (median)** | **{relay['ratio']:.2f}** | target ≥ 0.70 |
-
-## 4. Ring meta-state: cost of one join plus one leave
+{joins_report(joins)}{relay_report(relay)}## 4. Ring meta-state: cost of one join plus one leave
 
 The pure `Ring` target alone (no sockets): least-occupied ID allocation, insertion, removal of a random
 peer, and the per-peer change sets, auto finger rows, r = 3.
@@ -339,7 +289,7 @@ The work grows with F log N plus the updates, not with N: a join or leave touche
 state changes. The one O(N) step is the memmove of the sorted member array (8 bytes per peer), visible
 at 100,000 peers.
 
-{jobs_section}{analytics_report(analytics)}{json_section}{joincost_section}{sign_section}{cluster_section}{wasm_section}{browsers_section}Reproduce: `make bench` (options: `python3 bench/run.py --help`; one section: `python3 bench/run.py --only json|joincost|sign|cluster|wasm|browsers --out FILE`; section 8 next to another build: `--baseline DIR`; without section 10: `--no-cluster`; without sections 11 and 12: `--no-browsers`; plots: `.build/bench-venv/bin/python bench/plots.py`).
+{jobs_section}{analytics_report(analytics)}{json_section}{joincost_section}{sign_section}{cluster_section}{wasm_section}{browsers_section}Reproduce: `make bench` (options: `python3 bench/run.py --help`; one section: `.build/bench-venv/bin/python bench/run.py --only relays|joins|relay|json|joincost|sign|cluster|wasm|browsers --out FILE`; section 8 next to another build: `--baseline DIR`; without section 10: `--no-cluster`; without sections 11 and 12: `--no-browsers`; plots: `.build/bench-venv/bin/python bench/plots.py`).
 """
     pathlib.Path(a.out).write_text(report)
     print(report)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing BrowserCloud needs on Debian 12. Idempotent: does nothing
-# when everything is present. Usage: scripts/install-deps.sh [--test]. The Python test packages are
-# installed by `make test-deps` into a virtual environment (.build/venv), not here.
+# when everything is present. Usage: scripts/install-deps.sh [--test|--bench]. The Python test packages are
+# installed by `make test-deps` into a virtual environment (.build/venv), not here; `--bench` adds what
+# `make bench` needs (its Python packages go into .build/bench-venv, made by the Makefile).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,11 @@ if [ "${1:-}" = "--test" ]; then
     # The Redis tests start their own redis-server on a loopback port (never the system service, which
     # the policy-rc.d below keeps from starting at install time).
     apt_packages+=(redis-server)
+fi
+if [ "${1:-}" = "--bench" ]; then
+    # The Node competitor relay (bench/node-relay.js) runs on Debian's ws; the Python one on websockets
+    # from PyPI in a virtual environment (python3-venv).
+    apt_packages+=(node-ws python3-venv)
 fi
 
 missing=()

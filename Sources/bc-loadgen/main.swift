@@ -1,6 +1,9 @@
 // bc-loadgen: a native WebSocket load generator for the rendezvous server benchmarks (make bench).
 // It runs on the same libwebsockets Transport as the server, so the client is not the bottleneck.
 // Output: one JSON object per line on stdout.
+// `--protocol v2` (the default) speaks the rendezvous protocol (challenge, Ed25519-signed register);
+// `--protocol minimal` speaks the minimal relay protocol of the competitor relays in bench/ (no challenge,
+// no signature: `{"type":"register"}` → `{"type":"registered","peerId":…}`, `signal` forwarded).
 import ArgumentParser
 import Foundation
 import Hex
@@ -35,6 +38,21 @@ func peerID(inRegistered text: [UInt8]) -> String? {
 let registeredMarker = Array(#""type":"registered""#.utf8)
 let signalMarker = Array(#""type":"signal""#.utf8)
 let challengeMarker = Array(#""type":"challenge""#.utf8)
+
+/// The protocol the load generator speaks (`--protocol`).
+enum WireMode: String, ExpressibleByArgument, Sendable {
+    /// Protocol v2 (docs/protocol.md): the server sends `challenge`, the client a signed `register`.
+    case v2
+    /// The minimal relay protocol of bench/node-relay.js and bench/python-relay.py: the client sends
+    /// `{"type":"register"}` as soon as the WebSocket opens; `signal` frames as in v2.
+    case minimal
+
+    /// The WebSocket subprotocol asked for.
+    var subprotocol: String { self == .v2 ? "webrtc-explorer.v2" : "bc-minimal" }
+}
+
+/// The minimal protocol's register frame (`--protocol minimal`).
+let minimalRegister = Array(#"{"type":"register"}"#.utf8)
 
 /// The `register` answering a `challenge` frame (protocol v2): a new Ed25519 key per connection (a key
 /// holds at most one ID), signing the registration text. Nil when the frame is not a challenge.
@@ -89,12 +107,16 @@ struct Hold: ParsableCommand {
     @Option(help: "Connections being set up at once.") var concurrency = 64
     @Option(help: "Joins measured one at a time once all peers are held.") var samples = 500
     @Option(help: "Seconds to wait for all peers.") var timeout = 300.0
+    @Option(name: .customLong("protocol"), help: "v2 (the rendezvous server) or minimal (the competitor relays in bench/).")
+    var wireMode: WireMode = .v2
+    @Flag(help: "Also report each sample's latency (latenciesUs: WebSocket open → registered) and the latency from the register frame sent to registered (register: percentiles and registerLatenciesUs), in µs.")
+    var allLatencies = false
 
     func run() throws {
         Transport.raiseFileLimit(to: peers + 1024)
         let transport = clientTransport()
         let state = HoldState(transport: transport, host: host, ports: try serverPorts(port: port, ports: ports), target: peers,
-                              concurrency: concurrency)
+                              concurrency: concurrency, wireMode: wireMode)
         transport.handler = state
         try transport.start()
         let t0 = nowNanos()
@@ -110,48 +132,71 @@ struct Hold: ParsableCommand {
         // The orchestrator reads the server's memory now; it tells us to go on with a line on stdin,
         // and may ask for more rounds of samples (one "go" line each, e.g. under different loads).
         while readLine() == "go" {
-            transport.sync { state.latencies = [] }
+            transport.sync { state.latencies = []; state.registerLatencies = [] }
             transport.post { state.startSampling(samples) }
             guard wait(transport, timeout: timeout, { state.latencies.count >= samples }) else {
                 emit(["phase": "join-latency", "error": "timed out"])
                 throw ExitCode.failure
             }
-            var latencies = transport.sync { state.latencies }.sorted()
-            latencies = latencies.map { $0 / 1000 }  // microseconds
-            func pct(_ p: Double) -> Double { latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
-            emit(["phase": "join-latency", "samples": latencies.count, "peersHeld": peers,
-                  "p50us": pct(0.50), "p90us": pct(0.90), "p99us": pct(0.99), "maxus": latencies.last ?? 0])
+            let (fromOpen, fromRegister) = transport.sync { (state.latencies, state.registerLatencies) }
+            let latencies = fromOpen.map { $0 / 1000 }  // microseconds
+            var line = ["phase": "join-latency", "samples": latencies.count, "peersHeld": peers] as [String: Any]
+            line.merge(percentiles(latencies)) { $1 }
+            if allLatencies {
+                line["heldLost"] = transport.sync { state.heldLost }
+                let registerLatencies = fromRegister.map { $0 / 1000 }
+                line["latenciesUs"] = latencies
+                line["registerLatenciesUs"] = registerLatencies
+                line["register"] = percentiles(registerLatencies)
+            }
+            emit(line)
         }
         transport.stop()
     }
+}
+
+/// p50, p90, p99 and the maximum of `values` (any order; empty gives zeros), keyed p50us, p90us, p99us, maxus:
+/// the value at index ⌊count × p⌋ of the sorted values.
+func percentiles(_ values: [Double]) -> [String: Double] {
+    let sorted = values.sorted()
+    func pct(_ p: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
+    return ["p50us": pct(0.50), "p90us": pct(0.90), "p99us": pct(0.99), "maxus": sorted.last ?? 0]
 }
 
 /// Service-thread state of `hold`. `@unchecked Sendable`: only touched on the transport's service thread.
 final class HoldState: TransportHandler, @unchecked Sendable {
     let transport: Transport
     let host: String, ports: [Int], target: Int, concurrency: Int
+    let wireMode: WireMode
     var pending = 0, registered = 0, failures = 0
     /// Fill connections closed before their `registered` (counted in `failures` too, and replaced), by cause.
     var closedEarly: [String: Int] = [:]
     /// Fill connections not yet registered.
     var unregistered: Set<ConnectionID> = []
+    /// Registered fill connections that closed or failed since (held peers lost; reported with --all-latencies).
+    var heldLost = 0
     /// Connections made so far: the next goes to `ports[connects % ports.count]`.
     var connects = 0
     var sampling = false, samplesLeft = 0
     var sampleConnection: ConnectionID = 0
     var sampleStart: UInt64 = 0
+    /// When the sample connection's register frame was handed to the transport.
+    var sampleRegisterSent: UInt64 = 0
+    /// Sample latencies in ns: WebSocket open → registered, and register sent → registered.
     var latencies: [Double] = []
+    var registerLatencies: [Double] = []
 
-    init(transport: Transport, host: String, ports: [Int], target: Int, concurrency: Int) {
+    init(transport: Transport, host: String, ports: [Int], target: Int, concurrency: Int, wireMode: WireMode) {
         self.transport = transport
         self.host = host; self.ports = ports; self.target = target; self.concurrency = concurrency
+        self.wireMode = wireMode
     }
 
     /// Connects to the next port in turn.
     func connect() -> ConnectionID? {
         let port = ports[connects % ports.count]
         connects += 1
-        return transport.connect(host: host, port: port, subprotocol: "webrtc-explorer.v2")
+        return transport.connect(host: host, port: port, subprotocol: wireMode.subprotocol)
     }
 
     func fill() {
@@ -178,14 +223,25 @@ final class HoldState: TransportHandler, @unchecked Sendable {
     }
 
     func webSocketOpened(_ c: ConnectionID, remoteAddress: String, origin: String?) {
-        if sampling && c == sampleConnection { sampleStart = nowNanos() }
+        let isSample = sampling && c == sampleConnection
+        if isSample { sampleStart = nowNanos() }
+        if wireMode == .minimal {
+            if isSample { sampleRegisterSent = nowNanos() }
+            transport.send(minimalRegister, to: c)
+        }
     }
 
     func webSocketReceived(_ c: ConnectionID, text: [UInt8]) {
-        if let register = signedRegister(text) { transport.send(register, to: c); return }
+        if wireMode == .v2, let register = signedRegister(text) {
+            if sampling && c == sampleConnection { sampleRegisterSent = nowNanos() }
+            transport.send(register, to: c)
+            return
+        }
         guard contains(text, registeredMarker) else { return }
         if sampling && c == sampleConnection {
-            latencies.append(Double(nowNanos() - sampleStart))
+            let now = nowNanos()
+            latencies.append(Double(now - sampleStart))
+            registerLatencies.append(Double(now - sampleRegisterSent))
             transport.close(c)
             return
         }
@@ -198,7 +254,7 @@ final class HoldState: TransportHandler, @unchecked Sendable {
     func webSocketClosed(_ c: ConnectionID, cause: CloseCause) {
         if sampling && c == sampleConnection { nextSample(); return }
         // A fill connection the server closed before registering it (refused, full, unavailable): replaced.
-        guard unregistered.remove(c) != nil else { return }
+        guard unregistered.remove(c) != nil else { heldLost += 1; return }
         closedEarly["\(cause)", default: 0] += 1
         failures += 1
         pending -= 1
@@ -219,8 +275,9 @@ final class HoldState: TransportHandler, @unchecked Sendable {
 // MARK: relay
 
 /// Closed-loop throughput: pairs of connections keep `window` messages in flight each way.
-/// `signal` mode sends protocol v2 signals through the rendezvous server's relay; `echo` mode sends the
-/// same frames to an echo server, which sends each back to its sender.
+/// `signal` mode sends protocol v2 signals through the rendezvous server's relay (with `--protocol minimal`,
+/// through a competitor relay of bench/); `echo` mode sends the same frames to an echo server, which sends
+/// each back to its sender.
 /// With `--ports A,B` the first connection of each pair goes to port A and its partner to port B
 /// (instances of one cluster: signals between instances); `--wait-for-go` lets the caller check the
 /// servers before the messages start.
@@ -236,15 +293,17 @@ struct Relay: ParsableCommand {
     @Option(help: "Messages in flight per connection.") var window = 16
     @Option(help: "Bytes of SDP-like payload per message.") var payload = 200
     @Option(help: "Seconds of measurement (after one second of warm-up).") var seconds = 5.0
+    @Option(name: .customLong("protocol"), help: "signal mode: v2 (the rendezvous server) or minimal (the competitor relays in bench/).")
+    var wireMode: WireMode = .v2
 
     func run() throws {
         Transport.raiseFileLimit(to: 2 * pairs + 1024)
         let transport = clientTransport()
-        let state = RelayState(transport: transport, mode: mode, pairs: pairs, window: window, payload: payload)
+        let state = RelayState(transport: transport, mode: mode, wireMode: wireMode, pairs: pairs, window: window, payload: payload)
         transport.handler = state
         try transport.start()
         let list = try serverPorts(port: port, ports: ports)
-        let (sidePorts, subprotocol) = ((list[0], list[list.count > 1 ? 1 : 0]), mode == .signal ? "webrtc-explorer.v2" : "echo")
+        let (sidePorts, subprotocol) = ((list[0], list[list.count > 1 ? 1 : 0]), mode == .signal ? wireMode.subprotocol : "echo")
         transport.post {
             for _ in 0..<pairs {
                 if let a = transport.connect(host: host, port: sidePorts.0, subprotocol: subprotocol),
@@ -280,6 +339,7 @@ struct Relay: ParsableCommand {
 final class RelayState: TransportHandler, @unchecked Sendable {
     let transport: Transport
     let mode: Relay.Mode
+    let wireMode: WireMode
     let pairs: Int, window: Int, payload: Int
     var connections: [ConnectionID] = []
     /// Each pair's two connections in the order they were made (first to the first port).
@@ -289,14 +349,15 @@ final class RelayState: TransportHandler, @unchecked Sendable {
     var frames: [ConnectionID: [UInt8]] = [:]
     var ready = 0, received = 0, errors = 0
 
-    init(transport: Transport, mode: Relay.Mode, pairs: Int, window: Int, payload: Int) {
+    init(transport: Transport, mode: Relay.Mode, wireMode: WireMode, pairs: Int, window: Int, payload: Int) {
         self.transport = transport
-        self.mode = mode; self.pairs = pairs; self.window = window; self.payload = payload
+        self.mode = mode; self.wireMode = wireMode; self.pairs = pairs; self.window = window; self.payload = payload
     }
 
     func webSocketOpened(_ c: ConnectionID, remoteAddress: String, origin: String?) {
         connections.append(c)
-        if mode != .signal { ready += 1 }   // signal mode registers when the challenge arrives
+        // Signal mode registers when the challenge arrives (v2) or at once (minimal).
+        if mode != .signal { ready += 1 } else if wireMode == .minimal { transport.send(minimalRegister, to: c) }
     }
 
     func start() {
@@ -317,7 +378,7 @@ final class RelayState: TransportHandler, @unchecked Sendable {
     func webSocketReceived(_ c: ConnectionID, text: [UInt8]) {
         switch mode {
         case .signal:
-            if let register = signedRegister(text) {
+            if wireMode == .v2, let register = signedRegister(text) {
                 transport.send(register, to: c)
             } else if contains(text, signalMarker) {
                 received += 1
