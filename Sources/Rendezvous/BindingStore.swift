@@ -59,14 +59,33 @@ public enum BindingStore {
         }
     }
 
-    /// The file's text for `state` (`savedAt`: seconds since 1970).
+    /// The file's text for `state` (`savedAt`: seconds since 1970): compact JSON with sorted keys and a
+    /// final newline, bindings in ID order. Written member by member (the same bytes as encoding the
+    /// document as one `JSONValue` tree, which cost about 10,000 instructions per binding every second).
     public static func encode(_ state: State, savedAt: Double) -> [UInt8] {
-        let list: [JSONValue] = state.bindings.sorted { $0.peer < $1.peer }.map {
-            .object(["peerId": .string($0.peer.hex), "epoch": .string(String($0.epoch)), "publicKey": .string($0.publicKey),
-                     "leaseEnds": .number($0.leaseEnds)])
+        var out: [UInt8] = []
+        out.reserveCapacity(160 + state.bindings.count * 150)
+        out.append(contentsOf: #"{"bindings":["#.utf8)
+        for (k, b) in state.bindings.sorted(by: { $0.peer < $1.peer }).enumerated() {
+            if k > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(contentsOf: #"{"epoch":""#.utf8)
+            out.append(contentsOf: String(b.epoch).utf8)
+            out.append(contentsOf: #"","leaseEnds":"#.utf8)
+            JSONValue.number(b.leaseEnds).append(to: &out)
+            out.append(contentsOf: #","peerId":""#.utf8)
+            out.append(contentsOf: b.peer.hex.utf8)
+            out.append(contentsOf: #"","publicKey":"#.utf8)
+            JSONValue.string(b.publicKey).append(to: &out)
+            out.append(UInt8(ascii: "}"))
         }
-        return JSONValue.object(["format": .string(format), "nextEpoch": .string(String(state.nextEpoch)),
-                                 "savedAt": .number(savedAt), "bindings": .array(list)]).encoded() + [0x0A]
+        out.append(contentsOf: #"],"format":"#.utf8)
+        JSONValue.string(format).append(to: &out)
+        out.append(contentsOf: #","nextEpoch":""#.utf8)
+        out.append(contentsOf: String(state.nextEpoch).utf8)
+        out.append(contentsOf: #"","savedAt":"#.utf8)
+        JSONValue.number(savedAt).append(to: &out)
+        out.append(contentsOf: "}\n".utf8)
+        return out
     }
 
     /// Parses a file's bytes; `path` only names it in errors.

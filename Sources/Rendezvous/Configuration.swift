@@ -7,7 +7,13 @@ import WireProtocol
 /// Everything the rendezvous server can be told. Each limit has a command-line flag of the same name.
 public struct ServerConfiguration: Sendable {
     /// Socket-level settings and limits (bind address, message size, send queues, idle policy, origins).
-    public var transport = TransportConfiguration()
+    /// Receive buffers of 1 KiB per WebSocket instead of lws's 4 KiB: about 3 KiB less per idle peer
+    /// (docs/benchmarks.md section 8); signalling messages are mostly smaller, larger ones are reassembled.
+    public var transport: TransportConfiguration = {
+        var t = TransportConfiguration()
+        t.receiveBufferBytes = 1024
+        return t
+    }()
     /// The pure core's values (ring shape, limits, rate limits, relay); its `seed`, `maxMessageBytes` and
     /// `idleTimeoutSeconds` are set from `seed` and `transport` by `membership(seed:)`.
     public var core = MembershipConfiguration()

@@ -1,5 +1,6 @@
 import Foundation
 import Hex
+import Synchronization
 import RendezvousCore
 import Signatures
 
@@ -7,22 +8,30 @@ import Signatures
 /// checks the clients' registration signatures and signs certificates. The key file (`--server-key-file`)
 /// holds the 32-byte private key (RFC 8032 section 5.1.5) as 64 lowercase hex characters and a newline,
 /// mode 0600; keep it with the state file (a new key changes every certificate).
+///
+/// The key is parsed by libcrypto once (`Ed25519.SigningKey`): parsing a seed derives its public key,
+/// about half the cost of signing a certificate when done per join (docs/benchmarks.md section 8).
 public struct ServerIdentity: CredentialIssuer {
     public let key: Ed25519.PrivateKey
     public let serverKey: String
+    /// nil only when libcrypto could not allocate the parsed key; `sign` then parses per call.
+    private let parsed: ParsedKey?
 
     public init(key: Ed25519.PrivateKey) {
         self.key = key
         serverKey = Hex.encode(key.publicKey.bytes)
+        parsed = ParsedKey(key)
     }
 
     public func isValid(signature: String, of message: [UInt8], publicKey: String) -> Bool {
-        guard let keyBytes = Hex.decode(publicKey), let signatureBytes = Hex.decode(signature),
-              let key = try? Ed25519.PublicKey(bytes: keyBytes) else { return false }
-        return key.isValidSignature(signatureBytes, for: message)
+        guard let keyBytes = Hex.decode(publicKey), let signatureBytes = Hex.decode(signature) else { return false }
+        // One libcrypto parse of the key (verifying fails for bytes libcrypto refuses as a key).
+        return Ed25519.isValidSignature(signatureBytes, for: message, publicKey: keyBytes)
     }
 
-    public func sign(_ message: [UInt8]) -> String { Hex.encode(key.signature(for: message)) }
+    public func sign(_ message: [UInt8]) -> String {
+        Hex.encode(parsed?.signature(for: message) ?? key.signature(for: message))
+    }
 
     /// A fresh challenge nonce: 32 bytes from the system's cryptographic generator (getrandom on Linux),
     /// as 64 lowercase hex characters. Never from the core's seeded generator: it must be unpredictable.
@@ -72,4 +81,20 @@ public enum KeyFile {
         }
         return key
     }
+}
+
+/// The server's parsed signing key, shared by every copy of a `ServerIdentity` (the core and the
+/// cluster's replay may run on different threads): libcrypto key objects are not documented as safe for
+/// simultaneous use (openssl-threads(7)), so each signature holds the lock (uncontended: the service
+/// thread signs).
+private final class ParsedKey: Sendable {
+    private let key: Mutex<Ed25519.SigningKey>
+
+    /// nil when libcrypto cannot allocate the key object.
+    init?(_ privateKey: Ed25519.PrivateKey) {
+        guard let parsed = try? Ed25519.SigningKey(privateKey) else { return nil }
+        key = Mutex(parsed)
+    }
+
+    func signature(for message: [UInt8]) -> [UInt8] { key.withLock { $0.signature(for: message) } }
 }

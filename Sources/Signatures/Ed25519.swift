@@ -64,6 +64,15 @@ public enum Ed25519 {
         public var description: String { "Ed25519.PrivateKey(public: \(publicKey))" }
     }
 
+    /// True when `signature` is a valid signature of `message` under the public key `publicKey` (RFC 8032
+    /// section 5.1.7): the answer of `PublicKey(bytes:)` then `isValidSignature(_:for:)`, with one libcrypto
+    /// parse of the key instead of two. False when `publicKey` is not 32 bytes or libcrypto refuses it, or
+    /// `signature` is not 64 bytes.
+    public static func isValidSignature(_ signature: [UInt8], for message: [UInt8], publicKey: [UInt8]) -> Bool {
+        guard publicKey.count == publicKeyCount, signature.count == signatureCount else { return false }
+        return bc_ed25519_verify(publicKey, message, message.count, signature) == 1
+    }
+
     /// A public key: 32 bytes, the encoded point of RFC 8032 section 5.1.2.
     public struct PublicKey: Sendable, Hashable, CustomStringConvertible {
         /// The 32 bytes.

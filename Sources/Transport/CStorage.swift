@@ -26,7 +26,7 @@ final class CStorage {
         protocols[0].name = UnsafePointer(name)
         protocols[0].callback = transportCallback
         protocols[0].per_session_data_size = MemoryLayout<ConnectionID>.size
-        protocols[0].rx_buffer_size = 0
+        protocols[0].rx_buffer_size = c.receiveBufferBytes > 0 ? max(128, c.receiveBufferBytes) : 0
 
         retry = .allocate(capacity: 1)
         retry.initialize(to: lws_retry_bo_t())

@@ -13,6 +13,12 @@ public struct TransportConfiguration: Sendable {
     public var subprotocol = "webrtc-explorer.v2"
     /// Largest WebSocket message accepted, in bytes (fragments are reassembled first).
     public var maxMessageBytes = 64 * 1024
+    /// Bytes of the receive buffer libwebsockets allocates for each WebSocket for its whole life (the
+    /// protocol's `rx_buffer_size`); 0 means lws's default, 4096. A message larger than this arrives in
+    /// several pieces, reassembled up to `maxMessageBytes`. lws also sets each socket's SO_SNDBUF from it
+    /// (the kernel keeps at least about 4.5 KB), so a small value slows large sends. The rendezvous
+    /// server, which holds many idle peers exchanging small messages, uses 1024 (`ServerConfiguration`).
+    public var receiveBufferBytes = 0
     /// Most messages queued for one slow receiver before it is disconnected.
     public var maxSendQueueMessages = 1024
     /// Most bytes queued for one slow receiver before it is disconnected.

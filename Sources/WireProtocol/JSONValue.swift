@@ -51,19 +51,23 @@ public enum JSONValue: Encodable, Equatable, Sendable {
         return out
     }
 
+    /// Appends the compact JSON text of `self` (the bytes of `encoded()`) to `out`, for writers that
+    /// assemble a large document around many small values without building a tree.
+    public func append(to out: inout [UInt8]) { write(to: &out, indent: nil) }
+
     /// Writes JSON text; with `indent`, one member or element per line, two spaces per level.
     /// Non-finite numbers (never produced by the decoder) are written as null.
     func write(to out: inout [UInt8], indent: Int?) {
         switch self {
-        case .null: out += Array("null".utf8)
-        case .bool(let b): out += Array((b ? "true" : "false").utf8)
+        case .null: out.append(contentsOf: "null".utf8)
+        case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
         case .number(let n):
             if !n.isFinite {
-                out += Array("null".utf8)
+                out.append(contentsOf: "null".utf8)
             } else if n.rounded() == n, abs(n) < 9.0e15 {
-                out += Array(String(Int64(n)).utf8)
+                out.append(contentsOf: String(Int64(n)).utf8)
             } else {
-                out += Array(n.description.utf8)
+                out.append(contentsOf: n.description.utf8)
             }
         case .string(let s): appendJSONString(s, to: &out)
         case .array(let a):
@@ -74,7 +78,7 @@ public enum JSONValue: Encodable, Equatable, Sendable {
             let members = o.sorted { $0.key < $1.key }
             writeContainer(members, open: UInt8(ascii: "{"), close: UInt8(ascii: "}"), to: &out, indent: indent) { m, out, i in
                 appendJSONString(m.key, to: &out)
-                out += indent == nil ? [UInt8(ascii: ":")] : Array(" : ".utf8)
+                if indent == nil { out.append(UInt8(ascii: ":")) } else { out.append(contentsOf: " : ".utf8) }
                 m.value.write(to: &out, indent: i)
             }
         }
@@ -132,7 +136,15 @@ public struct RawJSON: Equatable, Sendable, CustomStringConvertible {
 func appendJSONString(_ s: String, to out: inout [UInt8]) {
     out.append(UInt8(ascii: "\""))
     let utf8 = s.utf8
-    if !utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+    // Fast path (native strings are contiguous): most strings need no escape and are copied at once.
+    let copied: Bool? = utf8.withContiguousStorageIfAvailable { bytes in
+        for c in bytes where c < 0x20 || c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") { return false }
+        out.append(contentsOf: bytes)
+        return true
+    }
+    if copied == true {
+        // written
+    } else if copied == nil, !utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
         out.append(contentsOf: utf8)
     } else {
         for c in utf8 {

@@ -153,9 +153,85 @@ public enum ServerMessage: Equatable, Sendable {
         }
     }
 
-    /// The JSON text frame. A relayed signal is assembled around the sender's bytes (hot path).
+    /// The JSON text frame, compact. A relayed signal is assembled around the sender's bytes (its
+    /// `type` first); every other message is the bytes of `json.encoded()` (keys sorted), and the ring updates a join pushes to its neighbours
+    /// (`predecessor`, `successors`, `finger-update`, several per join) are written directly, without
+    /// building a tree (hot paths; tests check that the bytes equal the tree's).
     public func encoded() -> [UInt8] {
-        guard case .signal(let from, let intentId, let signal, let fromUrl) = self else { return json.encoded() }
+        switch self {
+        case .signal(let from, let intentId, let signal, let fromUrl):
+            return Self.signalFrame(from: from, intentId: intentId, signal: signal, fromUrl: fromUrl)
+        case .predecessor(let p, let e):
+            var out: [UInt8] = []
+            out.reserveCapacity(80)
+            out.append(UInt8(ascii: "{"))
+            if let e, p != nil { Self.appendEpoch(e, to: &out); out.append(UInt8(ascii: ",")) }
+            out.append(contentsOf: #""peerId":"#.utf8)
+            Self.appendID(p, to: &out)
+            out.append(contentsOf: #","type":"predecessor"}"#.utf8)
+            return out
+        case .successors(let list, let epochs):
+            var out: [UInt8] = []
+            out.reserveCapacity(48 + list.count * 15 + (epochs?.count ?? 0) * 19)
+            out.append(contentsOf: #"{"#.utf8)
+            if let epochs {
+                out.append(contentsOf: #""epochs":["#.utf8)
+                for (k, e) in epochs.enumerated() {
+                    if k > 0 { out.append(UInt8(ascii: ",")) }
+                    Self.appendQuotedHex(e, digits: 16, to: &out)
+                }
+                out.append(contentsOf: #"],"#.utf8)
+            }
+            out.append(contentsOf: #""peerIds":["#.utf8)
+            for (k, p) in list.enumerated() {
+                if k > 0 { out.append(UInt8(ascii: ",")) }
+                Self.appendQuotedHex(p.rawValue, digits: 12, to: &out)
+            }
+            out.append(contentsOf: #"],"type":"successors"}"#.utf8)
+            return out
+        case .fingerUpdate(let row, let start, let peer, let e):
+            var out: [UInt8] = []
+            out.reserveCapacity(112)
+            out.append(UInt8(ascii: "{"))
+            if let e, peer != nil { Self.appendEpoch(e, to: &out); out.append(UInt8(ascii: ",")) }
+            out.append(contentsOf: #""peerId":"#.utf8)
+            Self.appendID(peer, to: &out)
+            out.append(contentsOf: #","row":"#.utf8)
+            out.append(contentsOf: String(row).utf8)
+            out.append(contentsOf: #","start":"#.utf8)
+            Self.appendQuotedHex(start.rawValue, digits: 12, to: &out)
+            out.append(contentsOf: #","type":"finger-update"}"#.utf8)
+            return out
+        default:
+            return json.encoded()
+        }
+    }
+
+    /// `"epoch":"<16 hex digits>"`.
+    private static func appendEpoch(_ e: UInt64, to out: inout [UInt8]) {
+        out.append(contentsOf: #""epoch":"#.utf8)
+        appendQuotedHex(e, digits: 16, to: &out)
+    }
+
+    /// A peer ID as a JSON string, or `null`.
+    private static func appendID(_ p: PeerID?, to out: inout [UInt8]) {
+        if let p { appendQuotedHex(p.rawValue, digits: 12, to: &out) } else { out.append(contentsOf: "null".utf8) }
+    }
+
+    /// The low `count` lowercase hex digits of `value` between double quotes (no escaping needed).
+    private static func appendQuotedHex(_ value: UInt64, digits count: Int, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        var shift = 4 * (count - 1)
+        while shift >= 0 {
+            out.append(lowerHexDigit(UInt8(truncatingIfNeeded: value >> UInt64(shift)) & 0xf))
+            shift -= 4
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+
+    private static func lowerHexDigit(_ d: UInt8) -> UInt8 { d < 10 ? UInt8(ascii: "0") + d : UInt8(ascii: "a") + d - 10 }
+
+    private static func signalFrame(from: PeerID, intentId: String, signal: RawJSON, fromUrl: String?) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(signal.bytes.count + intentId.utf8.count + (fromUrl?.utf8.count ?? 0) + 84)
         out.append(contentsOf: #"{"type":"signal","from":""#.utf8)

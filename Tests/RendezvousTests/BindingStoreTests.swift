@@ -4,6 +4,7 @@ import Hex
 import Ring
 import RendezvousCore
 import Signatures
+import WireProtocol
 @testable import Rendezvous
 
 @Suite struct BindingStoreTests {
@@ -24,6 +25,30 @@ import Signatures
         // A binding without a well-formed key is corrupt.
         #expect(throws: BindingStore.Failure.self) {
             try BindingStore.decode(Array(#"{"format":"browsercloud-bindings/2","nextEpoch":"1","bindings":[{"peerId":"000000000001","epoch":"1","publicKey":"AB","leaseEnds":5}]}"#.utf8), path: "x")
+        }
+    }
+
+    /// The file is written member by member; its bytes stay those of the whole document encoded as one
+    /// `JSONValue` tree (sorted keys, compact, a final newline), whole and fractional numbers alike.
+    @Test func theFileIsTheTreeEncodingOfTheState() {
+        let seed = UInt64.random(in: 0...UInt64.max)
+        print("theFileIsTheTreeEncodingOfTheState seed \(seed)")
+        var rng = SplitMix64(seed: seed)
+        for n in [0, 1, 2, 50] {
+            let bindings = (0..<n).map { _ in
+                BindingStore.Entry(peer: PeerID(rng.next()), epoch: rng.next() >> (rng.next() % 64),
+                                   publicKey: Hex.encode(rng.next(), digits: 16) + String(repeating: "0", count: 48),
+                                   leaseEnds: rng.next() % 2 == 0 ? Double(rng.next() % 2_000_000_000) : Double(rng.next() % 1_000_000_000_000) / 997)
+            }
+            let state = BindingStore.State(nextEpoch: rng.next(), bindings: bindings)
+            let savedAt = n == 2 ? 1_764_480_000 : 1_764_480_000.25
+            let list: [JSONValue] = bindings.sorted { $0.peer < $1.peer }.map {
+                .object(["peerId": .string($0.peer.hex), "epoch": .string(String($0.epoch)), "publicKey": .string($0.publicKey),
+                         "leaseEnds": .number($0.leaseEnds)])
+            }
+            let tree = JSONValue.object(["format": .string(BindingStore.format), "nextEpoch": .string(String(state.nextEpoch)),
+                                         "savedAt": .number(savedAt), "bindings": .array(list)]).encoded() + [0x0A]
+            #expect(BindingStore.encode(state, savedAt: savedAt) == tree, "seed \(seed), \(n) bindings")
         }
     }
 

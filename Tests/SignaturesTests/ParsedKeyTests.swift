@@ -18,4 +18,18 @@ import Testing
         #expect(!verifying.isValidSignature(flipped, for: v.message))
         #expect(!verifying.isValidSignature(Array(v.signature.dropLast()), for: v.message))
     }
+
+    /// `Ed25519.isValidSignature(_:for:publicKey:)` (one parse of the key) answers as `PublicKey(bytes:)`
+    /// then `isValidSignature`, including for keys and signatures of the wrong length.
+    @Test(arguments: try RFC8032Vector.all())
+    func verifyingFromKeyBytesAgreesWithPublicKey(_ v: RFC8032Vector) {
+        #expect(Ed25519.isValidSignature(v.signature, for: v.message, publicKey: v.publicKey))
+        #expect(!Ed25519.isValidSignature(v.signature, for: v.message + [0], publicKey: v.publicKey))
+        var flipped = v.signature
+        flipped[0] ^= 1
+        #expect(!Ed25519.isValidSignature(flipped, for: v.message, publicKey: v.publicKey))
+        #expect(!Ed25519.isValidSignature(Array(v.signature.dropLast()), for: v.message, publicKey: v.publicKey))
+        #expect(!Ed25519.isValidSignature(v.signature, for: v.message, publicKey: Array(v.publicKey.dropLast())))
+        #expect(!Ed25519.isValidSignature(v.signature, for: v.message, publicKey: v.publicKey + [0]))
+    }
 }
