@@ -3,7 +3,7 @@
 // link's peer told this peer its neighbour list in an `N` frame ("Neighbour lists"). The same rule as the
 // native peers' and the simulator's `routeNoN` (Swift): both reproduce Tests/vectors/non-routing.json.
 
-import { parseId, distance, inOpen, inOpenClosed, SPACE } from './ring.js'
+import { firstSteps, parseId, distance, inOpen, inOpenClosed, SPACE } from './ring.js'
 
 /** A neighbour list holds at most this many IDs (a longer `N` frame is not a frame). */
 export const MAX_NEIGHBOURS = 64
@@ -21,16 +21,8 @@ const LIST = /^[0-9a-f]{12}(,[0-9a-f]{12})*$/
  * Every next hop of step 3 lies in (self, dst), so each hop shrinks the distance left, whatever the lists say.
  */
 export function routeNoN ({ self, dst, predecessor, successors, fingers, candidates, neighbours }) {
-  const s = parseId(self)
-  const d = parseId(dst)
-  if (predecessor === null || predecessor === undefined) {
-    if (successors.length === 0) return { deliver: true }
-  } else if (inOpenClosed(d, parseId(predecessor), s)) {
-    return { deliver: true }
-  }
-  const live = new Set(candidates)
-  const firstLive = successors.find((x) => live.has(x))
-  if (firstLive !== undefined && successors[0] === firstLive && inOpenClosed(d, s, parseId(firstLive))) return { next: firstLive }
+  const { s, d, live, firstLive, decision } = firstSteps({ self, dst, predecessor, successors, candidates })
+  if (decision) return decision
   // 2b: a successor holds the keys after the one before it; row i's finger, successor(self + 2^i), those from that start to itself.
   let previous = s
   for (const x of successors) {

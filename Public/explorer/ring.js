@@ -39,18 +39,8 @@ export function inOpen (x, lower, upper) {
  * successor list (the first live one is used).
  */
 export function route ({ self, dst, predecessor, successors, candidates }) {
-  const s = parseId(self)
-  const d = parseId(dst)
-  if (predecessor === null || predecessor === undefined) {
-    if (successors.length === 0) return { deliver: true }
-  } else if (inOpenClosed(d, parseId(predecessor), s)) {
-    return { deliver: true }
-  }
-  const live = new Set(candidates)
-  const firstLive = successors.find((x) => live.has(x))
-  if (firstLive !== undefined && successors[0] === firstLive && inOpenClosed(d, s, parseId(firstLive))) {
-    return { next: firstLive }
-  }
+  const { s, d, live, firstLive, decision } = firstSteps({ self, dst, predecessor, successors, candidates })
+  if (decision) return decision
   let best = null
   let bestDistance = -1
   for (const c of live) {
@@ -62,4 +52,27 @@ export function route ({ self, dst, predecessor, successors, candidates }) {
   if (best !== null) return { next: best }
   if (firstLive !== undefined) return { next: firstLive }
   return { error: 'no-route' }
+}
+
+/**
+ * Steps 1 and 2, which `route` and non-routing.js's `routeNoN` share: `decision` is `{ deliver: true }` when
+ * dst is in (predecessor, self] or the peer is alone, `{ next: successor }` when dst is in (self, successor]
+ * and that successor's link is up; otherwise undefined, with the parsed IDs, the live candidates and the
+ * first live successor for the later steps.
+ */
+export function firstSteps ({ self, dst, predecessor, successors, candidates }) {
+  const s = parseId(self)
+  const d = parseId(dst)
+  const live = new Set(candidates)
+  const firstLive = successors.find((x) => live.has(x))
+  let decision
+  if (predecessor === null || predecessor === undefined) {
+    if (successors.length === 0) decision = { deliver: true }
+  } else if (inOpenClosed(d, parseId(predecessor), s)) {
+    decision = { deliver: true }
+  }
+  if (!decision && firstLive !== undefined && successors[0] === firstLive && inOpenClosed(d, s, parseId(firstLive))) {
+    decision = { next: firstLive }
+  }
+  return { s, d, live, firstLive, decision }
 }
