@@ -1,33 +1,6 @@
 import Peer
-import Ring
 import Testing
 import WireProtocol
-
-private let me = PeerID(hex: "400000000000")!
-private let pred = PeerID(hex: "200000000000")!
-private let a = PeerID(hex: "800000000000")!
-private let b = PeerID(hex: "c00000000000")!
-private let ring = PeerState(predecessor: pred, successors: [a, b], fingers: [:])
-
-private func envelope(_ dst: String, hops: Int = 0) -> Envelope {
-    Envelope(srcId: b, dstId: PeerID(hex: dst)!, data: .null, hops: hops, id: "m")
-}
-
-@Test func deliverForwardOrDropFollowTheChordRules() {
-    #expect(forwarding(envelope("300000000000"), me: me, ring: ring, linked: [a, b]) == .deliver(envelope("300000000000")))
-    #expect(forwarding(envelope("400000000000"), me: me, ring: ring, linked: [a, b]) == .deliver(envelope("400000000000")))
-    // In (me, first successor]: the successor.
-    #expect(forwarding(envelope("600000000000"), me: me, ring: ring, linked: [a, b]) == .next(a, envelope("600000000000")))
-    // Past it: the linked peer in (me, dst) farthest from me.
-    #expect(forwarding(envelope("d00000000000"), me: me, ring: ring, linked: [a, b]) == .next(b, envelope("d00000000000")))
-    #expect(forwarding(envelope("d00000000000"), me: me, ring: ring, linked: []) == .drop(PeerError("no-route", "no route to d00000000000")))
-}
-
-@Test func receivedMessagesCountAHopAndStopAtTheLimit() {
-    #expect(forwarding(received: envelope("600000000000", hops: 63), me: me, ring: ring, linked: [a], maxHops: 64) == .next(a, envelope("600000000000", hops: 64)))
-    #expect(forwarding(received: envelope("600000000000", hops: 64), me: me, ring: ring, linked: [a], maxHops: 64)
-            == .drop(PeerError("hop-limit", "dropped a message for 600000000000 after 65 hops")))
-}
 
 @Test func largeMessagesGoInPartsThatEndOnCharacterBoundaries() {
     #expect(linkFrames(Array("hello".utf8), limit: 100, chunkId: "c") == [Array("Mhello".utf8)])

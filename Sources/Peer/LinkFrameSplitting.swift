@@ -1,33 +1,5 @@
-import Ring
-
-/// Routing decisions of a native peer (docs/protocol.md, "Routing between peers"): pure functions over
-/// the ring view and the set of open links, using Ring's `route`.
-public enum Forwarding: Equatable, Sendable {
-    /// The message is for this peer.
-    case deliver(Envelope)
-    /// Send it on the link to this peer.
-    case next(PeerID, Envelope)
-    /// Dropped: `hop-limit` or `no-route`.
-    case drop(PeerError)
-}
-
-/// What to do with an envelope that arrived on a link: its hop count goes up by one; past `maxHops`
-/// it is dropped, otherwise it is routed like a local message.
-public func forwarding(received envelope: Envelope, me: PeerID, ring: PeerState, linked: Set<PeerID>, maxHops: Int) -> Forwarding {
-    var e = envelope
-    e.hops += 1
-    if e.hops > maxHops { return .drop(PeerError("hop-limit", "dropped a message for \(e.dstId.hex) after \(e.hops) hops")) }
-    return forwarding(e, me: me, ring: ring, linked: linked)
-}
-
-/// Where an envelope goes from `me` (hop count unchanged).
-public func forwarding(_ envelope: Envelope, me: PeerID, ring: PeerState, linked: Set<PeerID>) -> Forwarding {
-    switch route(from: me, to: envelope.dstId, predecessor: ring.predecessor, successors: ring.successors, candidates: linked) {
-    case .deliver: return .deliver(envelope)
-    case .next(let p): return .next(p, envelope)
-    case .noRoute: return .drop(PeerError("no-route", "no route to \(envelope.dstId.hex)"))
-    }
-}
+/// Link frames of overlay messages (docs/protocol.md, "Link frames"): pure functions. Routing itself is
+/// `PeerSession.nextHop` over Ring's `route` and `routeNoN`.
 
 /// The largest link frame for a message on a link, in bytes. Relayed frames must fit the server's
 /// message limit inside a `link` message (escaping may double them); direct ones go whole up to
