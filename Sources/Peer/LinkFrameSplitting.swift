@@ -1,4 +1,4 @@
-/// Link frames of overlay messages (docs/protocol.md, "Link frames"): pure functions. Routing itself is
+/// Link frames of overlay messages (docs/protocol.md, "Links between peers"): pure functions. Routing itself is
 /// `PeerSession.nextHop` over Ring's `route` and `routeNoN`.
 
 /// The largest link frame for a message on a link, in bytes. Relayed frames must fit the server's
