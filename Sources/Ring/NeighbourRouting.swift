@@ -32,13 +32,8 @@ public let maxNeighbourListLength = 64
 /// take a message past `dst`. Cost: O(rows + sum of the candidates' list lengths).
 public func routeNoN(from me: PeerID, to dst: PeerID, predecessor: PeerID?, successors: [PeerID], fingers: [Int: PeerID?],
                      candidates: Set<PeerID>, neighbours: (PeerID) -> [PeerID]?) -> RouteDecision {
-    if let predecessor {
-        if dst.isIn(openLower: predecessor, closedUpper: me) { return .deliver }
-    } else if successors.isEmpty {
-        return .deliver
-    }
-    let firstLive = successors.first { candidates.contains($0) }
-    if let firstLive, successors.first == firstLive, dst.isIn(openLower: me, closedUpper: firstLive) { return .next(firstLive) }
+    let (decision, firstLive) = firstSteps(from: me, to: dst, predecessor: predecessor, successors: successors, candidates: candidates)
+    if let decision { return decision }
     var previous = me
     for s in successors {
         if candidates.contains(s), dst.isIn(openLower: previous, closedUpper: s) { return .next(s) }

@@ -26,13 +26,8 @@ extension PeerID {
 /// 4. the first successor with an open link;
 /// 5. no route.
 public func route(from me: PeerID, to dst: PeerID, predecessor: PeerID?, successors: [PeerID], candidates: Set<PeerID>) -> RouteDecision {
-    if let predecessor {
-        if dst.isIn(openLower: predecessor, closedUpper: me) { return .deliver }
-    } else if successors.isEmpty {
-        return .deliver
-    }
-    let firstLive = successors.first { candidates.contains($0) }
-    if let firstLive, successors.first == firstLive, dst.isIn(openLower: me, closedUpper: firstLive) { return .next(firstLive) }
+    let (decision, firstLive) = firstSteps(from: me, to: dst, predecessor: predecessor, successors: successors, candidates: candidates)
+    if let decision { return decision }
     var best: PeerID?
     var bestDistance: UInt64 = 0
     for c in candidates where c.isIn(openLower: me, openUpper: dst) {
@@ -42,4 +37,19 @@ public func route(from me: PeerID, to dst: PeerID, predecessor: PeerID?, success
     if let best { return .next(best) }
     if let firstLive { return .next(firstLive) }
     return .noRoute
+}
+
+/// Steps 1 and 2, which `route` and `routeNoN` share: `.deliver` when `dst` is in (predecessor, me] or
+/// the peer is alone, `.next(successor)` when `dst` is in (me, successor] and that successor's link is
+/// up; otherwise nil, with the first successor that has an open link for the later steps.
+func firstSteps(from me: PeerID, to dst: PeerID, predecessor: PeerID?, successors: [PeerID],
+                candidates: Set<PeerID>) -> (decision: RouteDecision?, firstLive: PeerID?) {
+    if let predecessor {
+        if dst.isIn(openLower: predecessor, closedUpper: me) { return (.deliver, nil) }
+    } else if successors.isEmpty {
+        return (.deliver, nil)
+    }
+    let firstLive = successors.first { candidates.contains($0) }
+    if let firstLive, successors.first == firstLive, dst.isIn(openLower: me, closedUpper: firstLive) { return (.next(firstLive), firstLive) }
+    return (nil, firstLive)
 }
