@@ -183,7 +183,10 @@ public struct Membership {
 
     /// A text frame (`now`: monotonic seconds; `wallClock`: seconds since 1970, stamped on a registration).
     public mutating func received(_ connection: ConnectionID, text: [UInt8], now: Double, wallClock: Double) -> [Action] {
-        guard let session = sessions[connection], session.machine.acceptsMessages else { return [] }
+        // Fields are read in place rather than from a copy of the whole session (the relay's hot path).
+        guard let index = sessions.index(forKey: connection),
+              case let (accepts, sender) = sessions.inPlace(index, { ($0.machine.acceptsMessages, $0.machine.peer) }), accepts
+        else { return [] }
         guard admit(connection, now: now) else { return rateLimitActions(connection, now: now) }
         let message: ClientMessage
         do throws(ProtocolError) {
@@ -196,28 +199,30 @@ public struct Membership {
             return register(connection, peerId: peerId, publicKey: publicKey, signature: signature,
                             capabilities: capabilities, wallClock: wallClock)
         case .signal(let to, let intentId, let signal):
-            guard let from = session.machine.peer else { return fail(connection, notRegistered) }
-            guard let target = peers[to] else {
+            guard let from = sender else { return fail(connection, notRegistered) }
+            guard let target = peers.index(forKey: to) else {
                 return fail(connection, ProtocolError(.unknownPeer, "peer \(to.hex) is not in the ring"))
             }
             counters.signalsRelayed += 1
-            let fromUrl = peers[from]?.vouchedURL
-            guard target.instance == local else {
-                return forward(to, via: target, .signal(intentId: intentId, signal: signal, fromUrl: fromUrl), from: from)
+            let fromUrl = peers.index(forKey: from).flatMap { peers.inPlace($0, \.vouchedURL) }
+            let local = local
+            let (targetConnection, here) = peers.inPlace(target) { ($0.connection, $0.instance == local) }
+            guard here else {
+                return forward(to, via: peers.values[target], .signal(intentId: intentId, signal: signal, fromUrl: fromUrl), from: from)
             }
-            return [.send(target.connection, .signal(from: from, intentId: intentId, signal: signal, fromUrl: fromUrl))]
+            return [.send(targetConnection, .signal(from: from, intentId: intentId, signal: signal, fromUrl: fromUrl))]
         case .leave:
             // An explicit leave ends the binding at once: the ID is free, the key no longer holds it.
             guard let peer = sessions[connection]?.machine.left() else { return fail(connection, notRegistered) }
             return propose(.leave(peer, origin: origin(connection), reason: .leave, keepLease: false))
         case .report(let stats):
-            guard let peer = session.machine.peer else { return fail(connection, notRegistered) }
+            guard let peer = sender else { return fail(connection, notRegistered) }
             peers[peer]?.stats = stats
             if let record = peers[peer] { changes.append(.record(peer, record)) }
             counters.reports += 1
             return []
         case .link(let to, let frame):
-            guard let from = session.machine.peer else { return fail(connection, notRegistered) }
+            guard let from = sender else { return fail(connection, notRegistered) }
             guard configuration.linkRelay else {
                 return fail(connection, ProtocolError(.relayDisabled, "this server does not relay links (--link-relay)"))
             }
@@ -346,5 +351,16 @@ public struct Membership {
             actions.append(.publish(.updated(peer, updates)))
         }
         return actions
+    }
+}
+
+extension Dictionary {
+    /// Reads from the value at `index` in place. The getter (`values[index]`) copies the whole value,
+    /// which for a `PeerRecord` or a `Session` means a retain and a release of each of its strings and
+    /// dictionaries; the modify accessor used here lends the stored value (mutating only to get that
+    /// accessor: `body` cannot change it).
+    mutating func inPlace<T>(_ index: Index, _ body: (Value) -> T) -> T {
+        func read(_ value: inout Value) -> T { body(value) }
+        return read(&values[index])
     }
 }

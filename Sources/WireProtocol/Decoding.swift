@@ -19,7 +19,8 @@ public struct DecodingLimits: Sendable {
 extension ClientMessage {
     /// Decodes and validates one text frame. Unknown extra fields are ignored (forward compatible).
     ///
-    /// One pass over the bytes (`JSONTreeParser.members`) validates the whole frame and builds a tree of
+    /// A `signal` frame in its usual shape is read by `decodeUsualSignal` (no tree, no key strings).
+    /// Every other frame: one pass over the bytes (`JSONTreeParser.members`) validates the whole frame and builds a tree of
     /// every top-level member except `signal`, which is only validated: in a `signal` message (the relay
     /// hot path) its bytes are forwarded as they are. Errors (docs/protocol.md): `bad-json` for text that
     /// is not one JSON object, a repeated top-level key, nesting deeper than 64, or (outside a `signal`
@@ -28,6 +29,7 @@ extension ClientMessage {
     public static func decode(_ bytes: [UInt8], limits: DecodingLimits = DecodingLimits()) throws(ProtocolError)
         -> ClientMessage
     {
+        if let usual = bytes.withUnsafeBufferPointer({ decodeUsualSignal($0, limits: limits) }) { return usual }
         let read = bytes.withUnsafeBufferPointer {
             JSONTreeParser.members(of: $0, raw: "signal", duplicates: .firstWins)
         }

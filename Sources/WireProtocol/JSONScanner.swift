@@ -180,7 +180,7 @@ struct JSONScanner {
     /// eight bytes at a time while it can: a word is plain when none of its bytes is below 0x20, at or
     /// above 0x80, a quote or a backslash (the exact "has a byte less than n" and "has a zero byte" bit
     /// tests on 64-bit words).
-    private func plainRun(from start: Int) -> Int {
+    func plainRun(from start: Int) -> Int {
         var j = start
         let end = bytes.count
         if let base = UnsafeRawPointer(bytes.baseAddress) {

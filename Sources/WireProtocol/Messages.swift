@@ -233,21 +233,24 @@ public enum ServerMessage: Equatable, Sendable {
 
     private static func signalFrame(from: PeerID, intentId: String, signal: RawJSON, fromUrl: String?) -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(signal.bytes.count + intentId.utf8.count + (fromUrl?.utf8.count ?? 0) + 84)
-        out.append(contentsOf: #"{"type":"signal","from":""#.utf8)
-        out.append(contentsOf: from.hex.utf8)
+        out.reserveCapacity(signal.bytes.count + intentId.utf8.count + (fromUrl.map { $0.utf8.count + 16 } ?? 0) + 72)
+        appendStatic(#"{"type":"signal","from":"#, to: &out)
+        appendQuotedHex(from.rawValue, digits: 12, to: &out)
         if let fromUrl {
-            out.append(contentsOf: #"","fromUrl":"#.utf8)
+            appendStatic(#","fromUrl":"#, to: &out)
             appendJSONString(fromUrl, to: &out)
-            out.append(contentsOf: #","intentId":"#.utf8)
-        } else {
-            out.append(contentsOf: #"","intentId":"#.utf8)
         }
+        appendStatic(#","intentId":"#, to: &out)
         appendJSONString(intentId, to: &out)
-        out.append(contentsOf: #","signal":"#.utf8)
+        appendStatic(#","signal":"#, to: &out)
         out.append(contentsOf: signal.bytes)
         out.append(UInt8(ascii: "}"))
         return out
+    }
+
+    /// Appends a literal's bytes (a plain copy; appending a `String.UTF8View` costs several times more).
+    private static func appendStatic(_ s: StaticString, to out: inout [UInt8]) {
+        out.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
     }
 
     /// The message that tells a peer about one ring update; `epoch` gives each named peer's holder epoch
