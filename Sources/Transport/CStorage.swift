@@ -27,6 +27,8 @@ final class CStorage {
         protocols[0].callback = transportCallback
         protocols[0].per_session_data_size = MemoryLayout<ConnectionID>.size
         protocols[0].rx_buffer_size = c.receiveBufferBytes > 0 ? max(128, c.receiveBufferBytes) : 0
+        // Otherwise lws cuts every socket write at rx_buffer_size and keeps the rest for the next POLLOUT.
+        protocols[0].tx_packet_size = max(1024, c.writeBatchBytes)
 
         retry = .allocate(capacity: 1)
         retry.initialize(to: lws_retry_bo_t())

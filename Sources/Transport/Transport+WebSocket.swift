@@ -87,6 +87,7 @@ extension Transport {
             // Bytes read so far (the handshake) are not frames.
             s.wire = WireAccount(baseline: bc_tcp_consumed(lws_get_socket_fd(wsi)), tls: lws_is_ssl(wsi) != 0)
             s.forwardedFor = header(wsi, WSI_TOKEN_X_FORWARDED_FOR)
+            s.framesWrites = !configuration.permessageDeflate
         }
         // No more request heads on this connection: the request gate's watcher goes.
         if let c = accepted[wsi] { releaseGate(of: c) }
@@ -209,7 +210,11 @@ extension Transport {
             }
         }
         var sent = 0
-        while let message = s.queue.first {
+        if s.framesWrites {
+            sent = writeFramed(s, wsi: wsi)
+            if sent < 0 { return -1 }
+        }
+        while !s.framesWrites, let message = s.queue.first {
             if sent > 0 && lws_send_pipe_choked(wsi) != 0 { break }
             s.queue.removeFirst()
             s.queuedBytes -= message.count
@@ -228,6 +233,43 @@ extension Transport {
             return -1
         }
         return 0
+    }
+
+    /// Writes queued messages of an accepted WebSocket without permessage-deflate as text frames framed
+    /// here (RFC 6455 §5.2: FIN set, opcode 1, no mask from a server; the length in 7, 7+16 or 7+64
+    /// bits), as many as fit in `writeBatchBytes` (at least one), in one raw lws write. lws keeps what
+    /// the socket does not take and sends it before anything written later. The number of messages
+    /// written, or -1 when the write failed.
+    private func writeFramed(_ s: WebSocketSession, wsi: OpaquePointer) -> Int {
+        assert(isOnServiceThread)
+        var batch: [UInt8] = []
+        swap(&batch, &scratch)   // the shared buffer, held uniquely while it is filled
+        batch.removeAll(keepingCapacity: true)
+        var sent = 0
+        while let message = s.queue.first, sent == 0 || batch.count + message.count + 10 <= configuration.writeBatchBytes {
+            s.queue.removeFirst()
+            s.queuedBytes -= message.count
+            batch.append(0x81)
+            switch message.count {
+            case ..<126:
+                batch.append(UInt8(message.count))
+            case ..<65536:
+                batch.append(126)
+                batch.append(UInt8(message.count >> 8))
+                batch.append(UInt8(message.count & 0xff))
+            default:
+                batch.append(127)
+                for shift in stride(from: 56, through: 0, by: -8) { batch.append(UInt8((message.count >> shift) & 0xff)) }
+            }
+            batch.append(contentsOf: message)
+            tally.bytesOut += message.count
+            tally.messagesOut += 1
+            sent += 1
+        }
+        let written = sent == 0 ? 0 : batch.withUnsafeMutableBufferPointer { lws_write(wsi, $0.baseAddress, $0.count, LWS_WRITE_HTTP) }   // LWS_WRITE_RAW (a macro Swift does not import) is LWS_WRITE_HTTP: bytes as they are
+        let complete = Int(written) >= batch.count
+        scratch = batch
+        return complete ? sent : -1
     }
 
     // MARK: Liveness (housekeeping, once a second)
@@ -306,6 +348,9 @@ final class WebSocketSession {
     var checkWire = false
     /// The upgrade request's `X-Forwarded-For` header (accepted WebSockets; nil when absent).
     var forwardedFor: String?
+    /// Messages are framed by `Transport.writeFramed` (accepted WebSockets without permessage-deflate);
+    /// otherwise each goes through `lws_write` (dialled ones: a client masks its frames).
+    var framesWrites = false
 
     init(wsi: OpaquePointer, maxMessageBytes: Int) {
         self.wsi = wsi

@@ -43,7 +43,7 @@ public final class Transport: @unchecked Sendable {
     private var nextID: ConnectionID = 1
     var sockets: [ConnectionID: WebSocketSession] = [:]
     var https: [ConnectionID: HTTPSession] = [:]
-    private var scratch: [UInt8] = []
+    var scratch: [UInt8] = []
     let pre = Int(bc_lws_pre())
     private let storage: CStorage
     private let housekeepingTimer: UnsafeMutablePointer<bc_timer_t>

@@ -15,10 +15,15 @@ public struct TransportConfiguration: Sendable {
     public var maxMessageBytes = 64 * 1024
     /// Bytes of the receive buffer libwebsockets allocates for each WebSocket for its whole life (the
     /// protocol's `rx_buffer_size`); 0 means lws's default, 4096. A message larger than this arrives in
-    /// several pieces, reassembled up to `maxMessageBytes`. lws also sets each socket's SO_SNDBUF from it
-    /// (the kernel keeps at least about 4.5 KB), so a small value slows large sends. The rendezvous
+    /// several pieces, reassembled up to `maxMessageBytes`. (lws 4.1 would also cut every socket write
+    /// at this size; the transport sets the write size apart: `writeBatchBytes`.) The rendezvous
     /// server, which holds many idle peers exchanging small messages, uses 1024 (`ServerConfiguration`).
     public var receiveBufferBytes = 0
+    /// Most bytes of queued messages written to an accepted WebSocket in one write (lws's
+    /// `tx_packet_size`, which also bounds each socket write lws makes). Without permessage-deflate the
+    /// transport frames those messages itself (RFC 6455 §5.2) and hands them to the socket together: one
+    /// system call for many small messages instead of one each. A message larger than this goes alone.
+    public var writeBatchBytes = 16 * 1024
     /// Most messages queued for one slow receiver before it is disconnected.
     public var maxSendQueueMessages = 1024
     /// Most bytes queued for one slow receiver before it is disconnected.

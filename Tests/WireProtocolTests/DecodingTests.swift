@@ -116,6 +116,8 @@ private let keyFields = #""publicKey":"\#(pk)","signature":"\#(sig)""#
         let signal = ServerMessage.signal(from: PeerID(1), intentId: "a/\"b\n", signal: RawJSON(["candidate": "x y"])).encoded()
         #expect(String(decoding: signal, as: UTF8.self) == #"{"type":"signal","from":"000000000001","intentId":"a/\"b\n","signal":{"candidate":"x y"}}"#)
         #expect(ReferenceJSON.parse(signal)?["intentId"] == .string("a/\"b\n"))
+        let vouched = ServerMessage.signal(from: PeerID(0xabc), intentId: "i", signal: RawJSON([:]), fromUrl: "wss://h.example/\"x").encoded()
+        #expect(String(decoding: vouched, as: UTF8.self) == #"{"type":"signal","from":"000000000abc","fromUrl":"wss://h.example/\"x","intentId":"i","signal":{}}"#)
     }
 
     @Test func ringUpdatesCarryOptionalHolderEpochs() throws {
