@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
+#include <malloc.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -36,6 +37,16 @@ static inline const char *bc_ev_backend_name(struct ev_loop *loop) {
     case EVBACKEND_SELECT: return "select";
     default: return "other";
     }
+}
+
+/// Gives the heap's free pages back to the kernel (glibc's malloc_trim, which also releases whole free
+/// pages inside the heap); 1 when memory was released. Elsewhere it does nothing.
+static inline int bc_malloc_trim(void) {
+#ifdef __GLIBC__
+    return malloc_trim(0);
+#else
+    return 0;
+#endif
 }
 
 /// Bytes lws needs in front of every buffer passed to lws_write (the LWS_PRE macro).

@@ -11,7 +11,7 @@ public struct ServerConfiguration: Sendable {
     /// (docs/benchmarks.md section 8); signalling messages are mostly smaller, larger ones are reassembled.
     public var transport: TransportConfiguration = {
         var t = TransportConfiguration()
-        t.receiveBufferBytes = 1024
+        t.receiveBufferBytes = 256
         return t
     }()
     /// The pure core's values (ring shape, limits, rate limits, relay); its `seed`, `maxMessageBytes` and

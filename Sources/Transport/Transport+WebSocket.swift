@@ -286,6 +286,9 @@ extension Transport {
         let pingAfter = UInt64(configuration.pingAfterSeconds) * 1_000_000_000
         let hangupAfter = UInt64(configuration.hangupAfterSeconds) * 1_000_000_000
         for (id, s) in sockets where !s.closing {
+            // A drained send queue gives its storage back (an idle peer would otherwise keep the capacity
+            // its busiest moment needed, about 200 bytes after the messages of a join).
+            if s.queue.isEmpty { s.queue = Deque() }
             // Control frames: each second where the peer pinged (see writeQueued), and every socket
             // once in ten seconds anyway (two system calls per socket).
             if s.wire != nil && (s.checkWire || id % 10 == UInt64(tick % 10)) {

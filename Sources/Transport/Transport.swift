@@ -296,14 +296,20 @@ public final class Transport: @unchecked Sendable {
         }
     }
 
-    /// Once a second: WebSocket liveness (`checkWebSockets`), closed and deferred HTTP connections, and
-    /// Server-Sent Event keep-alives.
+    /// Once a second: WebSocket liveness (`checkWebSockets`), closed and deferred HTTP connections,
+    /// Server-Sent Event keep-alives, and every `trimMemorySeconds` the return of free heap memory.
     func housekeeping() {
         assert(isOnServiceThread)
         checkWebSockets(tick: housekeepingTicks)
         checkHTTPConnections()
         housekeepingTicks += 1
         if housekeepingTicks % max(1, configuration.eventStreamKeepaliveSeconds) == 0 { sendEventStreamKeepalives() }
+        if configuration.trimMemorySeconds > 0 && housekeepingTicks % configuration.trimMemorySeconds == 0 {
+            let start = DispatchTime.now().uptimeNanoseconds
+            let released = bc_malloc_trim() == 1
+            logger.debug("free heap memory returned", metadata: [
+                "released": "\(released)", "ms": "\(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)"])
+        }
         if let ctx = currentContext { scheduleHousekeeping(ctx) }
     }
 
