@@ -182,27 +182,44 @@ own CPU per message is what compares them.{when}{load_note(r)}
 
 def measure_hold(kind, tmp, peers, samples, settle):
     proc, port = start_competitor(kind, tmp, peers)
+
+    def loadgen(n, samples):
+        return subprocess.Popen([str(RELEASE / "bc-loadgen"), "hold", "--port", str(port), "--peers", str(n), "--samples", str(samples),
+                                 "--all-latencies", "--timeout", "1200"] + (["--protocol", "minimal"] if kind != "this" else []),
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def finish(lg):
+        lg.stdin.close()
+        lg.wait(120)
+
     try:
         base = rss_kib(proc.pid)
-        cmd = [str(RELEASE / "bc-loadgen"), "hold", "--port", str(port), "--peers", str(peers), "--samples", str(samples),
-               "--all-latencies", "--timeout", "1200"] + (["--protocol", "minimal"] if kind != "this" else [])
-        lg = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        holder = loadgen(peers, 0)
         try:
-            hold = read_json(lg)
+            hold = read_json(holder)
             held = rss_kib(proc.pid)
             result = {"peers": peers, "baseKiB": base, "heldKiB": held, "bytesPerPeer": (held - base) * 1024 / peers,
                       "joinsPerSecond": hold["joinsPerSecond"], "failures": hold["failures"]}
             if samples:
-                # This server pings a peer after 10 s of quiet: the samples run while those pings go out.
+                # This server pings a peer after 10 s of quiet: the samples run while those pings go out. They
+                # come from a second load generator: the one holding N peers has pauses of its own (its
+                # service thread also walks N connections), which showed as the servers' tail.
                 time.sleep(settle)
-                lg.stdin.write("go\n")
-                lg.stdin.flush()
-                lat = read_json(lg)
+                sampler = loadgen(1, samples)
+                try:
+                    read_json(sampler)
+                    sampler.stdin.write("go\n")
+                    sampler.stdin.flush()
+                    lat = read_json(sampler)
+                finally:
+                    finish(sampler)
+                holder.stdin.write("go\n")   # zero samples: it reports the held peers it lost
+                holder.stdin.flush()
                 result.update({"samples": lat["samples"], "open": {k: lat[k] for k in ("p50us", "p90us", "p99us", "maxus")},
-                               "register": lat["register"], "latenciesUs": lat["registerLatenciesUs"], "heldLost": lat["heldLost"]})
+                               "register": lat["register"], "latenciesUs": lat["registerLatenciesUs"],
+                               "heldLost": read_json(holder)["heldLost"]})
         finally:
-            lg.stdin.close()
-            lg.wait(120)
+            finish(holder)
         return result
     finally:
         stop(proc)
@@ -272,8 +289,10 @@ At {j['sizes'][-1]:,} peers this server holds each idle registered peer in **{ou
 
 ## 2. Join latency at {' and '.join(f'{n:,}' for n in j['latencyAt'])} peers, this server and the Node `ws` relay
 
-On the servers of section 1 at those N: {j['samples']:,} joins one after another (each sample peer closes after
-its join, so N stays put; this server pushes each join's and leave's ring changes to the affected peers),
+On the servers of section 1 at those N: {j['samples']:,} joins one after another from a second `bc-loadgen`
+process (the one holding the N peers has pauses of its own: its service thread also walks N connections;
+each sample peer closes after its join, so N stays put; this server pushes each join's and leave's ring
+changes to the affected peers),
 starting {j['settle']} s after the last peer joined, so this server's liveness pings (after 10 s of quiet) and
 their pongs run during the samples. **Join** = `register` sent → `registered` received (the issue's
 measure). For this server the `register` answers the server's `challenge` and carries an Ed25519

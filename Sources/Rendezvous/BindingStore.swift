@@ -130,8 +130,14 @@ public enum BindingStore {
 
     /// The state of a core at monotonic time `now` and wall-clock time `wallClock`.
     public static func state(of core: Membership, now: Double, wallClock: Double) -> State {
-        State(nextEpoch: core.nextEpoch,
-              bindings: core.snapshot(now: now).map {
+        state(of: core.bindings, nextEpoch: core.nextEpoch, leaseSeconds: core.configuration.idLeaseSeconds, now: now, wallClock: wallClock)
+    }
+
+    /// The state of a copy of a core's bindings (taken on the service thread, made on the save queue).
+    public static func state(of bindings: [PeerID: Membership.Binding], nextEpoch: UInt64, leaseSeconds: Double,
+                             now: Double, wallClock: Double) -> State {
+        State(nextEpoch: nextEpoch,
+              bindings: Membership.snapshot(of: bindings, leaseSeconds: leaseSeconds, now: now).map {
                   Entry(peer: $0.peer, epoch: $0.epoch, publicKey: $0.publicKey, leaseEnds: wallClock + $0.remaining) })
     }
 

@@ -114,7 +114,11 @@ public final class RendezvousServer: TransportHandler, ClusterDelegate, @uncheck
         timer.schedule(deadline: .now() + configuration.stateSaveInterval, repeating: configuration.stateSaveInterval)
         timer.setEventHandler { [self] in
             let start = DispatchTime.now().uptimeNanoseconds
-            let state = transport.sync { [self] in BindingStore.state(of: membership, now: now, wallClock: wallClock) }
+            // Only the bindings are read on the service thread (a copy, which shares the core's storage);
+            // the snapshot of every binding is made here, off the thread every message waits for.
+            let (bindings, nextEpoch, at, clock) = transport.sync { [self] in (membership.bindings, membership.nextEpoch, now, wallClock) }
+            let state = BindingStore.state(of: bindings, nextEpoch: nextEpoch, leaseSeconds: configuration.core.idLeaseSeconds,
+                                           now: at, wallClock: clock)
             let snapshotted = DispatchTime.now().uptimeNanoseconds
             saveBindings(state)
             logger.trace("state file saved", metadata: [

@@ -49,8 +49,13 @@ extension Membership {
     /// The bindings a state file keeps, in no particular order (the writer sorts them off the signalling
     /// thread): live ones as full leases from `now`, leased ones with the time they have left. O(bindings).
     public func snapshot(now: Double) -> [RestoredBinding] {
+        Self.snapshot(of: bindings, leaseSeconds: configuration.idLeaseSeconds, now: now)
+    }
+
+    /// `snapshot(now:)` of a copy of a core's `bindings` (taken on its thread, made on another one).
+    public static func snapshot(of bindings: [PeerID: Binding], leaseSeconds: Double, now: Double) -> [RestoredBinding] {
         bindings.compactMap { peer, b in
-            let remaining = b.leaseUntil.map { $0 - now } ?? configuration.idLeaseSeconds
+            let remaining = b.leaseUntil.map { $0 - now } ?? leaseSeconds
             return remaining > 0 ? RestoredBinding(peer: peer, epoch: b.epoch, publicKey: b.publicKey, remaining: remaining) : nil
         }
     }
