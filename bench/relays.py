@@ -165,6 +165,13 @@ the server process's CPU time (utime + stime of all its threads, `/proc/PID/stat
 window: the load generator shares the 2 cores and is the bottleneck of the raw rate, so the server's
 own CPU per message is what compares them.{when}{load_note(r)}
 
+Where this server's CPU goes: about two thirds is the kernel's (a loopback send does the receiver's
+TCP work too), so system calls per message decide the figure. This server frames the messages queued
+for one peer itself and hands them to the socket in one write (`writeBatchBytes`, 16 KiB); the bare
+echo writes each frame with its own `lws_write`, as libwebsockets' examples do. In user space a usual
+`signal` frame is read without building a tree (`decodeUsualSignal`), about 3,200 instructions for
+this frame (callgrind).
+
 ![Signal messages per second of server CPU, by server](img/relay-per-cpu.png)
 
 | server | signals per server CPU s (median) | rounds | messages/s (median) | server CPU (cores busy, median) |
@@ -197,6 +204,9 @@ def measure_hold(kind, tmp, peers, samples, settle):
         holder = loadgen(peers, 0)
         try:
             hold = read_json(holder)
+            # Memory once the joins have settled: `settle` seconds after the last one, for every server
+            # alike (this one returns freed heap memory every 10 s; Node's garbage collector runs too).
+            time.sleep(settle)
             held = rss_kib(proc.pid)
             result = {"peers": peers, "baseKiB": base, "heldKiB": held, "bytesPerPeer": (held - base) * 1024 / peers,
                       "joinsPerSecond": hold["joinsPerSecond"], "failures": hold["failures"]}
@@ -204,7 +214,6 @@ def measure_hold(kind, tmp, peers, samples, settle):
                 # This server pings a peer after 10 s of quiet: the samples run while those pings go out. They
                 # come from a second load generator: the one holding N peers has pauses of its own (its
                 # service thread also walks N connections), which showed as the servers' tail.
-                time.sleep(settle)
                 sampler = loadgen(1, samples)
                 try:
                     read_json(sampler)
@@ -272,7 +281,8 @@ def joins_report(j, alone=False):
 
 For each N, smallest first, a fresh server of each kind; `bc-loadgen hold` registers N idle peers (64
 joining at once; `--protocol minimal` for the Node relay, bench/node-relay.js) and the server's RSS
-(`VmRSS`) is read before and as soon as all are registered. Memory per peer = (RSS with peers − RSS
+(`VmRSS`) is read before, and {j['settle']} s after the last peer registered (this server returns freed heap
+memory to the system every 10 s, `--trim-memory`; Node's garbage collector has run by then). Memory per peer = (RSS with peers − RSS
 before) / N: libwebsockets' (or Node's) connection state and the server's own per-peer state (for this
 server: session, ring entry, record, key binding); the kernel's socket buffers are not in RSS.
 permessage-deflate is off in both. About 19,500 is the most one process holds here: every process,

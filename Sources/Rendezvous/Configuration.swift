@@ -7,11 +7,12 @@ import WireProtocol
 /// Everything the rendezvous server can be told. Each limit has a command-line flag of the same name.
 public struct ServerConfiguration: Sendable {
     /// Socket-level settings and limits (bind address, message size, send queues, idle policy, origins).
-    /// Receive buffers of 1 KiB per WebSocket instead of lws's 4 KiB: about 3 KiB less per idle peer
-    /// (docs/benchmarks.md section 8); signalling messages are mostly smaller, larger ones are reassembled.
+    /// Receive buffers of 512 bytes per WebSocket instead of lws's 4 KiB (lws 4.1 keeps one per connection
+    /// for its whole life and reads the socket in pieces of that size): less memory per idle peer, and a
+    /// usual `signal` still fits one read (docs/operations.md, "Sizing"); larger messages are reassembled.
     public var transport: TransportConfiguration = {
         var t = TransportConfiguration()
-        t.receiveBufferBytes = 256
+        t.receiveBufferBytes = 512
         return t
     }()
     /// The pure core's values (ring shape, limits, rate limits, relay); its `seed`, `maxMessageBytes` and

@@ -69,6 +69,9 @@ struct Serve: AsyncParsableCommand {
         config.transport.maxHeaderBytes = s.maxHeaderBytes
         config.transport.maxSendQueueMessages = s.sendQueueMessages
         config.transport.maxSendQueueBytes = s.sendQueueBytes
+        config.transport.receiveBufferBytes = s.receiveBufferBytes
+        config.transport.writeBatchBytes = s.writeBatchBytes
+        config.transport.trimMemorySeconds = s.trimMemory
         config.transport.pingAfterSeconds = s.pingAfter
         config.transport.hangupAfterSeconds = s.idleTimeout
         config.transport.permessageDeflate = s.permessageDeflate
@@ -171,6 +174,9 @@ extension ServeSettings {
         try check(analyticsQueue >= 1, "--analytics-queue must be at least 1")
         try check(eventKeepalive >= 1, "--event-keepalive must be at least 1 second")
         try check(sendQueueMessages >= 1 && sendQueueBytes >= 1024, "send queue limits too small")
+        try check((128...65536).contains(receiveBufferBytes), "--receive-buffer-bytes must be 128...65536")
+        try check((1024...1_048_576).contains(writeBatchBytes), "--write-batch-bytes must be 1024...1048576")
+        try check(trimMemory >= 0, "--trim-memory must be 0 (never) or more seconds")
         try check(pingAfter >= 1 && idleTimeout > pingAfter && idleTimeout <= 65535, "--idle-timeout must exceed --ping-after (both in seconds)")
         try check(adminToken == nil || adminTokenFile == nil, "give --admin-token or --admin-token-file, not both")
         try check((tlsCert == nil) == (tlsKey == nil), "give --tls-cert and --tls-key together")

@@ -6,6 +6,8 @@ import json
 import random
 import time
 
+import pytest
+
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from harness import Peer, register_message
@@ -94,11 +96,14 @@ def test_frame_lengths_at_each_boundary_are_in_their_shortest_form(server, peers
         rx.close()
 
 
-def test_a_burst_to_a_receiver_that_is_not_reading_arrives_whole_and_in_order(start_server, peers):
+@pytest.mark.parametrize("settings", [[], ["--receive-buffer-bytes", "128", "--write-batch-bytes", "1024", "--trim-memory", "1"]],
+                         ids=["defaults", "smallest-buffers"])
+def test_a_burst_to_a_receiver_that_is_not_reading_arrives_whole_and_in_order(start_server, peers, settings):
     """Hundreds of messages of mixed sizes (about 2.5 MB, far more than the socket buffers hold) queue
     while the receiver does not read, so writes are partial and lws holds the rest; then every one
-    arrives, intact and in order."""
-    server = start_server("--rate-limit", "10000", "--rate-burst", "10000")
+    arrives, intact and in order. Also with the smallest receive buffer and write batch the settings allow
+    (every message then arrives in pieces and most go out alone)."""
+    server = start_server("--rate-limit", "10000", "--rate-burst", "10000", *settings)
     seed = random.randrange(1 << 32)
     print(f"seed {seed}")
     rng = random.Random(seed)

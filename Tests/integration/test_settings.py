@@ -146,6 +146,9 @@ def test_every_setting_works_from_every_source(tmp_path, env, source):
     ([], {"BROWSERCLOUD_EVENT_LOOP": "select"}, "'event-loop' takes one of epoll, poll"),
     ([], {"BROWSERCLOUD_LINK_RELAY": "maybe"}, "BROWSERCLOUD_LINK_RELAY: 'link-relay' takes true or false"),
     (["--trusted-proxies", "127.0.0.1,proxy.example"], {}, "--trusted-proxies takes a comma list of IP addresses"),
+    (["--receive-buffer-bytes", "64"], {}, "--receive-buffer-bytes must be 128...65536"),
+    (["--write-batch-bytes", "100"], {}, "--write-batch-bytes must be 1024...1048576"),
+    ([], {"BROWSERCLOUD_TRIM_MEMORY": "-1"}, "--trim-memory must be 0 (never) or more seconds"),
 ])
 def test_unknown_names_and_bad_values_fail_clearly(env, args, environment, message):
     r = serve("--port", "0", *args, env={**os.environ, **environment})
