@@ -277,6 +277,7 @@ def measure_held(tmp, per_instance, instances=3):
         seconds = time.monotonic() - t0
         timeline.append((seconds, total))
         calls = setup.redis.commandstats()
+        time.sleep(11)   # memory once the joins settled, as in section 1 (freed heap is returned every 10 s)
         rss1 = [rss_kib(proc.pid) for proc, _ in setup.servers]
         redis1 = setup.redis.used_memory()
         return {"perInstance": per_instance, "instances": instances, "total": total, "seconds": seconds,
@@ -467,7 +468,7 @@ median over the rounds):
 One bc-loadgen per instance, each holding {h['perInstance']:,} peers on its instance: **{h['total']:,} peers held**
 ({h['failures']} connections closed or failed before registering{closed_early}, each replaced by another) in {h['seconds']:.0f} s ({h['joinsPerSecond']:,.0f} joins/s, every join applied by all 3 instances; while the
 ring grew through its first, second and last third: {", ".join(f"{x:,.0f}" for x in h['thirds'])} joins/s).
-Instance RSS with the peers held: {rss} MiB; per peer held (RSS growth of each instance / its own
+Instance RSS with the peers held, 11 s after the last join: {rss} MiB; per peer held (RSS growth of each instance / its own
 peers, which includes the whole ring's replica): {per_inst} KiB; all instances together {h['bytesPerPeerAll'] / 1024:.1f} KiB
 per peer; redis-server `used_memory` grew {h['redisBytesPerPeer']:.0f} bytes per peer (peer records, the log
 since the last checkpoint and the snapshot). {h['snapshots']} checkpoints were written while filling ({h['total'] // 1000} by `--checkpoint-entries`,

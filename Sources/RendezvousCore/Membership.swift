@@ -57,7 +57,7 @@ public struct Membership {
         var relayBucket: TokenBucket
         var remoteAddress: String
         /// The challenge nonce of this connection (64 lowercase hex), signed by every `register` on it.
-        var nonce: String
+        var nonce: ChallengeNonce
         var droppedInARow = 0
         /// Messages dropped in the current abuse window, which started at `windowStart`.
         var droppedInWindow = 0
@@ -148,7 +148,7 @@ public struct Membership {
         sessions[connection] = Session(
             bucket: TokenBucket(rate: configuration.rateLimitPerSecond, burst: configuration.rateLimitBurst, now: now),
             relayBucket: TokenBucket(rate: configuration.linkRelayPerSecond, burst: configuration.linkRelayBurst, now: now),
-            remoteAddress: remoteAddress, nonce: nonce)
+            remoteAddress: remoteAddress, nonce: ChallengeNonce(nonce))
         return [.send(connection, .challenge(nonce: nonce, serverKey: credentials.serverKey))]
     }
 
@@ -276,7 +276,7 @@ public struct Membership {
         if session.machine.isJoining {
             return fail(connection, ProtocolError(.alreadyRegistered, "this connection's registration is in progress"))
         }
-        let text = Identity.registrationText(serverKey: credentials.serverKey, nonce: session.nonce, peerId: peerId, publicKey: publicKey)
+        let text = Identity.registrationText(serverKey: credentials.serverKey, nonce: session.nonce.text, peerId: peerId, publicKey: publicKey)
         guard credentials.isValid(signature: signature, of: text, publicKey: publicKey) else {
             counters.badSignatures += 1
             return fail(connection, ProtocolError(.badSignature,

@@ -89,8 +89,7 @@ extension Transport {
             s.forwardedFor = header(wsi, WSI_TOKEN_X_FORWARDED_FOR)
             s.framesWrites = !configuration.permessageDeflate
         }
-        // No more request heads on this connection: the request gate's watcher goes.
-        if let c = accepted[wsi] { releaseGate(of: c) }
+        connectionUpgraded(wsi)
         if configuration.permessageDeflate {
             // Send compressed messages in 16 KiB fragments instead of lws's default 1 KiB ones.
             _ = lws_set_extension_option(wsi, "permessage-deflate", "tx_buf_size", "14")

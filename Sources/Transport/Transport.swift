@@ -50,9 +50,11 @@ public final class Transport: @unchecked Sendable {
     private var housekeepingTicks = 0
     /// Session slots of dialled connections (lws uses them as their user space; freed at WSI_DESTROY).
     var clientSlots = Set<UnsafeMutablePointer<ConnectionID>>()
-    /// Every accepted connection still alive (HTTP, WebSocket, event stream), for the connection limit
-    /// and for answering requests that libwebsockets gives up on.
+    /// Every accepted connection still alive that is not a WebSocket (HTTP, event stream), for the
+    /// connection limit and for answering requests that libwebsockets gives up on.
     var accepted: [OpaquePointer: AcceptedConnection] = [:]
+    /// Connections that became WebSockets, for the connection limit (`connectionUpgraded`).
+    var upgraded = Set<OpaquePointer>()
 
     public init(configuration: TransportConfiguration, logger: Logger = Logger(label: "browsercloud.transport")) {
         self.configuration = configuration
