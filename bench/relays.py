@@ -300,11 +300,10 @@ At {j['sizes'][-1]:,} peers this server holds each idle registered peer in **{ou
 ## 2. Join latency at {' and '.join(f'{n:,}' for n in j['latencyAt'])} peers, this server and the Node `ws` relay
 
 On the servers of section 1 at those N: {j['samples']:,} joins one after another from a second `bc-loadgen`
-process (the one holding the N peers has pauses of its own: its service thread also walks N connections;
-each sample peer closes after its join, so N stays put; this server pushes each join's and leave's ring
-changes to the affected peers),
-starting {j['settle']} s after the last peer joined, so this server's liveness pings (after 10 s of quiet) and
-their pongs run during the samples. **Join** = `register` sent → `registered` received (the issue's
+process (the one holding the N peers has pauses of its own: its service thread also walks N
+connections). Each sample peer closes after its join, so N stays put; this server pushes each join's
+and leave's ring changes to the affected peers. The samples start {j['settle']} s after the last peer joined, so
+this server's liveness pings (after 10 s of quiet) and their pongs run during them. **Join** = `register` sent → `registered` received (the issue's
 measure). For this server the `register` answers the server's `challenge` and carries an Ed25519
 signature, which the server verifies, and the `registered` carries a certificate the server signs
 (docs/protocol.md, "Key-pair identity"); the Node relay checks nothing. The last column is the whole

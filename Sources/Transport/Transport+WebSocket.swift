@@ -208,22 +208,7 @@ extension Transport {
                 return 0
             }
         }
-        var sent = 0
-        if s.framesWrites {
-            sent = writeFramed(s, wsi: wsi)
-            if sent < 0 { return -1 }
-        }
-        while !s.framesWrites, let message = s.queue.first {
-            if sent > 0 && lws_send_pipe_choked(wsi) != 0 { break }
-            s.queue.removeFirst()
-            s.queuedBytes -= message.count
-            guard write(wsi, message, LWS_WRITE_TEXT, keep: configuration.permessageDeflate ? s : nil) else { return -1 }
-            tally.bytesOut += message.count
-            tally.messagesOut += 1
-            sent += 1
-            // Under deflate the buffer must stay alive until the next writeable callback: one write per callback.
-            if configuration.permessageDeflate || sent >= 32 { break }
-        }
+        guard s.framesWrites ? writeFramed(s, wsi: wsi) : writeEach(s, wsi: wsi) else { return -1 }
         if !s.queue.isEmpty {
             lws_callback_on_writable(wsi)
         } else if s.closing {
@@ -234,12 +219,30 @@ extension Transport {
         return 0
     }
 
+    /// Writes queued messages one `lws_write` each (lws frames them: dialled WebSockets, whose frames a
+    /// client masks, and permessage-deflate), while the socket takes them; false when a write failed.
+    private func writeEach(_ s: WebSocketSession, wsi: OpaquePointer) -> Bool {
+        assert(isOnServiceThread)
+        var sent = 0
+        while let message = s.queue.first {
+            if sent > 0 && lws_send_pipe_choked(wsi) != 0 { break }
+            s.queue.removeFirst()
+            s.queuedBytes -= message.count
+            guard write(wsi, message, LWS_WRITE_TEXT, keep: configuration.permessageDeflate ? s : nil) else { return false }
+            tally.bytesOut += message.count
+            tally.messagesOut += 1
+            sent += 1
+            // Under deflate the buffer must stay alive until the next writeable callback: one write per callback.
+            if configuration.permessageDeflate || sent >= 32 { break }
+        }
+        return true
+    }
+
     /// Writes queued messages of an accepted WebSocket without permessage-deflate as text frames framed
     /// here (RFC 6455 §5.2: FIN set, opcode 1, no mask from a server; the length in 7, 7+16 or 7+64
     /// bits), as many as fit in `writeBatchBytes` (at least one), in one raw lws write. lws keeps what
-    /// the socket does not take and sends it before anything written later. The number of messages
-    /// written, or -1 when the write failed.
-    private func writeFramed(_ s: WebSocketSession, wsi: OpaquePointer) -> Int {
+    /// the socket does not take and sends it before anything written later. False when the write failed.
+    private func writeFramed(_ s: WebSocketSession, wsi: OpaquePointer) -> Bool {
         assert(isOnServiceThread)
         var batch: [UInt8] = []
         swap(&batch, &scratch)   // the shared buffer, held uniquely while it is filled
@@ -265,10 +268,11 @@ extension Transport {
             tally.messagesOut += 1
             sent += 1
         }
-        let written = sent == 0 ? 0 : batch.withUnsafeMutableBufferPointer { lws_write(wsi, $0.baseAddress, $0.count, LWS_WRITE_HTTP) }   // LWS_WRITE_RAW (a macro Swift does not import) is LWS_WRITE_HTTP: bytes as they are
+        // LWS_WRITE_RAW (a macro Swift does not import) is LWS_WRITE_HTTP: the bytes as they are.
+        let written = sent == 0 ? 0 : batch.withUnsafeMutableBufferPointer { lws_write(wsi, $0.baseAddress, $0.count, LWS_WRITE_HTTP) }
         let complete = Int(written) >= batch.count
         scratch = batch
-        return complete ? sent : -1
+        return complete
     }
 
     // MARK: Liveness (housekeeping, once a second)

@@ -103,7 +103,7 @@ extension Settings {
         .value("abusive-fraction", \.abusiveFraction, "Close a connection whose dropped messages within --abusive-window reach this fraction of what --rate-limit allows in it (a steady flood at 1.5 x the limit)."),
         .value("send-queue-messages", \.sendQueueMessages, "Most messages queued for one receiver before it is disconnected as a slow consumer."),
         .value("send-queue-bytes", \.sendQueueBytes, "Most bytes queued for one receiver before it is disconnected as a slow consumer.", unit: "bytes"),
-        .value("receive-buffer-bytes", \.receiveBufferBytes, "Receive buffer libwebsockets keeps for each WebSocket for its whole life (128...65536); larger messages arrive in pieces and are reassembled up to --max-message-bytes. Most of an idle peer's memory: see docs/operations.md, \"Sizing\".", unit: "bytes"),
+        .value("receive-buffer-bytes", \.receiveBufferBytes, "Receive buffer libwebsockets keeps for each WebSocket for its whole life (128...65536); lws also reads the socket in pieces of this size; larger messages arrive in pieces and are reassembled up to --max-message-bytes. Memory per idle peer against CPU per message: see docs/operations.md, \"Sizing\".", unit: "bytes"),
         .value("write-batch-bytes", \.writeBatchBytes, "Most bytes of queued messages written to one peer in one system call (1024...1048576; a larger message goes alone).", unit: "bytes"),
         .value("trim-memory", \.trimMemory, "Interval at which freed heap memory is returned to the system (glibc malloc_trim; 0: never).", unit: "seconds"),
         .value("ping-after", \.pingAfter, "Quiet time before the server pings a peer.", unit: "seconds"),
