@@ -35,6 +35,7 @@ export class Job {
     this.needsModule = new Set() // peers to send the module to with the next task
     this.moduleSeq = new Map()   // peerId → number of the send that carried the module
     this.modulesSentTo = new Map() // peerId → tasks sent to it with the module's bytes (stats.modulesSentTo)
+    this.resent = new Set()      // `${peerId}|${taskId}` sent again at once after `need-shared` or `need-module`
     this.declines = new Map()    // peerId → tasks declined in a row
     this.peersLost = 0
     this.lastDiscovery = 0
@@ -120,6 +121,16 @@ export class Job {
       const message = String(m.error?.message ?? 'unknown error').slice(0, 1000)
       if (code === 'need-shared') this.sharedSent.delete(src)
       if (code === 'need-module') this.#needModule(src, taskId)
+      const attempt = this.scheduler.attemptOn(taskId, src)
+      const key = `${src}|${taskId}`
+      if ((code === 'need-shared' || code === 'need-module') && attempt !== undefined && !this.resent.has(key)) {
+        // The peer was given this task and is idle: it gets the same task again at once, with what it
+        // lacks (once per task: a peer that asks again goes the queue's way). Back in the queue, faster
+        // peers could take every task before this one had the module, and it would sit the job out.
+        this.resent.add(key)
+        this.#dispatch(taskId, src, attempt)
+        return
+      }
       if (code === 'busy' || code === 'stopped') {
         const n = (this.declines.get(src) ?? 0) + 1
         this.declines.set(src, n)
@@ -236,23 +247,26 @@ export class Job {
     if (this.settled) return
     if (!this.host.peerId()) { this.cancel('stopped', 'this peer left the ring'); return }
     const now = performance.now()
-    for (const { taskId, peerId, attempt } of this.scheduler.assign(now)) {
-      const task = { kind: 'task', jobId: this.id, taskId, attempt, runtime: this.spec.runtime, input: this.spec.inputs[taskId], deadlineMs: this.spec.deadlineMs }
-      if (!this.sharedSent.has(peerId)) { task.shared = this.spec.shared; this.sharedSent.add(peerId) }
-      const seq = ++this.sends
-      this.sentSeq.set(`${peerId}|${taskId}`, seq)
-      if (task.shared && this.needsModule.delete(peerId)) {
-        task.shared = { ...task.shared, moduleBase64: this.spec.moduleBase64 }
-        this.moduleSeq.set(peerId, seq)
-        this.modulesSentTo.set(peerId, (this.modulesSentTo.get(peerId) ?? 0) + 1)
-      }
-      this.host.post(peerId, task).catch((error) => {
-        this.sharedSent.delete(peerId)
-        if (task.shared?.moduleBase64 !== undefined) { this.needsModule.add(peerId); this.moduleSeq.delete(peerId) }
-        this.scheduler.fail(taskId, peerId, 'lost', error.message, performance.now())
-      })
-    }
+    for (const { taskId, peerId, attempt } of this.scheduler.assign(now)) this.#dispatch(taskId, peerId, attempt)
     if (this.scheduler.finished) this.#finish()
+  }
+
+  /** Sends a copy of a task the scheduler gave `peerId`, with the shared data and the module if it lacks them. */
+  #dispatch (taskId, peerId, attempt) {
+    const task = { kind: 'task', jobId: this.id, taskId, attempt, runtime: this.spec.runtime, input: this.spec.inputs[taskId], deadlineMs: this.spec.deadlineMs }
+    if (!this.sharedSent.has(peerId)) { task.shared = this.spec.shared; this.sharedSent.add(peerId) }
+    const seq = ++this.sends
+    this.sentSeq.set(`${peerId}|${taskId}`, seq)
+    if (task.shared && this.needsModule.delete(peerId)) {
+      task.shared = { ...task.shared, moduleBase64: this.spec.moduleBase64 }
+      this.moduleSeq.set(peerId, seq)
+      this.modulesSentTo.set(peerId, (this.modulesSentTo.get(peerId) ?? 0) + 1)
+    }
+    this.host.post(peerId, task).catch((error) => {
+      this.sharedSent.delete(peerId)
+      if (task.shared?.moduleBase64 !== undefined) { this.needsModule.add(peerId); this.moduleSeq.delete(peerId) }
+      this.scheduler.fail(taskId, peerId, 'lost', error.message, performance.now())
+    })
   }
 
   #tick () {

@@ -215,17 +215,16 @@ export class Scheduler {
 
   /** Fails every task that is not done (no peer left to run it, or the job was cancelled). */
   abort (code, message) {
-    for (let t = 0; t < this.taskCount; t++) {
-      if (this.status[t] < 2) this.#failTask(t, code, message)
-    }
+    for (let t = 0; t < this.taskCount; t++) if (this.status[t] < 2) this.#failTask(t, code, message)
   }
 
   /** Task ids that `peerId` is running according to the scheduler, dispatched before `before`. */
   runningOn (peerId, before = Infinity) {
-    const peer = this.peers.get(peerId)
-    if (!peer) return []
-    return [...peer.running].filter((t) => this.copies[t].get(peerId).sentAt < before).sort(byNumber)
+    const running = this.peers.get(peerId)?.running ?? []
+    return [...running].filter((t) => this.copies[t].get(peerId).sentAt < before).sort(byNumber)
   }
+  /** The attempt number of the copy of `taskId` running on `peerId`; undefined when none runs there. */
+  attemptOn (taskId, peerId) { return this.copies[taskId]?.get(peerId)?.attempt }
 
   /** Winner counts per peer, for the job's statistics (peers removed since are kept by the engine). */
   wins () { return new Map([...this.peers].map(([id, p]) => [id, p.won])) }
