@@ -124,7 +124,7 @@ async function refresh () {
     peers = fetched
     draw()
   } catch (error) {
-    $('source').textContent = `live (network unavailable: ${error.message})`
+    if (live) $('source').textContent = `live (network unavailable: ${error.message})`
   }
 }
 
@@ -153,8 +153,9 @@ function connectEvents () {
   for (const name of ['join', 'leave', 'update']) {
     events.addEventListener(name, () => { if (live) { scheduleRefresh(); refreshStats() } })
   }
-  events.onerror = () => { $('source').textContent = 'live (reconnecting…)' }
-  events.onopen = () => { $('source').textContent = 'live'; scheduleRefresh() }
+  // A loaded simulation stays on screen: the stream's state no longer shows once one is loaded.
+  events.onerror = () => { if (live) $('source').textContent = 'live (reconnecting…)' }
+  events.onopen = () => { if (live) { $('source').textContent = 'live'; scheduleRefresh() } }
   return events
 }
 
