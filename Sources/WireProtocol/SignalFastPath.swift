@@ -48,18 +48,10 @@ extension ClientMessage {
         }
         s.skipWhitespace()
         guard s.i == bytes.count, let type, let to, let intentId, let signal, matches(bytes, type, "signal"),
-              to.count == 12, (1...limits.maxIntentIdLength).contains(intentId.count)
+              (1...limits.maxIntentIdLength).contains(intentId.count)
         else { return nil }
-        var id: UInt64 = 0
-        for k in to {
-            let c = bytes[k]
-            switch c {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): id = id << 4 | UInt64(c - UInt8(ascii: "0"))
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): id = id << 4 | UInt64(c - UInt8(ascii: "a") + 10)
-            default: return nil
-            }
-        }
-        return .signal(to: PeerID(id), intentId: String(decoding: UnsafeBufferPointer(rebasing: bytes[intentId]), as: UTF8.self),
+        guard let id = PeerID(hex: String(decoding: UnsafeBufferPointer(rebasing: bytes[to]), as: UTF8.self)) else { return nil }
+        return .signal(to: id, intentId: String(decoding: UnsafeBufferPointer(rebasing: bytes[intentId]), as: UTF8.self),
                        signal: RawJSON(validated: Array(bytes[signal])))
     }
 
